@@ -1,0 +1,17 @@
+"""All models, by domain. Import from here: ``from models import Task``."""
+from workflow.extensions import db  # noqa: F401
+
+from .org import Role, Section, Unit, UnitAlias, UnitKind, User  # noqa: F401
+from .plan import (  # noqa: F401
+    Chapter,
+    Contact,
+    Item,
+    Plan,
+    Task,
+    TaskKind,
+    TaskPart,
+    task_lead_units,
+    task_responsible_units,
+    task_sections,
+)
+from .audit import AuditEntry, AuditHead  # noqa: F401,E402

@@ -1,0 +1,46 @@
+"""The append-only, hash-chained audit trail."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from workflow.extensions import db
+
+
+class AuditEntry(db.Model):
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Position in the chain; unique so that two writers can never fork it.
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    username: Mapped[str | None] = mapped_column(String(64))   # kept even if the user is renamed
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"), index=True)
+    part_id: Mapped[int | None] = mapped_column(ForeignKey("task_part.id"))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id"))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict | None] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    user = relationship("User", foreign_keys=[user_id])
+    unit = relationship("Unit", foreign_keys=[unit_id])
+    task = relationship("Task", foreign_keys=[task_id])
+
+
+class AuditHead(db.Model):
+    """One row: the chain's last seq and hash. Writers lock it (FOR UPDATE on
+    PostgreSQL; SQLite has one writer at a time anyway) so appends serialise."""
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

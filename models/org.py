@@ -1,0 +1,128 @@
+"""Organisation: units, their sections, the aliases they are written under, users."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from workflow.extensions import db
+
+
+class UnitKind:
+    OFFICE = "office"      # 指挥部办公室
+    BUREAU = "bureau"      # 局、委、办
+    BRANCH = "branch"      # 分局
+    CENTER = "center"      # 中心
+    TOWN = "town"          # 镇、街道、开发区
+    GROUP = "group"        # 各镇（街道）: a collective addressee
+    OTHER = "other"
+
+    LABELS = {
+        OFFICE: "办公室", BUREAU: "局/委/办", BRANCH: "分局", CENTER: "中心",
+        TOWN: "镇/街道", GROUP: "集合单位", OTHER: "其他",
+    }
+    ALL = tuple(LABELS)
+
+
+class Role:
+    OFFICE_ADMIN = "office_admin"
+    OFFICE_STAFF = "office_staff"
+    UNIT_LEADER = "unit_leader"
+    UNIT_STAFF = "unit_staff"
+    VIEWER = "viewer"
+
+    LABELS = {
+        OFFICE_ADMIN: "办公室管理员",
+        OFFICE_STAFF: "办公室工作人员",
+        UNIT_LEADER: "单位负责人",
+        UNIT_STAFF: "单位经办人",
+        VIEWER: "区领导（只读）",
+    }
+    ALL = tuple(LABELS)
+    OFFICE_ROLES = (OFFICE_ADMIN, OFFICE_STAFF)
+
+
+class Unit(db.Model):
+    __tablename__ = "unit"
+    __table_args__ = (CheckConstraint(f"kind IN {UnitKind.ALL!r}", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default=UnitKind.OTHER)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+    sections: Mapped[list[Section]] = relationship(back_populates="unit", order_by="Section.name")
+    aliases: Mapped[list[UnitAlias]] = relationship(back_populates="unit", cascade="all, delete-orphan")
+    users: Mapped[list[User]] = relationship(back_populates="unit")
+
+    @property
+    def kind_label(self) -> str:
+        return UnitKind.LABELS.get(self.kind, self.kind)
+
+    def __repr__(self) -> str:
+        return f"<Unit {self.name}>"
+
+
+class UnitAlias(db.Model):
+    """Another way the same body is written (区发展改革委 → 区发展改革局)."""
+    __tablename__ = "unit_alias"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alias: Mapped[str] = mapped_column(String(100), unique=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+
+    unit: Mapped[Unit] = relationship(back_populates="aliases")
+
+
+class Section(db.Model):
+    """A section (科室) of a unit."""
+    __tablename__ = "section"
+    __table_args__ = (UniqueConstraint("unit_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+    unit: Mapped[Unit] = relationship(back_populates="sections")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user"
+    __table_args__ = (CheckConstraint(f"role IN {Role.ALL!r}", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Counted in the database so that every server process sees the same count.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Part of the session identity: bumping it (logout, password change) makes
+    # every cookie issued before worthless, even a copied one.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+    unit: Mapped[Unit] = relationship(back_populates="users")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return bool(self.active)
+
+    def get_id(self) -> str:  # Flask-Login: the id alone would survive a logout
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def role_label(self) -> str:
+        return Role.LABELS.get(self.role, self.role)
+
+    @property
+    def is_office(self) -> bool:
+        return self.role in Role.OFFICE_ROLES
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"

@@ -1,0 +1,193 @@
+"""Plans: a compilation, its chapters, policy items, tasks and the parts units do."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Integer, String, Table, Text,
+    UniqueConstraint, func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from workflow.extensions import db
+
+from .org import Section, Unit
+
+PLANNED = "planned"  # the first state of every task and part (the machine owns the rest)
+
+
+class TaskKind:
+    TASK = "task"        # 工作任务
+    MEASURE = "measure"  # 保障措施
+    LABELS = {TASK: "工作任务", MEASURE: "保障措施"}
+    ALL = tuple(LABELS)
+
+
+item_owner_units = Table(
+    "item_owner_unit", db.metadata,
+    Column("item_id", ForeignKey("item.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", ForeignKey("unit.id"), primary_key=True, index=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+task_lead_units = Table(
+    "task_lead_unit", db.metadata,
+    Column("task_id", ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", ForeignKey("unit.id"), primary_key=True, index=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+task_responsible_units = Table(
+    "task_responsible_unit", db.metadata,
+    Column("task_id", ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", ForeignKey("unit.id"), primary_key=True, index=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+task_sections = Table(
+    "task_section", db.metadata,
+    Column("task_id", ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    Column("section_id", ForeignKey("section.id"), primary_key=True, index=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+
+class Plan(db.Model):
+    """One imported compilation (实施方案汇编)."""
+    __tablename__ = "plan"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    issuer: Mapped[str | None] = mapped_column(String(200))
+    issued_on: Mapped[date | None] = mapped_column(Date)
+    batch: Mapped[str | None] = mapped_column(String(50))
+    source_filename: Mapped[str] = mapped_column(String(255))
+    # The same file imported twice is recognised by its hash and not duplicated.
+    source_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    preamble: Mapped[str | None] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+    imported_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+    chapters: Mapped[list[Chapter]] = relationship(
+        back_populates="plan", order_by="Chapter.number", cascade="all, delete-orphan")
+    items: Mapped[list[Item]] = relationship(
+        back_populates="plan", order_by="Item.position", cascade="all, delete-orphan")
+
+
+class Chapter(db.Model):
+    __tablename__ = "chapter"
+    __table_args__ = (UniqueConstraint("plan_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+
+    plan: Mapped[Plan] = relationship(back_populates="chapters")
+    items: Mapped[list[Item]] = relationship(back_populates="chapter", order_by="Item.position")
+
+
+class Item(db.Model):
+    """A policy item (第N项) or sub-item (19-1)."""
+    __tablename__ = "item"
+    __table_args__ = (UniqueConstraint("plan_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"), index=True)
+    chapter_id: Mapped[int] = mapped_column(ForeignKey("chapter.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(20))        # "19-1"
+    position: Mapped[int] = mapped_column(Integer)          # order in the document
+    subtitle: Mapped[str | None] = mapped_column(String(200))
+    policy_text: Mapped[str] = mapped_column(Text, default="")   # 政策原文
+    goal: Mapped[str | None] = mapped_column(Text)               # 落实目标
+    explanation: Mapped[str | None] = mapped_column(Text)        # 情况说明 (not applicable)
+    applicable: Mapped[bool] = mapped_column(Boolean, default=True)
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    plan: Mapped[Plan] = relationship(back_populates="items")
+    chapter: Mapped[Chapter] = relationship(back_populates="items")
+    parent: Mapped[Item | None] = relationship(remote_side="Item.id", back_populates="children")
+    children: Mapped[list[Item]] = relationship(back_populates="parent", order_by="Item.position")
+    owner_units: Mapped[list[Unit]] = relationship(
+        secondary=item_owner_units, order_by=item_owner_units.c.position)
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="item", order_by="Contact.position", cascade="all, delete-orphan")
+    tasks: Mapped[list[Task]] = relationship(
+        back_populates="item", order_by=lambda: (Task.kind.desc(), Task.seq), cascade="all, delete-orphan")
+
+    @property
+    def label(self) -> str:
+        return f"第{self.number}项"
+
+
+class Contact(db.Model):
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(50))
+    phone: Mapped[str | None] = mapped_column(String(50))
+
+    item: Mapped[Item] = relationship(back_populates="contacts")
+
+
+class Task(db.Model):
+    """One entry of 工作任务 or 保障措施."""
+    __tablename__ = "task"
+    __table_args__ = (
+        UniqueConstraint("item_id", "kind", "seq"),
+        CheckConstraint(f"kind IN {TaskKind.ALL!r}", name="kind"),
+        # A long-term task has no date; a dated task is not long-term.
+        CheckConstraint("NOT (long_term AND deadline IS NOT NULL)", name="long_term_no_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    seq: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    deadline: Mapped[date | None] = mapped_column(Date, index=True)
+    deadline_text: Mapped[str | None] = mapped_column(String(100))
+    long_term: Mapped[bool] = mapped_column(Boolean, default=False)
+    clause_source: Mapped[str] = mapped_column(String(10), default="own")
+    source_lines: Mapped[list[int]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(20), default=PLANNED, index=True)
+    # Optimistic concurrency: every state change is "UPDATE … WHERE version = :seen".
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    item: Mapped[Item] = relationship(back_populates="tasks")
+    lead_units: Mapped[list[Unit]] = relationship(
+        secondary=task_lead_units, order_by=task_lead_units.c.position)
+    responsible_units: Mapped[list[Unit]] = relationship(
+        secondary=task_responsible_units, order_by=task_responsible_units.c.position)
+    sections: Mapped[list[Section]] = relationship(
+        secondary=task_sections, order_by=task_sections.c.position)
+    parts: Mapped[list[TaskPart]] = relationship(
+        back_populates="task", order_by="TaskPart.position", cascade="all, delete-orphan")
+
+    @property
+    def kind_label(self) -> str:
+        return TaskKind.LABELS.get(self.kind, self.kind)
+
+    @property
+    def label(self) -> str:
+        return f"第{self.item.number}项 {self.kind_label}{self.seq}"
+
+
+class TaskPart(db.Model):
+    """承办: one working unit's share of a task, run through the state machine."""
+    __tablename__ = "task_part"
+    __table_args__ = (UniqueConstraint("task_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20), default=PLANNED, index=True)
+    progress: Mapped[int] = mapped_column(Integer, default=0)  # last reported percentage
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    task: Mapped[Task] = relationship(back_populates="parts")
+    unit: Mapped[Unit] = relationship()

@@ -1,0 +1,158 @@
+"""Fixtures: an app on a fresh database per test, on SQLite or PostgreSQL.
+
+The backend is chosen by LUOSHI_TEST_DATABASE_URL (empty: SQLite); scripts/test.sh
+runs the suite once on each. Databases are built once per session by the real
+migrations (and, for "seed", the real importer and demo loader) and then cloned
+for every test: a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL.
+
+A test module picks its starting data by overriding the ``db_template`` fixture.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from workflow.config import normalise_database_url
+
+SEED_PATH = Path(__file__).resolve().parent.parent / "workflow" / "demo_data" / "zhoucun-2022-batch1.txt"
+PG_URL = normalise_database_url(os.environ.get("LUOSHI_TEST_DATABASE_URL") or None)
+
+
+def make_app(database_url: str, tmp: Path, **extra):
+    from workflow.app import create_app
+
+    config = {
+        "TESTING": True,
+        "LUOSHI_ENV": "testing",
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "UPLOAD_FOLDER": str(tmp / "uploads"),
+        "REPORT_FOLDER": str(tmp / "reports"),
+        "WTF_CSRF_ENABLED": True,
+    }
+    config.update(extra)
+    app = create_app(config)
+    app.instance_path = str(tmp / "instance")
+    os.makedirs(app.instance_path, exist_ok=True)
+    return app
+
+
+def _build(name: str, app) -> None:
+    from flask_migrate import upgrade
+
+    from workflow.extensions import db
+
+    with app.app_context():
+        upgrade()
+        if name in ("seed", "activity"):
+            from workflow import demo
+
+            demo.load_demo(SEED_PATH)
+            db.session.commit()
+        if name == "activity" and hasattr(demo, "play_activity"):
+            demo.play_activity()
+            db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+class Databases:
+    """Builds each named template once and hands out clones."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.templates: dict[str, str] = {}
+        self.admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT") if PG_URL else None
+        self.created: list[str] = []
+
+    def _pg_url(self, dbname: str) -> str:
+        return make_url(PG_URL).set(database=dbname).render_as_string(hide_password=False)
+
+    def template(self, name: str) -> str:
+        if name not in self.templates:
+            if self.admin is None:
+                path = self.root / f"template-{name}.sqlite"
+                _build(name, make_app(f"sqlite:///{path}", self.root))
+                self.templates[name] = str(path)
+            else:
+                dbname = f"luoshi_tpl_{name}_{uuid.uuid4().hex[:6]}"
+                with self.admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+                self.created.append(dbname)
+                _build(name, make_app(self._pg_url(dbname), self.root))
+                self.templates[name] = dbname
+        return self.templates[name]
+
+    def clone(self, name: str, tmp: Path) -> str:
+        source = self.template(name)
+        if self.admin is None:
+            target = tmp / "luoshi.sqlite"
+            shutil.copyfile(source, target)
+            return f"sqlite:///{target}"
+        dbname = f"luoshi_t_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{dbname}" TEMPLATE "{source}"'))
+        self.created.append(dbname)
+        return self._pg_url(dbname)
+
+    def drop(self, url: str) -> None:
+        if self.admin is None:
+            return
+        dbname = make_url(url).database
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        self.created.remove(dbname)
+
+    def close(self) -> None:
+        if self.admin is not None:
+            with self.admin.connect() as conn:
+                for dbname in list(self.created):
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory):
+    dbs = Databases(tmp_path_factory.mktemp("templates"))
+    yield dbs
+    dbs.close()
+
+
+@pytest.fixture
+def db_template() -> str:
+    """Override in a module: "empty" (migrated schema) or "seed" (seed plan + demo accounts)."""
+    return "empty"
+
+
+@pytest.fixture
+def app(databases, db_template, tmp_path):
+    url = databases.clone(db_template, tmp_path)
+    app = make_app(url, tmp_path)
+    yield app
+    from workflow.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    databases.drop(url)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def seed_bytes() -> bytes:
+    return SEED_PATH.read_bytes()

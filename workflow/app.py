@@ -1,0 +1,74 @@
+"""The application factory."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import DEFAULT_SECRET_KEY, Config
+from .extensions import csrf, db, login_manager, migrate
+
+
+def create_app(config: Config | dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates"),
+        static_folder="static",
+    )
+    app.config.from_object(Config())
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "luoshi.sqlite")
+    app.config.setdefault("UPLOAD_FOLDER", None)
+    app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or os.path.join(app.instance_path, "uploads")
+    app.config["REPORT_FOLDER"] = app.config.get("REPORT_FOLDER") or os.path.join(app.instance_path, "reports")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite locks the file per transaction; wait rather than fail at once.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+
+    _refuse_unsafe_production(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    import models  # noqa: F401  (registers every table on the metadata for Alembic)
+
+    from auth import bp as auth_bp
+    from auth import session as auth_session  # noqa: F401  (user loader)
+    from .views import register_blueprints
+    from .cli import register_cli
+    from . import errors
+
+    app.register_blueprint(auth_bp)
+    register_blueprints(app)
+    register_cli(app)
+    errors.register(app)
+    return app
+
+
+def _refuse_unsafe_production(app: Flask) -> None:
+    if app.config["LUOSHI_ENV"] == "production" and app.config["SECRET_KEY"] in (DEFAULT_SECRET_KEY, "", None):
+        raise RuntimeError("生产环境必须设置 SECRET_KEY 环境变量（不能使用默认密钥），拒绝启动。")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """Foreign keys on, WAL so readers do not block the writer."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

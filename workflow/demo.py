@@ -1,0 +1,70 @@
+"""Demo mode: the seed compilation, a login for everyone, and (see play_activity)
+a realistic spread of work, so that a new user sees a working system at once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from auth.passwords import hash_password
+from workflow.extensions import db
+
+SEED_PATH = Path(__file__).parent / "demo_data" / "zhoucun-2022-batch1.txt"
+OFFICE_NAME = "区指挥部办公室"
+# Only ever used by `flask demo`, which refuses to run in production.
+DEMO_PASSWORD = "demo-2026"
+
+
+@dataclass
+class DemoAccount:
+    username: str
+    role_label: str
+    unit: str
+
+
+def _user(username: str, display: str, unit, role: str) -> DemoAccount:
+    from models import Role, User
+
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        user = User(username=username, display_name=display, unit_id=unit.id, role=role,
+                    password_hash=hash_password(DEMO_PASSWORD))
+        db.session.add(user)
+    return DemoAccount(username, Role.LABELS[role], unit.name)
+
+
+def load_demo(seed_path: Path | None = None) -> list[DemoAccount]:
+    from models import Plan, Role, Unit, UnitKind
+    from workflow.importer import service
+
+    office = db.session.scalar(select(Unit).where(Unit.name == OFFICE_NAME))
+    if office is None:
+        office = Unit(name=OFFICE_NAME, kind=UnitKind.OFFICE)
+        db.session.add(office)
+        db.session.flush()
+    accounts = [
+        _user("office", "办公室管理员", office, Role.OFFICE_ADMIN),
+        _user("office2", "办公室工作人员", office, Role.OFFICE_STAFF),
+        _user("leader", "区领导", office, Role.VIEWER),
+    ]
+    db.session.flush()
+    if not db.session.scalar(select(func.count(Plan.id))):
+        path = seed_path or SEED_PATH
+        rv = service.review_upload(path.read_bytes(), path.name)
+        from workflow.importer import load
+
+        load.write(rv, user=None)
+    for unit in db.session.scalars(select(Unit).where(Unit.kind != UnitKind.OFFICE).order_by(Unit.id)):
+        code = f"u{unit.id:02d}"
+        accounts.append(_user(f"{code}.leader", f"{unit.name}负责人", unit, Role.UNIT_LEADER))
+        accounts.append(_user(f"{code}.staff", f"{unit.name}经办人", unit, Role.UNIT_STAFF))
+    db.session.flush()
+    return accounts
+
+
+def describe(accounts: list[DemoAccount]) -> str:
+    lines = ["演示账号（密码均为 %s）：" % DEMO_PASSWORD]
+    for a in accounts:
+        lines.append(f"  {a.username:<14} {a.role_label:<10} {a.unit}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The plain structure the parser produces and the loader consumes.
+
+No database here: a draft can be reviewed, printed and tested on its own, and
+only becomes rows once the office confirms it (see ``load.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass
+class DraftWarning:
+    code: str            # stable machine code, e.g. "unplaced_fragment", "bad_deadline"
+    message: str         # Chinese, shown to the office in the review
+    line: int | None = None      # 1-based source line, where there is one
+    item: str | None = None      # item number ("19-1") it concerns, where there is one
+
+
+@dataclass
+class DraftContact:
+    name: str
+    phone: str | None = None
+
+
+@dataclass
+class DraftTask:
+    kind: str                    # "task" (工作任务) | "measure" (保障措施)
+    seq: int                     # 1-based order within (item, kind)
+    text: str
+    lead_units: list[str] = field(default_factory=list)         # names as written
+    responsible_units: list[str] = field(default_factory=list)  # co-responsible units as written
+    sections: list[str] = field(default_factory=list)           # 责任科室
+    deadline: date | None = None
+    deadline_text: str | None = None    # as written, e.g. "2022年12月", "长期"
+    long_term: bool = False
+    clause_source: str = "own"          # "own" | "shared" (a later clause closes it) | "owner" (no clause)
+    source_lines: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DraftItem:
+    number: str                 # "1", "19", "19-1", "36-2"
+    parent: str | None          # "19" for "19-1", else None
+    chapter: int                # 1-based chapter number
+    policy_text: str = ""       # 政策原文
+    policy_leads: list[str] = field(default_factory=list)   # provincial 牵头单位 named in the policy text
+    goal: str | None = None     # 落实目标
+    explanation: str | None = None   # 情况说明 (item does not apply)
+    subtitle: str | None = None      # e.g. "内资企业部分" for 36-1
+    owner_units: list[str] = field(default_factory=list)     # from the contact line "（X牵头，…）"
+    contacts: list[DraftContact] = field(default_factory=list)
+    tasks: list[DraftTask] = field(default_factory=list)
+    source_lines: list[int] = field(default_factory=list)    # first and last line of the item
+    complete: bool = True       # False when the document ends before the item does
+
+    @property
+    def applicable(self) -> bool:
+        return self.explanation is None
+
+
+@dataclass
+class DraftChapter:
+    number: int
+    title: str
+
+
+@dataclass
+class Draft:
+    title: str | None = None
+    issuer: str | None = None
+    issued_on: date | None = None
+    batch: str | None = None
+    chapters: list[DraftChapter] = field(default_factory=list)
+    items: list[DraftItem] = field(default_factory=list)
+    warnings: list[DraftWarning] = field(default_factory=list)
+    preamble: list[str] = field(default_factory=list)   # front matter lines kept verbatim
+    line_count: int = 0
+
+
+class DocumentError(Exception):
+    """A fatal problem with the document: nothing is written. ``message`` is Chinese."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

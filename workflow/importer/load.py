@@ -1,0 +1,253 @@
+"""From a parsed draft to rows: review first, then write in one transaction."""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from workflow.extensions import db
+
+from .aliases import DEFAULT_ALIASES, fuzzy_key
+from .draft import Draft, DraftWarning
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class UnitPlan:
+    """How each name written in the document maps to a unit row."""
+    canonical: dict[str, str] = field(default_factory=dict)   # written name -> canonical name
+    new_units: list[str] = field(default_factory=list)        # canonical names to create
+    new_aliases: dict[str, str] = field(default_factory=dict)  # alias -> canonical, to create
+    aliased: dict[str, str] = field(default_factory=dict)     # every written name resolved through an alias
+
+
+@dataclass
+class Review:
+    draft: Draft
+    sha256: str
+    filename: str
+    counts: dict[str, int]
+    warnings: list[DraftWarning]
+    units: UnitPlan
+    existing_plan_id: int | None = None
+
+    @property
+    def already_imported(self) -> bool:
+        return self.existing_plan_id is not None
+
+    def as_text(self) -> str:
+        lines = [f"文件：{self.filename}（sha256 {self.sha256[:16]}…）"]
+        if self.draft.title:
+            lines.append(f"标题：{self.draft.title}")
+        if self.already_imported:
+            lines.append(f"该文件已导入（方案编号 {self.existing_plan_id}），不会重复导入。")
+        lines.append("统计：")
+        for key, label in COUNT_LABELS.items():
+            lines.append(f"  {label}：{self.counts.get(key, 0)}")
+        if self.units.new_units:
+            lines.append(f"将新建单位 {len(self.units.new_units)} 个：" + "、".join(self.units.new_units))
+        lines.append(f"提示 {len(self.warnings)} 条：")
+        for w in self.warnings:
+            where = f"第{w.line}行 " if w.line else ""
+            lines.append(f"  [{WARNING_LABELS.get(w.code, w.code)}] {where}{w.message}")
+        return "\n".join(lines)
+
+
+COUNT_LABELS = {
+    "chapters": "章节", "items": "政策事项（含子项）", "sub_items": "其中子项",
+    "not_applicable": "不涉及事项（情况说明）", "tasks": "工作任务", "measures": "保障措施",
+    "units": "涉及单位", "parts": "承办分工", "dated": "有明确时限", "long_term": "长期",
+    "no_deadline": "时限无法识别", "incomplete_items": "不完整事项",
+}
+
+WARNING_LABELS = {
+    "unknown_unit": "新单位", "aliased_unit": "单位别名", "bad_deadline": "时限无法识别",
+    "duplicate_text": "重复内容", "unplaced_fragment": "无法归位的片段", "truncated": "文档不完整",
+    "repeated_label": "标签重复", "not_a_unit": "非单位表述",
+}
+
+
+def _written_unit_names(draft: Draft) -> list[str]:
+    names: list[str] = []
+    for item in draft.items:
+        names += item.owner_units
+        for task in item.tasks:
+            names += task.lead_units + task.responsible_units
+    return names
+
+
+def plan_units(draft: Draft) -> tuple[UnitPlan, list[DraftWarning]]:
+    """Resolve every unit name in the draft against the database and the known
+    aliases, without writing anything."""
+    from models import Unit, UnitAlias
+
+    existing = {u.name for u in db.session.scalars(select(Unit))}
+    db_aliases = {a.alias: a.unit.name for a in db.session.scalars(select(UnitAlias))}
+    written = _written_unit_names(draft)
+    frequency = Counter(written)
+    plan = UnitPlan()
+    warnings: list[DraftWarning] = []
+
+    # Names that differ only by a renaming or a dropped 和 are one body: the
+    # form already in the database wins, else the most frequent one.
+    by_key: dict[str, list[str]] = {}
+    for name in list(existing) + list(frequency):
+        by_key.setdefault(fuzzy_key(name), [])
+        if name not in by_key[fuzzy_key(name)]:
+            by_key[fuzzy_key(name)].append(name)
+
+    for name in dict.fromkeys(written):
+        if name in existing:
+            plan.canonical[name] = name
+            continue
+        if name in db_aliases:
+            target = db_aliases[name]
+        elif DEFAULT_ALIASES.get(name):
+            target = DEFAULT_ALIASES[name]
+        else:
+            siblings = [n for n in by_key[fuzzy_key(name)] if n != name]
+            known = [n for n in siblings if n in existing]
+            frequent = sorted(siblings, key=lambda n: (-frequency[n], n))
+            target = (known or [n for n in frequent if frequency[n] > frequency[name]] or [None])[0]
+        if target is None:
+            plan.canonical[name] = name
+            if name not in plan.new_units:
+                plan.new_units.append(name)
+            continue
+        plan.canonical[name] = target
+        plan.aliased[name] = target
+        if name not in db_aliases:
+            plan.new_aliases[name] = target
+        if target not in existing and target not in plan.new_units:
+            plan.new_units.append(target)
+        warnings.append(DraftWarning("aliased_unit", f"“{name}”按别名归入“{target}”（{frequency[name]} 处）"))
+    if existing:
+        for name in plan.new_units:
+            warnings.append(DraftWarning("unknown_unit", f"“{name}”不在单位库中，将新建"))
+    return plan, warnings
+
+
+def _working_units(lead: list[str], responsible: list[str]) -> list[str]:
+    return responsible or lead
+
+
+def review(draft: Draft, data: bytes, filename: str) -> Review:
+    from models import Plan
+
+    sha = sha256_of(data)
+    existing_id = db.session.scalar(select(Plan.id).where(Plan.source_sha256 == sha))
+    units, unit_warnings = plan_units(draft)
+    tasks = [t for item in draft.items for t in item.tasks]
+    counts = {
+        "chapters": len(draft.chapters),
+        "items": len(draft.items),
+        "sub_items": sum(1 for i in draft.items if i.parent),
+        "not_applicable": sum(1 for i in draft.items if not i.applicable),
+        "tasks": sum(1 for t in tasks if t.kind == "task"),
+        "measures": sum(1 for t in tasks if t.kind == "measure"),
+        "units": len(set(units.canonical.values())),
+        "parts": sum(len(set(units.canonical[n] for n in _working_units(t.lead_units, t.responsible_units)))
+                     for t in tasks),
+        "dated": sum(1 for t in tasks if t.deadline),
+        "long_term": sum(1 for t in tasks if t.long_term),
+        "no_deadline": sum(1 for t in tasks if not t.deadline and not t.long_term),
+        "incomplete_items": sum(1 for i in draft.items if not i.complete),
+    }
+    return Review(draft=draft, sha256=sha, filename=filename, counts=counts,
+                  warnings=list(draft.warnings) + unit_warnings, units=units, existing_plan_id=existing_id)
+
+
+def write(rv: Review, user=None):
+    """Write the reviewed draft. Flushes, never commits: the caller commits, so
+    that a failure anywhere leaves nothing behind. Returns the Plan."""
+    from models import Chapter, Contact, Item, Plan, Section, Task, TaskPart, Unit, UnitAlias
+    from models.plan import item_owner_units, task_lead_units, task_responsible_units, task_sections
+    from workflow import audit
+
+    from .units import unit_kind
+
+    if rv.already_imported:
+        return db.session.get(Plan, rv.existing_plan_id)
+    draft = rv.draft
+
+    units: dict[str, Unit] = {u.name: u for u in db.session.scalars(select(Unit))}
+    for name in rv.units.new_units:
+        units[name] = Unit(name=name, kind=unit_kind(name))
+        db.session.add(units[name])
+    db.session.flush()
+    for alias, target in rv.units.new_aliases.items():
+        db.session.add(UnitAlias(alias=alias, unit_id=units[target].id))
+
+    def unit(name: str) -> Unit:
+        return units[rv.units.canonical[name]]
+
+    sections: dict[tuple[int, str], Section] = {
+        (s.unit_id, s.name): s for s in db.session.scalars(select(Section))}
+
+    def section(owner: Unit, name: str) -> Section:
+        key = (owner.id, name)
+        if key not in sections:
+            sections[key] = Section(unit_id=owner.id, name=name)
+            db.session.add(sections[key])
+        return sections[key]
+
+    plan = Plan(title=draft.title or rv.filename, issuer=draft.issuer, issued_on=draft.issued_on,
+                batch=draft.batch, source_filename=rv.filename, source_sha256=rv.sha256,
+                preamble="\n".join(draft.preamble), imported_by_id=user.id if user else None)
+    db.session.add(plan)
+    db.session.flush()
+    chapters = {}
+    for ch in draft.chapters:
+        chapters[ch.number] = Chapter(plan_id=plan.id, number=ch.number, title=ch.title)
+        db.session.add(chapters[ch.number])
+    db.session.flush()
+
+    items: dict[str, Item] = {}
+    owner_rows, lead_rows, resp_rows, section_rows = [], [], [], []
+    for position, d in enumerate(draft.items):
+        item = Item(plan_id=plan.id, chapter_id=chapters[d.chapter].id, number=d.number, position=position,
+                    parent_id=items[d.parent].id if d.parent in items else None, subtitle=d.subtitle,
+                    policy_text=d.policy_text, goal=d.goal, explanation=d.explanation,
+                    applicable=d.applicable, complete=d.complete)
+        db.session.add(item)
+        db.session.flush()
+        items[d.number] = item
+        for i, name in enumerate(dict.fromkeys(unit(n).name for n in d.owner_units)):
+            owner_rows.append({"item_id": item.id, "unit_id": units[name].id, "position": i})
+        for i, c in enumerate(d.contacts):
+            db.session.add(Contact(item_id=item.id, position=i, name=c.name, phone=c.phone))
+        for dt in d.tasks:
+            task = Task(item_id=item.id, kind=dt.kind, seq=dt.seq, text=dt.text, deadline=dt.deadline,
+                        deadline_text=dt.deadline_text, long_term=dt.long_term,
+                        clause_source=dt.clause_source, source_lines=list(dt.source_lines))
+            db.session.add(task)
+            db.session.flush()
+            leads = list(dict.fromkeys(unit(n) for n in dt.lead_units))
+            responsible = [u for u in dict.fromkeys(unit(n) for n in dt.responsible_units) if u not in leads]
+            lead_rows += [{"task_id": task.id, "unit_id": u.id, "position": i} for i, u in enumerate(leads)]
+            resp_rows += [{"task_id": task.id, "unit_id": u.id, "position": i} for i, u in enumerate(responsible)]
+            section_owner = leads[0] if leads else None
+            if section_owner is not None:
+                seen = set()
+                for i, name in enumerate(dt.sections):
+                    s = section(section_owner, name)
+                    db.session.flush()
+                    if s.id not in seen:
+                        seen.add(s.id)
+                        section_rows.append({"task_id": task.id, "section_id": s.id, "position": i})
+            for i, u in enumerate(responsible or leads):
+                db.session.add(TaskPart(task_id=task.id, unit_id=u.id, position=i))
+    for table, rows in ((item_owner_units, owner_rows), (task_lead_units, lead_rows),
+                        (task_responsible_units, resp_rows), (task_sections, section_rows)):
+        if rows:
+            db.session.execute(table.insert(), rows)
+    db.session.flush()
+    audit.append("plan_imported", user=user, plan=plan,
+                 details={"filename": rv.filename, "sha256": rv.sha256, "counts": rv.counts,
+                          "warnings": len(rv.warnings)})
+    return plan

@@ -1,0 +1,151 @@
+"""Plans: list, upload → review → confirm, browse items, export."""
+from __future__ import annotations
+
+import os
+import re
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import select
+from wtforms import HiddenField, SubmitField
+
+from workflow.extensions import db
+from workflow.importer import service
+from workflow.importer.load import COUNT_LABELS, WARNING_LABELS
+
+from .helpers import require
+
+bp = Blueprint("plans", __name__, url_prefix="/plans")
+
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+ALLOWED_SUFFIXES = (".txt", ".docx")
+
+
+class UploadForm(FlaskForm):
+    document = FileField("汇编文件（.txt 或 .docx）", validators=[FileRequired("请选择要上传的文件。")])
+    submit = SubmitField("上传并审核")
+
+
+class ConfirmForm(FlaskForm):
+    sha256 = HiddenField()
+    filename = HiddenField()
+    submit = SubmitField("确认导入")
+
+
+def _staging_path(sha: str) -> str:
+    # Uploaded compilations wait here, outside the web root, between review and confirm.
+    folder = os.path.join(current_app.instance_path, "staging")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, sha + ".bin")
+
+
+@bp.route("/")
+@login_required
+def index():
+    from models import Plan
+
+    require("plan.view")
+    plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
+    return render_template("plans/index.html", plans=plans)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@login_required
+def upload():
+    require("plan.import")
+    form = UploadForm()
+    if form.validate_on_submit():
+        storage = form.document.data
+        filename = os.path.basename(storage.filename or "document")
+        if not filename.lower().endswith(ALLOWED_SUFFIXES):
+            form.document.errors.append("只支持 .txt（UTF-8 或 GB18030 编码）和 .docx 文件。")
+            return render_template("plans/upload.html", form=form), 400
+        data = storage.read()
+        try:
+            rv = service.review_upload(data, filename)
+        except service.DocumentError as exc:
+            form.document.errors.append(exc.message)
+            return render_template("plans/upload.html", form=form), 400
+        with open(_staging_path(rv.sha256), "wb") as fh:
+            fh.write(data)
+        confirm = ConfirmForm(sha256=rv.sha256, filename=filename)
+        return render_template("plans/review.html", rv=rv, confirm=confirm,
+                               COUNT_LABELS=COUNT_LABELS, WARNING_LABELS=WARNING_LABELS)
+    return render_template("plans/upload.html", form=form)
+
+
+@bp.route("/import/confirm", methods=["POST"])
+@login_required
+def confirm():
+    require("plan.import")
+    form = ConfirmForm()
+    if not form.validate_on_submit() or not SHA_RE.match(form.sha256.data or ""):
+        abort(400)
+    path = _staging_path(form.sha256.data)
+    if not os.path.exists(path):
+        flash("审核结果已过期，请重新上传文件。", "warning")
+        return redirect(url_for("plans.upload"))
+    with open(path, "rb") as fh:
+        data = fh.read()
+    filename = os.path.basename(form.filename.data or "document.txt")
+    try:
+        rv = service.review_upload(data, filename)
+    except service.DocumentError as exc:
+        flash(exc.message, "danger")
+        return redirect(url_for("plans.upload"))
+    if rv.already_imported:
+        flash(f"该文件已导入过（方案编号 {rv.existing_plan_id}），未重复导入。", "info")
+        return redirect(url_for("plans.detail", plan_id=rv.existing_plan_id))
+    plan = service.confirm(rv, user=current_user._get_current_object())
+    os.remove(path)
+    flash(f"导入成功：{rv.counts['items']} 个事项，{rv.counts['tasks'] + rv.counts['measures']} 条任务。", "success")
+    return redirect(url_for("plans.detail", plan_id=plan.id))
+
+
+@bp.route("/<int:plan_id>")
+@login_required
+def detail(plan_id: int):
+    from models import Plan
+
+    require("plan.view")
+    plan = db.get_or_404(Plan, plan_id)
+    return render_template("plans/detail.html", plan=plan)
+
+
+@bp.route("/<int:plan_id>/items/<number>")
+@login_required
+def item(plan_id: int, number: str):
+    from models import Item
+
+    require("plan.view")
+    item = db.session.scalar(select(Item).where(Item.plan_id == plan_id, Item.number == number))
+    if item is None:
+        abort(404)
+    return render_template("plans/item.html", item=item)
+
+
+@bp.route("/<int:plan_id>/export.<fmt>")
+@login_required
+def export(plan_id: int, fmt: str):
+    import io
+    import json
+
+    from workflow.export import plan_as_dict, plan_as_xlsx
+
+    require("plan.export")
+    if fmt == "json":
+        data = plan_as_dict(plan_id)
+        if data is None:
+            abort(404)
+        payload = io.BytesIO(json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
+        return send_file(payload, mimetype="application/json", as_attachment=True,
+                         download_name=f"plan-{plan_id}.json")
+    if fmt == "xlsx":
+        content = plan_as_xlsx(plan_id)
+        if content is None:
+            abort(404)
+        return send_file(io.BytesIO(content), as_attachment=True, download_name=f"任务台账-{plan_id}.xlsx",
+                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    abort(404)
