@@ -15,3 +15,5 @@ from .plan import (  # noqa: F401
     task_sections,
 )
 from .audit import AuditEntry, AuditHead  # noqa: F401,E402
+from .evidence import Evidence, Notification, ProgressNote, Submission  # noqa: F401,E402
+from .report import ReportArchive  # noqa: F401,E402

@@ -167,6 +167,12 @@ class Task(db.Model):
     parts: Mapped[list[TaskPart]] = relationship(
         back_populates="task", order_by="TaskPart.position", cascade="all, delete-orphan")
 
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def number_label(self) -> str:
+        return f"{self.item.number}-{'任' if self.kind == 'task' else '保'}{self.seq}"
+
     @property
     def kind_label(self) -> str:
         return TaskKind.LABELS.get(self.kind, self.kind)
@@ -191,3 +197,14 @@ class TaskPart(db.Model):
 
     task: Mapped[Task] = relationship(back_populates="parts")
     unit: Mapped[Unit] = relationship()
+    progress_notes = relationship("ProgressNote", back_populates="part", order_by="ProgressNote.at")
+    submissions = relationship("Submission", back_populates="part", order_by="Submission.number")
+    evidence = relationship("Evidence", back_populates="part", order_by="Evidence.id")
+
+    # The ORM adds "WHERE version = <version read>" to every UPDATE and raises
+    # StaleDataError when another transaction got there first.
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def pending_evidence(self):
+        return [e for e in self.evidence if e.submission_id is None]

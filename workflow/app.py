@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -49,11 +50,39 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from .cli import register_cli
     from . import errors
 
+    _install_request_hooks(app)
     app.register_blueprint(auth_bp)
     register_blueprints(app)
     register_cli(app)
     errors.register(app)
     return app
+
+
+_WRITE_TRANSACTION: ContextVar[bool] = ContextVar("luoshi_write_transaction", default=False)
+
+
+def _install_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _mark_write_request():
+        # On SQLite a request that may write takes the write lock when its
+        # transaction begins (BEGIN IMMEDIATE): a second writer then waits and
+        # reads the committed state, instead of failing half-way through.
+        _WRITE_TRANSACTION.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+        return response
+
+
+def write_transactions(enabled: bool = True) -> None:
+    """For CLI commands and threads that write outside a request."""
+    _WRITE_TRANSACTION.set(enabled)
 
 
 def _refuse_unsafe_production(app: Flask) -> None:
@@ -63,12 +92,20 @@ def _refuse_unsafe_production(app: Flask) -> None:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    """Foreign keys on, WAL so readers do not block the writer."""
+    """Foreign keys on, WAL so readers do not block the writer; transactions
+    begun by us (see _sqlite_begin) rather than by the driver."""
     import sqlite3
 
     if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _WRITE_TRANSACTION.get() else "BEGIN")

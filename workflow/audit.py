@@ -23,7 +23,7 @@ ACTION_LABELS = {
     "account_locked": "账号锁定", "logout": "退出", "password_changed": "修改密码",
     "user_created": "新建用户", "user_updated": "修改用户", "unit_created": "新建单位",
     "unit_updated": "修改单位", "alias_added": "新增别名", "alias_removed": "删除别名",
-    "plan_imported": "导入方案", "transition": "状态变更", "evidence_added": "添加佐证材料",
+    "plan_imported": "导入方案", "transition": "状态变更", "task_state": "任务状态随分工变化", "evidence_removed": "撤回佐证材料", "evidence_added": "添加佐证材料",
     "progress": "进度填报", "task_edited": "修改任务", "urge": "催办", "report_generated": "生成报告",
 }
 

@@ -1,0 +1,30 @@
+"""Archived PDF reports: what was generated, from what, by whom."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from workflow.extensions import db
+
+
+class ReportArchive(db.Model):
+    __tablename__ = "report_archive"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))            # overall | unit | item
+    params: Mapped[dict] = mapped_column(JSON)               # plan, unit, item, as_of …
+    params_key: Mapped[str] = mapped_column(String(64), index=True)   # sha256 of canonical params
+    as_of: Mapped[datetime] = mapped_column(DateTime)
+    audit_head: Mapped[str] = mapped_column(String(64))      # chain head when generated
+    status: Mapped[str] = mapped_column(String(10), default="pending")   # pending | running | done | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    created_by = relationship("User")
