@@ -112,3 +112,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(plan_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo)
+    from workflow.reports.cli import report_cli
+
+    app.cli.add_command(report_cli)
