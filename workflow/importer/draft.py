@@ -63,6 +63,7 @@ class DraftItem:
 class DraftChapter:
     number: int
     title: str
+    source_line: int | None = None   # 1-based line of the heading (for line coverage)
 
 
 @dataclass

@@ -265,6 +265,13 @@ def _parse_single_deadline(text: str, default_year: int | None) -> date | None:
     return None
 
 
+def _arabic_dates(text: str) -> str:
+    """``二〇二二年十二月`` → ``2022年12月`` (formal documents write dates in Chinese)."""
+    text = re.sub(r"([〇零一二三四五六七八九]{4})年",
+                  lambda m: "".join(str(_CN_DIGITS[c]) for c in m[1]) + "年", text)
+    return re.sub(r"([一二三四五六七八九十]{1,3})(?=月|日|号)", lambda m: str(cn_number(m[1])), text)
+
+
 def parse_deadline(text: str | None, default_year: int | None) -> tuple[date | None, bool, bool]:
     """Read a 完成时限 → ``(date | None, long_term, ok)``.
 
@@ -281,7 +288,7 @@ def parse_deadline(text: str | None, default_year: int | None) -> tuple[date | N
         return None, False, False
     if any(text.startswith(w) for w in LONG_TERM_WORDS):
         return None, True, True
-    text = _DEADLINE_PREFIX.sub("", text)
+    text = _arabic_dates(_DEADLINE_PREFIX.sub("", text))
     for _ in range(3):      # "底前完成" carries more than one noise word
         text = _DEADLINE_NOISE.sub("", text)
     if not text:

@@ -1,0 +1,961 @@
+"""Parse a 实施方案汇编 (implementation-plan compilation) into a :class:`Draft`.
+
+The documents of this genre share one skeleton, whichever office wrote them::
+
+    front matter (issuer, 关于印发《…》的通知, date, 目录 …)
+    一、chapter title
+    第N项                         (or 第N项政策N-1 / N-1 subtitle for a sub-item)
+    （一）政策原文  …text…（牵头单位：省…）
+    （二）情况说明  …                       ← the item does not apply, or:
+    （二）落实目标  …
+    （三）工作任务  1. …（牵头单位：…，责任科室：…；责任单位：…；完成时限：…）
+    （四）保障措施  1. …（…clause…）
+    （X牵头，联系人：…，联系电话：…）       ← the contact line closes the item
+
+but they are extracted from PDFs and Word files by hand, so the text is noisy:
+paragraphs broken across blank lines and page breaks, half- and full-width marks
+mixed, spaces inside words, stray fragments, clauses standing on their own line.
+
+The parser works in three passes, each simple on its own:
+
+1. **line classifier** – every physical line is normalised (``tidy_spaces`` then
+   ``canon``) and classified by the grammar tables below (item header, section
+   heading, numbered entry, contact line, page number, TOC line, plain text …);
+2. **block builder** – lines are glued into logical paragraphs: a line continues
+   the previous paragraph when that one is still *open* (no sentence-final mark or
+   an unclosed bracket) and the line does not itself start a new structure;
+3. **assembler** – a small state machine (front matter → chapter → item →
+   section) that places every block into a field of the draft, or, when it cannot,
+   into a warning.  Nothing is dropped silently: every non-blank input line ends up
+   in the preamble, in a chapter title, inside an item's line range, or in a warning.
+
+Judgement calls (documented here because the loader and the review rely on them):
+
+* ``policy_text`` is the 政策原文 *without* its trailing provincial clause; the lead
+  units of that clause go to ``policy_leads``.
+* A sub-item that starts at （二） (``36—1 内资企业部分``) has an empty
+  ``policy_text``: its parent item carries the policy.  The parent (``19``, ``36``) is
+  an item of its own, with its policy text and no tasks.
+* A clause that names only 责任单位 means the item's owner leads and the named units
+  share the work: ``lead_units`` = owner, ``responsible_units`` = the 责任单位 minus
+  the lead units.
+* A clause closes every entry of the same section that has no clause yet; those
+  entries get ``clause_source="shared"`` (also the entry that carries the clause
+  when the clause stands on its own line).  Entries never closed take the item
+  owner (``"owner"``).
+"""
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from .draft import (Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
+                    DocumentError)
+from .units import (canon, cn_number, looks_like_deadline, looks_like_person, looks_like_section,
+                    looks_like_unit, is_not_a_unit, parse_deadline, split_list, split_unit_list,
+                    squash, tidy_spaces)
+
+# =========================================================================== grammar tables
+# Label synonyms seen in the genre.  Matching is done on ``canon`` text, so only the
+# Chinese spelling of brackets and colons needs to be listed.
+
+SECTION_LABELS: dict[str, tuple[str, ...]] = {
+    "policy": ("政策原文", "政策内容", "政策条款", "原文"),
+    "explanation": ("情况说明", "不适用说明", "有关说明", "说明"),
+    "goal": ("落实目标", "工作目标", "主要目标", "目标任务"),
+    "tasks": ("工作任务", "主要任务", "重点任务", "具体任务", "重点工作", "工作举措"),
+    "measures": ("保障措施", "保障举措", "保障机制", "工作保障", "推进措施"),
+}
+#: How each section is named in warnings shown to the office.
+SECTION_NAMES = {"policy": "政策原文", "explanation": "情况说明", "goal": "落实目标",
+                 "tasks": "工作任务", "measures": "保障措施"}
+#: Sections whose paragraphs are task entries, and the DraftTask.kind they produce.
+ENTRY_SECTIONS = {"tasks": "task", "measures": "measure"}
+
+CLAUSE_LABELS: dict[str, tuple[str, ...]] = {
+    "lead": ("牵头单位", "牵头部门", "主责单位", "主办单位", "牵头"),
+    "resp": ("责任单位", "责任部门", "配合单位", "配合部门", "协办单位", "参与单位"),
+    "section": ("责任科室", "责任股室", "责任处室", "具体科室", "科室"),
+    "deadline": ("完成时限", "完成时间", "时间节点", "完成期限", "时限"),
+}
+CONTACT_NAME_LABELS = ("联系人",)
+CONTACT_PHONE_LABELS = ("联系电话", "办公电话", "手机号码", "手机", "电话")
+#: Words after the owner's name in a contact line (``区商务局牵头``).
+OWNER_SUFFIXES = ("共同牵头", "牵头负责", "各司其责", "牵头", "负责")
+
+
+def _alt(words) -> str:
+    """Regex alternation, longest first so that 责任科室 wins over 科室."""
+    return "|".join(sorted({re.escape(w) for w in words}, key=len, reverse=True))
+
+
+_LABEL_SECTION = {label: key for key, labels in SECTION_LABELS.items() for label in labels}
+_LABEL_ROLE = {label: role for role, labels in CLAUSE_LABELS.items() for label in labels}
+
+_CN = "[一二三四五六七八九十百零〇两]+"
+_NUM = rf"(?:\d+|{_CN})"
+
+#: 第1项 / 第 1 项 / 第一项 / 第19项政策19—1 / 第19-1项 (+ optional title or text).
+ITEM_RE = re.compile(rf"^第(?P<n>{_NUM})(?:-(?P<s>\d+))?项(?:政策)?(?:(?P<n2>\d+)-(?P<s2>\d+))?"
+                     r"[：:、.\s]*(?P<rest>.*)$")
+#: （二）落实目标 / (二) 落实目标 / 二、落实目标 / 落实目标： (+ optional text on the same line).
+SECTION_RE = re.compile(rf"^(?P<prefix>（?{_CN}[）、.]|（\d{{1,2}}）|\d{{1,2}}[.、）])?\s*"
+                        rf"(?P<label>{_alt(_LABEL_SECTION)})\s*(?P<colon>：)?\s*(?P<rest>.*)$")
+#: 36—1 内资企业部分 (a sub-item header standing alone; accepted only under item 36).
+SUBITEM_RE = re.compile(r"^(?P<n>\d+)-(?P<s>\d+)(?![\d.%])\s*(?P<rest>[^。，；、（）]{0,30})$")
+#: 一、培育壮大有效需求 / 第一章 … / 第一部分 … (accepted only when an item follows).
+CHAPTER_RE = re.compile(rf"^(?:第(?P<n1>{_NUM})(?:章|部分|篇)|(?P<n2>{_CN})、)\s*(?P<title>[^。；]{{1,40}})$")
+#: 1. / 1、 / 1） / （1） / ① / 一、 / （一） at the start of a task entry.
+ENTRY_RE = re.compile(rf"^(?:(?P<num>\d{{1,2}})(?:[、）]|\.(?!\d))|（(?P<pnum>\d{{1,2}})）|[①-⑳]"
+                      rf"|{_CN}、|（{_CN}）)\s*")
+#: Page numbers left by the PDF extraction: "4", "- 4 -", "第4页".
+PAGE_RE = re.compile(r"^(?:-?\d{1,3}-?|第\d{1,3}页(?:共\d{1,3}页)?|\d{1,3}/\d{1,3})$")
+#: A table-of-contents line: a short title, a tab or dot leader, a page number.
+TOC_RE = re.compile(r"^(?P<title>[^。]{1,60}?)(?:\t|\s{2,}|[.…·．]{2,}|…)\s*\d{1,4}\s*$")
+
+CLAUSE_LABEL_RE = re.compile(rf"(?P<label>{_alt(_LABEL_ROLE)})\s*：")
+_UNIT_LABEL_RE = re.compile(rf"(?:{_alt(CLAUSE_LABELS['lead'] + CLAUSE_LABELS['resp'])})\s*：")
+_CONTACT_RE = re.compile(rf"{_alt(CONTACT_NAME_LABELS)}|{_alt(CONTACT_PHONE_LABELS)}\s*：")
+_PHONE_RE = re.compile(rf"^(?P<before>.*?)(?:{_alt(CONTACT_PHONE_LABELS)})：?(?P<value>.*)$")
+_NAME_RE = re.compile(rf"^(?P<before>.*?)(?:{_alt(CONTACT_NAME_LABELS)})：?(?P<value>.*)$")
+
+#: Marks that end a paragraph: a line ending otherwise continues on the next line.
+_TERMINAL = "。！？!?）…"
+_CLOSING_QUOTES = "”’」』"
+
+# Line/block kinds.
+BLANK, PAGE, TOC, ITEM, SECTION, SUBITEM, CHAPTER, ENTRY, CONTACT, TEXT, CLAUSE, FRAGMENT = (
+    "blank", "page", "toc", "item", "section", "subitem", "chapter", "entry", "contact", "text",
+    "clause", "fragment")
+#: Kinds that always start a new block, even when the previous paragraph is still open.
+_HARD_STARTS = {TOC, ITEM, SECTION, CHAPTER, ENTRY, CONTACT}
+#: Blocks that carry content (a fragment after one of these is a stray).
+_CONTENT = {TEXT, ENTRY, CLAUSE}
+#: A stray fragment is at most this many characters (``展。``, ``月）``).
+_FRAGMENT_MAX = 3
+
+
+# =========================================================================== entry points
+
+def parse_text(text: str) -> Draft:
+    """Parse the text of a document; raises :class:`DocumentError` when it is not one."""
+    if not text or not text.strip():
+        raise DocumentError("文件内容为空，没有可导入的内容。")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return _Assembler(_build_blocks(_classify(lines)), len(lines)).run()
+
+
+def parse_bytes(data: bytes, filename: str = "") -> Draft:
+    """Parse an uploaded file: UTF-8 (with or without BOM), UTF-16 with BOM, GB18030
+    text, or a Word .docx.  Raises :class:`DocumentError` with a Chinese message."""
+    return parse_text(_decode(data, filename))
+
+
+def parse_file(path) -> Draft:
+    path = Path(path)
+    return parse_bytes(path.read_bytes(), path.name)
+
+
+# =========================================================================== decoding
+
+def _decode(data: bytes, filename: str) -> str:
+    name = (filename or "").lower()
+    if not data or not data.strip():
+        raise DocumentError("文件为空，没有可导入的内容。")
+    if data.startswith(b"PK\x03\x04") or name.endswith(".docx"):
+        return _docx_text(data)
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise DocumentError("不支持旧版 Word（.doc）文件，请在 Word 中另存为 .docx 后再上传。")
+    if data.startswith(b"%PDF"):
+        raise DocumentError("不支持直接导入 PDF 文件，请先转换为 Word（.docx）或文本文件。")
+    text = None
+    if data.startswith(b"\xef\xbb\xbf"):
+        candidates = [("utf-8-sig", data)]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates = [("utf-16", data)]
+    else:
+        candidates = [("utf-8", data), ("gb18030", data)]
+    for encoding, payload in candidates:
+        try:
+            text = payload.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    if text is None or _looks_binary(text):
+        raise DocumentError("无法读取该文件：它不是文本文件或 Word（.docx）文档，或编码无法识别"
+                            "（支持 UTF-8、GB18030/GBK 文本和 .docx）。")
+    return text
+
+
+def _looks_binary(text: str) -> bool:
+    """Control characters (other than line breaks and tabs) do not occur in documents."""
+    if "\x00" in text:
+        return True
+    controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f\v")
+    return controls > max(2, len(text) // 1000)
+
+
+def _docx_text(data: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if "word/document.xml" not in archive.namelist():
+                raise DocumentError("该文件是压缩包，但不是 Word（.docx）文档。")
+    except zipfile.BadZipFile:
+        raise DocumentError("该文件已损坏或不是有效的 Word（.docx）文档。") from None
+    try:
+        from docx import Document
+        from docx.table import Table
+        document = Document(io.BytesIO(data))
+    except Exception:  # python-docx raises several kinds of errors on a bad package
+        raise DocumentError("无法打开该 Word（.docx）文档，文件可能已损坏。") from None
+    lines: list[str] = []
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            # Tables are not part of the genre's grammar, but their text must not vanish:
+            # it goes through the parser like any other line (and is reported if unplaced).
+            seen = set()
+            for row in block.rows:
+                for cell in row.cells:
+                    if id(cell._tc) in seen:
+                        continue
+                    seen.add(id(cell._tc))
+                    for paragraph in cell.paragraphs:
+                        lines.extend(paragraph.text.split("\n"))
+        else:
+            lines.extend(block.text.split("\n"))
+    return "\n".join(lines)
+
+
+# =========================================================================== pass 1: lines
+
+@dataclass
+class _Line:
+    no: int             # 1-based line number in the input
+    raw: str            # the line as written
+    text: str           # tidy_spaces(raw)
+    norm: str           # canon(text): same length as text, used for matching
+    kind: str
+    match: re.Match | None = None
+
+
+def _classify(raw_lines: list[str]) -> list[_Line]:
+    out = []
+    for no, raw in enumerate(raw_lines, 1):
+        text = tidy_spaces(raw)
+        norm = canon(text)
+        out.append(_Line(no, raw, text, norm, *_classify_line(raw, norm)))
+    return out
+
+
+def _classify_line(raw: str, norm: str) -> tuple[str, re.Match | None]:
+    if not norm:
+        return BLANK, None
+    if PAGE_RE.match(re.sub(r"\s", "", norm)):
+        return PAGE, None
+    # The TOC test needs the raw line: tidying glues the page number to the title.
+    if squash(norm) == "目录" or TOC_RE.match(canon(raw.strip())):
+        return TOC, None
+    for kind, regex in ((ITEM, ITEM_RE), (SECTION, SECTION_RE), (SUBITEM, SUBITEM_RE),
+                        (CHAPTER, CHAPTER_RE), (ENTRY, ENTRY_RE)):
+        m = regex.match(norm)
+        # A section label followed by text is a heading only with a colon
+        # ("情况说明：此项…"); "1.重点任务清单化管理…" is an entry that starts with a label word.
+        if m and (kind != SECTION or m["colon"] or not m["rest"]):
+            return kind, m
+    if norm.startswith("（") and _CONTACT_RE.search(norm) and not _UNIT_LABEL_RE.search(norm):
+        return CONTACT, None
+    return TEXT, None
+
+
+# =========================================================================== pass 2: blocks
+
+@dataclass
+class _Block:
+    lines: list[_Line]
+    kind: str
+    match: re.Match | None = None
+    text: str = ""      # the paragraph, lines joined and tidied
+    norm: str = ""
+
+    @property
+    def first(self) -> int:
+        return self.lines[0].no
+
+    @property
+    def line_nos(self) -> list[int]:
+        return [line.no for line in self.lines]
+
+    def finish(self) -> None:
+        self.text = tidy_spaces(" ".join(line.text for line in self.lines))
+        self.norm = canon(self.text)
+
+
+def _is_open(text: str) -> bool:
+    """A paragraph is open (continues on the next line) when a bracket is unclosed or it
+    does not end with a sentence-final mark."""
+    if text.count("（") > text.count("）"):
+        return True
+    if not text:
+        return False
+    last = text[-1]
+    if last in _CLOSING_QUOTES and len(text) > 1:
+        last = text[-2]
+    return last not in _TERMINAL
+
+
+def _build_blocks(lines: list[_Line]) -> list[_Block]:
+    blocks: list[_Block] = []
+    current: _Block | None = None
+    last_item: int | None = None     # number of the last 第N项, to recognise "N-1 subtitle"
+    for line in lines:
+        if line.kind == BLANK:
+            continue
+        if line.kind == PAGE:
+            # A page number does not interrupt the paragraph it falls into.
+            blocks.append(_Block([line], PAGE))
+            continue
+        hard = line.kind in _HARD_STARTS or (
+            line.kind == SUBITEM and last_item is not None and int(line.match["n"]) == last_item)
+        if current is not None and not hard and current.kind in (TEXT, ENTRY, CONTACT) \
+                and _is_open(canon(" ".join(l.text for l in current.lines))):
+            current.lines.append(line)
+            continue
+        kind = line.kind if hard else TEXT
+        if kind == TEXT and current is not None and current.kind in _CONTENT \
+                and len(squash(line.norm)) <= _FRAGMENT_MAX:
+            kind = FRAGMENT          # "展。" after a finished sentence: an extraction leftover
+        current = _Block([line], kind, line.match)
+        blocks.append(current)
+        if kind == ITEM:
+            n = cn_number(line.match["n"])
+            last_item = n
+    for block in blocks:
+        block.finish()
+        if block.kind == TEXT and _clause_start(block.norm) == 0:
+            block.kind = CLAUSE
+    return blocks
+
+
+# =========================================================================== clauses
+
+def _clause_start(norm: str, body_start: int = 0) -> int | None:
+    """Index where a trailing responsibility clause begins in ``norm``, or None.
+
+    The clause is the last bracketed group of the paragraph when it names a clause
+    label (``（牵头单位：…）``), possibly followed by a stray full stop; some offices
+    write it without brackets after the last sentence (``…。牵头部门：县工信局``)."""
+    end = len(norm)
+    while end > body_start and norm[end - 1] in "。.；":
+        end -= 1
+    if end > body_start and norm[end - 1] == "）":
+        depth = 0
+        for i in range(end - 1, body_start - 1, -1):
+            if norm[i] == "）":
+                depth += 1
+            elif norm[i] == "（":
+                depth -= 1
+                if depth == 0:
+                    return i if CLAUSE_LABEL_RE.search(norm, i, end) else None
+        return None
+    # Unbracketed: a lead/responsible label at the start or right after a sentence end.
+    starts = [m.start() for m in _UNIT_LABEL_RE.finditer(norm, body_start)
+              if m.start() == body_start or norm[m.start() - 1] in "。；"]
+    if starts and "。" not in norm[starts[0]:end]:
+        return starts[0]
+    return None
+
+
+@dataclass
+class _Clause:
+    lines: list[int]
+    text: str                              # as written (tidied), for messages
+    leads: list[str] = field(default_factory=list)
+    resp: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+    deadline_text: str | None = None
+    rejected: list[str] = field(default_factory=list)    # phrases that are not units
+    repeated: list[str] = field(default_factory=list)    # labels written twice in a row
+    unplaced: list[str] = field(default_factory=list)    # pieces it could not read
+
+
+def _add(target: list[str], value: str) -> None:
+    if value and value not in target:
+        target.append(value)
+
+
+def _parse_clause(norm: str, text: str, lines: list[int]) -> _Clause:
+    """Read ``（牵头单位：A，责任科室：x；责任单位：B、C；完成时限：2022年12月）``.
+
+    Each label opens a value that runs to the next label.  Values are lists; a piece of
+    a list is re-routed when its shape contradicts its label, because the documents
+    often leave the label out: ``责任科室：工商贸易科；区住房和城乡建设局`` names a
+    second responsible *unit*, ``责任单位：区财政局，经济建设科`` its *section*, and
+    ``责任科室：动能转换推进科，2022年12月`` a deadline without its label."""
+    clause = _Clause(lines=lines, text=text)
+    inner = norm.strip().strip("。；")
+    if inner.startswith("（"):
+        inner = inner[1:]
+    if inner.endswith("）"):
+        inner = inner[:-1]
+    matches = list(CLAUSE_LABEL_RE.finditer(inner))
+    segments: list[tuple[str | None, str]] = []
+    prefix = inner[:matches[0].start()] if matches else inner
+    if prefix.strip("，；、 "):
+        segments.append((None, prefix))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(inner)
+        role = _LABEL_ROLE[m["label"]]
+        value = inner[m.end():end]
+        if not value.strip("，；、 "):
+            if i + 1 < len(matches) and _LABEL_ROLE[matches[i + 1]["label"]] == role:
+                clause.repeated.append(m["label"])      # 完成时限：完成时限：2022年12月
+                continue
+            if role == "deadline" and clause.deadline_text is None:
+                clause.deadline_text = ""
+            continue
+        segments.append((role, value))
+
+    unit_role = "lead"          # where a unit found under 责任科室 belongs
+    for role, value in segments:
+        if role == "deadline":
+            written = squash(value).strip("，；、。")
+            if not clause.deadline_text:
+                clause.deadline_text = written
+            else:
+                clause.unplaced.append(written)
+            continue
+        if role is None:
+            # Text before the first label: "区商务局牵头，…" names the lead unit.
+            value = squash(value).strip("，；、")
+            stripped = _strip_owner_suffix(value)
+            role = "lead" if stripped != value else None
+            value = stripped
+        for piece in split_list(value):
+            if looks_like_deadline(piece):
+                if not clause.deadline_text:
+                    clause.deadline_text = piece
+                else:
+                    clause.unplaced.append(piece)
+            elif is_not_a_unit(piece):
+                clause.rejected.append(piece)
+            elif role in ("lead", "resp"):
+                unit_role = role
+                if looks_like_section(piece):
+                    _add(clause.sections, piece)
+                else:
+                    _add(clause.leads if role == "lead" else clause.resp, piece)
+            elif role == "section":
+                if looks_like_unit(piece):
+                    _add(clause.leads if unit_role == "lead" else clause.resp, piece)
+                else:
+                    _add(clause.sections, piece)
+            elif looks_like_unit(piece) or not looks_like_section(piece) and _looks_like_org(piece):
+                _add(clause.leads, piece)
+            else:
+                clause.unplaced.append(piece)
+    return clause
+
+
+def _looks_like_org(piece: str) -> bool:
+    return bool(re.search(r"(局|委|办|中心|院|所|会|公司|行|队|站|部|厅)$", piece))
+
+
+def _strip_owner_suffix(value: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for suffix in OWNER_SUFFIXES:
+            if value.endswith(suffix) and len(value) > len(suffix):
+                value = value[: -len(suffix)].rstrip("，、")
+                changed = True
+    return value
+
+
+# =========================================================================== contact line
+
+def _parse_contact(norm: str) -> tuple[list[str], list[DraftContact], list[str], list[str]]:
+    """``（区发展改革局牵头，联系人：王迎新，联系电话：6195196）`` →
+    (owner units, contacts, rejected non-units, unread pieces).
+
+    Variants handled: several contacts (``联系人：A、B，联系电话：1、2`` or
+    ``…；B，联系电话：2``), a name without its label (``区商务局牵头，李雪，联系电话：…``),
+    ``电话`` for ``联系电话``, an owner without 牵头 (``区人防办，联系人：…``) and
+    shared ownership (``区发展改革局、区商务局各司其责，…``)."""
+    inner = norm.strip().strip("。")
+    inner = inner[1:] if inner.startswith("（") else inner
+    inner = inner[:-1] if inner.endswith("）") else inner
+    owners: list[str] = []
+    rejected: list[str] = []
+    contacts: list[DraftContact] = []
+    waiting: list[DraftContact] = []      # contacts named but not yet given a phone
+    unread: list[str] = []
+    first = True
+    for segment in re.split(r"[，；,;]", inner):
+        segment = squash(segment)
+        if not segment:
+            continue
+        name_m, phone_m = _NAME_RE.match(segment), _PHONE_RE.match(segment)
+        if name_m and "联系人" in segment:
+            for name in re.split(r"[、/]", name_m["value"]):
+                if name:
+                    contacts.append(DraftContact(name))
+                    waiting.append(contacts[-1])
+        elif phone_m and any(label in segment for label in CONTACT_PHONE_LABELS):
+            phones = [p for p in re.split(r"[、/]", phone_m["value"]) if p]
+            for i, phone in enumerate(phones):
+                if waiting:
+                    waiting.pop(0).phone = phone
+                elif contacts and contacts[-1].phone is None:
+                    contacts[-1].phone = phone
+                else:
+                    unread.append(phone)
+            # one phone written for several people: they share it
+            for contact in waiting:
+                contact.phone = phones[-1] if phones else None
+            waiting.clear()
+        elif first or _strip_owner_suffix(segment) != segment:
+            units, bad = split_unit_list(_strip_owner_suffix(segment))
+            owners.extend(u for u in units if u not in owners)
+            rejected.extend(bad)
+        elif looks_like_person(segment):
+            contacts.append(DraftContact(segment))
+            waiting.append(contacts[-1])
+        else:
+            unread.append(segment)
+        first = False
+    return owners, contacts, rejected, unread
+
+
+# =========================================================================== pass 3: assembler
+
+@dataclass
+class _Entry:
+    section: str                   # "tasks" | "measures"
+    parts: list[str]
+    lines: list[int]
+    clause: _Clause | None = None
+    clause_source: str = "own"
+
+
+@dataclass
+class _ItemBuilder:
+    number: str
+    parent: str | None
+    chapter: int
+    first_line: int
+    subtitle: str | None = None
+    last_line: int = 0
+    section: str | None = None
+    seen: set[str] = field(default_factory=set)
+    policy: list[str] = field(default_factory=list)
+    policy_leads: list[str] = field(default_factory=list)
+    goal: list[str] = field(default_factory=list)
+    explanation: list[str] = field(default_factory=list)
+    entries: dict[str, list[_Entry]] = field(default_factory=lambda: {"tasks": [], "measures": []})
+    numbered: dict[str, bool] = field(default_factory=lambda: {"tasks": False, "measures": False})
+    contact_seen: bool = False
+    owner_units: list[str] = field(default_factory=list)
+    contacts: list[DraftContact] = field(default_factory=list)
+    has_children: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"第{self.number}项"
+
+    @property
+    def top(self) -> str:
+        return self.parent or self.number
+
+
+class _Assembler:
+    def __init__(self, blocks: list[_Block], line_count: int):
+        self.blocks = blocks
+        self.draft = Draft(line_count=line_count)
+        self.front: list[_Block] = []
+        self.in_front = True
+        self.chapter = 0
+        self.item: _ItemBuilder | None = None
+        self.default_year: int | None = None
+
+    # ----------------------------------------------------------------- helpers
+    def warn(self, code: str, message: str, line: int | None = None, item: str | None = None):
+        self.draft.warnings.append(DraftWarning(code, message, line, item))
+
+    def unplaced(self, block: _Block, why: str) -> None:
+        where = f"{self.item.label} " if self.item else ""
+        for line in block.lines:
+            self.warn("unplaced_fragment", f"{where}第{line.no}行：{why}“{line.text}”",
+                      line.no, self.item.number if self.item else None)
+
+    def _next_is_item(self, index: int) -> bool:
+        for block in self.blocks[index + 1:]:
+            if block.kind != PAGE:
+                return block.kind == ITEM
+        return False
+
+    # ----------------------------------------------------------------- main loop
+    def run(self) -> Draft:
+        for index, block in enumerate(self.blocks):
+            if self.in_front:
+                if block.kind == ITEM or (block.kind == CHAPTER and self._next_is_item(index)):
+                    self.in_front = False
+                    self._read_front_matter()
+                else:
+                    self.front.append(block)
+                    continue
+            self._dispatch(index, block)
+        self._close_item(at_end=True)
+        self._finish()
+        return self.draft
+
+    def _dispatch(self, index: int, block: _Block) -> None:
+        kind = block.kind
+        if kind == PAGE:
+            self.warn("page_number", f"第{block.first}行：疑似页码“{block.text}”，已忽略",
+                      block.first, self.item.number if self.item else None)
+            return
+        if kind == CHAPTER and self._next_is_item(index):
+            self._close_item()
+            m = block.match
+            number = cn_number(m["n1"] or m["n2"])
+            self.chapter = number if number is not None else self.chapter + 1
+            self.draft.chapters.append(
+                DraftChapter(self.chapter, tidy_spaces(block.text[m.start("title"):]).strip("：:"),
+                             source_line=block.first))
+            return
+        if kind == ITEM:
+            self._open_item(block)
+            return
+        if kind == SUBITEM and self.item and block.match["n"] == self.item.top:
+            self._open_subitem(block)
+            return
+        if self.item is None:
+            self.unplaced(block, "未归入任何条目的文字")
+            return
+        self.item.last_line = max(self.item.last_line, block.lines[-1].no)
+        if kind == FRAGMENT:
+            self.unplaced(block, "孤立的残片（可能是提取时断开的文字）")
+        elif kind == TOC:
+            self.unplaced(block, "疑似目录行")
+        elif self.item.contact_seen:
+            self.unplaced(block, "联系人行之后的多余文字")
+        elif kind == SECTION:
+            self.item.section = _LABEL_SECTION[block.match["label"]]
+            self.item.seen.add(self.item.section)
+            rest = block.match["rest"]
+            if rest:        # "（二）情况说明：此项不涉及我区。" – text on the heading line
+                start = block.match.start("rest")
+                self._content(_Block(block.lines, TEXT, None, block.text[start:], block.norm[start:]))
+        elif kind == CONTACT:
+            self._contact(block)
+        else:
+            self._content(block)
+
+    # ----------------------------------------------------------------- items
+    def _open_item(self, block: _Block) -> None:
+        m = block.match
+        n = cn_number(m["n"])
+        sub = m["s"] or m["s2"]
+        # "第19项政策19—1" right after "第19项": the item being closed is a parent.
+        self._close_item(parent_of_next=bool(sub) and self.item is not None
+                         and self.item.number == str(n))
+        if m["n2"] and int(m["n2"]) != n:
+            self.warn("number_mismatch", f"第{block.first}行：条目编号不一致“{block.text}”",
+                      block.first, str(n))
+        self.item = _ItemBuilder(f"{n}-{sub}" if sub else str(n), str(n) if sub else None,
+                                 self.chapter, block.first, last_line=block.lines[-1].no)
+        self._take_rest(block, m)
+
+    def _open_subitem(self, block: _Block) -> None:
+        parent = self.item.top
+        self._close_item(parent_of_next=self.item.number == parent)
+        m = block.match
+        self.item = _ItemBuilder(f"{parent}-{m['s']}", parent, self.chapter, block.first,
+                                 last_line=block.lines[-1].no)
+        self._take_rest(block, m)
+
+    def _take_rest(self, block: _Block, m: re.Match) -> None:
+        """Text after the number on a header line: a short title is the subtitle, a
+        sentence is the first paragraph of the policy text (some offices write
+        ``第一项：2022年，…。``)."""
+        rest, start = m["rest"].strip(), m.start("rest")
+        if not rest:
+            return
+        if len(rest) <= 30 and "。" not in rest:
+            self.item.subtitle = block.text[start:].strip()
+        else:
+            self._content(_Block(block.lines, TEXT, None, block.text[start:], block.norm[start:]))
+
+    def _close_item(self, at_end: bool = False, parent_of_next: bool = False) -> None:
+        builder, self.item = self.item, None
+        if builder is None:
+            return
+        builder.has_children = parent_of_next
+        self.draft.items.append(self._finalise(builder, at_end))
+
+    # ----------------------------------------------------------------- content
+    def _content(self, block: _Block) -> None:
+        item = self.item
+        section = item.section or "policy"    # text right after the header is the policy
+        if section == "policy":
+            start = 0 if block.kind == CLAUSE else _clause_start(block.norm)
+            if start is not None:
+                clause = _parse_clause(block.norm[start:], block.text[start:], block.line_nos)
+                for unit in clause.leads or clause.resp:
+                    _add(item.policy_leads, unit)
+            text = block.text[:start].strip() if start is not None else block.text
+            if text:
+                item.policy.append(text)
+        elif section in ENTRY_SECTIONS:
+            self._entry(block, section)
+        elif section == "goal":
+            item.goal.append(block.text)
+        elif section == "explanation":
+            item.explanation.append(block.text)
+
+    def _entry(self, block: _Block, section: str) -> None:
+        item = self.item
+        entries = item.entries[section]
+        if block.kind == CLAUSE:
+            # A clause on its own line closes every entry above it that is still open.
+            clause = _parse_clause(block.norm, block.text, block.line_nos)
+            waiting = [e for e in entries if e.clause is None]
+            if not waiting:
+                self.unplaced(block, "责任分工没有对应的任务条目")
+                return
+            for entry in waiting:
+                entry.clause, entry.clause_source = clause, "shared"
+            return
+        m = ENTRY_RE.match(block.norm)
+        body = m.end() if m else 0
+        start = _clause_start(block.norm, body)
+        text = block.text[body:start].strip()
+        if m is None and entries and item.numbered[section] and entries[-1].clause is None:
+            # An unnumbered paragraph inside a numbered list continues the open entry.
+            entry = entries[-1]
+            if text:
+                entry.parts.append(text)
+            entry.lines.extend(block.line_nos)
+        else:
+            entry = _Entry(section, [text] if text else [], block.line_nos)
+            entries.append(entry)
+            item.numbered[section] |= m is not None
+        if start is not None:
+            clause = _parse_clause(block.norm[start:], block.text[start:], [])
+            for other in entries:
+                if other.clause is None and other is not entry:
+                    other.clause, other.clause_source = clause, "shared"
+            entry.clause, entry.clause_source = clause, "own"
+
+    def _contact(self, block: _Block) -> None:
+        item = self.item
+        owners, contacts, rejected, unread = _parse_contact(block.norm)
+        item.contact_seen = True
+        item.owner_units, item.contacts = owners, contacts
+        for phrase in rejected:
+            self.warn("not_a_unit", f"{item.label} 联系人行：“{phrase}”不是单位名称，已忽略",
+                      block.first, item.number)
+        for piece in unread:
+            self.warn("unplaced_fragment", f"{item.label} 联系人行：无法识别“{piece}”",
+                      block.first, item.number)
+        if not owners:
+            self.warn("missing_owner", f"{item.label} 联系人行未写明牵头单位“{block.text}”",
+                      block.first, item.number)
+
+    # ----------------------------------------------------------------- finalise an item
+    def _finalise(self, b: _ItemBuilder, at_end: bool) -> DraftItem:
+        item = DraftItem(
+            number=b.number, parent=b.parent, chapter=b.chapter,
+            policy_text="\n".join(b.policy), policy_leads=b.policy_leads,
+            goal="\n".join(b.goal) if "goal" in b.seen or b.goal else None,
+            explanation="\n".join(b.explanation) if "explanation" in b.seen else None,
+            subtitle=b.subtitle, owner_units=b.owner_units, contacts=b.contacts,
+            source_lines=[b.first_line, max(b.last_line, b.first_line)])
+        reported: set[int] = set()       # clauses already checked (a shared one warns once)
+        for section, kind in ENTRY_SECTIONS.items():
+            for seq, entry in enumerate(b.entries[section], 1):
+                item.tasks.append(self._task(b, entry, kind, seq, reported))
+        problems = self._missing_parts(b, item)
+        if problems:
+            reason = "、".join(problems)
+            if at_end:
+                item.complete = False
+                self.warn("truncated", f"文档在{b.label}中途结束（{reason}），该项不完整",
+                          item.source_lines[1], b.number)
+            else:
+                self.warn("incomplete_item", f"{b.label}不完整：{reason}",
+                          item.source_lines[0], b.number)
+        return item
+
+    def _task(self, b: _ItemBuilder, entry: _Entry, kind: str, seq: int,
+              reported: set[int]) -> DraftTask:
+        where = f"{b.label} {SECTION_NAMES[entry.section]}第{seq}条"
+        task = DraftTask(kind=kind, seq=seq, text="\n".join(entry.parts),
+                         source_lines=sorted(set(entry.lines)))
+        clause = entry.clause
+        if not task.text:
+            self.warn("empty_task", f"{where}：没有任务内容", entry.lines[0], b.number)
+        if clause is None:
+            task.clause_source = "owner"
+            task.lead_units = list(b.owner_units)
+            self.warn("bad_deadline", f"{where}：未写明责任分工和完成时限，牵头单位按本项牵头单位处理",
+                      entry.lines[0], b.number)
+        else:
+            task.clause_source = entry.clause_source
+            task.source_lines = sorted(set(entry.lines) | set(clause.lines))
+            task.lead_units = list(clause.leads or b.owner_units)
+            task.responsible_units = [u for u in clause.resp if u not in task.lead_units]
+            task.sections = list(clause.sections)
+            task.deadline_text = clause.deadline_text
+            task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text,
+                                                               self.default_year)
+            line = (clause.lines or entry.lines)[-1]
+            if not ok:
+                what = f"无法识别完成时限“{clause.deadline_text}”" if clause.deadline_text \
+                    else "未写明完成时限"
+                self.warn("bad_deadline", f"{where}：{what}", line, b.number)
+            if id(clause) not in reported:
+                reported.add(id(clause))
+                for label in clause.repeated:
+                    self.warn("repeated_label", f"{where}：标签“{label}”重复书写", line, b.number)
+                for phrase in clause.rejected:
+                    self.warn("not_a_unit", f"{where}：“{phrase}”不是单位名称，已忽略", line,
+                              b.number)
+                for piece in clause.unplaced:
+                    self.warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", line,
+                              b.number)
+        if not task.lead_units:
+            self.warn("missing_lead", f"{where}：无法确定牵头单位", entry.lines[0], b.number)
+        return task
+
+    @staticmethod
+    def _missing_parts(b: _ItemBuilder, item: DraftItem) -> list[str]:
+        """What an item of the genre should have and this one lacks."""
+        if b.has_children:
+            return []           # the parent of 19-1…: its policy text is all it has
+        if "explanation" in b.seen:
+            return [] if item.explanation else ["情况说明为空"]
+        problems = []
+        if not b.seen & {"goal", "tasks", "measures"}:
+            problems.append("只有政策原文，缺少落实目标或情况说明")
+            return problems
+        for section in ("tasks", "measures"):
+            if section not in b.seen:
+                problems.append(f"缺少{SECTION_NAMES[section]}")
+            elif not b.entries[section]:
+                problems.append(f"{SECTION_NAMES[section]}没有条目")
+        if not b.contact_seen:
+            problems.append("缺少联系人行")
+        return problems
+
+    # ----------------------------------------------------------------- front matter
+    def _read_front_matter(self) -> None:
+        """Title, issuer, date and batch from the lines before the first chapter/item;
+        every one of those lines is kept verbatim in ``preamble``."""
+        draft = self.draft
+        lines = [line for block in self.front for line in block.lines]
+        draft.preamble = [line.raw.strip() for line in lines]
+        squashed = [squash(line.norm) for line in lines]
+        title_at = next((i for i, s in enumerate(squashed)
+                         if s.startswith("关于") and re.search(r"(通知|意见|方案|函|决定)$", s)), None)
+        if title_at is None:
+            title_at = next((i for i, s in enumerate(squashed)
+                             if re.search(r"(方案|汇编|清单|意见)", s) and "。" not in s), None)
+        if title_at is not None:
+            draft.title = lines[title_at].text
+            head = [line.text for line in lines[:title_at]]
+            if 0 < len(head) <= 3 and not any(re.search(r"[。：:，]", h) for h in head):
+                draft.issuer = "".join(head)
+        for s in squashed:
+            m = re.fullmatch(r"(\d{4})年(\d{1,2})月(\d{1,2})日", s)
+            if m:
+                try:
+                    draft.issued_on = date(int(m[1]), int(m[2]), int(m[3]))
+                    break
+                except ValueError:
+                    continue
+        for s in ([squash(draft.title)] if draft.title else []) + squashed:
+            m = re.search(r"第[一二三四五六七八九十\d]+批", s)
+            if m:
+                draft.batch = m.group(0)
+                break
+        if draft.issued_on:
+            self.default_year = draft.issued_on.year
+        elif draft.title and (m := re.search(r"(20\d\d)年", squash(draft.title))):
+            self.default_year = int(m[1])
+
+    # ----------------------------------------------------------------- whole document
+    def _finish(self) -> None:
+        draft = self.draft
+        if self.in_front or not draft.items:
+            raise DocumentError("未识别到任何政策条目（“第N项”）：该文件似乎不是实施方案汇编，"
+                                "请确认上传的文件是否正确。")
+        if not any(item.goal is not None or item.explanation is not None or item.tasks
+                   or item.policy_text for item in draft.items):
+            raise DocumentError("文件中的“第N项”下没有可识别的政策原文、落实目标或工作任务，"
+                                "该文件似乎不是实施方案汇编。")
+        if not draft.chapters:
+            draft.chapters.append(DraftChapter(1, "（未分章）"))
+            for item in draft.items:
+                item.chapter = 1
+        _warn_duplicates(draft)
+        draft.warnings.sort(key=lambda w: (w.line or 0))
+
+
+# =========================================================================== duplicates
+
+#: Paragraphs shorter than this are too generic to call copies (``培育高价值专利。``).
+_DUP_MIN_CHARS = 20
+#: Paragraphs this similar (Jaccard index of their character 4-grams) are near-copies.
+_DUP_SIMILARITY = 0.7
+
+
+def _warn_duplicates(draft: Draft) -> None:
+    """Report a paragraph that repeats one of *another* item, verbatim or nearly.
+
+    Copies between items are a common mistake of compilations (an office pastes the
+    plan of a similar item and forgets to adapt it); the office decides in review.
+    Candidates are found through an index of character 4-grams, so only paragraphs
+    that share a good part of their text are compared."""
+    paragraphs: list[tuple[DraftItem, str, int | None]] = []
+    keys: list[str] = []
+    for item in draft.items:
+        texts = [(label, text, item.source_lines[0]) for label, text in
+                 (("政策原文", item.policy_text), ("落实目标", item.goal), ("情况说明", item.explanation))
+                 if text]
+        texts += [(f"{SECTION_NAMES['tasks' if t.kind == 'task' else 'measures']}第{t.seq}条", t.text,
+                   t.source_lines[0] if t.source_lines else None) for t in item.tasks]
+        for label, text, line in texts:
+            key = re.sub(r"[\W_]+", "", canon(text))
+            if len(key) >= _DUP_MIN_CHARS:
+                paragraphs.append((item, label, line))
+                keys.append(key)
+    grams = [{key[i:i + 4] for i in range(len(key) - 3)} for key in keys]
+    index: dict[str, list[int]] = {}
+    for j, (item, label, line) in enumerate(paragraphs):
+        shared: dict[int, int] = {}
+        for gram in grams[j]:
+            for i in index.get(gram, ()):
+                shared[i] = shared.get(i, 0) + 1
+            index.setdefault(gram, []).append(j)
+        best = None
+        for i, count in sorted(shared.items()):
+            if paragraphs[i][0] is item:
+                continue
+            similarity = count / len(grams[i] | grams[j])
+            if keys[i] == keys[j] or similarity >= _DUP_SIMILARITY:
+                best = (i, similarity)
+                break
+        if best is None:
+            continue
+        i, similarity = best
+        other, other_label, _ = paragraphs[i]
+        how = "完全相同" if keys[i] == keys[j] else f"高度相似（相似度{similarity:.0%}）"
+        draft.warnings.append(DraftWarning(
+            "duplicate_text",
+            f"第{item.number}项 {label}与第{other.number}项 {other_label}{how}，请核实是否误复制",
+            line, item.number))

@@ -1,0 +1,425 @@
+"""Read-only queries behind the lists, the inbox and the overview.
+
+Every list is built as one SELECT (filtered in SQL, paginated by the caller)
+plus a fixed number of ``selectinload`` queries for what its rows show, so a
+page costs the same handful of queries whether it shows 5 rows or 50.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from models import (
+    AuditEntry, Chapter, Evidence, Item, Notification, Plan, Role, Submission, Task, TaskPart, Unit, User,
+    task_lead_units,
+)
+from workflow.due import late_clause, near_clause
+from workflow.extensions import db
+from workflow.states import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED
+from workflow.timeutil import CST
+
+UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
+
+
+# ---------------------------------------------------------------- helpers
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally (``%`` and ``_`` escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def lead_task_ids(unit_id: int):
+    return select(task_lead_units.c.task_id).where(task_lead_units.c.unit_id == unit_id)
+
+
+def part_task_ids(unit_id: int):
+    return select(TaskPart.task_id).where(TaskPart.unit_id == unit_id)
+
+
+def unit_clause(unit_id: int):
+    """Tasks a unit leads or has a part of."""
+    return or_(Task.id.in_(lead_task_ids(unit_id)), Task.id.in_(part_task_ids(unit_id)))
+
+
+def visible_clause(user):
+    """The SQL form of ``may(user, 'task.view', task)``: unit users see the
+    tasks their unit leads or works on; the office and viewers see all."""
+    if user.role in UNIT_ROLES:
+        return unit_clause(user.unit_id)
+    return True
+
+
+def list_options():
+    """What a task row shows: item (and chapter), lead units, parts and their units."""
+    return (
+        selectinload(Task.item).selectinload(Item.chapter),
+        selectinload(Task.lead_units),
+        selectinload(Task.parts).selectinload(TaskPart.unit),
+    )
+
+
+def task_order():
+    return (Item.position, Task.kind.desc(), Task.seq)
+
+
+# ---------------------------------------------------------------- task list
+
+@dataclass
+class TaskFilters:
+    plan: int | None = None
+    chapter: int | None = None
+    item: int | None = None
+    unit: int | None = None
+    state: str | None = None
+    due: str | None = None
+    q: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args) -> TaskFilters:
+        """Read filters from query args; a malformed value is dropped with a
+        note rather than answered with an error page."""
+        f = cls()
+        for name in ("plan", "chapter", "item", "unit"):
+            raw = (args.get(name) or "").strip()
+            if raw:
+                if raw.isdigit():
+                    setattr(f, name, int(raw))
+                else:
+                    f.errors.append(f"筛选条件“{name}”无效，已忽略。")
+        state = (args.get("state") or "").strip()
+        if state:
+            if state in TASK_STATES:
+                f.state = state
+            else:
+                f.errors.append("状态筛选无效，已忽略。")
+        due = (args.get("due") or "").strip()
+        if due:
+            if due in ("late", "near"):
+                f.due = due
+            else:
+                f.errors.append("时限筛选无效，已忽略。")
+        q = (args.get("q") or "").strip()
+        f.q = q[:100] or None
+        return f
+
+    def as_args(self) -> dict:
+        return {k: v for k, v in (("plan", self.plan), ("chapter", self.chapter), ("item", self.item),
+                                   ("unit", self.unit), ("state", self.state), ("due", self.due),
+                                   ("q", self.q)) if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.as_args())
+
+
+def task_list(filters: TaskFilters, user, today: date, near_days: int):
+    """SELECT of the tasks matching the filters that ``user`` may see, in document order."""
+    stmt = select(Task).join(Task.item).where(visible_clause(user))
+    if filters.plan is not None:
+        stmt = stmt.where(Item.plan_id == filters.plan)
+    if filters.chapter is not None:
+        stmt = stmt.where(Item.chapter_id == filters.chapter)
+    if filters.item is not None:
+        # An item's sub-items (19-1 under 19) belong to it too.
+        stmt = stmt.where(or_(Item.id == filters.item, Item.parent_id == filters.item))
+    if filters.unit is not None:
+        stmt = stmt.where(unit_clause(filters.unit))
+    if filters.state is not None:
+        stmt = stmt.where(Task.state == filters.state)
+    if filters.due == "late":
+        stmt = stmt.where(late_clause(Task, today))
+    elif filters.due == "near":
+        stmt = stmt.where(near_clause(Task, today, near_days))
+    if filters.q:
+        pattern = like_pattern(filters.q)
+        stmt = stmt.where(or_(Task.text.ilike(pattern, escape="\\"), Task.deadline_text.ilike(pattern, escape="\\"),
+                              Item.subtitle.ilike(pattern, escape="\\"), Item.number == filters.q))
+    return stmt.options(*list_options()).order_by(*task_order())
+
+
+def filter_choices(user) -> dict:
+    """Options for the filter selects (plans, chapters, units)."""
+    plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
+    chapters = db.session.execute(
+        select(Chapter.id, Chapter.number, Chapter.title, Plan.id, Plan.title).join(Plan)
+        .order_by(Plan.id.desc(), Chapter.number)).all()
+    if user.role in UNIT_ROLES:
+        units = db.session.scalars(select(Unit).where(Unit.id == user.unit_id)).all()
+    else:
+        units = db.session.scalars(
+            select(Unit).where(or_(Unit.id.in_(select(task_lead_units.c.unit_id)),
+                                   Unit.id.in_(select(TaskPart.unit_id))))
+            .order_by(Unit.kind, Unit.name)).all()
+    return {"plans": plans, "chapters": chapters, "units": units}
+
+
+# ---------------------------------------------------------------- my work
+
+def todo_parts(user):
+    """Parts of my unit waiting for us to start or finish."""
+    return (select(TaskPart).join(TaskPart.task).join(Task.item)
+            .where(TaskPart.unit_id == user.unit_id, TaskPart.state.in_((PLANNED, IN_PROGRESS)))
+            .options(selectinload(TaskPart.task).selectinload(Task.item),
+                     selectinload(TaskPart.task).selectinload(Task.lead_units),
+                     selectinload(TaskPart.unit),
+                     selectinload(TaskPart.submissions))
+            .order_by(Task.deadline.is_(None), Task.deadline, *task_order()))
+
+
+def _pending_submitted_at():
+    """When each part's pending submission was made (the latest hand-in)."""
+    return (select(Submission.part_id, func.max(Submission.submitted_at).label("at"))
+            .where(Submission.outcome == "pending").group_by(Submission.part_id).subquery())
+
+
+def verify_parts(user):
+    """Submitted parts awaiting a decision, oldest hand-in first: of the tasks
+    my unit leads for unit users, all of them for the office and viewers."""
+    pending = _pending_submitted_at()
+    stmt = (select(TaskPart, pending.c.at).join(TaskPart.task).join(Task.item)
+            .outerjoin(pending, pending.c.part_id == TaskPart.id)
+            .where(TaskPart.state == SUBMITTED))
+    if user.role in UNIT_ROLES:
+        stmt = stmt.where(TaskPart.task_id.in_(lead_task_ids(user.unit_id)))
+    return (stmt.options(selectinload(TaskPart.task).selectinload(Task.item),
+                         selectinload(TaskPart.task).selectinload(Task.lead_units),
+                         selectinload(TaskPart.unit))
+            .order_by(pending.c.at.is_(None), pending.c.at, TaskPart.id))
+
+
+def verify_count(user) -> int:
+    stmt = select(func.count(TaskPart.id)).where(TaskPart.state == SUBMITTED)
+    if user.role in UNIT_ROLES:
+        stmt = stmt.where(TaskPart.task_id.in_(lead_task_ids(user.unit_id)))
+    return db.session.scalar(stmt) or 0
+
+
+def to_close_tasks():
+    """The office's own to-do: tasks whose parts are all verified, to close."""
+    return select(Task).join(Task.item).where(Task.state == VERIFIED).options(*list_options()).order_by(*task_order())
+
+
+def my_summary(user, today: date, near_days: int) -> dict:
+    """Counts for a unit user's home page, in one query per figure group."""
+    parts = db.session.execute(
+        select(TaskPart.state, func.count(TaskPart.id)).where(TaskPart.unit_id == user.unit_id)
+        .group_by(TaskPart.state)).all()
+    by_state = {s: n for s, n in parts}
+    mine = unit_clause(user.unit_id)
+    late = db.session.scalar(select(func.count(Task.id)).where(mine, late_clause(Task, today))) or 0
+    near = db.session.scalar(select(func.count(Task.id)).where(mine, near_clause(Task, today, near_days))) or 0
+    led = db.session.scalar(select(func.count()).select_from(lead_task_ids(user.unit_id).subquery())) or 0
+    return {"parts": by_state, "parts_total": sum(by_state.values()), "late": late, "near": near, "led": led,
+            "verify": verify_count(user)}
+
+
+# ---------------------------------------------------------------- task page
+
+def task_for_page(task_id: int):
+    """One task with everything its page shows, in a fixed number of queries."""
+    part_opts = selectinload(Task.parts)
+    stmt = (select(Task).where(Task.id == task_id).options(
+        selectinload(Task.item).selectinload(Item.chapter),
+        selectinload(Task.item).selectinload(Item.plan),
+        selectinload(Task.item).selectinload(Item.contacts),
+        selectinload(Task.lead_units),
+        selectinload(Task.responsible_units),
+        selectinload(Task.sections),
+        part_opts.selectinload(TaskPart.unit),
+        part_opts.selectinload(TaskPart.progress_notes).selectinload(ProgressNoteUser),
+        part_opts.selectinload(TaskPart.submissions).selectinload(Submission.submitted_by),
+        part_opts.selectinload(TaskPart.submissions).selectinload(Submission.decided_by),
+        part_opts.selectinload(TaskPart.submissions).selectinload(Submission.evidence),
+        part_opts.selectinload(TaskPart.evidence).selectinload(Evidence.uploaded_by),
+    ))
+    return db.session.scalar(stmt)
+
+
+def _progress_note_user():
+    from models import ProgressNote
+
+    return ProgressNote.user
+
+
+ProgressNoteUser = _progress_note_user()
+
+
+def timeline(task):
+    """The audit entries of a task and its parts, in chain order."""
+    part_ids = [p.id for p in task.parts]
+    clause = AuditEntry.task_id == task.id
+    if part_ids:
+        clause = or_(clause, AuditEntry.part_id.in_(part_ids))
+    return db.session.scalars(
+        select(AuditEntry).where(clause).order_by(AuditEntry.seq)
+        .options(selectinload(AuditEntry.user), selectinload(AuditEntry.unit))).all()
+
+
+# ---------------------------------------------------------------- overview
+
+def overview(plan_id: int | None, today: date, near_days: int) -> dict:
+    """Counts by state, by chapter × state and by lead unit × state (with late
+    and near-due counts), each one GROUP BY query."""
+    late = late_clause(Task, today)
+    near = near_clause(Task, today, near_days)
+    scope = [Item.plan_id == plan_id] if plan_id is not None else []
+
+    def base(*cols):
+        return select(*cols).select_from(Task).join(Item, Item.id == Task.item_id).where(*scope)
+
+    by_state = {s: n for s, n in db.session.execute(base(Task.state, func.count(Task.id)).group_by(Task.state))}
+    totals = db.session.execute(base(
+        func.count(Task.id),
+        func.coalesce(func.sum(case((late, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((near, 1), else_=0)), 0))).one()
+
+    chapters: dict[int, dict] = {}
+    rows = db.session.execute(
+        base(Chapter.id, Chapter.number, Chapter.title, Plan.title, Task.state, func.count(Task.id),
+             func.coalesce(func.sum(case((late, 1), else_=0)), 0),
+             func.coalesce(func.sum(case((near, 1), else_=0)), 0))
+        .join(Chapter, Chapter.id == Item.chapter_id).join(Plan, Plan.id == Item.plan_id)
+        .group_by(Chapter.id, Chapter.number, Chapter.title, Plan.id, Plan.title, Task.state)
+        .order_by(Plan.id, Chapter.number))
+    for cid, number, title, plan_title, state, n, n_late, n_near in rows:
+        row = chapters.setdefault(cid, {"id": cid, "number": number, "title": title, "plan": plan_title,
+                                        "states": {}, "total": 0, "late": 0, "near": 0})
+        row["states"][state] = n
+        row["total"] += n
+        row["late"] += n_late
+        row["near"] += n_near
+
+    units: dict[int, dict] = {}
+    rows = db.session.execute(
+        base(Unit.id, Unit.name, Task.state, func.count(Task.id),
+             func.coalesce(func.sum(case((late, 1), else_=0)), 0),
+             func.coalesce(func.sum(case((near, 1), else_=0)), 0))
+        .join(task_lead_units, task_lead_units.c.task_id == Task.id)
+        .join(Unit, Unit.id == task_lead_units.c.unit_id)
+        .group_by(Unit.id, Unit.name, Task.state))
+    for uid, name, state, n, n_late, n_near in rows:
+        row = units.setdefault(uid, {"id": uid, "name": name, "states": {}, "total": 0, "late": 0, "near": 0})
+        row["states"][state] = n
+        row["total"] += n
+        row["late"] += n_late
+        row["near"] += n_near
+    unit_rows = sorted(units.values(), key=lambda r: (-r["late"], -r["total"], r["name"]))
+    return {"by_state": by_state, "total": totals[0], "late": int(totals[1]), "near": int(totals[2]),
+            "chapters": list(chapters.values()), "units": unit_rows}
+
+
+# ---------------------------------------------------------------- inbox
+
+def inbox(user):
+    return (select(Notification).where(Notification.user_id == user.id)
+            .options(selectinload(Notification.task).selectinload(Task.item))
+            .order_by(Notification.read_at.is_not(None), Notification.created_at.desc(), Notification.id.desc()))
+
+
+def unread_count(user) -> int:
+    return db.session.scalar(select(func.count(Notification.id)).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None))) or 0
+
+
+# ---------------------------------------------------------------- audit log
+
+@dataclass
+class AuditFilters:
+    unit: int | None = None
+    user: str | None = None
+    task: int | None = None
+    action: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args) -> AuditFilters:
+        f = cls()
+        for name in ("unit", "task"):
+            raw = (args.get(name) or "").strip()
+            if raw:
+                if raw.isdigit():
+                    setattr(f, name, int(raw))
+                else:
+                    f.errors.append("单位或任务编号应为数字，已忽略。")
+        f.user = (args.get("user") or "").strip()[:64] or None
+        f.action = (args.get("action") or "").strip()[:40] or None
+        for name in ("date_from", "date_to"):
+            raw = (args.get(name) or "").strip()
+            if raw:
+                try:
+                    setattr(f, name, date.fromisoformat(raw))
+                except ValueError:
+                    f.errors.append(f"日期“{raw}”格式不正确（应为 2022-04-08），已忽略。")
+        return f
+
+    def as_args(self) -> dict:
+        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in (
+            ("unit", self.unit), ("user", self.user), ("task", self.task), ("action", self.action),
+            ("date_from", self.date_from), ("date_to", self.date_to)) if v not in (None, "")}
+
+
+def _utc_start_of_local_day(day: date) -> datetime:
+    """The naive-UTC instant at which a CST day begins (entries are stored in UTC)."""
+    local = datetime.combine(day, time.min, tzinfo=CST)
+    return local.astimezone(tz=None).replace(tzinfo=None) if False else (local - local.utcoffset()).replace(tzinfo=None)
+
+
+def audit_entries(filters: AuditFilters):
+    stmt = select(AuditEntry)
+    if filters.unit is not None:
+        stmt = stmt.where(AuditEntry.unit_id == filters.unit)
+    if filters.user:
+        stmt = stmt.where(AuditEntry.username == filters.user)
+    if filters.task is not None:
+        stmt = stmt.where(AuditEntry.task_id == filters.task)
+    if filters.action:
+        stmt = stmt.where(AuditEntry.action == filters.action)
+    if filters.date_from:
+        stmt = stmt.where(AuditEntry.at >= _utc_start_of_local_day(filters.date_from))
+    if filters.date_to:
+        stmt = stmt.where(AuditEntry.at < _utc_start_of_local_day(filters.date_to + timedelta(days=1)))
+    return (stmt.options(selectinload(AuditEntry.user), selectinload(AuditEntry.unit),
+                         selectinload(AuditEntry.task).selectinload(Task.item))
+            .order_by(AuditEntry.seq.desc()))
+
+
+# ---------------------------------------------------------------- admin
+
+def users_list(unit_id: int | None = None, role: str | None = None, q: str | None = None):
+    stmt = select(User).join(User.unit)
+    if unit_id is not None:
+        stmt = stmt.where(User.unit_id == unit_id)
+    if role:
+        stmt = stmt.where(User.role == role)
+    if q:
+        pattern = like_pattern(q)
+        stmt = stmt.where(or_(User.username.ilike(pattern, escape="\\"),
+                              User.display_name.ilike(pattern, escape="\\"),
+                              Unit.name.ilike(pattern, escape="\\")))
+    return stmt.options(selectinload(User.unit)).order_by(Unit.kind, Unit.name, User.role, User.username)
+
+
+def units_with_counts(q: str | None = None):
+    """Units with how many users, aliases, lead tasks and parts each has."""
+    users = select(func.count(User.id)).where(User.unit_id == Unit.id).scalar_subquery()
+    leads = select(func.count()).select_from(task_lead_units).where(
+        task_lead_units.c.unit_id == Unit.id).scalar_subquery()
+    parts = select(func.count(TaskPart.id)).where(TaskPart.unit_id == Unit.id).scalar_subquery()
+    stmt = select(Unit, users.label("users"), leads.label("leads"), parts.label("parts"))
+    if q:
+        stmt = stmt.where(Unit.name.ilike(like_pattern(q), escape="\\"))
+    return stmt.options(selectinload(Unit.aliases)).order_by(Unit.kind, Unit.name)
+
+
+def all_units():
+    return db.session.scalars(select(Unit).order_by(Unit.kind, Unit.name)).all()
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["and_"]
