@@ -88,6 +88,20 @@ def test_seed_import_writes_the_whole_compilation(app, seed_bytes):
         assert db.session.scalar(select(TaskPart).where(TaskPart.unit_id.is_(None))) is None
 
 
+def test_sections_belong_to_the_unit_written_before_them(app, seed_bytes):
+    from models import Item, Plan
+
+    plan_id, _ = _import(app, seed_bytes)
+    with app.app_context():
+        # The plan is the compilation, not its cover letter.
+        assert db.session.get(Plan, plan_id).title == "周村区落实省2022年“稳中求进”高质量发展政策清单（第一批）实施方案汇编"
+        item56 = db.session.scalar(select(Item).where(Item.number == "56"))
+        task = [t for t in item56.tasks if t.kind == "task"][0]
+        owners = {s.name: s.unit.name for s in task.sections}
+        assert owners == {"社会救助服务中心": "区民政局", "慈善事业促进和社会工作科": "区民政局",
+                          "社会保障科": "区财政局"}
+
+
 def test_long_term_tasks_have_no_date(app, seed_bytes):
     from models import Task
 

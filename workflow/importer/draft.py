@@ -31,6 +31,7 @@ class DraftTask:
     lead_units: list[str] = field(default_factory=list)         # names as written
     responsible_units: list[str] = field(default_factory=list)  # co-responsible units as written
     sections: list[str] = field(default_factory=list)           # 责任科室
+    section_units: dict[str, str] = field(default_factory=dict) # section -> unit it belongs to, as written
     deadline: date | None = None
     deadline_text: str | None = None    # as written, e.g. "2022年12月", "长期"
     long_term: bool = False

@@ -68,7 +68,9 @@ COUNT_LABELS = {
 WARNING_LABELS = {
     "unknown_unit": "新单位", "aliased_unit": "单位别名", "bad_deadline": "时限无法识别",
     "duplicate_text": "重复内容", "unplaced_fragment": "无法归位的片段", "truncated": "文档不完整",
-    "repeated_label": "标签重复", "not_a_unit": "非单位表述",
+    "repeated_label": "标签重复", "not_a_unit": "非单位表述", "page_number": "页码",
+    "number_sequence": "编号不连续", "incomplete_item": "事项不完整", "missing_lead": "缺少牵头单位",
+    "missing_owner": "缺少牵头联系行", "empty_task": "空条目",
 }
 
 
@@ -231,15 +233,19 @@ def write(rv: Review, user=None):
             responsible = [u for u in dict.fromkeys(unit(n) for n in dt.responsible_units) if u not in leads]
             lead_rows += [{"task_id": task.id, "unit_id": u.id, "position": i} for i, u in enumerate(leads)]
             resp_rows += [{"task_id": task.id, "unit_id": u.id, "position": i} for i, u in enumerate(responsible)]
-            section_owner = leads[0] if leads else None
-            if section_owner is not None:
-                seen = set()
-                for i, name in enumerate(dt.sections):
-                    s = section(section_owner, name)
-                    db.session.flush()
-                    if s.id not in seen:
-                        seen.add(s.id)
-                        section_rows.append({"task_id": task.id, "section_id": s.id, "position": i})
+            # A section belongs to the unit written before it in the clause
+            # (责任单位：区财政局，责任科室：社会保障科), else to the first lead unit.
+            seen = set()
+            for i, name in enumerate(dt.sections):
+                written_owner = dt.section_units.get(name)
+                owner = unit(written_owner) if written_owner else (leads[0] if leads else None)
+                if owner is None:
+                    continue
+                s = section(owner, name)
+                db.session.flush()
+                if s.id not in seen:
+                    seen.add(s.id)
+                    section_rows.append({"task_id": task.id, "section_id": s.id, "position": i})
             for i, u in enumerate(responsible or leads):
                 db.session.add(TaskPart(task_id=task.id, unit_id=u.id, position=i))
     for table, rows in ((item_owner_units, owner_rows), (task_lead_units, lead_rows),

@@ -55,9 +55,9 @@ from pathlib import Path
 
 from .draft import (Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
-from .units import (canon, cn_number, looks_like_deadline, looks_like_person, looks_like_section,
-                    looks_like_unit, is_not_a_unit, parse_deadline, split_list, split_unit_list,
-                    squash, tidy_spaces)
+from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
+                    looks_like_person, looks_like_section, looks_like_unit, parse_deadline,
+                    split_list, split_unit_list, squash, tidy_spaces)
 
 # =========================================================================== grammar tables
 # Label synonyms seen in the genre.  Matching is done on ``canon`` text, so only the
@@ -112,6 +112,8 @@ CHAPTER_RE = re.compile(rf"^(?:第(?P<n1>{_NUM})(?:章|部分|篇)|(?P<n2>{_CN})
 #: 1. / 1、 / 1） / （1） / ① / 一、 / （一） at the start of a task entry.
 ENTRY_RE = re.compile(rf"^(?:(?P<num>\d{{1,2}})(?:[、）]|\.(?!\d))|（(?P<pnum>\d{{1,2}})）|[①-⑳]"
                       rf"|{_CN}、|（{_CN}）)\s*")
+#: An entry number followed by whitespace and a digit ("1.\t2022 年…").
+_SPACED_MARKER = re.compile(r"^\s*(\d{1,2}[.．])\s+(?=[\d０-９])")
 #: Page numbers left by the PDF extraction: "4", "- 4 -", "第4页".
 PAGE_RE = re.compile(r"^(?:-?\d{1,3}-?|第\d{1,3}页(?:共\d{1,3}页)?|\d{1,3}/\d{1,3})$")
 #: A table-of-contents line: a short title, a tab or dot leader, a page number.
@@ -120,8 +122,9 @@ TOC_RE = re.compile(r"^(?P<title>[^。]{1,60}?)(?:\t|\s{2,}|[.…·．]{2,}|…)
 CLAUSE_LABEL_RE = re.compile(rf"(?P<label>{_alt(_LABEL_ROLE)})\s*：")
 _UNIT_LABEL_RE = re.compile(rf"(?:{_alt(CLAUSE_LABELS['lead'] + CLAUSE_LABELS['resp'])})\s*：")
 _CONTACT_RE = re.compile(rf"{_alt(CONTACT_NAME_LABELS)}|{_alt(CONTACT_PHONE_LABELS)}\s*：")
-_PHONE_RE = re.compile(rf"^(?P<before>.*?)(?:{_alt(CONTACT_PHONE_LABELS)})：?(?P<value>.*)$")
-_NAME_RE = re.compile(rf"^(?P<before>.*?)(?:{_alt(CONTACT_NAME_LABELS)})：?(?P<value>.*)$")
+#: "联系电话：6195196" / "区发展改革局联系人：丛湘波" (text before the label is ignored).
+_PHONE_RE = re.compile(rf"^.*?(?:{_alt(CONTACT_PHONE_LABELS)})：?(?P<value>.*)$")
+_NAME_RE = re.compile(rf"^.*?(?:{_alt(CONTACT_NAME_LABELS)})：?(?P<value>.*)$")
 
 #: Marks that end a paragraph: a line ending otherwise continues on the next line.
 _TERMINAL = "。！？!?）…"
@@ -246,6 +249,11 @@ def _classify(raw_lines: list[str]) -> list[_Line]:
     out = []
     for no, raw in enumerate(raw_lines, 1):
         text = tidy_spaces(raw)
+        marker = _SPACED_MARKER.match(raw)
+        if marker:
+            # "1.\t2022 年…": the space is what separates the number of the entry from the
+            # number that starts its text; tidying would glue them into "1.2022年".
+            text = f"{marker[1]} {tidy_spaces(raw[marker.end():])}"
         norm = canon(text)
         out.append(_Line(no, raw, text, norm, *_classify_line(raw, norm)))
     return out
@@ -290,8 +298,12 @@ class _Block:
         return [line.no for line in self.lines]
 
     def finish(self) -> None:
-        self.text = tidy_spaces(" ".join(line.text for line in self.lines))
-        self.norm = canon(self.text)
+        """Join the (already tidied) lines; only the seams need a decision."""
+        text = self.lines[0].text
+        for line in self.lines[1:]:
+            text += (" " if text and keep_space(text[-1], line.text[0]) else "") + line.text
+        self.text = text
+        self.norm = canon(text)
 
 
 def _is_open(text: str) -> bool:
@@ -321,18 +333,17 @@ def _build_blocks(lines: list[_Line]) -> list[_Block]:
         hard = line.kind in _HARD_STARTS or (
             line.kind == SUBITEM and last_item is not None and int(line.match["n"]) == last_item)
         if current is not None and not hard and current.kind in (TEXT, ENTRY, CONTACT) \
-                and _is_open(canon(" ".join(l.text for l in current.lines))):
+                and _is_open("".join(l.norm for l in current.lines)):
             current.lines.append(line)
             continue
         kind = line.kind if hard else TEXT
         if kind == TEXT and current is not None and current.kind in _CONTENT \
                 and len(squash(line.norm)) <= _FRAGMENT_MAX:
             kind = FRAGMENT          # "展。" after a finished sentence: an extraction leftover
-        current = _Block([line], kind, line.match)
+        current = _Block([line], kind, line.match if hard else None)
         blocks.append(current)
         if kind == ITEM:
-            n = cn_number(line.match["n"])
-            last_item = n
+            last_item = cn_number(line.match["n"])
     for block in blocks:
         block.finish()
         if block.kind == TEXT and _clause_start(block.norm) == 0:
@@ -376,6 +387,7 @@ class _Clause:
     leads: list[str] = field(default_factory=list)
     resp: list[str] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
+    section_units: dict[str, str] = field(default_factory=dict)   # section -> the unit named before it
     deadline_text: str | None = None
     rejected: list[str] = field(default_factory=list)    # phrases that are not units
     repeated: list[str] = field(default_factory=list)    # labels written twice in a row
@@ -420,6 +432,7 @@ def _parse_clause(norm: str, text: str, lines: list[int]) -> _Clause:
         segments.append((role, value))
 
     unit_role = "lead"          # where a unit found under 责任科室 belongs
+    last_unit: str | None = None   # a 责任科室 belongs to the unit written before it
     for role, value in segments:
         if role == "deadline":
             written = squash(value).strip("，；、。")
@@ -445,19 +458,28 @@ def _parse_clause(norm: str, text: str, lines: list[int]) -> _Clause:
             elif role in ("lead", "resp"):
                 unit_role = role
                 if looks_like_section(piece):
-                    _add(clause.sections, piece)
+                    _add_section(clause, piece, last_unit)
                 else:
                     _add(clause.leads if role == "lead" else clause.resp, piece)
+                    last_unit = piece
             elif role == "section":
                 if looks_like_unit(piece):
                     _add(clause.leads if unit_role == "lead" else clause.resp, piece)
+                    last_unit = piece
                 else:
-                    _add(clause.sections, piece)
+                    _add_section(clause, piece, last_unit)
             elif looks_like_unit(piece) or not looks_like_section(piece) and _looks_like_org(piece):
                 _add(clause.leads, piece)
+                last_unit = piece
             else:
                 clause.unplaced.append(piece)
     return clause
+
+
+def _add_section(clause: _Clause, section: str, unit: str | None) -> None:
+    _add(clause.sections, section)
+    if unit is not None:
+        clause.section_units.setdefault(section, unit)
 
 
 def _looks_like_org(piece: str) -> bool:
@@ -506,7 +528,7 @@ def _parse_contact(norm: str) -> tuple[list[str], list[DraftContact], list[str],
                     waiting.append(contacts[-1])
         elif phone_m and any(label in segment for label in CONTACT_PHONE_LABELS):
             phones = [p for p in re.split(r"[、/]", phone_m["value"]) if p]
-            for i, phone in enumerate(phones):
+            for phone in phones:
                 if waiting:
                     waiting.pop(0).phone = phone
                 elif contacts and contacts[-1].phone is None:
@@ -580,6 +602,8 @@ class _Assembler:
         self.chapter = 0
         self.item: _ItemBuilder | None = None
         self.default_year: int | None = None
+        self.last_top = 0           # last top-level item number, for the sequence check
+        self.last_sub = 0
 
     # ----------------------------------------------------------------- helpers
     def warn(self, code: str, message: str, line: int | None = None, item: str | None = None):
@@ -668,7 +692,28 @@ class _Assembler:
                       block.first, str(n))
         self.item = _ItemBuilder(f"{n}-{sub}" if sub else str(n), str(n) if sub else None,
                                  self.chapter, block.first, last_line=block.lines[-1].no)
+        self._check_sequence(self.item)
         self._take_rest(block, m)
+
+    def _check_sequence(self, item: _ItemBuilder) -> None:
+        """Items are numbered 1, 2, 3 … and sub-items N-1, N-2 …: a gap usually means a
+        page was lost in the extraction, so the office should look."""
+        if item.parent is None:
+            expected = str(self.last_top + 1)
+            if self.last_top and item.number != expected:
+                self.warn("number_sequence", f"{item.label}：编号不连续，上一项是第{self.last_top}项",
+                          item.first_line, item.number)
+            self.last_top = int(item.number)
+            self.last_sub = 0
+            return
+        sub = int(item.number.split("-")[1])
+        if item.parent != str(self.last_top):
+            self.warn("number_sequence", f"{item.label}：没有找到上级条目第{item.parent}项",
+                      item.first_line, item.number)
+            self.last_top = int(item.parent)
+        elif sub != self.last_sub + 1:
+            self.warn("number_sequence", f"{item.label}：子项编号不连续", item.first_line, item.number)
+        self.last_sub = sub
 
     def _open_subitem(self, block: _Block) -> None:
         parent = self.item.top
@@ -676,6 +721,7 @@ class _Assembler:
         m = block.match
         self.item = _ItemBuilder(f"{parent}-{m['s']}", parent, self.chapter, block.first,
                                  last_line=block.lines[-1].no)
+        self._check_sequence(self.item)
         self._take_rest(block, m)
 
     def _take_rest(self, block: _Block, m: re.Match) -> None:
@@ -810,6 +856,7 @@ class _Assembler:
             task.lead_units = list(clause.leads or b.owner_units)
             task.responsible_units = [u for u in clause.resp if u not in task.lead_units]
             task.sections = list(clause.sections)
+            task.section_units = dict(clause.section_units)
             task.deadline_text = clause.deadline_text
             task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text,
                                                                self.default_year)
@@ -867,6 +914,9 @@ class _Assembler:
                              if re.search(r"(方案|汇编|清单|意见)", s) and "。" not in s), None)
         if title_at is not None:
             draft.title = lines[title_at].text
+            # "关于印发《X》的通知" is the cover letter; the plan is X.
+            if (m := re.search(r"印发《(.+)》", squash(draft.title))):
+                draft.title = m.group(1)
             head = [line.text for line in lines[:title_at]]
             if 0 < len(head) <= 3 and not any(re.search(r"[。：:，]", h) for h in head):
                 draft.issuer = "".join(head)

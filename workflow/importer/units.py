@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import unicodedata
 from datetime import date
 
 # --------------------------------------------------------------------------- text
@@ -53,7 +52,7 @@ def _char_class(ch: str) -> str:
     return "punct"
 
 
-def _keep_space(left: str, right: str) -> bool:
+def keep_space(left: str, right: str) -> bool:
     """Whether a run of spaces between two characters means something.
 
     PDF extraction puts spaces around every number and after punctuation
@@ -70,14 +69,14 @@ _SPACES = re.compile(r"[ \t\u3000\u00a0\u2002\u2003\u2009\u200b\f\v]+")
 
 
 def tidy_spaces(text: str) -> str:
-    """Collapse or remove extraction spacing (see ``_keep_space``) and strip the ends."""
+    """Collapse or remove extraction spacing (see ``keep_space``) and strip the ends."""
     text = text.strip(" \t\u3000\u00a0\u2002\u2003\u2009\u200b\f\v\r\n")
     out: list[str] = []
     pos = 0
     for m in _SPACES.finditer(text):
         out.append(text[pos:m.start()])
         left, right = text[m.start() - 1], text[m.end()]
-        if _keep_space(left, right):
+        if keep_space(left, right):
             out.append(" ")
         pos = m.end()
     out.append(text[pos:])

@@ -1,0 +1,501 @@
+"""Tests of the document parser (pure: no Flask, no database).
+
+Expectations on the seed document were checked by hand against
+/work/shared/seed/000_e9b96b9635c13b94.txt (line numbers below are its lines).
+"""
+from __future__ import annotations
+
+import io
+import random
+import re
+import zipfile
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from workflow.importer.draft import Draft, DocumentError
+from workflow.importer.parse import parse_bytes, parse_file, parse_text
+from workflow.importer.units import parse_deadline, split_unit_list, split_units, tidy_spaces, unit_kind
+
+SEED = Path("/work/shared/seed/000_e9b96b9635c13b94.txt")
+FIXTURES = Path(__file__).parent / "fixtures"
+CJK_SPACE = re.compile(r"[\u4e00-\u9fff，。；：、（）“”]\s+[\u4e00-\u9fff\d（）“”]")
+
+pytestmark = pytest.mark.skipif(not SEED.exists(), reason="seed document not available")
+
+
+@pytest.fixture(scope="module")
+def seed_text() -> str:
+    return SEED.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def seed(seed_text) -> Draft:
+    return parse_text(seed_text)
+
+
+def items_by_number(draft: Draft) -> dict:
+    return {item.number: item for item in draft.items}
+
+
+def tasks(item, kind):
+    return [t for t in item.tasks if t.kind == kind]
+
+
+def shape(draft: Draft):
+    """What two parses of the same document must agree on."""
+    return [(i.number, i.parent, i.chapter, i.policy_text, i.goal, i.explanation, i.owner_units,
+             [(t.kind, t.seq, t.text, t.lead_units, t.responsible_units, t.sections, t.deadline,
+               t.long_term, t.clause_source) for t in i.tasks]) for i in draft.items]
+
+
+# =========================================================================== seed: structure
+
+def test_front_matter(seed):
+    assert seed.issuer == "区委统筹疫情防控和经济运行工作领导小组（指挥部）办公室"
+    # The cover letter "关于印发《…》的通知" names the compilation; the plan is the compilation.
+    assert seed.title == "周村区落实省2022年“稳中求进”高质量发展政策清单（第一批）实施方案汇编"
+    assert seed.issued_on == date(2022, 4, 8)
+    assert seed.batch == "第一批"
+    assert seed.line_count == 1464
+    # the table of contents stays in the preamble, verbatim
+    assert "一、培育壮大有效需求\t4" in seed.preamble
+    assert "共计 56 项，从 2022 年 1 月 1 日起实施。" in seed.preamble
+
+
+def test_chapters_are_not_taken_from_the_toc(seed):
+    assert [(c.number, c.title, c.source_line) for c in seed.chapters] == [
+        (1, "培育壮大有效需求", 45), (2, "稳定经济运行", 398), (3, "加快新旧动能转换", 634),
+        (4, "加快新型城镇化建设", 988), (5, "深化改革开放", 1126), (6, "强化社会民生保障", 1288)]
+    chapter_of = {i.number: i.chapter for i in seed.items}
+    assert (chapter_of["1"], chapter_of["17"], chapter_of["18"], chapter_of["19-5"],
+            chapter_of["36-2"], chapter_of["37"], chapter_of["56"]) == (1, 1, 2, 2, 3, 4, 6)
+
+
+def test_items_and_sub_items(seed):
+    numbers = [i.number for i in seed.items]
+    expected = [str(n) for n in range(1, 57)]
+    expected[19:19] = [f"19-{k}" for k in range(1, 6)]
+    expected[expected.index("36") + 1:expected.index("36") + 1] = ["36-1", "36-2"]
+    assert numbers == expected
+    items = items_by_number(seed)
+    assert [items[n].parent for n in ("19", "19-1", "19-5", "36", "36-1", "36-2")] == \
+        [None, "19", "19", None, "36", "36"]
+    assert all(i.complete for i in seed.items)
+
+
+def test_not_applicable_items(seed):
+    not_applicable = {i.number for i in seed.items if not i.applicable}
+    assert not_applicable == {"2", "8", "16", "17", "20", "22", "26", "33", "37", "48", "50"}
+    item2 = items_by_number(seed)["2"]
+    assert item2.explanation.startswith("此项目不涉及我市、区。原因：该项目建设投资不涉及我市、区")
+    assert item2.goal is None and item2.tasks == [] and item2.owner_units == []
+    assert item2.policy_leads == ["省财政厅", "省交通运输厅"]
+
+
+def test_counts(seed):
+    kinds = Counter(t.kind for i in seed.items for t in i.tasks)
+    assert kinds == {"task": 90, "measure": 99}
+
+
+# =========================================================================== seed: items
+
+def test_item_1(seed):
+    item = items_by_number(seed)["1"]
+    assert item.policy_text.startswith("2022年，统筹财政资金和专项债券资金800亿元")
+    assert item.policy_text.endswith("支持省级决策实施的重大“七网”项目。")    # clause kept out
+    assert item.policy_leads == ["省发展改革委", "省财政厅"]
+    # the goal is one paragraph broken over a blank line (lines 55/57)
+    assert "市政公用设施网、新型基础设施网" in item.goal
+    assert item.owner_units == ["区发展改革局"]
+    assert [(c.name, c.phone) for c in item.contacts] == [("王迎新", "6195196")]
+    assert item.source_lines == [47, 69]
+    (task,) = tasks(item, "task")
+    assert task.text.startswith("按照“资金跟着项目走”原则，逐项梳理2022年通过省市反馈")
+    assert task.text.endswith("加大协调调度推进力度。")
+    assert (task.lead_units, task.responsible_units, task.sections) == (
+        ["区发展改革局"], ["区财政局"], ["商贸流通和社会事业科"])
+    assert (task.deadline, task.deadline_text, task.long_term, task.clause_source) == (
+        date(2022, 12, 31), "2022年12月", False, "own")
+    assert task.source_lines == [61]
+    m1, m2 = tasks(item, "measure")
+    # only 责任单位 named: the item's owner leads, 区财政局 shares the work
+    assert (m1.lead_units, m1.responsible_units, m1.sections) == (
+        ["区发展改革局"], ["区财政局"], ["政府债务管理科"])
+    assert m1.text.startswith("逐项梳理拟发行") and not m1.text.startswith("1")
+    assert (m2.lead_units, m2.responsible_units, m2.seq) == (["区发展改革局"], [], 2)
+
+
+def test_label_written_twice(seed):
+    item = items_by_number(seed)["3"]
+    (measure,) = tasks(item, "measure")
+    assert measure.deadline == date(2022, 12, 31)
+    assert any(w.code == "repeated_label" and w.item == "3" and w.line == 99 for w in seed.warnings)
+    # a task broken over a blank line (lines 93/95) is one task
+    (task,) = tasks(item, "task")
+    assert task.source_lines == [93, 95]
+    assert "引导企业对标先进" in task.text
+
+
+def test_entry_without_clause_takes_the_next_one(seed):
+    m1, m2 = tasks(items_by_number(seed)["4"], "measure")
+    assert m1.clause_source == "shared" and m2.clause_source == "own"
+    assert m1.lead_units == ["区工业和信息化局"] and m1.sections == ["信息化科"]
+    assert m1.deadline == date(2022, 12, 31)
+    assert m1.source_lines == [119]        # its own text; the clause is on m2's line
+    t2 = tasks(items_by_number(seed)["7"], "task")[1]
+    assert t2.clause_source == "shared" and t2.lead_units == ["区工业和信息化局"]
+
+
+def test_clause_on_its_own_line_and_owner_without_qian_tou(seed):
+    item = items_by_number(seed)["13"]
+    assert item.owner_units == ["区人防办"]          # "（区人防办，联系人：…）"
+    t1 = tasks(item, "task")[0]
+    assert (t1.lead_units, t1.responsible_units, t1.sections) == (["区人防办"], ["区发展改革局"], ["价格科"])
+    m1, m2 = tasks(item, "measure")
+    for m in (m1, m2):
+        assert m.clause_source == "shared"
+        assert (m.lead_units, m.responsible_units) == (["区人防办"], ["区发展改革委", "区财政局"])
+        assert 322 in m.source_lines
+    assert m1.source_lines == [318, 322]
+
+
+def test_long_term_and_collective_units(seed):
+    item = items_by_number(seed)["15"]
+    t1 = tasks(item, "task")[0]
+    assert (t1.deadline, t1.long_term, t1.deadline_text) == (None, True, "长期")
+    assert t1.responsible_units == ["各镇（街道）", "周村经济开发区", "区统计局", "区发展改革局", "区财政局"]
+    # the 保障措施 are two unnumbered paragraphs without any clause: the owner leads
+    m1, m2 = tasks(item, "measure")
+    assert m1.text == "一是持续跟踪调度镇（街道）发展状况，扎实开展统计工作。"
+    assert m2.text.startswith("二是") and "四是加强对上衔接" in m2.text   # 二是…四是 is one paragraph
+    assert (m1.clause_source, m1.lead_units, m1.deadline) == ("owner", ["区商务局"], None)
+    assert [w.line for w in seed.warnings if w.code == "bad_deadline" and w.item == "15"] == [372, 374]
+
+
+def test_item_19_and_its_sub_items(seed):
+    items = items_by_number(seed)
+    parent = items["19"]
+    assert parent.policy_text.startswith("全面落实月销售额15万元以下的小规模纳税人免征增值税、小型微利企业减征所得税")
+    assert parent.tasks == [] and parent.policy_leads == ["省财政厅", "省税务局"]
+    sub = items["19-1"]
+    assert sub.policy_text == "全面落实月销售额15万元以下的小规模纳税人免征增值税。"
+    assert sub.goal == "加强对小规模纳税人提高起征点的政策宣传，做好精准纳税辅导，全面落实政策，进一步扶持小微企业发展。"
+    ts, ms = tasks(sub, "task"), tasks(sub, "measure")
+    assert len(ts) == 2 and len(ms) == 3
+    assert all(t.clause_source == "shared" for t in ts + ms)
+    assert [t.sections for t in ts] == [["税政一股"]] * 2
+    assert [t.sections for t in ms] == [["税政二股"]] * 3
+    assert ts[0].source_lines == [444, 448]
+    # "…不折不扣落实到" / "位。" across a blank line
+    assert ms[2].text.endswith("确保各项税收优惠政策不折不扣落实到位。")
+    assert ms[2].source_lines == [456, 458, 460]
+    assert [(c.name, c.phone) for c in items["19-2"].contacts] == [("张文超", "6431137"), ("宋宇", "6238089")]
+    assert items["19-5"].tasks[0].deadline == date(2022, 1, 31)
+
+
+def test_item_36_sub_items_share_the_parent_policy(seed):
+    items = items_by_number(seed)
+    assert items["36"].policy_text.startswith("大力发展总部经济")
+    s1, s2 = items["36-1"], items["36-2"]
+    assert (s1.subtitle, s2.subtitle) == ("内资企业部分", "外资企业部分")
+    assert s1.policy_text == "" and s2.policy_text == ""
+    (t1,) = tasks(s1, "task")
+    assert (t1.clause_source, t1.lead_units) == ("owner", ["区发展改革局"])
+    measures = tasks(s1, "measure")
+    assert len(measures) == 3
+    for m in measures:
+        assert m.lead_units == ["区发展改革局", "区投资促进中心"]
+        assert m.sections == ["国民经济综合科", "统计管理科"]
+        assert m.deadline == date(2022, 12, 31)          # "完成时限：" / "2022年12月）" on the next line
+        assert {964, 965, 966} <= set(m.source_lines)
+    assert s2.owner_units == ["区商务局"] and len(s2.tasks) == 2
+
+
+def test_clause_pieces_without_their_label(seed):
+    items = items_by_number(seed)
+    # "责任科室：工商贸易科；区住房和城乡建设局，责任科室：区公用事业服务中心" (item 14)
+    t2 = tasks(items["14"], "task")[1]
+    assert t2.responsible_units == ["区财政局", "区住房和城乡建设局"]
+    assert t2.sections == ["投资发展科", "工商贸易科", "区公用事业服务中心"]
+    # "…责任科室：动能转换推进科，2022年12月）" with the clause split over lines 740/742
+    m3 = tasks(items["27"], "measure")[2]
+    assert (m3.lead_units, m3.sections, m3.deadline) == (["区发展改革局"], ["动能转换推进科"], date(2022, 12, 31))
+    # "区财政局，经济建设科" under 责任单位
+    t1 = tasks(items["27"], "task")[0]
+    assert t1.responsible_units == ["区科技局", "区财政局"]
+    assert t1.sections == ["动能转换推进科", "综合管理科", "经济建设科"]
+
+
+def test_contact_line_variants(seed):
+    items = items_by_number(seed)
+    assert [(c.name, c.phone) for c in items["25"].contacts] == [("许钰", "7878007"), ("赵文刚", "7878153")]
+    assert [(c.name, c.phone) for c in items["35"].contacts] == [("姜楠", "6196858"), ("戴军", "6196068")]
+    assert items["47"].owner_units == ["区发展改革局", "区商务局"]       # "…各司其责"
+    assert [c.name for c in items["47"].contacts] == ["丛湘波", "马骏"]
+    assert [(c.name, c.phone) for c in items["49"].contacts] == [("李雪", "6195135")]   # no 联系人 label
+    assert items["56"].contacts[0].name == "刘晓辉"     # last line of the file, no newline
+
+
+def test_not_a_unit_is_dropped_with_a_warning(seed):
+    t2 = tasks(items_by_number(seed)["51"], "task")[1]
+    assert t2.responsible_units == []
+    (warning,) = [w for w in seed.warnings if w.code == "not_a_unit"]
+    assert (warning.item, warning.line) == ("51", 1306)
+    assert "有关部门按职责分工负责" in warning.message
+
+
+def test_adjacent_entries_without_blank_line(seed):
+    ts = tasks(items_by_number(seed)["55"], "task")
+    assert [t.text for t in ts] == ["优先发展护理型养老床位，新增机构养老床位100张。",
+                                    "落实奖补政策，鼓励机构收住失能老年人。",
+                                    "规范提升社区老年人日间照料中心和农村幸福院，提高运营服务水平。"]
+    assert [t.source_lines for t in ts] == [[1420, 1425], [1421, 1425], [1423, 1425]]
+
+
+def test_responsible_unit_with_its_own_section(seed):
+    item = items_by_number(seed)["56"]
+    assert item.complete
+    t1 = tasks(item, "task")[0]
+    assert (t1.lead_units, t1.responsible_units) == (["区民政局"], ["区财政局"])
+    assert t1.sections == ["社会救助服务中心", "慈善事业促进和社会工作科", "社会保障科"]
+    assert t1.deadline == date(2022, 3, 31)
+    assert len(tasks(item, "measure")) == 4
+    # written with half-width commas: kept as written, the extraction spaces removed
+    assert tasks(item, "measure")[0].text == "按照市级提高困难群众救助保障水平的方案,测算提标增补所需资金。"
+
+
+def test_task_text_has_no_extraction_spaces(seed):
+    for item in seed.items:
+        for text in [item.policy_text, item.goal or "", item.explanation or ""] + [t.text for t in item.tasks]:
+            assert not CJK_SPACE.search(text), (item.number, text)
+            assert not re.match(r"^\d+\s*[.、．]", text)
+    assert "购物体验 and 消费品质" in items_by_number(seed)["39"].goal   # Latin word: spaces kept
+    # "1.\t2022\t年全区…": the entry number is not glued to the year
+    assert tasks(items_by_number(seed)["42"], "task")[0].text.startswith("2022年全区计划实施新改建农村公路23.7公里")
+
+
+# =========================================================================== seed: warnings
+
+def test_stray_fragments_are_reported(seed):
+    fragments = {w.line: w for w in seed.warnings if w.code == "unplaced_fragment"}
+    assert set(fragments) == {482, 1402}
+    assert "展。" in fragments[482].message and fragments[482].item == "19-2"
+    assert fragments[1402].item == "54"
+
+
+def test_duplicate_text(seed):
+    duplicates = {(w.item, w.line): w.message for w in seed.warnings if w.code == "duplicate_text"}
+    # item 34 (山东惠才卡) carries item 1's 七网 task, lightly edited
+    assert "第1项 工作任务第1条" in duplicates[("34", 898)]
+    assert "第8项 情况说明" in duplicates[("37", 990)] and "完全相同" in duplicates[("37", 990)]
+    assert "第53项 保障措施第3条" in duplicates[("54", 1404)]
+    assert not any(item == "1" for item, _ in duplicates)     # the original is not the copy
+
+
+def test_warning_codes_on_the_seed(seed):
+    assert Counter(w.code for w in seed.warnings) == {
+        "duplicate_text": 11, "bad_deadline": 4, "unplaced_fragment": 2, "repeated_label": 1,
+        "not_a_unit": 1}
+    assert all(re.search(r"[\u4e00-\u9fff]", w.message) for w in seed.warnings)
+
+
+def test_every_line_is_accounted_for(seed, seed_text):
+    """Nothing is dropped silently: every non-blank line is in the preamble, a chapter
+    heading, an item's line range, or a warning."""
+    first_body = min([c.source_line for c in seed.chapters] + [i.source_lines[0] for i in seed.items])
+    covered = set(range(1, first_body))
+    covered |= {c.source_line for c in seed.chapters}
+    for item in seed.items:
+        covered |= set(range(item.source_lines[0], item.source_lines[1] + 1))
+        for task in item.tasks:
+            assert set(task.source_lines) <= set(range(item.source_lines[0], item.source_lines[1] + 1))
+    covered |= {w.line for w in seed.warnings if w.line}
+    lines = seed_text.split("\n")
+    missing = [n for n, line in enumerate(lines, 1) if line.strip() and n not in covered]
+    assert missing == []
+    # the preamble holds exactly the non-blank front-matter lines
+    assert len(seed.preamble) == sum(1 for line in lines[:first_body - 1] if line.strip())
+    # item ranges do not overlap and are in order
+    ranges = [i.source_lines for i in seed.items]
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+# =========================================================================== units.py
+
+@pytest.mark.parametrize("text, expected", [
+    ("2022年12月", (date(2022, 12, 31), False, True)),
+    ("2022 年 2 月", (date(2022, 2, 28), False, True)),
+    ("2022年6月底", (date(2022, 6, 30), False, True)),
+    ("6月底前", (date(2022, 6, 30), False, True)),
+    ("2023年6月底前", (date(2023, 6, 30), False, True)),
+    ("2022年年底", (date(2022, 12, 31), False, True)),
+    ("2021年底前", (date(2021, 12, 31), False, True)),
+    ("年底前", (date(2022, 12, 31), False, True)),
+    ("年底", (date(2022, 12, 31), False, True)),
+    ("2022年12月31日", (date(2022, 12, 31), False, True)),
+    ("２０２２年１１月", (date(2022, 11, 30), False, True)),
+    ("二〇二二年九月", (date(2022, 9, 30), False, True)),
+    ("2022年第一季度", (date(2022, 3, 31), False, True)),
+    ("2022年上半年", (date(2022, 6, 30), False, True)),
+    ("2022年3月至6月", (date(2022, 6, 30), False, True)),
+    ("长期", (None, True, True)),
+    ("长期坚持", (None, True, True)),
+    ("持续推进", (None, True, True)),
+    ("常态化", (None, True, True)),
+    ("", (None, False, False)),
+    (None, (None, False, False)),
+    ("视情况而定", (None, False, False)),
+    ("2022年13月", (None, False, False)),
+])
+def test_parse_deadline(text, expected):
+    assert parse_deadline(text, 2022) == expected
+
+
+def test_deadline_without_year_needs_a_default():
+    assert parse_deadline("年底", None) == (None, False, False)
+
+
+@pytest.mark.parametrize("text, units, rejected", [
+    ("区财政局，各镇、街道，周村经济开发区", ["区财政局", "各镇（街道）", "周村经济开发区"], []),
+    ("区 财政局、区民政局;区残联", ["区财政局", "区民政局", "区残联"], []),
+    ("各镇（街道）、各镇办、各镇街", ["各镇（街道）"], []),
+    ("各镇(街道),区统计局", ["各镇（街道）", "区统计局"], []),
+    ("有关部门按职责分工负责", [], ["有关部门按职责分工负责"]),
+    ("区民政局、区直有关部门", ["区民政局"], ["区直有关部门"]),
+])
+def test_split_units(text, units, rejected):
+    assert split_unit_list(text) == (units, rejected)
+    assert split_units(text) == units
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("区委统筹疫情防控和经济运行工作领导小组（指挥部）办公室", "office"),
+    ("区财政局", "bureau"), ("区发展改革委", "bureau"), ("区人防办", "bureau"),
+    ("市生态环境局周村分局", "branch"), ("区公安分局", "branch"),
+    ("区投资促进中心", "center"), ("区农业技术服务中心", "center"),
+    ("周村经济开发区", "town"), ("王村镇", "town"), ("青年路街道", "town"),
+    ("各镇（街道）", "group"), ("区残联", "other"),
+])
+def test_unit_kind(name, kind):
+    assert unit_kind(name) == kind
+
+
+def test_tidy_spaces():
+    assert tidy_spaces("完成时限：2022 年 12 月）") == "完成时限：2022年12月）"
+    assert tidy_spaces("(牵头单位:\t区民政局,\t责任科室:\t社会救助服务中心") == "(牵头单位:区民政局,责任科室:社会救助服务中心"
+    assert tidy_spaces("“全省一朵云 2.0”提升工") == "“全省一朵云2.0”提升工"
+
+
+# =========================================================================== inputs
+
+def test_encodings_parse_identically(seed, seed_text):
+    assert shape(parse_bytes(seed_text.encode("gb18030"), "seed.txt")) == shape(seed)
+    assert shape(parse_bytes(b"\xef\xbb\xbf" + seed_text.encode("utf-8"), "seed.txt")) == shape(seed)
+    assert shape(parse_file(SEED)) == shape(seed)
+
+
+def test_docx_round_trip(seed, seed_text, tmp_path):
+    from docx import Document
+    document = Document()
+    for line in seed_text.split("\n"):
+        document.add_paragraph(line)
+    path = tmp_path / "seed.docx"
+    document.save(path)
+    draft = parse_file(path)
+    assert [i.number for i in draft.items] == [i.number for i in seed.items]
+    assert [len(i.tasks) for i in draft.items] == [len(i.tasks) for i in seed.items]
+    assert shape(draft) == shape(seed)
+    assert draft.title == seed.title and draft.issued_on == seed.issued_on
+
+
+def _zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    return buffer.getvalue()
+
+
+MEETING_NOTICE = """关于召开2022年第一季度经济运行分析会议的通知
+
+各镇、街道，区有关部门：
+经研究，定于2022年4月12日上午9:00在区政府三楼会议室召开第一季度经济运行分析会议。
+一、参会人员：各单位主要负责同志。
+二、会议内容：通报一季度经济运行情况，安排部署下一阶段重点工作。
+请各单位于4月11日前报送参会人员名单。
+
+区委办公室
+2022年4月8日
+"""
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"   \n\n\t  \r\n",
+    random.Random(7).randbytes(4000),
+    _zip_bytes(),
+    b"%PDF-1.4 binary",
+    MEETING_NOTICE.encode("utf-8"),
+    "第一章 山雨欲来\n\n那天夜里，风很大。他推开门，看见院子里站着一个人。\n".encode("gb18030"),
+], ids=["empty", "whitespace", "binary", "zip-not-docx", "pdf", "meeting-notice", "novel"])
+def test_malformed_inputs_raise_a_chinese_error(data):
+    with pytest.raises(DocumentError) as error:
+        parse_bytes(data, "upload.bin")
+    assert re.search(r"[\u4e00-\u9fff]", error.value.message)
+
+
+def test_truncated_document(seed_text):
+    lines = seed_text.split("\n")
+    # ends after item 56's first two tasks: no clause for them yet, no 保障措施, no contact
+    draft = parse_text("\n".join(lines[:1450]))
+    last = draft.items[-1]
+    assert last.number == "56" and not last.complete
+    assert [t.clause_source for t in last.tasks] == ["owner", "owner"]
+    (warning,) = [w for w in draft.warnings if w.code == "truncated"]
+    assert warning.item == "56" and "缺少联系人行" in warning.message
+    assert all(i.complete for i in draft.items[:-1])
+    # ends right after a （三）工作任务 heading
+    draft = parse_text("\n".join(lines[:1446]))
+    assert not draft.items[-1].complete and "工作任务没有条目" in draft.warnings[-1].message
+    # ends inside a sub-item
+    draft = parse_text("\n".join(lines[:961]))
+    assert draft.items[-1].number == "36-1" and not draft.items[-1].complete
+
+
+# =========================================================================== another office
+
+def test_other_office_wording():
+    """第一项 / 一、政策原文 / 主要任务 / 保障举措 / 牵头部门 / 配合单位 / 完成时间 /
+    时间节点 / （1） 1） １． numbering / 3-1 and ４－１ sub-items / a page number inside a
+    paragraph / a clause without brackets / Chinese-numeral dates."""
+    draft = parse_file(FIXTURES / "other_office.txt")
+    assert draft.issuer == "某某县稳经济促发展工作专班办公室"
+    assert draft.issued_on == date(2023, 3, 15) and draft.batch == "第二批"
+    assert [(c.number, c.title) for c in draft.chapters] == [(1, "扩大有效投资"), (2, "稳定市场主体")]
+    items = items_by_number(draft)
+    assert list(items) == ["1", "2", "3", "3-1", "3-2", "4-1"]
+    assert not items["2"].applicable
+
+    t1, t2, t3 = tasks(items["1"], "task")
+    assert t1.text == "建立重点项目库，实行动态管理，每季度更新一次。"     # across the page number
+    assert (t1.lead_units, t1.responsible_units, t1.deadline) == (
+        ["县发展改革局"], ["县财政局", "各镇（街道）"], date(2023, 6, 30))
+    assert (t2.clause_source, t2.sections, t2.deadline) == ("shared", ["投资科"], date(2023, 12, 31))
+    assert t3.clause_source == "shared"
+    m1, m2 = tasks(items["1"], "measure")
+    assert (m1.lead_units, m1.responsible_units, m1.long_term) == (["县发展改革局"], ["县财政局"], True)
+    assert (m2.deadline, m2.deadline_text) == (None, "视上级安排")
+
+    assert items["3-1"].subtitle == "增值税部分" and items["3-1"].policy_text == ""
+    (m,) = tasks(items["3-1"], "measure")
+    assert (m.text, m.lead_units, m.deadline) == ("强化考核督导，落实落细各项政策。", ["县税务局"], date(2023, 9, 30))
+    assert [t.text for t in tasks(items["3-2"], "task")] == ["精准推送优惠政策。", "开展“一对一”辅导。"]
+    assert tasks(items["3-2"], "task")[0].deadline == date(2023, 9, 30)
+    assert [(c.name, c.phone) for c in items["3-2"].contacts] == [("赵强", "7654322"), ("孙丽", "7654323")]
+    assert items["4-1"].parent == "4" and items["4-1"].policy_leads == ["省人力资源社会保障厅"]
+
+    codes = {(w.code, w.line) for w in draft.warnings}
+    assert codes == {("page_number", 29), ("bad_deadline", 42), ("not_a_unit", 96),
+                     ("number_sequence", 100)}
