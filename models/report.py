@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
@@ -18,6 +18,12 @@ class ReportArchive(db.Model):
     params_key: Mapped[str] = mapped_column(String(64), index=True)   # sha256 of canonical params
     as_of: Mapped[datetime] = mapped_column(DateTime)
     audit_head: Mapped[str] = mapped_column(String(64))      # chain head when generated
+    # Position of that head in the chain (printed with it in the report).
+    audit_seq: Mapped[int | None] = mapped_column(Integer)
+    # Hash of the last audit entry that can change report content (logins and
+    # report generation skipped): same params + same input_head = same report.
+    input_head: Mapped[str | None] = mapped_column(String(64), index=True)
+    pages: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(10), default="pending")   # pending | running | done | failed
     error: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)

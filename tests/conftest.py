@@ -35,6 +35,9 @@ def make_app(database_url: str, tmp: Path, **extra):
         "UPLOAD_FOLDER": str(tmp / "uploads"),
         "REPORT_FOLDER": str(tmp / "reports"),
         "WTF_CSRF_ENABLED": True,
+        # scrypt with a lower work factor: the suite logs in hundreds of times.
+        # tests/test_auth.py checks the production default separately.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
     }
     config.update(extra)
     app = create_app(config)
@@ -76,21 +79,28 @@ class Databases:
 
     def template(self, name: str) -> str:
         if name not in self.templates:
+            # Each template keeps its own upload folder (the activity stores
+            # evidence files), copied with the database to every clone.
+            folder = self.root / name
+            folder.mkdir(exist_ok=True)
             if self.admin is None:
                 path = self.root / f"template-{name}.sqlite"
-                _build(name, make_app(f"sqlite:///{path}", self.root))
+                _build(name, make_app(f"sqlite:///{path}", folder))
                 self.templates[name] = str(path)
             else:
                 dbname = f"luoshi_tpl_{name}_{uuid.uuid4().hex[:6]}"
                 with self.admin.connect() as conn:
                     conn.execute(text(f'CREATE DATABASE "{dbname}"'))
                 self.created.append(dbname)
-                _build(name, make_app(self._pg_url(dbname), self.root))
+                _build(name, make_app(self._pg_url(dbname), folder))
                 self.templates[name] = dbname
         return self.templates[name]
 
     def clone(self, name: str, tmp: Path) -> str:
         source = self.template(name)
+        uploads = self.root / name / "uploads"
+        if uploads.exists():
+            shutil.copytree(uploads, tmp / "uploads")
         if self.admin is None:
             target = tmp / "luoshi.sqlite"
             shutil.copyfile(source, target)

@@ -23,13 +23,13 @@ class DemoAccount:
     unit: str
 
 
-def _user(username: str, display: str, unit, role: str) -> DemoAccount:
+def _user(username: str, display: str, unit, role: str, password_hash: str) -> DemoAccount:
     from models import Role, User
 
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         user = User(username=username, display_name=display, unit_id=unit.id, role=role,
-                    password_hash=hash_password(DEMO_PASSWORD))
+                    password_hash=password_hash)
         db.session.add(user)
     return DemoAccount(username, Role.LABELS[role], unit.name)
 
@@ -43,10 +43,13 @@ def load_demo(seed_path: Path | None = None) -> list[DemoAccount]:
         office = Unit(name=OFFICE_NAME, kind=UnitKind.OFFICE)
         db.session.add(office)
         db.session.flush()
+    # Every demo account has the same published password: hashing it once
+    # (scrypt is slow on purpose) keeps `flask demo` quick.
+    password_hash = hash_password(DEMO_PASSWORD)
     accounts = [
-        _user("office", "办公室管理员", office, Role.OFFICE_ADMIN),
-        _user("office2", "办公室工作人员", office, Role.OFFICE_STAFF),
-        _user("leader", "区领导", office, Role.VIEWER),
+        _user("office", "办公室管理员", office, Role.OFFICE_ADMIN, password_hash),
+        _user("office2", "办公室工作人员", office, Role.OFFICE_STAFF, password_hash),
+        _user("leader", "区领导", office, Role.VIEWER, password_hash),
     ]
     db.session.flush()
     if not db.session.scalar(select(func.count(Plan.id))):
@@ -57,8 +60,8 @@ def load_demo(seed_path: Path | None = None) -> list[DemoAccount]:
         load.write(rv, user=None)
     for unit in db.session.scalars(select(Unit).where(Unit.kind != UnitKind.OFFICE).order_by(Unit.id)):
         code = f"u{unit.id:02d}"
-        accounts.append(_user(f"{code}.leader", f"{unit.name}负责人", unit, Role.UNIT_LEADER))
-        accounts.append(_user(f"{code}.staff", f"{unit.name}经办人", unit, Role.UNIT_STAFF))
+        accounts.append(_user(f"{code}.leader", f"{unit.name}负责人", unit, Role.UNIT_LEADER, password_hash))
+        accounts.append(_user(f"{code}.staff", f"{unit.name}经办人", unit, Role.UNIT_STAFF, password_hash))
     db.session.flush()
     return accounts
 
@@ -68,3 +71,11 @@ def describe(accounts: list[DemoAccount]) -> str:
     for a in accounts:
         lines.append(f"  {a.username:<14} {a.role_label:<10} {a.unit}")
     return "\n".join(lines)
+
+
+def play_activity() -> dict[str, int] | None:
+    """Demo activity through the services (workflow/demo_activity.py); does
+    nothing and returns None once any activity exists. The caller commits."""
+    from workflow.demo_activity import play_activity as play
+
+    return play()

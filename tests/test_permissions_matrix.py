@@ -1,0 +1,244 @@
+"""Every cell of the permission matrix (docs/permissions.md), over HTTP.
+
+Role × action × state, plus a user of an unrelated unit. The expectations are
+written out here as a table — not computed with auth.permissions — so that a
+change to the permission module that breaks the documented matrix fails here.
+
+The task under test is item 1's 工作任务 1: lead unit 区发展改革局 ("L"), work
+done by one part owned by 区财政局 ("R"). "X" is 区民政局, unrelated to it.
+"""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.helpers import csrf_token, login
+from workflow.extensions import db
+
+USERS = ("office", "office2", "viewer", "R.leader", "R.staff", "L.leader", "L.staff", "X.leader", "X.staff")
+STATES = ("planned", "in_progress", "submitted", "verified", "closed")
+
+# Who may (docs/permissions.md) …
+WHO = {
+    "part.start": {"R.leader", "R.staff"},
+    "part.progress": {"R.leader", "R.staff"},
+    "part.evidence": {"R.leader", "R.staff"},
+    "part.submit": {"R.leader", "R.staff"},
+    "part.verify": {"L.leader"},
+    "part.return": {"L.leader"},
+    "task.close": {"office", "office2"},
+    "task.reopen": {"office", "office2"},
+    "task.urge": {"office", "office2"},
+}
+# … and from which states (the machine).
+WHEN = {
+    "part.start": {"planned"},
+    "part.progress": {"in_progress"},
+    "part.evidence": {"in_progress"},
+    "part.submit": {"in_progress"},
+    "part.verify": {"submitted"},
+    "part.return": {"submitted"},
+    "task.close": {"verified"},
+    "task.reopen": {"verified", "closed"},
+    "task.urge": {"planned", "in_progress"},
+}
+VIEWERS = {"office", "office2", "viewer", "R.leader", "R.staff", "L.leader", "L.staff"}
+
+UNIT_NAMES = {"R": "区财政局", "L": "区发展改革局", "X": "区民政局"}
+
+
+@pytest.fixture
+def db_template():
+    return "seed"
+
+
+def _subject():
+    from models import Item, Task
+
+    item = db.session.scalar(select(Item).where(Item.number == "1"))
+    task = next(t for t in item.tasks if t.kind == "task" and t.seq == 1)
+    assert [p.unit.name for p in task.parts] == [UNIT_NAMES["R"]]
+    assert [u.name for u in task.lead_units] == [UNIT_NAMES["L"]]
+    return task, task.parts[0]
+
+
+def _username(label: str) -> str:
+    from models import Unit
+
+    if "." not in label:
+        return {"viewer": "leader"}.get(label, label)
+    unit_key, role = label.split(".")
+    unit = db.session.scalar(select(Unit).where(Unit.name == UNIT_NAMES[unit_key]))
+    return f"u{unit.id:02d}.{role}"
+
+
+def _user(label: str):
+    from models import User
+
+    return db.session.scalar(select(User).where(User.username == _username(label)))
+
+
+def bring_to(app, state: str) -> None:
+    """Put the subject task in ``state`` through the services, as the real users."""
+    from workflow import services
+
+    with app.app_context():
+        task, part = _subject()
+        if state == "planned":
+            return
+        staff, leader, office = _user("R.staff"), _user("L.leader"), _user("office")
+        services.transition_part(part, "start", staff)
+        services.add_text_evidence(part, staff, "已建立工作台账。")
+        services.add_file_evidence(part, staff, b"%PDF-1.4\n%%EOF\n", "工作台账.pdf")
+        if state != "in_progress":
+            services.transition_part(part, "submit", staff, statement="已全部完成。")
+        if state in ("verified", "closed"):
+            services.transition_part(part, "verify", leader)
+        if state == "closed":
+            services.transition_task(task, "close", office)
+        db.session.commit()
+        assert task.state == state
+
+
+def _request(client, action: str, task_id: int, part_id: int, version: int, task_version: int):
+    base = f"/tasks/{task_id}"
+    part_url = f"{base}/parts/{part_id}"
+    token = csrf_token(client, "/auth/password")
+    if action == "part.evidence":
+        return client.post(f"{part_url}/evidence", data={"csrf_token": token, "version": version,
+                                                         "text": "补充：活动照片说明。", "description": ""},
+                           content_type="multipart/form-data")
+    if action == "part.progress":
+        return client.post(f"{part_url}/progress", data={"csrf_token": token, "version": version,
+                                                         "percent": "50", "note": "已完成一半。"})
+    if action.startswith("part."):
+        event = action.split(".")[1]
+        return client.post(f"{part_url}/{event}", data={"csrf_token": token, "version": version,
+                                                        "statement": "已完成。", "reason": "材料不全。"})
+    if action == "task.urge":
+        return client.post(f"{base}/urge", data={"csrf_token": token, "message": "请加快进度。"})
+    event = action.split(".")[1]
+    return client.post(f"{base}/{event}", data={"csrf_token": token, "version": task_version,
+                                                "reason": "需要补充材料。"})
+
+
+def _snapshot(app):
+    from models import AuditEntry, Evidence, Notification, ProgressNote
+
+    with app.app_context():
+        task, part = _subject()
+        return {
+            "task": task.state, "part": part.state, "task_version": task.version, "version": part.version,
+            "audit": db.session.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.action != "login")),
+            "evidence": db.session.scalar(select(func.count(Evidence.id))),
+            "progress": db.session.scalar(select(func.count(ProgressNote.id))),
+            "notifications": db.session.scalar(select(func.count(Notification.id))),
+            "ids": (task.id, part.id),
+        }
+
+
+def _client(app, label: str):
+    with app.app_context():
+        username = _username(label)
+    client = app.test_client()
+    login(client, username)
+    return client
+
+
+def _act(app, label: str, action: str, client=None):
+    before = _snapshot(app)
+    client = client or _client(app, label)
+    task_id, part_id = before["ids"]
+    response = _request(client, action, task_id, part_id, before["version"], before["task_version"])
+    return response, before, _snapshot(app), client
+
+
+def _unchanged(before, after) -> bool:
+    return all(before[k] == after[k] for k in before if k != "ids")
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_refused_cells_change_nothing(app, state):
+    """Every (user, action) that the matrix forbids in this state: 403 when the
+    user may not act at all, a refusal message when only the state is wrong;
+    either way nothing changes."""
+    bring_to(app, state)
+    clients = {label: _client(app, label) for label in USERS}
+    checked = 0
+    for action in WHO:
+        for label in USERS:
+            allowed_who = label in WHO[action]
+            if allowed_who and state in WHEN[action]:
+                continue   # the allowed cells are in test_allowed_cells, each on a fresh database
+            response, before, after, client = _act(app, label, action, clients[label])
+            if not allowed_who:
+                assert response.status_code == 403, (label, action, state, response.status_code)
+            else:
+                # The right person at the wrong moment: sent back to the task,
+                # where the refusal is explained.
+                assert response.status_code == 302, (label, action, state, response.status_code)
+                page = client.get(response.headers["Location"]).get_data(as_text=True)
+                assert "当前状态为" in page or "无需催办" in page, (label, action, state)
+            assert _unchanged(before, after), (label, action, state, before, after)
+            checked += 1
+    assert checked > 0
+
+
+ALLOWED = [(label, action, state) for action in WHO for label in sorted(WHO[action]) for state in sorted(WHEN[action])]
+
+EXPECTED_AFTER = {
+    ("part.start", "planned"): ("in_progress", "in_progress"),
+    ("part.progress", "in_progress"): ("in_progress", "in_progress"),
+    ("part.evidence", "in_progress"): ("in_progress", "in_progress"),
+    ("part.submit", "in_progress"): ("submitted", "submitted"),
+    ("part.verify", "submitted"): ("verified", "verified"),
+    ("part.return", "submitted"): ("in_progress", "in_progress"),
+    ("task.close", "verified"): ("closed", "verified"),
+    ("task.reopen", "verified"): ("in_progress", "in_progress"),
+    ("task.reopen", "closed"): ("in_progress", "in_progress"),
+    ("task.urge", "planned"): ("planned", "planned"),
+    ("task.urge", "in_progress"): ("in_progress", "in_progress"),
+}
+
+
+@pytest.mark.parametrize("label,action,state", ALLOWED)
+def test_allowed_cells(app, label, action, state):
+    bring_to(app, state)
+    response, before, after, _ = _act(app, label, action)
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    assert after["audit"] > before["audit"], "an allowed action is audited"
+    assert (after["task"], after["part"]) == EXPECTED_AFTER[(action, state)]
+    if action == "part.evidence":
+        assert after["evidence"] == before["evidence"] + 1
+    if action == "part.progress":
+        assert after["progress"] == before["progress"] + 1
+    if action == "task.urge":
+        assert after["notifications"] > before["notifications"]
+
+
+@pytest.mark.parametrize("state", ["planned", "submitted"])
+def test_who_sees_the_task_and_its_evidence(app, state):
+    from models import Evidence
+
+    bring_to(app, state)
+    with app.app_context():
+        task, _ = _subject()
+        evidence_id = db.session.scalar(select(Evidence.id).where(Evidence.kind == "file"))
+    for label in USERS:
+        with app.app_context():
+            username = _username(label)
+        client = app.test_client()
+        login(client, username)
+        expected = 200 if label in VIEWERS else 403
+        assert client.get(f"/tasks/{task.id}").status_code == expected, (label, state)
+        if evidence_id is not None:
+            response = client.get(f"/evidence/{evidence_id}/download")
+            assert response.status_code == expected, (label, state)
+
+
+def test_anonymous_is_sent_to_login(app):
+    with app.app_context():
+        task, part = _subject()
+    client = app.test_client()
+    assert client.get(f"/tasks/{task.id}").status_code == 302
+    assert "/auth/login" in client.get(f"/tasks/{task.id}").headers["Location"]

@@ -1,0 +1,467 @@
+"""The report archive: what to render, whether it already exists, running it,
+storing the PDF by its sha256, and telling an archived file from any other.
+
+A report is the function of (parameters, data). The data is named by the
+audit chain: every change to plans, tasks, evidence, units or users is an
+audit entry, so the hash of the last such entry ("input head") names the
+data a report was made from. Entries that change nothing a report prints
+(logins, report generation itself …) are skipped, or every login would
+invalidate every report. A request whose parameters and input head match a
+finished archive entry is answered from the archive without rendering.
+
+The report prints, and the archive keeps, the chain's real head (and its
+position) at the moment the data was read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from workflow import audit
+from workflow.extensions import db
+from workflow.timeutil import CST, today_local, utcnow
+
+from . import data as report_data
+from .render import html_to_pdf, render_template_html
+
+log = logging.getLogger(__name__)
+
+KINDS = ("overall", "unit", "item")
+KIND_LABELS = report_data.KIND_LABELS
+STATUS_LABELS = {"pending": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
+# Audit actions that change nothing a report shows; everything else (including
+# actions added later that this list does not know) counts as a data change.
+NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "logout", "password_changed",
+                    "report_generated")
+# A job not finished after this long died with its process (restart, crash).
+STALE_AFTER = timedelta(minutes=30)
+CLI_USERNAME = "cli"
+CLI_GENERATOR = "命令行（flask report generate）"
+
+
+class ReportError(Exception):
+    """Bad parameters or a report that cannot be made; .message is for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# ------------------------------------------------------------------ parameters
+
+def _layout_version() -> str:
+    """A digest of everything that decides how figures become a PDF (templates,
+    queries, charts), so a changed layout is rendered anew rather than served
+    from an archive entry made by the old one."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    pdf_templates = os.path.join(os.path.dirname(os.path.dirname(here)), "templates", "reports", "pdf")
+    digest = hashlib.sha256()
+    paths = [os.path.join(here, n) for n in ("data.py", "charts.py", "archive.py")]
+    paths += sorted(os.path.join(pdf_templates, n) for n in os.listdir(pdf_templates))
+    for path in paths:
+        with open(path, "rb") as fh:
+            digest.update(os.path.basename(path).encode() + b"\0" + fh.read() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+LAYOUT_VERSION = _layout_version()
+
+
+@dataclass(frozen=True)
+class Params:
+    kind: str
+    plan: int
+    as_of: date
+    near_days: int
+    unit: int | None = None
+    item: str | None = None
+    layout: str = LAYOUT_VERSION
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "plan": self.plan, "unit": self.unit, "item": self.item,
+                "as_of": self.as_of.isoformat(), "near_days": self.near_days, "layout": self.layout}
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(self.as_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def parse_as_of(value) -> date:
+    if value in (None, ""):
+        return today_local()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ReportError(f"截至日期“{str(value)[:30]}”无效，请使用 YYYY-MM-DD 格式，例如 2022-06-30。") from None
+
+
+def make_params(kind: str, *, plan_id=None, unit_id=None, item_number=None, as_of=None) -> Params:
+    """Check and normalise what the user asked for; raise ReportError (Chinese)."""
+    from models import Item, Plan, Unit
+
+    if kind not in KINDS:
+        raise ReportError("报告类型无效，请选择总体进展、单位报告或事项详情。")
+    if plan_id in (None, ""):
+        plan_id = db.session.scalar(select(Plan.id).order_by(Plan.id.desc()).limit(1))
+        if plan_id is None:
+            raise ReportError("尚未导入任何实施方案，无法生成报告。")
+    try:
+        plan_id = int(plan_id)
+    except (TypeError, ValueError):
+        raise ReportError("方案编号无效。") from None
+    if db.session.get(Plan, plan_id) is None:
+        raise ReportError(f"方案 {plan_id} 不存在。")
+    as_of_date = parse_as_of(as_of)
+    if not date(2000, 1, 1) <= as_of_date <= date(2100, 12, 31):
+        raise ReportError("截至日期超出合理范围。")
+    unit = item = None
+    if kind == "unit":
+        if unit_id in (None, ""):
+            raise ReportError("单位报告需要选择单位。")
+        try:
+            unit = int(unit_id)
+        except (TypeError, ValueError):
+            raise ReportError("单位编号无效。") from None
+        if db.session.get(Unit, unit) is None:
+            raise ReportError(f"单位 {unit} 不存在。")
+    if kind == "item":
+        number = (str(item_number or "")).strip().removeprefix("第").removesuffix("项").strip()
+        if not number:
+            raise ReportError("事项详情报告需要填写事项编号，例如 19-1。")
+        found = db.session.scalar(select(Item.id).where(Item.plan_id == plan_id, Item.number == number))
+        if found is None:
+            raise ReportError(f"方案 {plan_id} 中没有第{number[:20]}项。")
+        item = number
+    return Params(kind=kind, plan=plan_id, as_of=as_of_date, near_days=int(current_app.config["NEAR_DUE_DAYS"]),
+                  unit=unit, item=item)
+
+
+def params_from_archive(archive) -> Params:
+    p = archive.params
+    return Params(kind=p["kind"], plan=p["plan"], as_of=date.fromisoformat(p["as_of"]), near_days=p["near_days"],
+                  unit=p.get("unit"), item=p.get("item"), layout=p.get("layout", ""))
+
+
+# ------------------------------------------------------------------ audit heads
+
+def chain_head() -> tuple[int, str]:
+    from models import AuditHead
+
+    head = db.session.get(AuditHead, 1)
+    return (head.seq, head.hash) if head is not None else (0, audit.GENESIS)
+
+
+def input_head() -> str:
+    """Hash of the last audit entry that may change what a report shows."""
+    from models import AuditEntry
+
+    found = db.session.scalar(
+        select(AuditEntry.hash).where(AuditEntry.action.not_in(NON_DATA_ACTIONS))
+        .order_by(AuditEntry.seq.desc()).limit(1))
+    return found or audit.GENESIS
+
+
+# ------------------------------------------------------------------ lookup and request
+
+def find_reusable(params: Params, head: str):
+    """A finished archive entry for these parameters and data, if any."""
+    from models import ReportArchive
+
+    for row in db.session.scalars(
+            select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
+                                        ReportArchive.status == "done").order_by(ReportArchive.id)):
+        if os.path.exists(path_for(row.sha256)):  # a lost file is rendered again, not served
+            return row
+    return None
+
+
+def find_in_flight(params: Params, head: str):
+    from models import ReportArchive
+
+    return db.session.scalar(
+        select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
+                                    ReportArchive.status.in_(("pending", "running")),
+                                    ReportArchive.created_at >= utcnow() - STALE_AFTER)
+        .order_by(ReportArchive.id).limit(1))
+
+
+def expire_stale() -> int:
+    """Mark jobs that can no longer finish (their process is gone) as failed."""
+    from models import ReportArchive
+
+    stale = db.session.scalars(select(ReportArchive).where(
+        ReportArchive.status.in_(("pending", "running")), ReportArchive.created_at < utcnow() - STALE_AFTER)).all()
+    for row in stale:
+        row.status = "failed"
+        row.error = "生成中断（服务可能已重启），请重新生成。"
+        row.finished_at = utcnow()
+    return len(stale)
+
+
+@dataclass
+class Request:
+    archive: object
+    reused: bool      # answered from a finished archive entry: nothing to render
+    in_flight: bool   # the same report is already queued or running
+
+
+def request_report(params: Params, user=None) -> Request:
+    """Find or create the archive entry for these parameters (caller commits).
+    A reused entry is itself audited, so the trail shows who obtained which report."""
+    from models import ReportArchive
+
+    head = input_head()
+    reusable = find_reusable(params, head)
+    if reusable is not None:
+        audit.append("report_generated", user=user, username=None if user else CLI_USERNAME,
+                     plan=_plan(params.plan),
+                     details={"archive": reusable.id, "kind": params.kind, "params": params.as_dict(),
+                              "sha256": reusable.sha256, "from_archive": True})
+        return Request(reusable, reused=True, in_flight=False)
+    running = find_in_flight(params, head)
+    if running is not None:
+        return Request(running, reused=False, in_flight=True)
+    seq, chain = chain_head()
+    archive = ReportArchive(kind=params.kind, params=params.as_dict(), params_key=params.key,
+                            as_of=datetime.combine(params.as_of, time()), audit_head=chain, audit_seq=seq,
+                            input_head=head, status="pending", created_by_id=user.id if user else None,
+                            created_at=utcnow())
+    db.session.add(archive)
+    db.session.flush()
+    return Request(archive, reused=False, in_flight=False)
+
+
+def _plan(plan_id: int):
+    from models import Plan
+
+    return db.session.get(Plan, plan_id)
+
+
+# ------------------------------------------------------------------ building
+
+@dataclass
+class Built:
+    html: str
+    audit_seq: int
+    audit_head: str
+    input_head: str
+    title: str
+    filename: str
+
+
+def begin_snapshot() -> None:
+    """Start a read transaction in which the figures and the printed chain head
+    come from the same moment (call with no transaction open)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def build_html(params: Params, generator: str) -> Built:
+    """Read the data and fill the template (inside begin_snapshot's transaction)."""
+    from models import Item, Plan, Unit
+
+    from . import charts
+
+    seq, chain = chain_head()
+    head = input_head()
+    plan = db.session.get(Plan, params.plan)
+    if plan is None:
+        raise ReportError(f"方案 {params.plan} 不存在。")
+    subject = ""
+    context_charts = {}
+    if params.kind == "overall":
+        figures = report_data.overall(plan, params.as_of, params.near_days)
+        context_charts = {"states": charts.state_distribution(figures["summary"]["by_state"]),
+                          "units": charts.unit_completion(figures["lead_units"])}
+        stem = "总体进展报告"
+    elif params.kind == "unit":
+        unit = db.session.get(Unit, params.unit)
+        if unit is None:
+            raise ReportError(f"单位 {params.unit} 不存在。")
+        figures = report_data.unit(plan, unit, params.as_of, params.near_days)
+        subject = unit.name
+        stem = f"单位报告-{unit.name}"
+    else:
+        item = db.session.scalar(select(Item).where(Item.plan_id == plan.id, Item.number == params.item))
+        if item is None:
+            raise ReportError(f"方案中没有第{params.item}项。")
+        figures = report_data.item(plan, item, params.as_of, params.near_days)
+        subject = f"{item.label}" + (f" {item.subtitle}" if item.subtitle else "")
+        stem = f"事项详情-{item.label}"
+    kind_label = KIND_LABELS[params.kind]
+    title = f"{kind_label}{('：' + subject) if subject else ''}（截至 {params.as_of.isoformat()}）"
+    meta = {
+        "title": title, "kind_label": kind_label, "subject": subject, "plan_title": plan.title,
+        "issuer": plan.issuer or "", "as_of": params.as_of.isoformat(),
+        "as_of_iso": datetime.combine(params.as_of, time(), CST).isoformat(),
+        "generator": generator, "audit_seq": seq, "audit_head": chain, "near_days": params.near_days,
+        "params_text": describe_params(params, plan=plan),
+    }
+    html = render_template_html(current_app, f"reports/pdf/{params.kind}.html", meta=meta, data=figures,
+                                charts=context_charts)
+    filename = safe_filename(f"{stem}-{params.as_of.isoformat()}.pdf")
+    return Built(html=html, audit_seq=seq, audit_head=chain, input_head=head, title=title, filename=filename)
+
+
+def describe_params(params: Params, plan=None) -> str:
+    from models import Unit
+
+    parts = [f"类型 {KIND_LABELS[params.kind]}", f"方案 {params.plan}"]
+    if params.unit is not None:
+        unit = db.session.get(Unit, params.unit)
+        parts.append(f"单位 {unit.name if unit else params.unit}")
+    if params.item is not None:
+        parts.append(f"事项 第{params.item}项")
+    parts.append(f"截至 {params.as_of.isoformat()}")
+    parts.append(f"临期天数 {params.near_days}")
+    return "，".join(parts)
+
+
+def safe_filename(name: str) -> str:
+    name = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip() or "report.pdf"
+    return name[:200]
+
+
+def generator_label(user) -> str:
+    if user is None:
+        return CLI_GENERATOR
+    return f"{user.display_name}（{user.username}）"
+
+
+# ------------------------------------------------------------------ running
+
+def run(archive_id: int) -> None:
+    """Render one pending archive entry to the end (done or failed), committing
+    as it goes. The rendering itself runs outside any transaction, so the
+    database is never held while WeasyPrint works."""
+    from models import ReportArchive
+    from workflow.app import write_transactions
+
+    write_transactions(True)
+    archive = db.session.get(ReportArchive, archive_id)
+    if archive is None or archive.status not in ("pending", "running"):
+        db.session.rollback()
+        return
+    archive.status = "running"
+    db.session.commit()
+    try:
+        write_transactions(False)
+        begin_snapshot()
+        params = params_from_archive(archive)
+        built = build_html(params, generator_label(archive.created_by))
+        db.session.rollback()  # end the read snapshot before the long render
+        rendered = html_to_pdf(built.html)
+        sha = store(rendered.pdf)
+    except Exception as exc:  # a failed report must say so, never hang as "running"
+        db.session.rollback()
+        message = exc.message if isinstance(exc, ReportError) else f"生成失败：{type(exc).__name__}"
+        if not isinstance(exc, ReportError):
+            log.exception("report %s failed", archive_id)
+        write_transactions(True)
+        archive = db.session.get(ReportArchive, archive_id)
+        archive.status = "failed"
+        archive.error = message
+        archive.finished_at = utcnow()
+        _notify(archive, f"报告生成失败（存档 #{archive.id}）：{message}")
+        db.session.commit()
+        return
+    write_transactions(True)
+    archive = db.session.get(ReportArchive, archive_id)
+    archive.status = "done"
+    archive.sha256 = sha
+    archive.size = len(rendered.pdf)
+    archive.pages = rendered.pages
+    archive.filename = built.filename
+    archive.audit_head = built.audit_head
+    archive.audit_seq = built.audit_seq
+    archive.input_head = built.input_head
+    archive.finished_at = utcnow()
+    user = archive.created_by
+    audit.append("report_generated", user=user, username=None if user else CLI_USERNAME, plan=_plan(params.plan),
+                 details={"archive": archive.id, "kind": params.kind, "params": params.as_dict(), "sha256": sha,
+                          "size": archive.size, "pages": rendered.pages, "audit_head": built.audit_head,
+                          "audit_seq": built.audit_seq, "seconds": round(rendered.seconds, 2)})
+    _notify(archive, f"您申请的{built.title}已生成（{rendered.pages} 页，存档 #{archive.id}），"
+                     f"可在“进展报告”中下载。")
+    db.session.commit()
+
+
+def _notify(archive, message: str) -> None:
+    from models import Notification
+
+    if archive.created_by_id is None:
+        return
+    db.session.add(Notification(user_id=archive.created_by_id, kind="report", message=message, created_at=utcnow()))
+
+
+# ------------------------------------------------------------------ files
+
+def folder() -> str:
+    return current_app.config["REPORT_FOLDER"]
+
+
+def path_for(sha256: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+        raise ValueError("not a sha256")
+    return os.path.join(folder(), sha256[:2], sha256 + ".pdf")
+
+
+def store(pdf: bytes) -> str:
+    """Write the PDF under its sha256 (temp file + rename: never half-written)."""
+    sha = hashlib.sha256(pdf).hexdigest()
+    target = path_for(sha)
+    if os.path.exists(target):
+        return sha
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".report-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pdf)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return sha
+
+
+def read_pdf(archive) -> bytes:
+    """The archived bytes, checked against the recorded hash."""
+    with open(path_for(archive.sha256), "rb") as fh:
+        content = fh.read()
+    if hashlib.sha256(content).hexdigest() != archive.sha256:
+        raise ReportError("存档文件已损坏（内容与记录的哈希不符），请联系管理员。")
+    return content
+
+
+def verify_bytes(content: bytes) -> list:
+    """The finished archive entries whose PDF is exactly these bytes."""
+    from models import ReportArchive
+
+    sha = hashlib.sha256(content).hexdigest()
+    return db.session.scalars(select(ReportArchive).where(ReportArchive.sha256 == sha,
+                                                          ReportArchive.status == "done")
+                              .order_by(ReportArchive.id)).all()
+
+
+def describe_archive(archive) -> str:
+    from workflow.timeutil import format_local
+
+    who = generator_label(archive.created_by) if archive.created_by_id else CLI_GENERATOR
+    return (f"存档 #{archive.id}：{describe_params(params_from_archive(archive))}；生成人 {who}；"
+            f"生成于 {format_local(archive.finished_at)}；{archive.pages or '?'} 页；"
+            f"审计链第 {archive.audit_seq} 条，链头 {archive.audit_head}；sha256 {archive.sha256}")
