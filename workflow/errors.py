@@ -15,9 +15,18 @@ MESSAGES = {
 }
 
 
+def _back_link() -> str | None:
+    """The page the user came from, if it is one of ours (no javascript: links: the CSP forbids them)."""
+    referrer = request.referrer or ""
+    if referrer.startswith(request.host_url) and referrer != request.url:
+        return referrer
+    return None
+
+
 def _page(code: int, detail: str | None = None):
     title, message = MESSAGES.get(code, ("出错了", "操作未能完成。"))
-    return render_template("errors/error.html", code=code, title=title, message=detail or message), code
+    return render_template("errors/error.html", code=code, title=title, message=detail or message,
+                           back=_back_link()), code
 
 
 def register(app: Flask) -> None:

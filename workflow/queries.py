@@ -7,14 +7,14 @@ page costs the same handful of queries whether it shows 5 rows or 50.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from models import (
-    AuditEntry, Chapter, Evidence, Item, Notification, Plan, Role, Submission, Task, TaskPart, Unit, User,
-    task_lead_units,
+    AuditEntry, Chapter, Evidence, Item, Notification, Plan, ProgressNote, Role, Submission, Task, TaskPart, Unit,
+    User, task_lead_units,
 )
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
@@ -25,6 +25,17 @@ UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
 
 
 # ---------------------------------------------------------------- helpers
+
+MAX_ID = 2**31 - 1   # an id beyond the INTEGER range cannot exist (and PostgreSQL would reject the query)
+
+
+def parse_id(raw: str | None) -> int | None:
+    """A row id from user input, or None if it is not one."""
+    raw = (raw or "").strip()
+    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID:
+        return int(raw)
+    return None
+
 
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` literally (``%`` and ``_`` escaped)."""
@@ -53,6 +64,11 @@ def visible_clause(user):
     return True
 
 
+def count_of(stmt) -> int:
+    """How many rows a SELECT returns (its ordering and eager loads dropped)."""
+    return db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
 def list_options():
     """What a task row shows: item (and chapter), lead units, parts and their units."""
     return (
@@ -64,6 +80,18 @@ def list_options():
 
 def task_order():
     return (Item.position, Task.kind.desc(), Task.seq)
+
+
+def page_number(raw: str | None) -> int:
+    value = parse_id(raw)
+    return value if value is not None and value <= 100000 else 1
+
+
+def get_row(model, row_id: int):
+    """``session.get`` for an id from a URL; None for ids that cannot exist."""
+    if not 0 < row_id <= MAX_ID:
+        return None
+    return db.session.get(model, row_id)
 
 
 # ---------------------------------------------------------------- task list
@@ -87,8 +115,9 @@ class TaskFilters:
         for name in ("plan", "chapter", "item", "unit"):
             raw = (args.get(name) or "").strip()
             if raw:
-                if raw.isdigit():
-                    setattr(f, name, int(raw))
+                value = parse_id(raw)
+                if value is not None:
+                    setattr(f, name, value)
                 else:
                     f.errors.append(f"筛选条件“{name}”无效，已忽略。")
         state = (args.get("state") or "").strip()
@@ -142,19 +171,18 @@ def task_list(filters: TaskFilters, user, today: date, near_days: int):
     return stmt.options(*list_options()).order_by(*task_order())
 
 
-def filter_choices(user) -> dict:
+def filter_choices() -> dict:
     """Options for the filter selects (plans, chapters, units)."""
     plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
     chapters = db.session.execute(
         select(Chapter.id, Chapter.number, Chapter.title, Plan.id, Plan.title).join(Plan)
         .order_by(Plan.id.desc(), Chapter.number)).all()
-    if user.role in UNIT_ROLES:
-        units = db.session.scalars(select(Unit).where(Unit.id == user.unit_id)).all()
-    else:
-        units = db.session.scalars(
-            select(Unit).where(or_(Unit.id.in_(select(task_lead_units.c.unit_id)),
-                                   Unit.id.in_(select(TaskPart.unit_id))))
-            .order_by(Unit.kind, Unit.name)).all()
+    # Every unit with work, for unit users too: a lead unit filters its tasks
+    # by the units doing them (the list itself stays limited to what they may see).
+    units = db.session.scalars(
+        select(Unit).where(or_(Unit.id.in_(select(task_lead_units.c.unit_id)),
+                               Unit.id.in_(select(TaskPart.unit_id))))
+        .order_by(Unit.kind, Unit.name)).all()
     return {"plans": plans, "chapters": chapters, "units": units}
 
 
@@ -181,14 +209,15 @@ def verify_parts(user):
     """Submitted parts awaiting a decision, oldest hand-in first: of the tasks
     my unit leads for unit users, all of them for the office and viewers."""
     pending = _pending_submitted_at()
-    stmt = (select(TaskPart, pending.c.at).join(TaskPart.task).join(Task.item)
+    stmt = (select(TaskPart).join(TaskPart.task).join(Task.item)
             .outerjoin(pending, pending.c.part_id == TaskPart.id)
             .where(TaskPart.state == SUBMITTED))
     if user.role in UNIT_ROLES:
         stmt = stmt.where(TaskPart.task_id.in_(lead_task_ids(user.unit_id)))
     return (stmt.options(selectinload(TaskPart.task).selectinload(Task.item),
                          selectinload(TaskPart.task).selectinload(Task.lead_units),
-                         selectinload(TaskPart.unit))
+                         selectinload(TaskPart.unit),
+                         selectinload(TaskPart.submissions).selectinload(Submission.submitted_by))
             .order_by(pending.c.at.is_(None), pending.c.at, TaskPart.id))
 
 
@@ -222,6 +251,8 @@ def my_summary(user, today: date, near_days: int) -> dict:
 
 def task_for_page(task_id: int):
     """One task with everything its page shows, in a fixed number of queries."""
+    if not 0 < task_id <= MAX_ID:
+        return None
     part_opts = selectinload(Task.parts)
     stmt = (select(Task).where(Task.id == task_id).options(
         selectinload(Task.item).selectinload(Item.chapter),
@@ -231,22 +262,13 @@ def task_for_page(task_id: int):
         selectinload(Task.responsible_units),
         selectinload(Task.sections),
         part_opts.selectinload(TaskPart.unit),
-        part_opts.selectinload(TaskPart.progress_notes).selectinload(ProgressNoteUser),
+        part_opts.selectinload(TaskPart.progress_notes).selectinload(ProgressNote.user),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.submitted_by),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.decided_by),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.evidence),
         part_opts.selectinload(TaskPart.evidence).selectinload(Evidence.uploaded_by),
     ))
     return db.session.scalar(stmt)
-
-
-def _progress_note_user():
-    from models import ProgressNote
-
-    return ProgressNote.user
-
-
-ProgressNoteUser = _progress_note_user()
 
 
 def timeline(task):
@@ -344,8 +366,9 @@ class AuditFilters:
         for name in ("unit", "task"):
             raw = (args.get(name) or "").strip()
             if raw:
-                if raw.isdigit():
-                    setattr(f, name, int(raw))
+                value = parse_id(raw)
+                if value is not None:
+                    setattr(f, name, value)
                 else:
                     f.errors.append("单位或任务编号应为数字，已忽略。")
         f.user = (args.get("user") or "").strip()[:64] or None
@@ -368,7 +391,7 @@ class AuditFilters:
 def _utc_start_of_local_day(day: date) -> datetime:
     """The naive-UTC instant at which a CST day begins (entries are stored in UTC)."""
     local = datetime.combine(day, time.min, tzinfo=CST)
-    return local.astimezone(tz=None).replace(tzinfo=None) if False else (local - local.utcoffset()).replace(tzinfo=None)
+    return local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def audit_entries(filters: AuditFilters):
@@ -406,20 +429,30 @@ def users_list(unit_id: int | None = None, role: str | None = None, q: str | Non
     return stmt.options(selectinload(User.unit)).order_by(Unit.kind, Unit.name, User.role, User.username)
 
 
-def units_with_counts(q: str | None = None):
-    """Units with how many users, aliases, lead tasks and parts each has."""
-    users = select(func.count(User.id)).where(User.unit_id == Unit.id).scalar_subquery()
-    leads = select(func.count()).select_from(task_lead_units).where(
-        task_lead_units.c.unit_id == Unit.id).scalar_subquery()
-    parts = select(func.count(TaskPart.id)).where(TaskPart.unit_id == Unit.id).scalar_subquery()
-    stmt = select(Unit, users.label("users"), leads.label("leads"), parts.label("parts"))
+def units_page(q: str | None = None):
+    stmt = select(Unit)
     if q:
         stmt = stmt.where(Unit.name.ilike(like_pattern(q), escape="\\"))
     return stmt.options(selectinload(Unit.aliases)).order_by(Unit.kind, Unit.name)
 
 
+def unit_counts(unit_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Users, lead tasks and parts per unit, for one page of units (three GROUP BYs)."""
+    counts = {uid: {"users": 0, "leads": 0, "parts": 0} for uid in unit_ids}
+    if not unit_ids:
+        return counts
+    for key, stmt in (
+        ("users", select(User.unit_id, func.count(User.id)).where(User.unit_id.in_(unit_ids)).group_by(User.unit_id)),
+        ("leads", select(task_lead_units.c.unit_id, func.count()).where(task_lead_units.c.unit_id.in_(unit_ids))
+         .group_by(task_lead_units.c.unit_id)),
+        ("parts", select(TaskPart.unit_id, func.count(TaskPart.id)).where(TaskPart.unit_id.in_(unit_ids))
+         .group_by(TaskPart.unit_id)),
+    ):
+        for uid, n in db.session.execute(stmt):
+            counts[uid][key] = n
+    return counts
+
+
 def all_units():
     return db.session.scalars(select(Unit).order_by(Unit.kind, Unit.name)).all()
 
-
-__all__ = [name for name in dir() if not name.startswith("_")] + ["and_"]

@@ -7,10 +7,13 @@ change and its audit entry land together or not at all.
 """
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import may
+from models import Role
 from workflow import audit
 from workflow.extensions import db
 from workflow.machine import EVENT_LABELS, TransitionRefused, derived_task_state, fire
@@ -60,16 +63,32 @@ def _flush() -> None:
         raise Stale(STALE_MESSAGE) from None
 
 
+def _stale_as_refusal(service):
+    """Any flush may find the row changed by another transaction, an autoflush
+    before a lazy load included, not only ``_flush``: the caller always gets Stale."""
+    @functools.wraps(service)
+    def wrapper(*args, **kwargs):
+        try:
+            return service(*args, **kwargs)
+        except StaleDataError:
+            raise Stale(STALE_MESSAGE) from None
+    return wrapper
+
+
 # ---------------------------------------------------------------- notifications
 
-def notify_units(units, task, kind: str, message: str, exclude_user=None) -> None:
+def notify_units(units, task, kind: str, message: str, exclude_user=None, roles=None) -> None:
+    """One inbox row per active user of the units (optionally only some roles)."""
     from models import Notification, User
 
     unit_ids = [u.id for u in units]
     if not unit_ids:
         return
     now = utcnow()
-    users = db.session.scalars(select(User).where(User.unit_id.in_(unit_ids), User.active.is_(True)))
+    query = select(User).where(User.unit_id.in_(unit_ids), User.active.is_(True))
+    if roles:
+        query = query.where(User.role.in_(roles))
+    users = db.session.scalars(query)
     for user in users:
         if exclude_user is not None and user.id == exclude_user.id:
             continue
@@ -83,6 +102,7 @@ PART_ACTION_FOR_EVENT = {"start": "part.start", "submit": "part.submit", "verify
 TASK_ACTION_FOR_EVENT = {"close": "task.close", "reopen": "task.reopen"}
 
 
+@_stale_as_refusal
 def transition_part(part, event: str, user, *, expected_version=None, statement: str | None = None,
                     reason: str | None = None):
     """start / submit / verify / return one unit's part of a task."""
@@ -126,7 +146,9 @@ def transition_part(part, event: str, user, *, expected_version=None, statement:
 
     label = f"{task.label}（{part.unit.name}）"
     if event == "submit":
-        notify_units(task.lead_units, task, "submitted", f"{part.unit.name}已提交{task.label}的完成材料，请核验。")
+        # Only leaders verify, so only they are asked to.
+        notify_units(task.lead_units, task, "submitted", f"{part.unit.name}已提交{task.label}的完成材料，请核验。",
+                     roles=(Role.UNIT_LEADER,))
     elif event == "return":
         notify_units([part.unit], task, "returned", f"{label}被退回：{reason}")
     elif event == "verify":
@@ -148,6 +170,7 @@ def _sync_task(task, user) -> None:
                      details={"derived": True})
 
 
+@_stale_as_refusal
 def transition_task(task, event: str, user, *, expected_version=None, reason: str | None = None):
     """close / reopen a whole task (the office)."""
     action = TASK_ACTION_FOR_EVENT.get(event)
@@ -179,6 +202,7 @@ def transition_task(task, event: str, user, *, expected_version=None, reason: st
 
 # ---------------------------------------------------------------- progress and evidence
 
+@_stale_as_refusal
 def record_progress(part, user, percent: int, note: str, *, expected_version=None):
     from models import ProgressNote
 
@@ -199,6 +223,7 @@ def record_progress(part, user, percent: int, note: str, *, expected_version=Non
     return entry
 
 
+@_stale_as_refusal
 def add_text_evidence(part, user, text: str, *, expected_version=None):
     from models import Evidence
 
@@ -217,6 +242,7 @@ def add_text_evidence(part, user, text: str, *, expected_version=None):
     return evidence
 
 
+@_stale_as_refusal
 def add_file_evidence(part, user, data: bytes, filename: str, description: str | None = None, *,
                       expected_version=None):
     """Check the file by content, store it by hash, add the row. If the
@@ -247,6 +273,7 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
     return evidence
 
 
+@_stale_as_refusal
 def remove_pending_evidence(evidence, user):
     """Evidence not yet submitted may be withdrawn; submitted evidence never."""
     _check(user, "part.evidence", evidence.part)
@@ -268,6 +295,7 @@ def _require_in_progress(part) -> None:
 
 # ---------------------------------------------------------------- office actions
 
+@_stale_as_refusal
 def urge(task, user, message: str | None = None):
     """催办: notify every unit whose part is not yet submitted."""
     from auth.permissions import can
@@ -285,6 +313,7 @@ def urge(task, user, message: str | None = None):
 EDITABLE_FIELDS = {"text": "任务内容", "deadline": "完成时限", "deadline_text": "时限原文", "long_term": "长期任务"}
 
 
+@_stale_as_refusal
 def edit_task(task, user, *, expected_version=None, **changes):
     """Edit a task's fields; the audit entry keeps old and new values."""
     _check(user, "task.edit", task)

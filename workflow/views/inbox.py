@@ -1,3 +1,63 @@
-from flask import Blueprint
+"""The in-app inbox: my notifications, unread first."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import update
+
+from models import Notification
+from workflow import queries
+from workflow.extensions import db
+from workflow.timeutil import utcnow
 
 bp = Blueprint("inbox", __name__)
+
+KIND_LABELS = {"submitted": "待核验", "returned": "被退回", "urged": "催办", "verified": "已核验",
+               "closed": "已办结", "reopened": "重新打开", "report": "报告"}
+
+
+@bp.app_context_processor
+def _unread():
+    # The header shows the count on every page of a signed-in user.
+    if current_user.is_authenticated:
+        return {"unread_inbox": queries.unread_count(current_user)}
+    return {"unread_inbox": 0}
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site (no scheme, no //host) may be a redirect target."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@bp.route("/inbox")
+@login_required
+def index():
+    page = db.paginate(queries.inbox(current_user), page=queries.page_number(request.args.get("page")),
+                       per_page=current_app.config["PER_PAGE"], error_out=False)
+    return render_template("inbox/index.html", page=page, KIND_LABELS=KIND_LABELS)
+
+
+@bp.route("/inbox/<int:notification_id>/read", methods=["POST"])
+@login_required
+def read(notification_id: int):
+    note = queries.get_row(Notification, notification_id)
+    # Someone else's notification is answered as missing, not as forbidden.
+    if note is None or note.user_id != current_user.id:
+        abort(404)
+    if note.read_at is None:
+        note.read_at = utcnow()
+        db.session.commit()
+    return redirect(_safe_next(request.form.get("next")) or url_for("inbox.index"))
+
+
+@bp.route("/inbox/read-all", methods=["POST"])
+@login_required
+def read_all():
+    result = db.session.execute(
+        update(Notification).where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow()))
+    db.session.commit()
+    flash(f"已将 {result.rowcount} 条消息标为已读。" if result.rowcount else "没有未读消息。", "info")
+    return redirect(url_for("inbox.index"))

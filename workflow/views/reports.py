@@ -64,9 +64,10 @@ def index():
     from models import ReportArchive
 
     require("report.view")
-    raw = request.args.get("page", "1")
+    from workflow.queries import page_number
+
     page = db.paginate(select(ReportArchive).order_by(ReportArchive.id.desc()),
-                       page=int(raw) if raw.isdigit() and int(raw) > 0 else 1,
+                       page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
     return render_template("reports/index.html", page=page, KIND_LABELS=archive.KIND_LABELS,
                            STATUS_LABELS=archive.STATUS_LABELS, stale_after=archive.STALE_AFTER,

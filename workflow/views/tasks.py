@@ -1,25 +1,448 @@
-"""Tasks: the home page, task lists, the task page."""
+"""Tasks: the home page, the lists, the task page and every action on it.
+
+Each POST view loads its objects (404 when missing or not of the task in the
+URL), asks ``require`` (403), reads its form, calls one service and commits;
+a ServiceError rolls everything back and is shown to the user as a message.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+import hashlib
+import io
+import os
+from typing import Callable
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
+from auth.permissions import can
+from models import Evidence, Plan, Role, Task, TaskPart
+from workflow import queries, services, storage
+from workflow.audit import ACTION_LABELS
+from workflow.due import DUE_LABELS, due_status
 from workflow.extensions import db
+from workflow.machine import EVENT_LABELS
+from workflow.services import STALE_MESSAGE, Forbidden, ServiceError, Stale
+from workflow.timeutil import today_local
 
+from .forms import CloseForm, EditTaskForm, EvidenceForm, ProgressForm, ReopenForm, TransitionForm, UrgeForm
 from .helpers import require
 
 bp = Blueprint("tasks", __name__)
 
+PART_EVENTS = ("start", "submit", "verify", "return")
+SUCCESS = {
+    "start": "已开始办理。",
+    "submit": "已提交，等待牵头单位核验。",
+    "verify": "已核验通过。",
+    "return": "已退回，并已通知承办单位。",
+    "close": "任务已办结。",
+    "reopen": "任务已重新打开，并已通知各承办单位。",
+}
+CONFLICT_MESSAGE = "操作与他人的操作发生冲突，未生效。页面已刷新为最新状态，请确认后重试。"
+
+
+# ---------------------------------------------------------------- template helpers
+
+def _near_days() -> int:
+    return current_app.config["NEAR_DUE_DAYS"]
+
+
+def _per_page() -> int:
+    return current_app.config["PER_PAGE"]
+
+
+@bp.app_template_global("due_of")
+def due_of(task) -> str | None:
+    return due_status(task, today_local(), _near_days())
+
+
+@bp.app_template_global("can")
+def can_current(action: str, obj) -> bool:
+    return can(current_user, action, obj)
+
+
+@bp.app_template_filter("filesize")
+def filesize(size: int | None) -> str:
+    if not size:
+        return ""
+    if size < 1024:
+        return f"{size} 字节"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+@bp.app_template_global("page_url")
+def page_url(page: int) -> str:
+    """This page's URL with its query args, at another page number. Only
+    plain args are carried over: "endpoint" or "_external"/"_scheme" from
+    the query string must not reach url_for as its own parameters."""
+    args = {k: v for k, v in request.args.items() if k != "endpoint" and not k.startswith("_")}
+    args.update(request.view_args or {})
+    args["page"] = page
+    return url_for(request.endpoint, **args)
+
+
+@bp.app_template_global("has_endpoint")
+def has_endpoint(name: str) -> bool:
+    return name in current_app.view_functions
+
+
+@bp.record_once
+def _label_globals(state) -> None:
+    # Globals, not a context processor: imported macros (_macros.html) see globals only.
+    state.app.jinja_env.globals.update(DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
+                                       EDIT_LABELS=services.EDITABLE_FIELDS)
+
+
+def _page_arg() -> int:
+    return queries.page_number(request.args.get("page"))
+
+
+def paginate(stmt):
+    return db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False)
+
+
+def _is_unit_user(user) -> bool:
+    return user.role in (Role.UNIT_LEADER, Role.UNIT_STAFF)
+
+
+# ---------------------------------------------------------------- home, lists
 
 @bp.route("/")
 def home():
-    from models import Item, Plan, Task
-
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
     require("plan.view")
+    user = current_user._get_current_object()
+    if _is_unit_user(user):
+        today = today_local()
+        summary = queries.my_summary(user, today, _near_days())
+        todo = db.session.scalars(queries.todo_parts(user).limit(10)).all()
+        verify = (db.session.scalars(queries.verify_parts(user).limit(10)).all()
+                  if user.role == Role.UNIT_LEADER else [])
+        return render_template("tasks/home.html", summary=summary, todo=todo, verify=verify)
+    require("overview.view")
+    return _overview(home=True)
+
+
+@bp.route("/overview")
+@login_required
+def overview():
+    require("overview.view")
+    return _overview(home=False)
+
+
+def _overview(home: bool):
+    user = current_user._get_current_object()
     plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
-    by_state = dict(db.session.execute(select(Task.state, func.count(Task.id)).group_by(Task.state)).all())
-    items = db.session.scalar(select(func.count(Item.id)))
-    return render_template("tasks/home.html", plans=plans, by_state=by_state, items=items)
+    plan_id = queries.parse_id(request.args.get("plan"))
+    data = queries.overview(plan_id, today_local(), _near_days())
+    to_close = queries.count_of(queries.to_close_tasks()) if user.is_office else 0
+    verify_waiting = queries.verify_count(user)
+    return render_template("tasks/overview.html", data=data, plans=plans, plan_id=plan_id, home=home,
+                           to_close=to_close, verify_waiting=verify_waiting,
+                           multi_plan=len(plans) > 1 and plan_id is None)
+
+
+@bp.route("/tasks/")
+@login_required
+def task_list():
+    require("plan.view")
+    user = current_user._get_current_object()
+    filters = queries.TaskFilters.from_args(request.args)
+    for message in filters.errors:
+        flash(message, "warning")
+    stmt = queries.task_list(filters, user, today_local(), _near_days())
+    page = paginate(stmt)
+    return render_template("tasks/list.html", page=page, filters=filters, choices=queries.filter_choices())
+
+
+@bp.route("/tasks/todo")
+@login_required
+def todo():
+    user = current_user._get_current_object()
+    if _is_unit_user(user):
+        page = paginate(queries.todo_parts(user))
+        verify = (db.session.scalars(queries.verify_parts(user).limit(10)).all()
+                  if user.role == Role.UNIT_LEADER else [])
+        verify_total = queries.verify_count(user) if user.role == Role.UNIT_LEADER else 0
+        return render_template("tasks/todo.html", page=page, verify=verify, verify_total=verify_total)
+    if user.is_office:
+        page = paginate(queries.to_close_tasks())
+        return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user))
+    return render_template("tasks/todo_office.html", page=None, verify_total=0)
+
+
+@bp.route("/tasks/verify")
+@login_required
+def verify():
+    require("plan.view")
+    user = current_user._get_current_object()
+    page = paginate(queries.verify_parts(user))
+    return render_template("tasks/verify.html", page=page)
+
+
+# ---------------------------------------------------------------- the task page
+
+@bp.route("/tasks/<int:task_id>")
+@login_required
+def detail(task_id: int):
+    task = queries.task_for_page(task_id)
+    if task is None:
+        abort(404)
+    require("task.view", task)
+    return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task))
+
+
+# ---------------------------------------------------------------- actions
+
+def _load_task(task_id: int) -> Task:
+    task = queries.get_row(Task, task_id)
+    if task is None:
+        abort(404)
+    return task
+
+
+def _load_part(task_id: int, part_id: int) -> tuple[Task, TaskPart]:
+    part = queries.get_row(TaskPart, part_id)
+    if part is None or part.task_id != task_id:
+        abort(404)
+    return part.task, part
+
+
+def _to_task(task_id: int, anchor: str | None = None):
+    return redirect(url_for("tasks.detail", task_id=task_id, _anchor=anchor))
+
+
+def _form_errors(form) -> bool:
+    """Flash the first problem of an invalid form; True if there was one."""
+    if form.validate():
+        return False
+    for errors in form.errors.values():
+        for error in errors:
+            flash(error if isinstance(error, str) else "表单内容无效，请检查后重试。", "danger")
+            return True
+    flash("表单内容无效，请检查后重试。", "danger")
+    return True
+
+
+def _run(action: Callable[[], object], task_id: int, success: str, anchor: str | None = None,
+         cleanup: Callable[[], None] | None = None):
+    """Call a service and commit; on any refusal nothing stays."""
+    try:
+        action()
+        db.session.commit()
+    except Stale as exc:
+        _undo(cleanup)
+        flash(exc.message, "warning")
+    except Forbidden:
+        _undo(cleanup)
+        abort(403)
+    except ServiceError as exc:
+        _undo(cleanup)
+        flash(exc.message, "danger")
+    except StaleDataError:
+        _undo(cleanup)
+        flash(STALE_MESSAGE, "warning")
+    except IntegrityError:
+        _undo(cleanup)
+        flash(CONFLICT_MESSAGE, "warning")
+    except BaseException:
+        _undo(cleanup)
+        raise
+    else:
+        flash(success, "success")
+    return _to_task(task_id, anchor)
+
+
+def _undo(cleanup) -> None:
+    db.session.rollback()
+    if cleanup is not None:
+        cleanup()
+
+
+@bp.route("/tasks/<int:task_id>/parts/<int:part_id>/<event>", methods=["POST"])
+@login_required
+def part_event(task_id: int, part_id: int, event: str):
+    if event not in PART_EVENTS:
+        abort(404)
+    task, part = _load_part(task_id, part_id)
+    require(services.PART_ACTION_FOR_EVENT[event], part)
+    anchor = f"part-{part.id}"
+    form = TransitionForm()
+    if _form_errors(form):
+        return _to_task(task_id, anchor)
+    user = current_user._get_current_object()
+    return _run(lambda: services.transition_part(part, event, user, expected_version=form.version.data,
+                                                 statement=form.statement.data, reason=form.reason.data),
+                task_id, SUCCESS[event], anchor)
+
+
+@bp.route("/tasks/<int:task_id>/parts/<int:part_id>/progress", methods=["POST"])
+@login_required
+def progress(task_id: int, part_id: int):
+    task, part = _load_part(task_id, part_id)
+    require("part.progress", part)
+    anchor = f"part-{part.id}"
+    form = ProgressForm()
+    if _form_errors(form):
+        return _to_task(task_id, anchor)
+    user = current_user._get_current_object()
+    return _run(lambda: services.record_progress(part, user, form.percent.data, form.note.data,
+                                                 expected_version=form.version.data),
+                task_id, "进度已填报。", anchor)
+
+
+@bp.route("/tasks/<int:task_id>/parts/<int:part_id>/evidence", methods=["POST"])
+@login_required
+def add_evidence(task_id: int, part_id: int):
+    task, part = _load_part(task_id, part_id)
+    require("part.evidence", part)
+    anchor = f"part-{part.id}"
+    form = EvidenceForm()
+    if _form_errors(form):
+        return _to_task(task_id, anchor)
+    user = current_user._get_current_object()
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        if not (form.text.data or "").strip():
+            flash("请选择要上传的文件，或填写文字材料。", "danger")
+            return _to_task(task_id, anchor)
+        return _run(lambda: services.add_text_evidence(part, user, form.text.data,
+                                                       expected_version=form.version.data),
+                    task_id, "材料已添加（提交时一并报送）。", anchor)
+
+    data = upload.read()
+    sha = hashlib.sha256(data).hexdigest()
+    # Known before the service stores it, so that a failure at any point —
+    # in the service's flush or at commit — can remove a file only this
+    # request brought in, and never one that other evidence already uses.
+    existed = os.path.exists(storage.path_for(sha))
+    added: list[Evidence] = []
+
+    def act():
+        added.append(services.add_file_evidence(part, user, data, upload.filename, form.description.data,
+                                                expected_version=form.version.data))
+
+    def cleanup():
+        created = getattr(added[0], "created_file", False) if added else not existed
+        if created and data:
+            storage.discard(sha)
+
+    return _run(act, task_id, "文件已上传（提交时一并报送）。", anchor, cleanup=cleanup)
+
+
+@bp.route("/tasks/<int:task_id>/evidence/<int:evidence_id>/delete", methods=["POST"])
+@login_required
+def delete_evidence(task_id: int, evidence_id: int):
+    evidence = queries.get_row(Evidence, evidence_id)
+    if evidence is None or evidence.part.task_id != task_id:
+        abort(404)
+    require("part.evidence", evidence.part)
+    user = current_user._get_current_object()
+    anchor = f"part-{evidence.part_id}"
+    return _run(lambda: services.remove_pending_evidence(evidence, user), task_id, "材料已撤回。", anchor)
+
+
+@bp.route("/evidence/<int:evidence_id>/download")
+@login_required
+def download(evidence_id: int):
+    evidence = queries.get_row(Evidence, evidence_id)
+    if evidence is None:
+        abort(404)
+    require("evidence.download", evidence)
+    if evidence.kind == "text":
+        # A text evidence downloads as a UTF-8 text file (to archive or forward it).
+        data = io.BytesIO((evidence.text or "").encode("utf-8"))
+        response = send_file(data, as_attachment=True, download_name=f"文字材料-{evidence.id}.txt",
+                             mimetype="text/plain")   # werkzeug adds "; charset=utf-8"
+    else:
+        path = storage.path_for(evidence.content_sha256 or "")
+        if not evidence.content_sha256 or not os.path.exists(path):
+            abort(404)
+        response = send_file(path, as_attachment=True, download_name=evidence.filename or "文件",
+                             mimetype=evidence.mime or "application/octet-stream", conditional=True)
+    # Evidence is confidential: no shared cache may keep a copy.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/tasks/<int:task_id>/close", methods=["POST"])
+@login_required
+def close(task_id: int):
+    task = _load_task(task_id)
+    require("task.close", task)
+    form = CloseForm()
+    if _form_errors(form):
+        return _to_task(task_id)
+    user = current_user._get_current_object()
+    return _run(lambda: services.transition_task(task, "close", user, expected_version=form.version.data),
+                task_id, SUCCESS["close"])
+
+
+@bp.route("/tasks/<int:task_id>/reopen", methods=["POST"])
+@login_required
+def reopen(task_id: int):
+    task = _load_task(task_id)
+    require("task.reopen", task)
+    form = ReopenForm()
+    if _form_errors(form):
+        return _to_task(task_id)
+    user = current_user._get_current_object()
+    return _run(lambda: services.transition_task(task, "reopen", user, expected_version=form.version.data,
+                                                 reason=form.reason.data),
+                task_id, SUCCESS["reopen"])
+
+
+@bp.route("/tasks/<int:task_id>/urge", methods=["POST"])
+@login_required
+def urge(task_id: int):
+    task = _load_task(task_id)
+    require("task.urge", task)
+    form = UrgeForm()
+    if _form_errors(form):
+        return _to_task(task_id)
+    user = current_user._get_current_object()
+    return _run(lambda: services.urge(task, user, form.message.data), task_id, "已催办，相关单位将收到通知。")
+
+
+@bp.route("/tasks/<int:task_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(task_id: int):
+    task = _load_task(task_id)
+    require("task.edit", task)
+    if not can(current_user, "task.edit", task):
+        flash("已核验或已办结的任务不能修改；如需修改，请先重新打开。", "warning")
+        return _to_task(task_id)
+    form = EditTaskForm(obj=task if request.method == "GET" else None)
+    if request.method == "GET":
+        form.version.data = task.version
+        return render_template("tasks/edit.html", task=task, form=form)
+    if not form.validate():
+        return render_template("tasks/edit.html", task=task, form=form), 400
+    user = current_user._get_current_object()
+    changes = {"text": form.text.data.strip(), "deadline": form.deadline.data,
+               "deadline_text": (form.deadline_text.data or "").strip() or None,
+               "long_term": bool(form.long_term.data)}
+    try:
+        services.edit_task(task, user, expected_version=form.version.data, **changes)
+        db.session.commit()
+    except Stale as exc:
+        db.session.rollback()
+        flash(exc.message, "warning")
+        return _to_task(task_id)
+    except Forbidden:
+        db.session.rollback()
+        abort(403)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+        task = _load_task(task_id)
+        return render_template("tasks/edit.html", task=task, form=form), 409
+    flash("任务已修改，修改前后的内容已记入审计日志。", "success")
+    return _to_task(task_id)

@@ -1,0 +1,130 @@
+"""WTForms for the task, admin and inbox views.
+
+The forms check shape only (a number is a number, a text is not too long);
+the rules — who may, in which state, with which reason — live in the services,
+so that a request made without the page gets the same answer as one made with it.
+The task page writes its forms' HTML itself (many parts share one page and the
+field names are fixed), and the views read them back through these classes.
+"""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm as _FlaskForm
+from flask_wtf.file import FileField
+from wtforms.fields.choices import SelectChoice
+from wtforms.i18n import get_translations
+from wtforms import BooleanField, DateField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+
+from models import Role, UnitKind
+
+_ZH = get_translations(["zh"])
+
+
+class FlaskForm(_FlaskForm):
+    """Built-in WTForms messages ("Not a valid integer value.") in Chinese too."""
+
+    class Meta:
+        def get_translations(self, form):
+            return _ZH
+
+
+VERSION_MESSAGE = "页面数据不完整（缺少版本号），请刷新页面后重试。"
+
+
+class WholeNumberField(IntegerField):
+    """An IntegerField whose "not a number" message is ours, not WTForms' generic one."""
+
+    def __init__(self, label=None, validators=None, invalid_message: str = "请填写整数。", **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.invalid_message = invalid_message
+
+    def process_formdata(self, valuelist):
+        if not valuelist or valuelist[0] in ("", None):
+            return
+        try:
+            self.data = int(str(valuelist[0]).strip())
+        except ValueError:
+            self.data = None
+            raise ValueError(self.invalid_message) from None
+
+
+class VersionedForm(FlaskForm):
+    version = WholeNumberField(validators=[InputRequired(VERSION_MESSAGE)], invalid_message=VERSION_MESSAGE)
+
+
+class TransitionForm(VersionedForm):
+    statement = TextAreaField("完成情况说明", validators=[Optional(), Length(max=5000, message="完成情况说明不能超过 5000 字。")])
+    reason = TextAreaField("理由", validators=[Optional(), Length(max=2000, message="理由不能超过 2000 字。")])
+
+
+class ProgressForm(VersionedForm):
+    percent = WholeNumberField("完成比例（%）", validators=[
+        InputRequired("请填写完成比例。"), NumberRange(0, 100, "完成比例须在 0 到 100 之间。")],
+        invalid_message="完成比例须为 0 到 100 之间的整数。")
+    note = TextAreaField("进度说明", validators=[Length(max=5000, message="进度说明不能超过 5000 字。")])
+
+
+class EvidenceForm(VersionedForm):
+    file = FileField("文件")
+    description = StringField("文件说明", validators=[Optional(), Length(max=500, message="文件说明不能超过 500 字。")])
+    text = TextAreaField("文字材料", validators=[Optional(), Length(max=10000, message="文字材料不能超过 10000 字。")])
+
+
+class CloseForm(VersionedForm):
+    pass
+
+
+class ReopenForm(VersionedForm):
+    reason = TextAreaField("重新打开的理由", validators=[Optional(), Length(max=2000, message="理由不能超过 2000 字。")])
+
+
+class UrgeForm(FlaskForm):
+    message = TextAreaField("催办内容", validators=[Optional(), Length(max=500, message="催办内容不能超过 500 字。")])
+
+
+class EditTaskForm(VersionedForm):
+    text = TextAreaField("任务内容", validators=[DataRequired("请填写任务内容。"), Length(max=5000)])
+    deadline = DateField("完成时限", validators=[Optional()], format="%Y-%m-%d")
+    deadline_text = StringField("时限原文", validators=[Optional(), Length(max=100, message="时限原文不能超过 100 字。")])
+    long_term = BooleanField("长期任务（无固定完成时限）")
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if ok and self.long_term.data and self.deadline.data:
+            self.deadline.errors.append("长期任务不能同时设置完成时限：请清空日期或取消“长期任务”。")
+            return False
+        return ok
+
+
+# ---------------------------------------------------------------- admin
+
+USERNAME_RULE = Regexp(r"^[A-Za-z0-9._-]+$", message="用户名只能包含字母、数字、点、下划线和连字符。")
+
+
+def choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms wants them from 3.3 on."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class UserForm(FlaskForm):
+    display_name = StringField("姓名", validators=[DataRequired("请填写姓名。"), Length(max=100)])
+    unit_id = SelectField("单位", coerce=int, validators=[InputRequired("请选择单位。")])
+    role = SelectField("角色", choices=choices(Role.LABELS.items()), validators=[DataRequired("请选择角色。")])
+    active = BooleanField("启用（取消勾选即停用，该用户立即无法登录）", default=True)
+    password = PasswordField("重置密码（留空则不修改）", validators=[Optional()])
+
+
+class NewUserForm(UserForm):
+    username = StringField("用户名", validators=[DataRequired("请填写用户名。"), Length(max=64), USERNAME_RULE])
+    password = PasswordField("初始密码", validators=[DataRequired("请设置初始密码。")])
+
+
+class UnitForm(FlaskForm):
+    name = StringField("单位名称", validators=[DataRequired("请填写单位名称。"), Length(max=100, message="单位名称不能超过 100 字。")])
+    kind = SelectField("类别", choices=choices(UnitKind.LABELS.items()), validators=[DataRequired("请选择类别。")])
+
+
+class AliasForm(FlaskForm):
+    alias = StringField("别名（文件中出现的写法）", validators=[DataRequired("请填写别名。"), Length(max=100, message="别名不能超过 100 字。")])
+    unit_id = SelectField("归入单位", coerce=int, validators=[InputRequired("请选择单位。")])
+
