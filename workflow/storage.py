@@ -99,11 +99,17 @@ def store(data: bytes) -> tuple[str, bool]:
     """Store the bytes; returns (sha256, created) — created False when the
     same content was already there."""
     sha = hashlib.sha256(data).hexdigest()
-    target = path_for(sha)
+    return sha, write_once(path_for(sha), data)
+
+
+def write_once(target: str, data: bytes) -> bool:
+    """Write ``data`` to ``target`` unless it exists, through a temporary file
+    in the same folder and a rename, so that a crash never leaves a
+    half-written file under the real name. Returns whether it wrote."""
     if os.path.exists(target):
-        return sha, False
+        return False
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".upload-")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".partial-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -114,7 +120,7 @@ def store(data: bytes) -> tuple[str, bool]:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return sha, True
+    return True
 
 
 def discard(sha256: str) -> None:

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -419,23 +418,11 @@ def path_for(sha256: str) -> str:
 
 
 def store(pdf: bytes) -> str:
-    """Write the PDF under its sha256 (temp file + rename: never half-written)."""
+    """Write the PDF under its sha256 (never half-written: see storage.write_once)."""
+    from workflow.storage import write_once
+
     sha = hashlib.sha256(pdf).hexdigest()
-    target = path_for(sha)
-    if os.path.exists(target):
-        return sha
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".report-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pdf)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_once(path_for(sha), pdf)
     return sha
 
 
