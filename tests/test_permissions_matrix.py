@@ -53,7 +53,7 @@ def db_template():
 
 
 def _subject():
-    from models import Item, Task
+    from models import Item
 
     item = db.session.scalar(select(Item).where(Item.number == "1"))
     task = next(t for t in item.tasks if t.kind == "task" and t.seq == 1)

@@ -25,6 +25,13 @@ def create_app(config: Config | dict | None = None) -> Flask:
     elif config is not None:
         app.config.from_object(config)
 
+    # The request limit follows the per-file limit however MAX_UPLOAD_MB was
+    # set (Config computes it only from the environment), unless given itself.
+    explicit = config.get("MAX_CONTENT_LENGTH") if isinstance(config, dict) else getattr(
+        config, "MAX_CONTENT_LENGTH", None)
+    if explicit is None:
+        app.config["MAX_CONTENT_LENGTH"] = (int(app.config["MAX_UPLOAD_MB"]) + 1) * 1024 * 1024
+
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "luoshi.sqlite")

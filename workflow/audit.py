@@ -138,6 +138,15 @@ def verify() -> list[Problem]:
         prev_hash = entry.hash
         expected_seq += 1
     head = db.session.get(AuditHead, 1)
-    if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
-        problems.append(Problem(None, None, "链尾与记录不符：最后的记录被删除或改动"))
+    last = expected_seq - 1
+    if head is not None and (head.seq != last or head.hash != prev_hash):
+        # Name the entries, so that the office knows which record to look for.
+        if head.seq > last:
+            where = f"第 {head.seq} 条" if head.seq == last + 1 else f"第 {last + 1} 条至第 {head.seq} 条"
+            message = f"链尾与记录不符：{where}记录（链尾）被删除"
+        elif head.seq < last:
+            message = f"链尾与记录不符：第 {head.seq + 1} 条至第 {last} 条记录不是由系统写入的"
+        else:
+            message = f"链尾与记录不符：第 {last} 条记录（链尾）被改动或替换"
+        problems.append(Problem(head.seq, None, message))
     return problems

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from workflow.extensions import db
@@ -95,17 +95,24 @@ def audit_verify():
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--seed", "seed_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="种子文档路径（默认：仓库自带的汇编）。")
 def demo(seed_path: Path | None):
-    """演示模式：导入种子汇编、创建演示账号并打印。"""
+    """演示模式：导入种子汇编、创建演示账号并打印，首次运行时生成演示办理记录。"""
     from workflow import demo as demo_module
 
     if current_app.config["LUOSHI_ENV"] == "production":
         raise click.ClickException("生产环境不能创建演示账号。")
+    from workflow.demo_activity import describe as describe_activity
+
     accounts = demo_module.load_demo(seed_path)
     db.session.commit()
     click.echo(demo_module.describe(accounts))
+    # Once only: play_activity does nothing when any activity exists.
+    activity = demo_module.play_activity()
+    db.session.commit()
+    click.echo(describe_activity(activity))
 
 
 def register_cli(app: Flask) -> None:

@@ -1,0 +1,335 @@
+"""Demo activity: a realistic, repeatable spread of work over the seed plan.
+
+Everything is played through workflow/services.py as the demo users
+(u{id:02d}.staff / u{id:02d}.leader, office), so the demo shows exactly what
+real use produces: audit chain, notifications, submissions, evidence files.
+The same seed always gives the same activity (random.Random(2022), rows
+visited in id order). The caller commits once.
+"""
+from __future__ import annotations
+
+import random
+import struct
+import zlib
+from collections import Counter
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import selectinload
+
+from workflow import services
+from workflow.extensions import db
+from workflow.states import CLOSED, IN_PROGRESS, PLANNED, SUBMITTED, VERIFIED
+
+SEED = 2022
+
+# What happens to one part, and how often (weights). Many stay untouched or
+# in progress, so that the late list and the urge button have work to show.
+SCENARIOS = [
+    ("untouched", 34),
+    ("started", 14),
+    ("working", 15),
+    ("submitted", 12),
+    ("returned", 6),
+    ("resubmitted", 5),
+    ("verified", 15),
+]
+
+PROGRESS_NOTES = [
+    "已完成政策宣传{a}场，覆盖企业{b}家",
+    "召开专题推进会{a}次，研究解决具体问题{c}个",
+    "已摸排符合条件的企业{b}家，建立工作台账",
+    "已兑现奖补资金{m}万元，惠及市场主体{b}家",
+    "制定工作方案，明确责任科室和时间节点",
+    "会同相关部门开展联合督导{a}次，督促整改问题{c}个",
+    "已受理申报材料{b}份，完成初审{c}份",
+    "通过政务网站、微信公众号发布政策解读{a}篇，阅读量{r}次",
+    "走访企业{b}家，收集意见建议{c}条，已逐条建立台账",
+    "组织业务培训{a}期，培训工作人员{b}人次",
+    "与区财政局对接资金拨付流程，已完成{a}批次拨付",
+    "完成申报系统填报和审核，已报送市级主管部门",
+]
+
+EVIDENCE_TEXTS = [
+    "活动照片{a}张、签到表{a}份已存档备查",
+    "工作台账已更新至最新，共登记企业{b}家",
+    "相关会议纪要已印发（周政办纪〔2022〕{c}号）",
+    "政策宣传推文{a}篇，已在区政府网站和“周村发布”公众号发布",
+    "资金拨付明细表已经区财政局复核，共计{m}万元",
+    "已形成专题工作报告，报区政府分管领导审阅",
+]
+
+FILES = [
+    ("工作台账.pdf", "pdf"),
+    ("政策宣传活动照片.png", "png"),
+    ("会议纪要.pdf", "pdf"),
+    ("奖补资金拨付明细.pdf", "pdf"),
+    ("现场督导照片.png", "png"),
+    ("企业签到表.png", "png"),
+]
+
+STATEMENTS = [
+    "已按要求完成该项任务。{note}。相关台账、照片等佐证材料已上传，请核验。",
+    "本单位已落实该项任务：{note}，完成年度目标。佐证材料见附件。",
+    "经自查，该项任务已全部完成。{note}，后续将纳入常态化管理。",
+]
+
+RESUBMIT_STATEMENTS = [
+    "已按退回意见补充材料：{fix}。{note}，请再次核验。",
+    "根据核验意见已整改完毕：{fix}，请核验。",
+]
+
+RETURN_REASONS = [
+    ("佐证材料不完整，请补充活动照片", "补充活动照片{a}张"),
+    ("完成情况说明过于简略，请补充企业数量、资金金额等具体数据", "补充完成情况的具体数据"),
+    ("台账数据与统计部门口径不一致，请核实后重新提交", "已与区统计局核对台账数据"),
+    ("缺少资金拨付凭证，请补充", "补充资金拨付凭证"),
+    ("佐证材料未加盖单位公章，请补充盖章版", "补充加盖公章的材料"),
+]
+
+URGE_MESSAGES = [
+    "该任务已超过完成时限，请于本周五前报送进展情况。",
+    "请抓紧推进，按时提交完成情况说明和佐证材料。",
+]
+
+REOPEN_REASON = "复核发现佐证材料中的企业名单与台账不一致，请重新核实后提交。"
+
+
+# ---------------------------------------------------------------- tiny real files
+
+def make_pdf(title: str) -> bytes:
+    """A valid one-page PDF (correct xref offsets) showing ``title`` (ASCII)."""
+    safe = title.replace("\\", "").replace("(", "").replace(")", "")
+    stream = (b"0.85 0.1 0.1 RG 4 w 40 40 515 762 re S\n"
+              b"BT /F1 20 Tf 72 760 Td (Luoshi demo evidence) Tj ET\n"
+              b"BT /F1 12 Tf 72 730 Td (" + safe.encode("ascii") + b") Tj ET\n")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def make_png(seed: int, width: int = 48, height: int = 32) -> bytes:
+    """A valid RGB PNG: diagonal stripes in colours derived from ``seed``."""
+    rng = random.Random(seed)
+    colours = [bytes(rng.randrange(256) for _ in range(3)) for _ in range(3)]
+    rows = b"".join(
+        b"\x00" + b"".join(colours[((x + y) // 6) % 3] for x in range(width)) for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
+
+
+# ---------------------------------------------------------------- the play
+
+def already_played() -> bool:
+    """Any trace of work means the activity (or real use) already happened."""
+    from models import Evidence, ProgressNote, Submission, TaskPart
+
+    return bool(db.session.scalar(select(
+        exists().where(TaskPart.state != PLANNED)
+        | exists(select(Submission.id)) | exists(select(ProgressNote.id)) | exists(select(Evidence.id)))))
+
+
+class _Player:
+    def __init__(self, rng: random.Random):
+        from models import User
+
+        self.rng = rng
+        self.users = {u.username: u for u in db.session.scalars(select(User))}
+        self.office = self.users["office"]
+        self.stats: Counter = Counter()
+        self.files = 0
+
+    # who
+    def staff(self, unit):
+        return self.users[f"u{unit.id:02d}.staff"]
+
+    def leader(self, unit):
+        return self.users[f"u{unit.id:02d}.leader"]
+
+    def numbers(self) -> dict:
+        r = self.rng
+        return {"a": r.randint(2, 9), "b": r.randint(12, 160), "c": r.randint(3, 24),
+                "m": r.choice([12.5, 36, 48.6, 85, 120, 236.4, 310]), "r": r.randint(800, 12000)}
+
+    def note(self) -> str:
+        return self.rng.choice(PROGRESS_NOTES).format(**self.numbers())
+
+    # what
+    def start(self, part):
+        user = self.rng.choice([self.staff(part.unit), self.leader(part.unit)])
+        services.transition_part(part, "start", user)
+        self.stats["开始办理"] += 1
+
+    def progress(self, part, count: int) -> str:
+        percent = part.progress or 0
+        text = ""
+        for _ in range(count):
+            percent = min(95, percent + self.rng.randint(10, 35))
+            text = self.note()
+            services.record_progress(part, self.staff(part.unit), percent, text)
+            self.stats["进度填报"] += 1
+        return text
+
+    def evidence(self, part, files: int, texts: int) -> None:
+        user = self.staff(part.unit)
+        for _ in range(texts):
+            services.add_text_evidence(part, user, self.rng.choice(EVIDENCE_TEXTS).format(**self.numbers()))
+            self.stats["文字材料"] += 1
+        for _ in range(files):
+            name, kind = self.rng.choice(FILES)
+            self.files += 1
+            if kind == "pdf":
+                data = make_pdf(f"Task {part.task_id} / part {part.id} / file {self.files}")
+            else:
+                data = make_png(SEED * 1000 + self.files)
+            services.add_file_evidence(part, user, data, name, description=f"{part.unit.name}{name.rsplit('.', 1)[0]}")
+            self.stats["文件材料"] += 1
+
+    def submitter(self, part):
+        # A leader submitting for a lead unit could then verify nobody's work but
+        # their own; staff submit there, leaders of other units sometimes do.
+        if any(u.id == part.unit_id for u in part.task.lead_units) or self.rng.random() < 0.7:
+            return self.staff(part.unit)
+        return self.leader(part.unit)
+
+    def submit(self, part, note: str, resubmit_fix: str | None = None) -> None:
+        if resubmit_fix:
+            statement = self.rng.choice(RESUBMIT_STATEMENTS).format(fix=resubmit_fix, note=note)
+        else:
+            statement = self.rng.choice(STATEMENTS).format(note=note)
+        services.transition_part(part, "submit", self.submitter(part), statement=statement)
+        self.stats["提交"] += 1
+
+    def verifier(self, part):
+        submitted_by = part.submissions[-1].submitted_by_id
+        for unit in part.task.lead_units:
+            leader = self.leader(unit)
+            if leader.id != submitted_by:
+                return leader
+        return None
+
+    def decide(self, part, event: str) -> tuple[str, str] | None:
+        verifier = self.verifier(part)
+        if verifier is None:
+            return None
+        if event == "verify":
+            services.transition_part(part, "verify", verifier)
+            self.stats["核验通过"] += 1
+            return None
+        reason, fix = self.rng.choice(RETURN_REASONS)
+        services.transition_part(part, "return", verifier, reason=reason)
+        self.stats["退回"] += 1
+        return reason, fix.format(**self.numbers())
+
+    def play_part(self, part, scenario: str) -> None:
+        if scenario == "untouched":
+            return
+        self.start(part)
+        if scenario == "started":
+            if self.rng.random() < 0.4:
+                self.progress(part, 1)
+            return
+        note = self.progress(part, 1 + (self.rng.random() < 0.35))
+        if scenario == "working":
+            if self.rng.random() < 0.6:
+                self.evidence(part, files=self.rng.randint(0, 1), texts=1)
+            return
+        self.evidence(part, files=1 + (self.rng.random() < 0.25), texts=int(self.rng.random() < 0.4))
+        self.submit(part, note)
+        if scenario == "submitted":
+            return
+        if scenario in ("returned", "resubmitted") or (scenario == "verified" and self.rng.random() < 0.2):
+            returned = self.decide(part, "return")
+            if returned is None or scenario == "returned":
+                return
+            _, fix = returned
+            # The unit answers the return with new evidence, then hands in again.
+            self.evidence(part, files=1, texts=self.rng.randint(0, 1))
+            self.submit(part, self.progress(part, 1), resubmit_fix=fix)
+            if scenario == "resubmitted":
+                return
+        self.decide(part, "verify")
+
+    def play(self) -> Counter:
+        from models import Task, TaskPart
+
+        # Everything the services will walk, loaded up front: a lazy load per
+        # row would cost more than the activity itself.
+        parts = selectinload(Task.parts)
+        tasks = db.session.scalars(select(Task).order_by(Task.id).options(
+            selectinload(Task.item), selectinload(Task.lead_units), parts.selectinload(TaskPart.unit),
+            parts.selectinload(TaskPart.submissions), parts.selectinload(TaskPart.evidence),
+        )).all()
+        names = [name for name, _ in SCENARIOS]
+        weights = [weight for _, weight in SCENARIOS]
+        verified = []
+        for task in tasks:
+            # Parts of one task tend to move together: one draw per task, and
+            # each further part keeps it or draws its own.
+            scenario = self.rng.choices(names, weights)[0]
+            for part in sorted(task.parts, key=lambda p: p.id):
+                if self.rng.random() < 0.4:
+                    scenario = self.rng.choices(names, weights)[0]
+                self.play_part(part, scenario)
+            if task.state == VERIFIED:
+                verified.append(task)
+
+        # The office closes most verified tasks, and reopens one on review.
+        closed = []
+        for task in verified:
+            if self.rng.random() < 0.7:
+                closer = self.rng.choice([self.office, self.users.get("office2", self.office)])
+                services.transition_task(task, "close", closer)
+                closed.append(task)
+                self.stats["办结"] += 1
+        if closed:
+            task = self.rng.choice(closed)
+            services.transition_task(task, "reopen", self.office, reason=REOPEN_REASON)
+            self.stats["重新打开"] += 1
+
+        # An urge or two for tasks that are behind.
+        behind = [t for t in tasks if any(p.state in (PLANNED, IN_PROGRESS) for p in t.parts)]
+        for task in self.rng.sample(behind, min(2, len(behind))):
+            services.urge(task, self.office, self.rng.choice(URGE_MESSAGES))
+            self.stats["催办"] += 1
+
+        states = Counter(t.state for t in tasks)
+        self.stats["任务：计划"] = states.get(PLANNED, 0)
+        self.stats["任务：推进中"] = states.get(IN_PROGRESS, 0)
+        self.stats["任务：已提交"] = states.get(SUBMITTED, 0)
+        self.stats["任务：已核验"] = states.get(VERIFIED, 0)
+        self.stats["任务：已办结"] = states.get(CLOSED, 0)
+        return self.stats
+
+
+def play_activity(seed: int = SEED) -> dict[str, int] | None:
+    """Play the demo activity; None (and nothing done) if any activity exists.
+    Flushes through the services; the caller commits."""
+    if already_played():
+        return None
+    return dict(_Player(random.Random(seed)).play())
+
+
+def describe(summary: dict[str, int] | None) -> str:
+    if not summary:
+        return "演示活动：已存在办理记录，未重复生成。"
+    return "演示活动：" + "，".join(f"{key} {value}" for key, value in summary.items())
