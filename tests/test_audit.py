@@ -40,8 +40,18 @@ def run_verify(runner):
     return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
 
 
+def drop_append_only_guard() -> None:
+    """What an intruder with the database owner's rights would do first."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("DROP TRIGGER audit_entry_append_only ON audit_entry"))
+    else:
+        db.session.execute(text("DROP TRIGGER audit_entry_no_update"))
+        db.session.execute(text("DROP TRIGGER audit_entry_no_delete"))
+
+
 def tamper(app, *statements, **params):
     with app.app_context():
+        drop_append_only_guard()
         for statement in statements:
             db.session.execute(text(statement), params)
         db.session.commit()
@@ -71,6 +81,7 @@ def test_edited_and_rehashed_entry_is_caught_by_the_next(app, runner, chain):
 
     target = chain[4]
     with app.app_context():
+        drop_append_only_guard()
         entry = db.session.scalar(select(AuditEntry).where(AuditEntry.seq == target))
         entry.details = {"percent": 100, "note": "全部完成"}
         entry.hash = audit.compute_hash(entry)
@@ -130,3 +141,17 @@ def test_the_chain_goes_on_after_verification(app, runner, chain):
         db.session.remove()
     code, output = run_verify(runner)
     assert code == 0 and f"{len(chain) + 1} 条记录" in output
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_entry SET reason = '改过' WHERE seq = 1",
+                                       "DELETE FROM audit_entry WHERE seq = 1"])
+def test_the_database_refuses_to_change_history(app, runner, chain, statement):
+    from sqlalchemy.exc import DBAPIError
+
+    with app.app_context():
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.session.execute(text(statement))
+            db.session.flush()
+        db.session.rollback()
+    code, output = run_verify(runner)
+    assert code == 0, output
