@@ -220,8 +220,10 @@ def test_docx_import_matches_text_import(app, seed_bytes, tmp_path):
     buffer = io.BytesIO()
     document.save(buffer)
     text_plan, _ = _import(app, seed_bytes, "seed.txt")
-    docx_plan, _ = _import(app, buffer.getvalue(), "seed.docx")
+    docx_plan, rv = _import(app, buffer.getvalue(), "seed.docx")
     assert text_plan != docx_plan
+    # Another file of the same compilation is imported, but the review said so first.
+    assert [w.code for w in rv.warnings][0] == "possible_duplicate_plan"
     with app.app_context():
         a, b = plan_as_dict(text_plan)["plan"], plan_as_dict(docx_plan)["plan"]
     assert a["items"] == b["items"] and a["chapters"] == b["chapters"]

@@ -70,7 +70,7 @@ WARNING_LABELS = {
     "duplicate_text": "重复内容", "unplaced_fragment": "无法归位的片段", "truncated": "文档不完整",
     "repeated_label": "标签重复", "not_a_unit": "非单位表述", "page_number": "页码",
     "number_sequence": "编号不连续", "incomplete_item": "事项不完整", "missing_lead": "缺少牵头单位",
-    "missing_owner": "缺少牵头联系行", "empty_task": "空条目",
+    "missing_owner": "缺少牵头联系行", "empty_task": "空条目", "possible_duplicate_plan": "可能重复导入",
 }
 
 
@@ -144,6 +144,14 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
     sha = sha256_of(data)
     existing_id = db.session.scalar(select(Plan.id).where(Plan.source_sha256 == sha))
     units, unit_warnings = plan_units(draft)
+    if existing_id is None and draft.title:
+        # The same compilation in another file (a .docx of the .txt, a re-export)
+        # has another hash: say so rather than silently load it twice.
+        twin = db.session.scalar(select(Plan).where(Plan.title == draft.title, Plan.issued_on == draft.issued_on))
+        if twin is not None:
+            unit_warnings.insert(0, DraftWarning(
+                "possible_duplicate_plan",
+                f"已有同名、同日期的方案（编号 {twin.id}，文件 {twin.source_filename}），请确认不是同一份汇编的另一个文件"))
     tasks = [t for item in draft.items for t in item.tasks]
     counts = {
         "chapters": len(draft.chapters),
