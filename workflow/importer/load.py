@@ -144,12 +144,13 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
     sha = sha256_of(data)
     existing_id = db.session.scalar(select(Plan.id).where(Plan.source_sha256 == sha))
     units, unit_warnings = plan_units(draft)
+    plan_warnings: list[DraftWarning] = []
     if existing_id is None and draft.title:
         # The same compilation in another file (a .docx of the .txt, a re-export)
         # has another hash: say so rather than silently load it twice.
         twin = db.session.scalar(select(Plan).where(Plan.title == draft.title, Plan.issued_on == draft.issued_on))
         if twin is not None:
-            unit_warnings.insert(0, DraftWarning(
+            plan_warnings.append(DraftWarning(
                 "possible_duplicate_plan",
                 f"已有同名、同日期的方案（编号 {twin.id}，文件 {twin.source_filename}），请确认不是同一份汇编的另一个文件"))
     tasks = [t for item in draft.items for t in item.tasks]
@@ -169,7 +170,7 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
         "incomplete_items": sum(1 for i in draft.items if not i.complete),
     }
     return Review(draft=draft, sha256=sha, filename=filename, counts=counts,
-                  warnings=list(draft.warnings) + unit_warnings, units=units, existing_plan_id=existing_id)
+                  warnings=plan_warnings + list(draft.warnings) + unit_warnings, units=units, existing_plan_id=existing_id)
 
 
 def write(rv: Review, user=None):
