@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import itertools
 import re
-import tracemalloc
 
 import pytest
 from transitions import Machine
@@ -224,21 +223,11 @@ def test_one_shared_machine_for_every_row():
     parts = [make_part(PLANNED, submitted_by=None) for _ in range(1000)]
     before = _machines()
     models_before = list(PART_MACHINE.models)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        baseline = tracemalloc.get_traced_memory()[0]
-        for part in parts:
-            fire(part, "start")
-            fire(part, "submit", user=User(id=1), statement="已完成")
-        gc.collect()
-        retained, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    for part in parts:
+        fire(part, "start")
+        fire(part, "submit", user=User(id=1), statement="已完成")
     assert all(p.state == SUBMITTED for p in parts)
     assert _machines() == before
-    # The machine holds no reference to the rows it ran on.
+    # The machine holds no reference to the rows it ran on (the memory and
+    # time this saves are measured in bench/machine_bench.py).
     assert list(PART_MACHINE.models) == models_before
-    # A Machine per row costs ~12 KB, 12 MB for these 1000 rows; shared, next to nothing.
-    assert retained - baseline < 256 * 1024
-    assert peak - baseline < 1024 * 1024
