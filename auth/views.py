@@ -55,10 +55,9 @@ def login():
         login_user(user)
         _audit("login", user=user)
         db.session.commit()
-        target = request.args.get("next")
-        if not target or not target.startswith("/") or target.startswith("//"):
-            target = url_for("tasks.home")
-        return redirect(target)
+        from workflow.views.helpers import safe_next
+
+        return redirect(safe_next(request.args.get("next")) or url_for("tasks.home"))
     return render_template("auth/login.html", form=form)
 
 

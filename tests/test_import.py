@@ -264,10 +264,11 @@ def test_upload_review_confirm(app, office_client, seed_bytes):
     sha = __import__("re").search(r'name="sha256"[^>]*value="([0-9a-f]{64})"', html).group(1)
     confirm_token = __import__("re").search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
     response = office_client.post("/plans/import/confirm", data={
-        "csrf_token": confirm_token, "sha256": sha, "filename": "实施方案汇编.txt"})
+        "csrf_token": confirm_token, "sha256": sha, "filename": "forged-name.txt"})
     assert response.status_code == 302
     with app.app_context():
         plan = db.session.scalar(select(Plan))
+        # The name recorded is the one reviewed, whatever the confirm form says.
         assert plan.source_filename == "实施方案汇编.txt"
         assert row_counts(db, Task)["Task"] > 150
     page = office_client.get(response.headers["Location"]).get_data(as_text=True)

@@ -5,6 +5,7 @@ import os
 from contextvars import ContextVar
 
 from flask import Flask, request
+from werkzeug.routing import IntegerConverter
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -57,12 +58,19 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from .cli import register_cli
     from . import errors
 
+    # Ids from URLs fit the database's integer: a larger number is a 404, not an overflow.
+    app.url_map.converters["int"] = BoundedIntConverter
     _install_request_hooks(app)
     app.register_blueprint(auth_bp)
     register_blueprints(app)
     register_cli(app)
     errors.register(app)
     return app
+
+
+class BoundedIntConverter(IntegerConverter):
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 _WRITE_TRANSACTION: ContextVar[bool] = ContextVar("luoshi_write_transaction", default=False)
@@ -75,6 +83,18 @@ def _install_request_hooks(app: Flask) -> None:
         # transaction begins (BEGIN IMMEDIATE): a second writer then waits and
         # reads the committed state, instead of failing half-way through.
         _WRITE_TRANSACTION.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @app.before_request
+    def _refuse_nul_bytes():
+        # PostgreSQL text cannot hold NUL; no real form or link has one.
+        # Refuse it once here rather than let any query fail on it.
+        values = list(request.args.values()) + list((request.view_args or {}).values())
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            values += list(request.form.values()) + [f.filename or "" for f in request.files.values()]
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            from .errors import bad_request
+
+            return bad_request("提交的内容含有无效字符（空字符），未处理。请检查后重试。")
 
     @app.after_request
     def _security_headers(response):

@@ -29,6 +29,10 @@ def _page(code: int, detail: str | None = None):
                            back=_back_link()), code
 
 
+def bad_request(message: str):
+    return _page(400, message)
+
+
 def register(app: Flask) -> None:
     for code in MESSAGES:
         if code in (413, 500):

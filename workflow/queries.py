@@ -377,9 +377,14 @@ class AuditFilters:
             raw = (args.get(name) or "").strip()
             if raw:
                 try:
-                    setattr(f, name, date.fromisoformat(raw))
+                    value = date.fromisoformat(raw)
                 except ValueError:
                     f.errors.append(f"日期“{raw}”格式不正确（应为 2022-04-08），已忽略。")
+                    continue
+                if not 2000 <= value.year <= 2100:
+                    f.errors.append(f"日期“{raw}”超出范围（2000—2100 年），已忽略。")
+                    continue
+                setattr(f, name, value)
         return f
 
     def as_args(self) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import may
@@ -236,6 +237,7 @@ def add_text_evidence(part, user, text: str, *, expected_version=None):
     evidence = Evidence(part_id=part.id, kind="text", text=text, uploaded_by_id=user.id, uploaded_at=utcnow())
     db.session.add(evidence)
     part.evidence.append(evidence)
+    _touch(part)
     _flush()
     audit.append("evidence_added", user=user, part=part, details={"evidence": evidence.id, "kind": "text",
                                                                     "text": text})
@@ -266,6 +268,7 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
     evidence.created_file = created   # not a column: lets the caller clean up on rollback
     db.session.add(evidence)
     part.evidence.append(evidence)
+    _touch(part)
     _flush()
     audit.append("evidence_added", user=user, part=part,
                  details={"evidence": evidence.id, "kind": "file", "filename": name, "sha256": sha,
@@ -283,8 +286,16 @@ def remove_pending_evidence(evidence, user):
     audit.append("evidence_removed", user=user, part=part,
                  details={"evidence": evidence.id, "kind": evidence.kind, "filename": evidence.filename})
     part.evidence.remove(evidence)
+    _touch(part)
     db.session.delete(evidence)
     _flush()
+
+
+def _touch(part) -> None:
+    """Evidence is part of what a submission hands in: adding or withdrawing it
+    updates the part row (and so its version), so that an upload racing a
+    submit of the same part cannot land after it as "pending" evidence."""
+    flag_modified(part, "progress")
 
 
 def _require_in_progress(part) -> None:

@@ -202,11 +202,19 @@ def _looks_binary(text: str) -> bool:
     return controls > max(2, len(text) // 1000)
 
 
+#: A compilation's .docx unpacks to a few MB; anything far larger is a zip bomb.
+DOCX_MAX_UNPACKED = 50 * 1024 * 1024
+DOCX_MAX_RATIO = 100
+
+
 def _docx_text(data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             if "word/document.xml" not in archive.namelist():
                 raise DocumentError("该文件是压缩包，但不是 Word（.docx）文档。")
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > DOCX_MAX_UNPACKED or unpacked > DOCX_MAX_RATIO * max(len(data), 1024 * 1024):
+                raise DocumentError("该 Word 文档解压后过大（可能是恶意构造的压缩文件），未导入。")
     except zipfile.BadZipFile:
         raise DocumentError("该文件已损坏或不是有效的 Word（.docx）文档。") from None
     try:

@@ -9,6 +9,22 @@ from workflow.states import STATE_LABELS
 from workflow.timeutil import format_local
 
 
+def safe_next(target: str | None) -> str | None:
+    """A redirect target from user input, only if it is a path on this site.
+
+    Browsers drop tabs and newlines and read a backslash as a slash, so
+    "/\t/evil.example" would leave the site: any control character or
+    backslash disqualifies the target, as does a scheme or a host."""
+    from urllib.parse import urlsplit
+
+    if not target or any(ord(ch) < 32 or ch == "\x7f" for ch in target) or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
 def require(action: str, obj=None) -> None:
     if not may(current_user, action, obj):
         abort(403)

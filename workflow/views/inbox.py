@@ -10,6 +10,8 @@ from workflow import queries
 from workflow.extensions import db
 from workflow.timeutil import utcnow
 
+from .helpers import safe_next
+
 bp = Blueprint("inbox", __name__)
 
 KIND_LABELS = {"submitted": "待核验", "returned": "被退回", "urged": "催办", "verified": "已核验",
@@ -22,13 +24,6 @@ def _unread():
     if current_user.is_authenticated:
         return {"unread_inbox": queries.unread_count(current_user)}
     return {"unread_inbox": 0}
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site (no scheme, no //host) may be a redirect target."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 @bp.route("/inbox")
@@ -49,7 +44,7 @@ def read(notification_id: int):
     if note.read_at is None:
         note.read_at = utcnow()
         db.session.commit()
-    return redirect(_safe_next(request.form.get("next")) or url_for("inbox.index"))
+    return redirect(safe_next(request.form.get("next")) or url_for("inbox.index"))
 
 
 @bp.route("/inbox/read-all", methods=["POST"])

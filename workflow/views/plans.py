@@ -12,6 +12,7 @@ from sqlalchemy import select
 from wtforms import HiddenField, SubmitField
 
 from workflow.extensions import db
+from workflow.storage import clean_filename, write_once
 from workflow.importer import service
 from workflow.importer.load import COUNT_LABELS, WARNING_LABELS
 
@@ -30,15 +31,16 @@ class UploadForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     sha256 = HiddenField()
-    filename = HiddenField()
     submit = SubmitField("确认导入")
 
 
-def _staging_path(sha: str) -> str:
-    # Uploaded compilations wait here, outside the web root, between review and confirm.
+def _staging_path(sha: str, suffix: str = ".bin") -> str:
+    # Uploaded compilations wait here, outside the web root, between review and
+    # confirm: the bytes by their hash, and beside them the name they came
+    # with, so that what is confirmed is exactly what was reviewed.
     folder = os.path.join(current_app.instance_path, "staging")
     os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, sha + ".bin")
+    return os.path.join(folder, sha + suffix)
 
 
 @bp.route("/")
@@ -58,7 +60,7 @@ def upload():
     form = UploadForm()
     if form.validate_on_submit():
         storage = form.document.data
-        filename = os.path.basename(storage.filename or "document")
+        filename = clean_filename(storage.filename or "") or "document"
         if not filename.lower().endswith(ALLOWED_SUFFIXES):
             form.document.errors.append("只支持 .txt（UTF-8 或 GB18030 编码）和 .docx 文件。")
             return render_template("plans/upload.html", form=form), 400
@@ -68,9 +70,10 @@ def upload():
         except service.DocumentError as exc:
             form.document.errors.append(exc.message)
             return render_template("plans/upload.html", form=form), 400
-        with open(_staging_path(rv.sha256), "wb") as fh:
-            fh.write(data)
-        confirm = ConfirmForm(sha256=rv.sha256, filename=filename)
+        write_once(_staging_path(rv.sha256), data)
+        with open(_staging_path(rv.sha256, ".name"), "w", encoding="utf-8") as fh:
+            fh.write(filename)
+        confirm = ConfirmForm(sha256=rv.sha256)
         return render_template("plans/review.html", rv=rv, confirm=confirm,
                                COUNT_LABELS=COUNT_LABELS, WARNING_LABELS=WARNING_LABELS)
     return render_template("plans/upload.html", form=form)
@@ -89,7 +92,11 @@ def confirm():
         return redirect(url_for("plans.upload"))
     with open(path, "rb") as fh:
         data = fh.read()
-    filename = os.path.basename(form.filename.data or "document.txt")
+    try:
+        with open(_staging_path(form.sha256.data, ".name"), encoding="utf-8") as fh:
+            filename = fh.read()
+    except FileNotFoundError:
+        filename = "document.txt"
     try:
         rv = service.review_upload(data, filename)
     except service.DocumentError as exc:
@@ -99,7 +106,9 @@ def confirm():
         flash(f"该文件已导入过（方案编号 {rv.existing_plan_id}），未重复导入。", "info")
         return redirect(url_for("plans.detail", plan_id=rv.existing_plan_id))
     plan = service.confirm(rv, user=current_user._get_current_object())
-    os.remove(path)
+    for staged in (path, _staging_path(form.sha256.data, ".name")):
+        if os.path.exists(staged):
+            os.remove(staged)
     flash(f"导入成功：{rv.counts['items']} 个事项，{rv.counts['tasks'] + rv.counts['measures']} 条任务。", "success")
     return redirect(url_for("plans.detail", plan_id=plan.id))
 
@@ -109,9 +118,19 @@ def confirm():
 def detail(plan_id: int):
     from models import Plan
 
+    from sqlalchemy import func
+    from sqlalchemy.orm import selectinload
+
+    from models import Chapter, Item, Task
+
     require("plan.view")
-    plan = db.get_or_404(Plan, plan_id)
-    return render_template("plans/detail.html", plan=plan)
+    plan = db.session.scalar(select(Plan).where(Plan.id == plan_id).options(
+        selectinload(Plan.chapters).selectinload(Chapter.items).selectinload(Item.owner_units)))
+    if plan is None:
+        abort(404)
+    task_counts = dict(db.session.execute(
+        select(Task.item_id, func.count(Task.id)).join(Item).where(Item.plan_id == plan_id).group_by(Task.item_id)).all())
+    return render_template("plans/detail.html", plan=plan, task_counts=task_counts)
 
 
 @bp.route("/<int:plan_id>/items/<number>")
