@@ -14,12 +14,13 @@ position) at the moment the data was read.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
@@ -57,22 +58,23 @@ class ReportError(Exception):
 
 # ------------------------------------------------------------------ parameters
 
-def _layout_version() -> str:
-    """A digest of everything that decides how figures become a PDF (templates,
-    queries, charts), so a changed layout is rendered anew rather than served
-    from an archive entry made by the old one."""
+@functools.cache
+def layout_version() -> str:
+    """A digest of everything that decides how data becomes a PDF (templates,
+    queries, charts, the due-date and state rules), so a changed layout or rule
+    is rendered anew rather than served from an archive entry made by the old
+    one. Computed once, on first use."""
     here = os.path.dirname(os.path.abspath(__file__))
-    pdf_templates = os.path.join(os.path.dirname(os.path.dirname(here)), "templates", "reports", "pdf")
+    workflow_dir = os.path.dirname(here)
+    pdf_templates = os.path.join(os.path.dirname(workflow_dir), "templates", "reports", "pdf")
     digest = hashlib.sha256()
-    paths = [os.path.join(here, n) for n in ("data.py", "charts.py", "archive.py")]
+    paths = [os.path.join(here, n) for n in ("data.py", "charts.py", "archive.py", "render.py")]
+    paths += [os.path.join(workflow_dir, n) for n in ("due.py", "states.py")]
     paths += sorted(os.path.join(pdf_templates, n) for n in os.listdir(pdf_templates))
     for path in paths:
         with open(path, "rb") as fh:
             digest.update(os.path.basename(path).encode() + b"\0" + fh.read() + b"\0")
     return digest.hexdigest()[:12]
-
-
-LAYOUT_VERSION = _layout_version()
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Params:
     near_days: int
     unit: int | None = None
     item: str | None = None
-    layout: str = LAYOUT_VERSION
+    layout: str = field(default_factory=layout_version)
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "plan": self.plan, "unit": self.unit, "item": self.item,
