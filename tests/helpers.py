@@ -9,6 +9,22 @@ CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 DEMO_PASSWORD = "demo-2026"
 
 
+def csrf(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no csrf_token on the page"
+    return match.group(1)
+
+
+def client_for(app, username: str, password: str = DEMO_PASSWORD, expect: int = 302):
+    """A new test client, logged in as ``username``."""
+    client = app.test_client()
+    page = client.get("/auth/login")
+    response = client.post("/auth/login", data={"csrf_token": csrf(page.get_data(as_text=True)),
+                                                "username": username, "password": password})
+    assert response.status_code == expect, f"login as {username}: {response.status_code}"
+    return client
+
+
 def csrf_token(client, path: str) -> str:
     html = client.get(path).get_data(as_text=True)
     match = CSRF_RE.search(html)

@@ -6,6 +6,8 @@ import re
 import pytest
 from sqlalchemy import select
 
+from tests.helpers import client_for as login, csrf
+
 PASSWORD = "demo-2026"
 
 
@@ -13,20 +15,6 @@ PASSWORD = "demo-2026"
 def db_template() -> str:
     return "seed"
 
-
-def csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "no csrf_token on the page"
-    return match.group(1)
-
-
-def login(app, username: str, password: str = PASSWORD, expect: int = 302):
-    client = app.test_client()
-    page = client.get("/auth/login")
-    response = client.post("/auth/login", data={"csrf_token": csrf(page.text), "username": username,
-                                                "password": password})
-    assert response.status_code == expect, f"login as {username}: {response.status_code}"
-    return client
 
 
 def flashes(html: str) -> list[tuple[str, str]]:

@@ -9,6 +9,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
+from tests.helpers import client_for as login, csrf
+
 PASSWORD = "demo-2026"
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
@@ -20,19 +22,8 @@ def db_template() -> str:
 
 # ---------------------------------------------------------------- helpers
 
-def csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "no csrf_token on the page"
-    return match.group(1)
 
 
-def login(app, username: str):
-    client = app.test_client()
-    page = client.get("/auth/login")
-    response = client.post("/auth/login", data={"csrf_token": csrf(page.text), "username": username,
-                                                "password": PASSWORD})
-    assert response.status_code == 302, f"login as {username} failed"
-    return client
 
 
 def form_html(html: str, action: str) -> str | None:
