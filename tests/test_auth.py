@@ -281,3 +281,44 @@ def test_database_url_from_the_environment():
     done = _run_factory({"DATABASE_URL": "postgres://luoshi:pw@db.example/luoshi", "SECRET_KEY": "s"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "postgresql+psycopg://luoshi:pw@db.example/luoshi"
+
+
+# ---------------------------------------------------------------- session lifetime and cookies
+
+def test_sessions_expire(tmp_path):
+    """The signed cookie carries its age; the server refuses it once the
+    lifetime is over, whatever the browser does with Expires."""
+    import time
+
+    from tests.conftest import make_app
+
+    app = make_app(f"sqlite:///{tmp_path / 'x.sqlite'}", tmp_path, PERMANENT_SESSION_LIFETIME=1)
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        from auth.passwords import hash_password
+        from models import Role, Unit, UnitKind, User
+
+        upgrade()
+        unit = Unit(name="区指挥部办公室", kind=UnitKind.OFFICE)
+        db.session.add(unit)
+        db.session.flush()
+        db.session.add(User(username="office", display_name="办公室", unit_id=unit.id, role=Role.OFFICE_ADMIN,
+                            password_hash=hash_password("demo-2026")))
+        db.session.commit()
+    client = app.test_client()
+    login(client, "office")
+    assert client.get("/plans/").status_code == 200
+    time.sleep(2.1)
+    response = client.get("/plans/")
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+def test_production_cookies_are_secure(tmp_path):
+    from tests.conftest import make_app
+
+    app = make_app(f"sqlite:///{tmp_path / 'x.sqlite'}", tmp_path, LUOSHI_ENV="production",
+                   SECRET_KEY="a-real-secret-from-the-environment")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"

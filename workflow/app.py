@@ -44,6 +44,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
 
     _refuse_unsafe_production(app)
+    if app.config["LUOSHI_ENV"] == "production":
+        # Behind TLS in production: cookies never travel in clear text.
+        app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))

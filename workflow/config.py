@@ -45,6 +45,3 @@ class Config:
 
     def __init__(self) -> None:
         self.MAX_CONTENT_LENGTH = (self.MAX_UPLOAD_MB + 1) * 1024 * 1024
-        if self.LUOSHI_ENV == "production":
-            self.SESSION_COOKIE_SECURE = True
-            self.REMEMBER_COOKIE_SECURE = True
