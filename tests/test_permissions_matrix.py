@@ -242,3 +242,19 @@ def test_anonymous_is_sent_to_login(app):
     client = app.test_client()
     assert client.get(f"/tasks/{task.id}").status_code == 302
     assert "/auth/login" in client.get(f"/tasks/{task.id}").headers["Location"]
+
+
+def test_list_queries_agree_with_the_permission_module(app):
+    """The lists filter in SQL (queries.visible_clause); the task page asks
+    may(). For every kind of user they must admit exactly the same tasks."""
+    from auth.permissions import may
+    from models import Task
+    from workflow.queries import visible_clause
+
+    with app.app_context():
+        tasks = db.session.scalars(select(Task)).all()
+        for user in (_user(label) for label in USERS):
+            listed = set(db.session.scalars(select(Task.id).where(visible_clause(user))))
+            allowed = {t.id for t in tasks if may(user, "task.view", t)}
+            assert listed == allowed, user.username
+            assert listed, user.username

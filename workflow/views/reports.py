@@ -32,9 +32,10 @@ REFRESH_SECONDS = 3
 def _check_fonts_tooling(state) -> None:
     # Without HarfBuzz subsetting every report takes several times longer;
     # say so loudly when the app starts rather than when someone waits.
-    if not render.harfbuzz_subset_available():
+    available = render.harfbuzz_subset_available()
+    if not available:
         state.app.logger.warning("!!! %s", render.HARFBUZZ_MISSING_MESSAGE)
-    state.app.config["REPORT_HARFBUZZ_SUBSET"] = render.harfbuzz_subset_available()
+    state.app.config["REPORT_HARFBUZZ_SUBSET"] = available
 
 
 class ReportForm(FlaskForm):
