@@ -1,8 +1,21 @@
 """Evidence files: checked by content, stored outside the web root under their
 sha256, written to a temporary file and renamed so that no half-written file
-is ever visible under a real name."""
+is ever visible under a real name.
+
+One file serves every evidence row with the same content, so a file may be
+removed only when no committed row references it. Every transaction that
+stores, references or removes the file of one content first takes that
+content's lock (``content_lock``), held until it commits or rolls back; the
+removal (``discard_unreferenced``) runs in a transaction of its own, after
+the one that stopped referencing the file, and decides under the lock. A
+request that loses a race therefore waits for the winner's commit and then
+sees its row, instead of deleting the file the winner has just committed.
+"""
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -10,6 +23,10 @@ import tempfile
 import zipfile
 
 from flask import current_app
+from sqlalchemy import exists, select, text
+
+from workflow.extensions import db
+from workflow.text import clean_line
 
 # extension -> (mime type, content check)
 ALLOWED = {
@@ -31,6 +48,22 @@ class FileRefused(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class StorageFailed(Exception):
+    """The disk refused the write (full, read-only, no permission)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def storage_failure_message(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "服务器存储空间已满，文件未保存，其他内容也未改动。请联系办公室管理员清理磁盘后重试。"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "服务器存储目录不可写，文件未保存，其他内容也未改动。请联系办公室管理员。"
+    return "服务器保存文件时出错，文件未保存，其他内容也未改动。请稍后重试或联系办公室管理员。"
 
 
 def _ooxml_kind(data: bytes) -> str | None:
@@ -83,23 +116,51 @@ def check(data: bytes, filename: str) -> str:
     return ALLOWED[ext]
 
 
+MAX_FILENAME = 200
+
+
 def clean_filename(filename: str) -> str:
-    """Keep the user's (Chinese) name for display; drop any path and control
-    characters. Never used to build a path: files are stored by hash."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*')
-    return name.strip()[:200] or "文件"
+    """Keep the user's (Chinese) name for display; drop any path, control and
+    bidi characters. A long name is shortened in its stem, so that its
+    extension (which decides the type) survives. Never used to build a path:
+    files are stored by hash."""
+    name = clean_line(filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*').strip()
+    if len(name) > MAX_FILENAME:
+        stem, ext = os.path.splitext(name)
+        if not 1 < len(ext) <= 16:
+            ext = ""
+        name = stem[:MAX_FILENAME - len(ext)].rstrip() + ext
+    return name or "文件"
 
 
 def path_for(sha256: str) -> str:
     return os.path.join(current_app.config["UPLOAD_FOLDER"], sha256[:2], sha256)
 
 
+def content_lock(sha256: str) -> None:
+    """Serialise, until the current transaction ends, every transaction that
+    stores, references or removes the file of this content.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the hash. SQLite:
+    nothing to take — a writing transaction begins with BEGIN IMMEDIATE
+    (workflow.app), so it is already the only writer; code outside a request
+    that removes files must call ``write_transactions()`` first."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def store(data: bytes) -> tuple[str, bool]:
-    """Store the bytes; returns (sha256, created) — created False when the
-    same content was already there."""
+    """Store the bytes under the content lock; returns (sha256, created) —
+    created False when the same content was already there. Raises
+    StorageFailed (a Chinese message) when the disk refuses."""
     sha = hashlib.sha256(data).hexdigest()
-    return sha, write_once(path_for(sha), data)
+    content_lock(sha)
+    try:
+        return sha, write_once(path_for(sha), data)
+    except OSError as exc:
+        raise StorageFailed(storage_failure_message(exc)) from exc
 
 
 def write_once(target: str, data: bytes) -> bool:
@@ -123,9 +184,70 @@ def write_once(target: str, data: bytes) -> bool:
     return True
 
 
-def discard(sha256: str) -> None:
-    """Remove a file stored by a transaction that then failed."""
+def is_referenced(sha256: str) -> bool:
+    from models import Evidence
+
+    return bool(db.session.scalar(select(exists().where(Evidence.content_sha256 == sha256))))
+
+
+def discard_unreferenced(sha256: str) -> bool:
+    """Remove the file of this content if no committed evidence row uses it.
+
+    Call it after the transaction that stopped using the file has ended
+    (rolled back, or committed a withdrawal): it runs and commits a
+    transaction of its own. Returns whether a file was removed. Never raises
+    for the file system: a file it cannot remove stays an orphan, which
+    ``flask storage check --clean`` finds later."""
+    if not sha256:
+        return False
+    removed = False
     try:
-        os.remove(path_for(sha256))
-    except FileNotFoundError:
-        pass
+        content_lock(sha256)
+        if not is_referenced(sha256):
+            removed = remove_file(path_for(sha256))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return removed
+
+
+# ---------------------------------------------------------------- pausing removals
+
+def _lock_path() -> str:
+    folder = current_app.config["UPLOAD_FOLDER"]
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, ".removals.lock")
+
+
+def remove_file(path: str) -> bool:
+    """Remove one stored file unless removals are paused (a backup is being
+    taken); returns whether it was removed."""
+    with open(_lock_path(), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False   # a backup holds the files still; the orphan waits for the next clean-up
+        try:
+            os.remove(path)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return False
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def removals_paused():
+    """No stored file (evidence, report, staging) is removed while this is
+    held, by any process on this machine: a backup holds it from before its
+    database snapshot until its last file is copied, so that every file the
+    snapshot references is still there to copy."""
+    with open(_lock_path(), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
