@@ -138,6 +138,10 @@ def path_for(sha256: str) -> str:
     return os.path.join(current_app.config["UPLOAD_FOLDER"], sha256[:2], sha256)
 
 
+def file_present(sha256: str | None) -> bool:
+    return bool(sha256) and os.path.isfile(path_for(sha256))
+
+
 def content_lock(sha256: str) -> None:
     """Serialise, until the current transaction ends, every transaction that
     stores, references or removes the file of this content.
@@ -200,24 +204,20 @@ def discard_unreferenced(sha256: str) -> bool:
     ``flask storage check --clean`` finds later."""
     if not sha256:
         return False
-    removed = False
     try:
         content_lock(sha256)
-        if not is_referenced(sha256):
-            removed = remove_file(path_for(sha256))
-        db.session.commit()
-    except BaseException:
+        return not is_referenced(sha256) and remove_file(path_for(sha256))
+    finally:
+        # It wrote nothing: ending the transaction releases the lock.
         db.session.rollback()
-        raise
-    return removed
 
 
 # ---------------------------------------------------------------- pausing removals
 
 def _lock_path() -> str:
-    folder = current_app.config["UPLOAD_FOLDER"]
-    os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, ".removals.lock")
+    # In the instance folder, not among the stored files it protects.
+    os.makedirs(current_app.instance_path, exist_ok=True)
+    return os.path.join(current_app.instance_path, "storage-removals.lock")
 
 
 def remove_file(path: str) -> bool:
