@@ -383,23 +383,6 @@ def test_bidi_and_control_characters_leave_the_name(app, client, part):
     assert filename == "区财政局台账.pdf"
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A real file system that is nearly full: a 256 KiB tmpfs."""
-    import subprocess
-
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_full_disk_gets_a_chinese_message_and_changes_nothing(app, client, part, full_disk):
     from models import AuditEntry
 
