@@ -53,7 +53,10 @@ def _audit(action: str, user=None, username: str | None = None, **details) -> No
 
 
 def _minutes(reset_at: float) -> int:
-    return max(1, math.ceil((reset_at - time.time()) / 60))
+    """Whole minutes until ``reset_at``, rounded up (Flask-Limiter rounds its
+    reset time up to the next second already: that second is not a minute)."""
+    seconds = int(reset_at - time.time())
+    return max(1, math.ceil(seconds / 60))
 
 
 def window_zh(item) -> str:

@@ -2,7 +2,7 @@
 from flask import Flask, current_app, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import InternalError, OperationalError
+from sqlalchemy.exc import InternalError, OperationalError, SQLAlchemyError
 
 from workflow.extensions import db
 
@@ -82,7 +82,18 @@ def register(app: Flask) -> None:
         except Exception:  # noqa: BLE001  (the connection may be gone; the page still has to go out)
             db.session.invalidate()
         current_app.logger.error("database refused the request: %s", e)
-        return _page(503)
+        # The page itself only reads (who is signed in, the inbox count): on
+        # SQLite it must not ask for the write lock the database just refused.
+        from workflow.app import write_transactions
+
+        write_transactions(False)
+        try:
+            return _page(503)
+        except SQLAlchemyError:
+            # Not even reading works (the server is gone): the page without the layout.
+            db.session.rollback()
+            title, message = MESSAGES[503]
+            return f"<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><p>{message}</p>", 503
 
     @app.errorhandler(500)
     def server_error(e):
