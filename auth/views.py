@@ -93,6 +93,8 @@ def login():
         return redirect(url_for("tasks.home"))
     form = LoginForm()
     if not form.validate_on_submit():
+        if request.method == "POST":
+            db.session.commit()   # the per-client count of this POST (nothing else was written)
         return render_template("auth/login.html", form=form)
     username = form.username.data.strip()
     client = client_address()

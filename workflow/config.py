@@ -39,7 +39,7 @@ class Config:
     # request, on logout or password change, and when used from another
     # browser or address (SESSION_BIND: "agent+address", "agent" or "none").
     SESSION_HOURS = _int("SESSION_HOURS", 8)
-    SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 60)
+    SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 120)
     SESSION_BIND = os.environ.get("SESSION_BIND", "agent+address")
     PERMANENT_SESSION_LIFETIME = SESSION_HOURS * 3600   # the cookie's own expiry
     SESSION_COOKIE_HTTPONLY = True
