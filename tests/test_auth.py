@@ -255,6 +255,33 @@ def test_login_counters_are_shared_through_the_database(app):
         db.engine.dispose()
 
 
+def test_the_database_storage_keeps_fixed_windows(app):
+    """The ``limits`` storage behind Flask-Limiter (auth/ratelimit.py), on this backend."""
+    from auth.ratelimit import DatabaseStorage, limiter
+    from models import RateLimitCounter
+
+    storage = DatabaseStorage("luoshi-db://")
+    assert isinstance(limiter.storage, DatabaseStorage)             # what the app was configured with
+    with app.test_request_context():
+        assert storage.get("k") == 0 and storage.check()
+        assert [storage.incr("k", 60) for _ in range(3)] == [1, 2, 3]
+        assert storage.incr("k", 60, amount=2) == 5 and storage.get("k") == 5
+        assert time.time() + 55 < storage.get_expiry("k") <= time.time() + 60
+        db.session.commit()
+        # A window that ran out starts again from the hit, with a new expiry.
+        db.session.execute(RateLimitCounter.__table__.update().values(expires_at=time.time() - 1))
+        assert storage.get("k") == 0
+        assert storage.incr("k", 60) == 1
+        # Counters dead for over a day go when a new window starts; live ones stay.
+        db.session.add(RateLimitCounter(key="old", count=9, expires_at=time.time() - 2 * 86400))
+        db.session.flush()
+        assert storage.incr("new", 60) == 1
+        assert set(db.session.scalars(select(RateLimitCounter.key))) == {"k", "new"}
+        storage.clear("k")
+        assert storage.get("k") == 0
+        db.session.commit()
+
+
 # ---------------------------------------------------------------- sessions
 
 def _session_cookie(client) -> str:
