@@ -6,8 +6,9 @@ address and per (client address, user name) pair (auth/views.py), with
 counters in rate_limit_counter when RATELIMIT_STORAGE_URI is the database.
 
 The columns are dropped in place (ALTER TABLE … DROP COLUMN, SQLite 3.35+),
-not by rebuilding "user": rebuilding drops the table, and with foreign keys on
-SQLite would cascade that drop into every table that references a user.
+not by Alembic's batch rebuild of "user": the rebuild drops the old table, and
+SQLite with foreign keys on (workflow/app.py) first deletes its rows, with the
+ON DELETE CASCADE effects on every table that references a user.
 
 Revision ID: 681e495e97b5
 Revises: a7c3d91e2f40
