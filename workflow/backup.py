@@ -410,13 +410,20 @@ def create(path: Path) -> Created:
             raise BackupError(f"目标文件已存在：{path}。请换一个文件名（不会覆盖已有的备份）。")
         os.replace(partial, path)
         _fsync_dir(folder)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(partial):
             os.remove(partial)
+        if isinstance(exc, OSError):
+            raise BackupError(f"备份失败：读写文件出错（{_os_error(exc)}）。未写入 {path}，"
+                              f"也没有留下不完整的备份文件。") from exc
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Created(path, manifest, size, sha)
+
+
+def _os_error(exc: OSError) -> str:
+    return f"{exc.strerror or exc}" + (f"：{exc.filename}" if exc.filename else "")
 
 
 def _report_path(sha: str) -> str:
@@ -566,8 +573,12 @@ def _check_structure(fh, members, size) -> list[str]:
             problems.append(f"成员 {m.name} 之后的填充被改动")
         position = padded
     fh.seek(position)
-    rest = fh.read(size - position)
-    if len(rest) < 2 * BLOCK or rest.strip(b"\0"):
+    trailer_ok = size - position >= 2 * BLOCK
+    for chunk in iter(lambda: fh.read(CHUNK), b""):
+        if chunk.strip(b"\0"):
+            trailer_ok = False
+            break
+    if not trailer_ok:
         problems.append("归档结尾（tar 结束块）被改动或截断")
     return problems
 
@@ -705,29 +716,10 @@ def _copy_member(fh, offset: int, size: int, target: str, expected: str) -> None
         raise
 
 
-def restore(path: Path) -> Restored:
-    """Restore an archive into this (empty) instance: check it all first,
-    then the database, then the files, then the audit chain."""
-    from workflow.app import write_transactions
-
-    verified = verify_archive(path)
+def _write_restore(verified: Verified, backend: str, target: PgTarget | None, pg_restore: str | None) -> tuple[int, int]:
+    """The writing half of a restore: the database, then the files. Returns
+    (evidence files, report files) restored."""
     manifest = verified.manifest
-    backend = db.engine.dialect.name
-    if manifest["backend"] != backend:
-        raise BackupError(f"备份来自 {BACKEND_LABELS[manifest['backend']]}，当前实例使用 "
-                          f"{BACKEND_LABELS.get(backend, backend)}：不能跨数据库恢复，已拒绝，未写入任何内容。")
-    known, heads = _known_revisions()
-    revision = manifest.get("alembic_revision")
-    if revision not in known:
-        raise BackupError(f"备份的数据库结构版本 {revision} 不是本程序所知的版本（备份可能来自更新的程序），"
-                          f"已拒绝，未写入任何内容。")
-    check_target_empty(backend)
-    if backend == "postgresql":   # find the tool before writing anything
-        target = pg_target()
-        pg_restore, _version = pg_tool("pg_restore", target.server_major)
-    db.session.remove()
-    db.engine.dispose()
-
     members = manifest["members"]
     db_name = manifest["database_member"]
     with open(verified.path, "rb") as fh:
@@ -771,6 +763,38 @@ def restore(path: Path) -> Restored:
                 dest, reports = _report_path(match.group(6)), reports + 1
             offset, size = verified.offsets[name]
             _copy_member(fh, offset, size, dest, members[name]["sha256"])
+    return evidence, reports
+
+
+def restore(path: Path) -> Restored:
+    """Restore an archive into this (empty) instance: check it all first,
+    then the database, then the files, then the audit chain."""
+    from workflow.app import write_transactions
+
+    verified = verify_archive(path)
+    manifest = verified.manifest
+    backend = db.engine.dialect.name
+    if manifest["backend"] != backend:
+        raise BackupError(f"备份来自 {BACKEND_LABELS[manifest['backend']]}，当前实例使用 "
+                          f"{BACKEND_LABELS.get(backend, backend)}：不能跨数据库恢复，已拒绝，未写入任何内容。")
+    known, heads = _known_revisions()
+    revision = manifest.get("alembic_revision")
+    if revision not in known:
+        raise BackupError(f"备份的数据库结构版本 {revision} 不是本程序所知的版本（备份可能来自更新的程序），"
+                          f"已拒绝，未写入任何内容。")
+    check_target_empty(backend)
+    if backend == "postgresql":   # find the tool before writing anything
+        target = pg_target()
+        pg_restore, _version = pg_tool("pg_restore", target.server_major)
+    db.session.remove()
+    db.engine.dispose()
+
+    try:
+        evidence, reports = _write_restore(verified, backend, target if backend == "postgresql" else None,
+                                           pg_restore if backend == "postgresql" else None)
+    except OSError as exc:
+        raise BackupError(f"恢复中断：读写文件出错（{_os_error(exc)}）。目标实例可能已写入一部分"
+                          f"（数据库或部分文件）：请清空它（新的数据库、空的文件目录）后重新恢复。") from exc
 
     db.session.remove()
     db.engine.dispose()
@@ -817,8 +841,8 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.removesuffix("Z"))
 
 
-def local_time(value: str) -> str:
-    return format_local(parse_time(value), "%Y-%m-%d %H:%M:%S") + "（北京时间）"
+def local_time(value: str, suffix: str = "（北京时间）") -> str:
+    return format_local(parse_time(value), "%Y-%m-%d %H:%M:%S") + suffix
 
 
 def age(value: str) -> str:
@@ -844,7 +868,7 @@ def describe_manifest(manifest: dict) -> list[str]:
         how = f"PostgreSQL {tool.get('server_version')}，pg_dump {tool.get('pg_dump_version')} 自定义格式"
     head = manifest["audit_head"]
     counts = manifest["row_counts"]
-    shown = "、".join(f"{t} {n}" for t, n in counts.items() if n)
+    shown = "、".join(f"{t} {n}" for t, n in counts.items() if n and t != "alembic_version")
     return [
         f"  快照时间：{local_time(manifest['snapshot_at'])}，{age(manifest['snapshot_at'])}",
         f"  数据库：{how}，结构版本 {manifest.get('alembic_revision')}",

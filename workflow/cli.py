@@ -158,8 +158,8 @@ def backup_restore(path: Path):
         click.echo(line)
     click.echo(f"  已恢复：数据库（{backup.BACKEND_LABELS[manifest['backend']]}），佐证材料文件 "
                f"{restored.evidence_files} 个、报告文件 {restored.report_files} 个，sha256 均已核对。")
-    click.echo(f"  注意：恢复的是 {backup.local_time(manifest['snapshot_at'])}（{backup.age(manifest['snapshot_at'])}）"
-               f"的数据；此后的一切改动（审计链第 {head['seq']} 条之后的记录）都不在其中。")
+    when = backup.local_time(manifest["snapshot_at"], f"（北京时间，{backup.age(manifest['snapshot_at'])}）")
+    click.echo(f"  注意：恢复的是 {when}的数据；此后的一切改动（审计链第 {head['seq']} 条之后的记录）都不在其中。")
     for line in backup.describe_missing(manifest):
         click.echo(line.replace("未能备份", "在备份时已缺失，未能恢复"), err=True)
     failed = False
