@@ -242,22 +242,29 @@ def _snapshot_sqlite(staging: str) -> tuple[str, Snapshot, datetime, dict]:
     source = sqlite3.connect(f"file:{urllib.parse.quote(source_path)}?mode=ro", uri=True, timeout=60)
     copy = sqlite3.connect(target)
     try:
-        taken_at = utcnow()
-        # One step (pages=-1): the whole copy is read inside one read
-        # transaction, so it is the database as of one commit, while other
-        # connections keep writing to the WAL.
-        source.backup(copy, pages=-1)
-        # A standalone file: no WAL to lose when it is copied about later.
-        copy.execute("PRAGMA journal_mode=DELETE")
-        check = copy.execute("PRAGMA integrity_check").fetchall()
-        if check != [("ok",)]:
-            raise BackupError("快照的完整性检查未通过：" + "; ".join(str(r[0]) for r in check[:5]))
-        tables = [r[0] for r in copy.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        facts = _read_snapshot(lambda sql: copy.execute(sql).fetchall(), tables)
+        return _sqlite_copy(source, copy, target)
+    except sqlite3.Error as exc:
+        raise BackupError(f"SQLite 快照失败：{exc}") from None
     finally:
         copy.close()
         source.close()
+
+
+def _sqlite_copy(source, copy, target: str) -> tuple[str, Snapshot, datetime, dict]:
+    """Copy source into copy and read the facts from the copy."""
+    taken_at = utcnow()
+    # One step (pages=-1): the whole copy is read inside one read
+    # transaction, so it is the database as of one commit, while other
+    # connections keep writing to the WAL.
+    source.backup(copy, pages=-1)
+    # A standalone file: no WAL to lose when it is copied about later.
+    copy.execute("PRAGMA journal_mode=DELETE")
+    check = copy.execute("PRAGMA integrity_check").fetchall()
+    if check != [("ok",)]:
+        raise BackupError("快照的完整性检查未通过：" + "; ".join(str(r[0]) for r in check[:5]))
+    tables = [r[0] for r in copy.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    facts = _read_snapshot(lambda sql: copy.execute(sql).fetchall(), tables)
     tool = {"method": "sqlite3.Connection.backup", "sqlite_version": sqlite3.sqlite_version}
     return target, facts, taken_at, tool
 
@@ -406,9 +413,7 @@ def create(path: Path) -> Created:
             os.fsync(out.fileno())
         size = os.path.getsize(partial)
         sha = _file_sha256(partial)
-        if path.exists():   # appeared meanwhile: never replace someone's file
-            raise BackupError(f"目标文件已存在：{path}。请换一个文件名（不会覆盖已有的备份）。")
-        os.replace(partial, path)
+        _publish(partial, path)
         _fsync_dir(folder)
     except BaseException as exc:
         if os.path.exists(partial):
@@ -420,6 +425,22 @@ def create(path: Path) -> Created:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Created(path, manifest, size, sha)
+
+
+def _publish(partial: str, path: Path) -> None:
+    """Give the finished archive its name, never replacing a file that
+    appeared there meanwhile: a hard link fails if the name exists (a rename
+    would overwrite it). Where links are not supported, check, then rename."""
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        raise BackupError(f"目标文件已存在：{path}。请换一个文件名（不会覆盖已有的备份）。") from None
+    except OSError:
+        if path.exists():
+            raise BackupError(f"目标文件已存在：{path}。请换一个文件名（不会覆盖已有的备份）。") from None
+        os.replace(partial, path)
+        return
+    os.remove(partial)
 
 
 def _os_error(exc: OSError) -> str:
@@ -490,7 +511,7 @@ def verify_archive(path: Path) -> Verified:
             raise _damaged(problems)
         listed = manifest.get("members") or {}
         for m in members:
-            if m.name in (MANIFEST, MANIFEST_SUM):
+            if m.name in (MANIFEST, MANIFEST_SUM) or not m.isreg():
                 continue
             expected = listed.get(m.name)
             if expected is None:
@@ -524,6 +545,8 @@ def _read_manifest(tar, by_name, problems) -> dict | None:
     if MANIFEST not in by_name or MANIFEST_SUM not in by_name:
         problems.append("缺少清单 manifest.json 或其校验和 manifest.json.sha256（归档不完整或不是本系统的备份）")
         return None
+    if not (by_name[MANIFEST].isreg() and by_name[MANIFEST_SUM].isreg()):
+        return None
     body = tar.extractfile(by_name[MANIFEST]).read()
     checksum = tar.extractfile(by_name[MANIFEST_SUM]).read()
     if checksum != f"{hashlib.sha256(body).hexdigest()}  {MANIFEST}\n".encode("ascii"):
@@ -543,7 +566,13 @@ def _read_manifest(tar, by_name, problems) -> dict | None:
     if manifest.get("backend") not in DB_MEMBER or manifest.get("database_member") != DB_MEMBER[manifest["backend"]]:
         problems.append("清单中的数据库类型无效")
         return None
-    if manifest["database_member"] not in (manifest.get("members") or {}):
+    shapes = {"members": dict, "row_counts": dict, "audit_head": dict, "missing": list, "tool": dict,
+              "snapshot_at": str, "created_at": str, "evidence_files": int, "report_files": int}
+    if any(not isinstance(manifest.get(key), kind) for key, kind in shapes.items()) or not (
+            isinstance(manifest["audit_head"].get("seq"), int) and isinstance(manifest["audit_head"].get("hash"), str)):
+        problems.append("清单 manifest.json 缺少必需的内容")
+        return None
+    if manifest["database_member"] not in manifest["members"]:
         problems.append("清单中没有数据库文件")
         return None
     return manifest
