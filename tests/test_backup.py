@@ -191,6 +191,46 @@ class Load:
         assert not self.errors, self.errors
 
 
+class InFlight:
+    """A unit's text evidence, flushed (audit entry and all) but not committed
+    until ``commit()``: on SQLite it holds the write lock meanwhile (BEGIN
+    IMMEDIATE), on PostgreSQL the audit head's row lock — the other writers
+    queue behind it, as they would behind a slow request."""
+
+    def __init__(self, app, part_id: int, user_id: int):
+        self.flushed, self.release, self.done = threading.Event(), threading.Event(), threading.Event()
+        self.seq = None
+        self.errors: list = []
+        self.thread = threading.Thread(target=self._run, args=(app, part_id, user_id), daemon=True)
+        self.thread.start()
+        assert self.flushed.wait(60), self.errors
+
+    def _run(self, app, part_id, user_id):
+        from models import AuditEntry, TaskPart, User
+        from workflow import services
+        from workflow.app import write_transactions
+
+        try:
+            with app.app_context():
+                write_transactions(True)
+                part, user = db.session.get(TaskPart, part_id), db.session.get(User, user_id)
+                services.add_text_evidence(part, user, "备份进行时尚未提交的材料")
+                self.seq = db.session.scalar(select(func.max(AuditEntry.seq)))
+                self.flushed.set()
+                self.release.wait(120)
+                db.session.commit()
+                db.session.remove()
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.flushed.set()
+        finally:
+            self.done.set()
+
+    def commit(self) -> None:
+        self.release.set()
+        assert self.done.wait(120) and not self.errors, self.errors
+
+
 def withdraw_pending_file(app, evidence_id: int) -> bool:
     """Withdraw a pending evidence file as its unit would, then try to remove
     the file it no longer references; returns whether the file was removed."""
@@ -237,6 +277,9 @@ def test_backup_under_load_restores_into_a_fresh_instance(app, fresh, tmp_path, 
     load = Load(app, writers)
     load.start()
     load.wait_for(3)
+    # A writer in the middle of its transaction when the snapshot is taken:
+    # the backup neither waits for it nor sees its uncommitted rows.
+    in_flight = InFlight(app, spare_part, spare_user)
 
     during = {}
     original = backup._Writer.add_file
@@ -245,6 +288,7 @@ def test_backup_under_load_restores_into_a_fresh_instance(app, fresh, tmp_path, 
         # Once, between the snapshot and the last file copied: the writers go
         # on committing, and the pending file is withdrawn.
         if name.startswith("uploads/") and not during:
+            in_flight.commit()
             during["commits_before"] = load.commits
             remover = threading.Thread(target=lambda: during.update(removed=withdraw_pending_file(app, pending_id)))
             remover.start()
@@ -282,6 +326,7 @@ def test_backup_under_load_restores_into_a_fresh_instance(app, fresh, tmp_path, 
     assert 0 < manifest["audit_head"]["seq"] < final_seq
     assert manifest["row_counts"]["evidence"] < source_counts["evidence"]
     assert f"uploads/{pending_sha[:2]}/{pending_sha}" in manifest["members"]
+    assert in_flight.seq > manifest["audit_head"]["seq"]      # committed after the snapshot: not in it
     assert manifest["backend"] == db_backend(app) and manifest["missing"] == []
     assert manifest["report_files"] == 1 and manifest["evidence_files"] > 10
     assert manifest["alembic_revision"]
@@ -331,6 +376,7 @@ def test_backup_under_load_restores_into_a_fresh_instance(app, fresh, tmp_path, 
             assert hashlib.sha256(data).hexdigest() == ev.content_sha256 and len(data) == ev.size
             expected[ev.id] = data
         assert pending_id in expected
+        assert db.session.scalar(select(func.count(Evidence.id)).where(Evidence.text == "备份进行时尚未提交的材料")) == 0
         office = db.session.scalar(select(User).where(User.username == "office"))
         assert office is not None
         db.session.remove()
