@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from workflow.extensions import db
 
@@ -105,6 +106,8 @@ def backup_create(path: Path):
         created = backup.create(path)
     except backup.BackupError as exc:
         raise click.ClickException(exc.message) from None
+    except OperationalError as exc:
+        raise click.ClickException(f"无法访问数据库，未写入备份：{exc.orig or exc}") from None
     click.echo(f"已创建备份：{created.path}（{created.size} 字节，sha256 {created.sha256}）")
     for line in backup.describe_manifest(created.manifest):
         click.echo(line)
@@ -150,6 +153,9 @@ def backup_restore(path: Path):
         for problem in exc.problems:
             click.echo(f"✗ {problem}", err=True)
         click.echo(exc.message, err=True)
+        sys.exit(1)
+    except OperationalError as exc:
+        click.echo(f"无法访问目标数据库：{exc.orig or exc}", err=True)
         sys.exit(1)
     manifest = restored.manifest
     head = manifest["audit_head"]
