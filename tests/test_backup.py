@@ -661,3 +661,48 @@ def test_restore_refuses_another_backend_or_an_unknown_schema(app, fresh, tmp_pa
         code, out = invoke(target_app, "backup", "restore", str(crafted))
         assert code == 1 and message in out and "未写入任何内容" in out, out    # … and refused
         assert instance_state(target_app) == before
+
+
+def test_a_backup_of_a_tampered_chain_restores_but_fails_loudly(app, fresh, tmp_path):
+    from models import AuditEntry
+    from tests.test_audit import drop_append_only_guard
+
+    with app.app_context():
+        drop_append_only_guard()
+        db.session.execute(text("UPDATE audit_entry SET reason = '篡改' WHERE seq = 5"))
+        db.session.commit()
+        db.session.remove()
+    target = tmp_path / "b.tar"
+    code, out = invoke(app, "backup", "create", str(target))
+    assert code == 0, out
+
+    restored = fresh("restored")
+    code, out = invoke(restored, "backup", "restore", str(target))
+    assert code == 2 and "第 5 条记录的内容与其哈希不符" in out and "未追加恢复记录" in out, out
+    with restored.app_context():
+        assert db.session.scalar(select(func.count(AuditEntry.id)).where(
+            AuditEntry.action == "backup_restored")) == 0
+        db.session.remove()
+
+
+def test_a_backup_of_an_older_schema_restores_and_asks_for_an_upgrade(fresh, tmp_path):
+    from models import AuditEntry
+
+    old = fresh("old")
+    code, out = invoke(old, "db", "upgrade", "8969e80b8572")     # one revision before the head
+    assert code == 0, out
+    target = tmp_path / "old.tar"
+    code, out = invoke(old, "backup", "create", str(target))
+    assert code == 0, out
+    assert backup.verify_archive(target).manifest["alembic_revision"] == "8969e80b8572"
+
+    restored = fresh("restored")
+    code, out = invoke(restored, "backup", "restore", str(target))
+    assert code == 0 and "旧版本 8969e80b8572" in out and "flask db upgrade" in out, out
+    code, out = invoke(restored, "db", "upgrade")
+    assert code == 0, out
+    code, out = invoke(restored, "audit", "verify")
+    assert code == 0, out
+    with restored.app_context():
+        assert db.session.scalar(select(func.count(AuditEntry.id))) == 0    # no restore entry on the old schema
+        db.session.remove()
