@@ -166,3 +166,20 @@ def runner(app):
 @pytest.fixture
 def seed_bytes() -> bytes:
     return SEED_PATH.read_bytes()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real file system that is nearly full: a 256 KiB tmpfs."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import http.client
 import re
+import hashlib
+import os
 import threading
+import uuid
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -58,13 +61,16 @@ class Browser:
         return conn
 
     def request(self, method: str, path: str, form: dict | None = None,
-                conn: http.client.HTTPConnection | None = None) -> tuple[int, str, str]:
+                conn: http.client.HTTPConnection | None = None,
+                files: dict[str, tuple[str, bytes]] | None = None) -> tuple[int, str, str]:
         conn = conn or self.connect()
         headers = {}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
-        if form is not None:
+        if files:
+            body, headers["Content-Type"] = multipart(form or {}, files)
+        elif form is not None:
             body = urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
@@ -100,6 +106,19 @@ class Browser:
         assert status == 302 and "/auth/login" not in location, (username, status)
 
 
+def multipart(form: dict, files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    chunks = []
+    for name, value in form.items():
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, data) in files.items():
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                      f"filename*=UTF-8''{quote(filename)}\r\n"
+                      f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
 def flash_of(page: str) -> str:
     return " ".join(re.findall(r'<div class="flash [^"]*" role="alert">(.*?)</div>', page, re.S))
 
@@ -127,11 +146,11 @@ def race(*calls):
     return results
 
 
-def post_when_released(browser: Browser, path: str, form: dict):
+def post_when_released(browser: Browser, path: str, form: dict, files: dict | None = None):
     def call(barrier):
         conn = browser.connect()
         barrier.wait(30)
-        status, location, _ = browser.request("POST", path, form, conn=conn)
+        status, location, _ = browser.request("POST", path, form, conn=conn, files=files)
         assert status == 302, (path, status)
         # The outcome is flashed on the page the redirect leads to.
         return flash_of(browser.get(urlsplit(location).path))
@@ -314,3 +333,44 @@ def test_return_and_verify_race_on_the_same_submission(scene):
                 assert (part.state, latest.outcome, latest.decision_reason) == (
                     IN_PROGRESS, "returned", "请补充盖章版材料")
         assert scene.chain_is_whole()
+
+
+def test_the_same_new_file_uploaded_twice_at_once(scene, server):
+    """A double click, or two people of one unit: the same new file posted
+    from two sessions at once. One upload wins; the other is told the page was
+    stale — and its clean-up must not remove the file the winner committed."""
+    from models import Evidence
+    from workflow import storage
+    from workflow.demo_activity import make_pdf
+
+    with scene.session() as (part, users):
+        services.transition_part(part, "start", users[scene.staff])
+        unit_leader = f"u{part.unit_id:02d}.leader"
+    staff, leader = scene.browsers["staff"], Browser(server)
+    leader.login(unit_leader)
+    tokens = {b: b.csrf(f"/tasks/{scene.task_id}") for b in (staff, leader)}
+    for round_ in range(ROUNDS + 2):
+        data = make_pdf(f"sign-in sheet, round {round_ + 1}")
+        sha = hashlib.sha256(data).hexdigest()
+        version = scene.version()
+        flashes = race(*(post_when_released(b, scene.part_path("evidence"),
+                                            {"csrf_token": tokens[b], "version": version, "description": "签到表"},
+                                            files={"file": (f"签到表{round_ + 1}.pdf", data)})
+                         for b in (staff, leader)))
+        assert sum("文件已上传" in f for f in flashes) == 1 and sum(STALE in f for f in flashes) == 1, flashes
+        with scene.app.app_context():
+            rows = db.session.scalars(select(Evidence).where(Evidence.content_sha256 == sha)).all()
+            assert len(rows) == 1
+            path = storage.path_for(sha)
+            assert os.path.isfile(path), f"round {round_ + 1}: the winner's file was removed"
+            evidence_id = rows[0].id
+            db.session.remove()
+        conn = staff.connect()
+        conn.request("GET", f"/evidence/{evidence_id}/download",
+                     headers={"Cookie": "; ".join(f"{k}={v}" for k, v in staff.cookies.items())})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, data)
+        conn.close()
+    status, location, _ = staff.request("POST", scene.part_path("submit"), {
+        "csrf_token": tokens[staff], "version": scene.version(), "statement": "已完成宣传活动，签到表附后。"})
+    assert status == 302 and "已提交" in flash_of(staff.get(urlsplit(location).path))

@@ -250,7 +250,7 @@ def test_request_over_the_limit_gets_a_chinese_413_page(small_app):
 
 # ---------------------------------------------------------------- no orphans
 
-def test_store_and_discard(app):
+def test_store_and_discard_unreferenced(app):
     with app.app_context():
         data = make_png(11)
         sha, created = storage.store(data)
@@ -258,9 +258,9 @@ def test_store_and_discard(app):
         assert created and sha == hashlib.sha256(data).hexdigest() and path.read_bytes() == data
         assert storage.store(data) == (sha, False)           # same content: stored once
         assert [p.name for p in path.parent.iterdir()] == [sha]   # no temporary file left
-        storage.discard(sha)
+        storage.discard_unreferenced(sha)
         assert not path.exists()
-        storage.discard(sha)                                   # gone already: no error
+        storage.discard_unreferenced(sha)                      # gone already: no error
 
 
 def test_service_rollback_then_discard_leaves_nothing(app):
@@ -271,10 +271,10 @@ def test_service_rollback_then_discard_leaves_nothing(app):
         part = db.session.get(TaskPart, part_id)
         worker = db.session.scalar(select(User).where(User.username == username))
         evidence = services.add_file_evidence(part, worker, make_pdf("rolled back"), "工作台账.pdf")
-        sha, created = evidence.content_sha256, evidence.created_file
-        assert created and os.path.exists(storage.path_for(sha))
+        sha = evidence.content_sha256
+        assert os.path.exists(storage.path_for(sha))
         db.session.rollback()
-        storage.discard(sha)
+        storage.discard_unreferenced(sha)
         assert db.session.scalar(select(func.count(Evidence.id))) == 0
     assert stored_files(app) == []
 
@@ -319,3 +319,89 @@ def test_failed_commit_keeps_a_file_other_evidence_uses(app, client, part):
     assert [row[2] for row in evidence_rows(app)] == ["工作台账.pdf"]
     [path] = stored_files(app)
     assert path.read_bytes() == data
+
+
+# ---------------------------------------------------------------- withdrawn files, lost files, long names
+
+def submit(client, task_id, part_id, app, statement="已完成。"):
+    token = csrf_token(client, f"/tasks/{task_id}")
+    return client.post(f"/tasks/{task_id}/parts/{part_id}/submit",
+                       data={"csrf_token": token, "version": str(part_version(app, part_id)),
+                             "statement": statement}, follow_redirects=True)
+
+
+def withdraw(client, task_id, evidence_id):
+    token = csrf_token(client, f"/tasks/{task_id}")
+    return client.post(f"/tasks/{task_id}/evidence/{evidence_id}/delete", data={"csrf_token": token},
+                       follow_redirects=True)
+
+
+def test_withdrawn_evidence_takes_its_file_only_when_nothing_else_uses_it(app, client, part):
+    task_id, part_id = part
+    shared, own = make_pdf("shared by two"), make_pdf("only one")
+    upload(client, app, task_id, part_id, shared, "台账.pdf")
+    upload(client, app, task_id, part_id, shared, "台账（副本）.pdf")
+    upload(client, app, task_id, part_id, own, "签到表.pdf")
+    first, second, third = (row[0] for row in evidence_rows(app))
+    assert "材料已撤回" in withdraw(client, task_id, third).get_data(as_text=True)
+    assert hashlib.sha256(own).hexdigest() not in [p.name for p in stored_files(app)]
+    withdraw(client, task_id, first)
+    [remaining] = stored_files(app)              # the copy still uses the shared file
+    assert remaining.read_bytes() == shared and [r[0] for r in evidence_rows(app)] == [second]
+
+
+def test_a_file_lost_on_disk_cannot_be_submitted(app, client, part):
+    from models import TaskPart
+
+    task_id, part_id = part
+    upload(client, app, task_id, part_id, make_pdf("lost"), "验收报告.pdf")
+    [path] = stored_files(app)
+    path.unlink()                                # a failed disk, a hand-made clean-up
+    page = submit(client, task_id, part_id, app).get_data(as_text=True)
+    assert "以下材料的文件在服务器上已丢失" in page and "“验收报告.pdf”" in page
+    with app.app_context():
+        part = db.session.get(TaskPart, part_id)
+        assert part.state == "in_progress" and part.submissions == []
+        db.session.remove()
+
+
+def test_a_long_name_keeps_its_extension(app, client, part):
+    task_id, part_id = part
+    long_name = "关于" + "周村区惠企政策兑现情况" * 30 + "的报告.pdf"
+    assert len(long_name) > 300
+    page = upload(client, app, task_id, part_id, make_pdf("long"), long_name).get_data(as_text=True)
+    assert "文件已上传" in page
+    [(_, _, filename, *_)] = evidence_rows(app)
+    assert filename.endswith(".pdf") and len(filename) == storage.MAX_FILENAME
+    assert filename.startswith("关于周村区惠企政策兑现情况")
+
+
+def test_bidi_and_control_characters_leave_the_name(app, client, part):
+    task_id, part_id = part
+    upload(client, app, task_id, part_id, make_pdf("bidi"), "\u202e区财政局\x07台账\u2066.pdf")
+    [(_, _, filename, *_)] = evidence_rows(app)
+    assert filename == "区财政局台账.pdf"
+
+
+def test_a_full_disk_gets_a_chinese_message_and_changes_nothing(app, client, part, full_disk):
+    from models import AuditEntry
+
+    task_id, part_id = part
+    app.config["UPLOAD_FOLDER"] = str(full_disk)
+    with app.app_context():
+        audit_before = db.session.scalar(select(func.count(AuditEntry.id)))
+        db.session.remove()
+    version_before = part_version(app, part_id)
+    big = make_pdf("x") + os.urandom(400 * 1024)     # a valid PDF header, larger than the disk
+    response = upload(client, app, task_id, part_id, big, "现场照片汇编.pdf")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "服务器存储空间已满，文件未保存" in page
+    assert evidence_rows(app) == []
+    assert [p for p in full_disk.rglob("*") if p.is_file()] == []      # no .partial- file left
+    assert part_version(app, part_id) == version_before
+    with app.app_context():
+        assert db.session.scalar(select(func.count(AuditEntry.id))) == audit_before
+        db.session.remove()
+    # The same form still works once there is room again.
+    app.config["UPLOAD_FOLDER"] = str(full_disk.parent / "uploads")
+    assert "文件已上传" in upload(client, app, task_id, part_id, make_pdf("ok"), "现场照片.pdf").get_data(as_text=True)

@@ -467,3 +467,25 @@ def test_failed_and_stale_jobs_are_reported(app):
         assert db.session.scalar(select(Notification).where(Notification.kind == "report",
                                                             Notification.message.contains("失败"))) is not None
         db.session.remove()
+
+
+def test_a_full_disk_fails_the_report_in_words(app, full_disk):
+    from models import ReportArchive, User
+    from workflow.app import write_transactions
+    from workflow.extensions import db
+    from workflow.reports import archive, jobs
+
+    app.config["REPORT_FOLDER"] = str(full_disk)
+    with app.app_context():
+        write_transactions(True)
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        archive_id = archive.request_report(archive.make_params("overall", as_of=AS_OF), user=office).archive.id
+        db.session.commit()
+        db.session.remove()
+        write_transactions(False)
+    jobs.run_now(app, archive_id)
+    with app.app_context():
+        row = db.session.get(ReportArchive, archive_id)
+        assert row.status == "failed" and "服务器存储空间已满，报告未能存档" in row.error
+        db.session.remove()
+    assert [p for p in full_disk.rglob("*") if p.is_file()] == []

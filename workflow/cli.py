@@ -16,6 +16,7 @@ from workflow.extensions import db
 plan_cli = AppGroup("plan", help="导入、导出实施方案。")
 audit_cli = AppGroup("audit", help="审计链。")
 backup_cli = AppGroup("backup", help="备份与恢复（数据库、佐证材料和报告文件，见 docs/backup.md）。")
+storage_cli = AppGroup("storage", help="佐证材料、报告存档与待确认导入文件。")
 
 
 @plan_cli.command("import")
@@ -188,6 +189,39 @@ def backup_restore(path: Path):
         sys.exit(2)
 
 
+@storage_cli.command("check")
+@click.option("--clean", is_flag=True, help="删除没有任何记录引用的文件（被引用的文件绝不删除）。")
+@click.option("--no-hashes", is_flag=True, help="不逐个核对文件内容的哈希（更快）。")
+def storage_check(clean: bool, no_hashes: bool):
+    """列出丢失、损坏、孤立和残留的文件；--clean 清理孤立与残留文件。"""
+    from workflow import storage
+    from workflow.app import write_transactions
+
+    write_transactions()   # removals decide under the content lock (SQLite: BEGIN IMMEDIATE)
+    found = storage.survey(check_hashes=not no_hashes)
+    click.echo(f"佐证材料文件 {found.evidence_files} 个，报告存档文件 {found.report_files} 个。")
+    for sha, ids in found.missing_evidence:
+        click.echo(f"✗ 丢失：佐证材料 {'、'.join(f'#{i}' for i in ids)} 的文件 {sha}", err=True)
+    for sha, ids in found.missing_reports:
+        click.echo(f"✗ 丢失：报告存档 {'、'.join(f'#{i}' for i in ids)} 的文件 {sha}.pdf", err=True)
+    for path in found.damaged:
+        click.echo(f"✗ 损坏：{path}（内容与文件名中的哈希不符）", err=True)
+    groups = (("孤立的佐证材料文件", found.orphaned_evidence), ("孤立的报告文件", found.orphaned_reports),
+              ("写入中断的残留文件", found.partial), ("未确认的导入文件", found.staged))
+    for label, paths in groups:
+        for path in paths:
+            click.echo(f"· {label}：{path}")
+    click.echo("；".join(f"{label} {len(paths)} 个" for label, paths in groups) + "。")
+    if clean:
+        removed = storage.clean(found)
+        kept = sum(len(paths) for _, paths in groups) - len(removed)
+        click.echo(f"已删除 {len(removed)} 个无引用的文件" + (
+            f"；{kept} 个仍在宽限期内或已被引用，保留。" if kept else "。"))
+    if not found.healthy:
+        click.echo("存储检查发现问题：请从备份恢复丢失或损坏的文件（见 docs/backup.md）。", err=True)
+        sys.exit(1)
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--seed", "seed_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -213,6 +247,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(plan_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(backup_cli)
+    app.cli.add_command(storage_cli)
     app.cli.add_command(demo)
     from workflow.reports.cli import report_cli
 

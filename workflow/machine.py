@@ -39,6 +39,19 @@ def _needs_evidence(event) -> bool:
     return True
 
 
+def _evidence_files_present(event) -> bool:
+    # A file lost on disk (a failed disk, a hand-made clean-up) must not be
+    # handed in as if it were there: the lead unit would verify nothing.
+    from workflow import storage
+
+    missing = [e.filename or "文件" for e in event.model.pending_evidence
+               if e.kind == "file" and not storage.file_present(e.content_sha256)]
+    if missing:
+        raise TransitionRefused("以下材料的文件在服务器上已丢失，请撤回后重新上传再提交："
+                                + "、".join(f"“{name}”" for name in missing))
+    return True
+
+
 def _needs_reason(event) -> bool:
     if not (event.kwargs.get("reason") or "").strip():
         raise TransitionRefused("请填写理由。")
@@ -55,7 +68,7 @@ def _not_own_submission(event) -> bool:
 
 PART_TRANSITIONS = [
     {"trigger": "start", "source": PLANNED, "dest": IN_PROGRESS},
-    {"trigger": "submit", "source": IN_PROGRESS, "dest": SUBMITTED, "conditions": [_needs_statement, _needs_evidence]},
+    {"trigger": "submit", "source": IN_PROGRESS, "dest": SUBMITTED, "conditions": [_needs_statement, _needs_evidence, _evidence_files_present]},
     {"trigger": "verify", "source": SUBMITTED, "dest": VERIFIED, "conditions": [_not_own_submission]},
     {"trigger": "return", "source": SUBMITTED, "dest": IN_PROGRESS, "conditions": [_needs_reason]},
     {"trigger": "reopen", "source": VERIFIED, "dest": IN_PROGRESS, "conditions": [_needs_reason]},

@@ -44,6 +44,11 @@ class Stale(ServiceError):
     status = 409
 
 
+class StorageError(ServiceError):
+    """The server could not keep a file (disk full, not writable)."""
+    status = 507
+
+
 STALE_MESSAGE = "该任务刚刚已被他人更新，您的操作未生效。页面已刷新为最新状态，请确认后再操作。"
 
 
@@ -248,8 +253,9 @@ def add_text_evidence(part, user, text: str, *, expected_version=None):
 def add_file_evidence(part, user, data: bytes, filename: str, description: str | None = None, *,
                       expected_version=None):
     """Check the file by content, store it by hash, add the row. If the
-    transaction later fails, the caller calls ``storage.discard`` for a newly
-    created file (see ``views.tasks``)."""
+    transaction later fails, the caller calls ``storage.discard_unreferenced``
+    after the rollback (see ``views.tasks``): it removes the file only if no
+    committed row uses it."""
     from models import Evidence
     from workflow import storage
 
@@ -261,11 +267,13 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
         mime = storage.check(data, name)
     except storage.FileRefused as exc:
         raise Refused(exc.message) from None
-    sha, created = storage.store(data)
+    try:
+        sha, created = storage.store(data)
+    except storage.StorageFailed as exc:
+        raise StorageError(exc.message) from None
     evidence = Evidence(part_id=part.id, kind="file", filename=name, content_sha256=sha, size=len(data),
                         mime=mime, text=(description or "").strip() or None, uploaded_by_id=user.id,
                         uploaded_at=utcnow())
-    evidence.created_file = created   # not a column: lets the caller clean up on rollback
     db.session.add(evidence)
     part.evidence.append(evidence)
     _touch(part)
@@ -346,6 +354,6 @@ def edit_task(task, user, *, expected_version=None, **changes):
     return task
 
 
-__all__ = ["EVENT_LABELS", "Forbidden", "Refused", "ServiceError", "Stale", "add_file_evidence",
+__all__ = ["EVENT_LABELS", "Forbidden", "Refused", "ServiceError", "Stale", "StorageError", "add_file_evidence",
            "add_text_evidence", "edit_task", "record_progress", "remove_pending_evidence", "transition_part",
            "transition_task", "urge"]

@@ -14,12 +14,15 @@ sees its row, instead of deleting the file the winner has just committed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
 import io
 import os
+import re
 import tempfile
+import time
 import zipfile
 
 from flask import current_app
@@ -138,6 +141,10 @@ def path_for(sha256: str) -> str:
     return os.path.join(current_app.config["UPLOAD_FOLDER"], sha256[:2], sha256)
 
 
+def file_present(sha256: str | None) -> bool:
+    return bool(sha256) and os.path.isfile(path_for(sha256))
+
+
 def content_lock(sha256: str) -> None:
     """Serialise, until the current transaction ends, every transaction that
     stores, references or removes the file of this content.
@@ -200,24 +207,20 @@ def discard_unreferenced(sha256: str) -> bool:
     ``flask storage check --clean`` finds later."""
     if not sha256:
         return False
-    removed = False
     try:
         content_lock(sha256)
-        if not is_referenced(sha256):
-            removed = remove_file(path_for(sha256))
-        db.session.commit()
-    except BaseException:
+        return not is_referenced(sha256) and remove_file(path_for(sha256))
+    finally:
+        # It wrote nothing: ending the transaction releases the lock.
         db.session.rollback()
-        raise
-    return removed
 
 
 # ---------------------------------------------------------------- pausing removals
 
 def _lock_path() -> str:
-    folder = current_app.config["UPLOAD_FOLDER"]
-    os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, ".removals.lock")
+    # In the instance folder, not among the stored files it protects.
+    os.makedirs(current_app.instance_path, exist_ok=True)
+    return os.path.join(current_app.instance_path, "storage-removals.lock")
 
 
 def remove_file(path: str) -> bool:
@@ -251,3 +254,144 @@ def removals_paused():
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- survey and clean-up
+
+# Younger files may belong to a write still under way (a .partial- file being
+# filled, a report rendered but not yet recorded, a document between review and
+# confirm): the clean-up leaves them alone.
+PARTIAL_GRACE_SECONDS = 3600
+STAGING_GRACE_SECONDS = 24 * 3600
+
+
+@dataclasses.dataclass
+class Survey:
+    """What ``flask storage check`` found. Paths are absolute."""
+    evidence_files: int = 0
+    report_files: int = 0
+    missing_evidence: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)  # sha, evidence ids
+    missing_reports: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)   # sha, archive ids
+    damaged: list[str] = dataclasses.field(default_factory=list)       # content differs from its name
+    orphaned_evidence: list[str] = dataclasses.field(default_factory=list)
+    orphaned_reports: list[str] = dataclasses.field(default_factory=list)
+    partial: list[str] = dataclasses.field(default_factory=list)
+    staged: list[str] = dataclasses.field(default_factory=list)        # unconfirmed import documents
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.missing_evidence or self.missing_reports or self.damaged)
+
+
+_SHA_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+def _age(path: str, now: float) -> float:
+    try:
+        return now - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _hash_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _walk(folder: str):
+    if not os.path.isdir(folder):
+        return
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            yield root, name
+
+
+def survey(check_hashes: bool = True) -> Survey:
+    """Compare the files on disk with the rows that reference them."""
+    from models import Evidence, ReportArchive
+    from workflow.reports import archive as report_archive
+
+    result = Survey()
+    evidence_refs: dict[str, list[int]] = {}
+    for evidence_id, sha in db.session.execute(
+            select(Evidence.id, Evidence.content_sha256).where(Evidence.content_sha256.is_not(None))):
+        evidence_refs.setdefault(sha, []).append(evidence_id)
+    report_refs: dict[str, list[int]] = {}
+    for archive_id, sha in db.session.execute(
+            select(ReportArchive.id, ReportArchive.sha256).where(ReportArchive.sha256.is_not(None))):
+        report_refs.setdefault(sha, []).append(archive_id)
+    db.session.rollback()   # nothing held while the disk is read
+
+    upload_root = current_app.config["UPLOAD_FOLDER"]
+    seen_uploads = set()
+    for root, name in _walk(upload_root):
+        path = os.path.join(root, name)
+        if name.startswith(".partial-"):
+            result.partial.append(path)
+        elif _SHA_NAME.fullmatch(name) and path == path_for(name):
+            seen_uploads.add(name)
+            if name in evidence_refs:
+                result.evidence_files += 1
+                if check_hashes and _hash_file(path) != name:
+                    result.damaged.append(path)
+            else:
+                result.orphaned_evidence.append(path)
+        else:
+            result.orphaned_evidence.append(path)   # nothing the app wrote is named so
+    result.missing_evidence = sorted((sha, ids) for sha, ids in evidence_refs.items() if sha not in seen_uploads)
+
+    report_root = report_archive.folder()
+    seen_reports = set()
+    for root, name in _walk(report_root):
+        path = os.path.join(root, name)
+        sha = name[:-4] if name.endswith(".pdf") else ""
+        if name.startswith(".partial-"):
+            result.partial.append(path)
+        elif _SHA_NAME.fullmatch(sha) and path == report_archive.path_for(sha):
+            seen_reports.add(sha)
+            if sha in report_refs:
+                result.report_files += 1
+                if check_hashes and _hash_file(path) != sha:
+                    result.damaged.append(path)
+            else:
+                result.orphaned_reports.append(path)
+        else:
+            result.orphaned_reports.append(path)
+    result.missing_reports = sorted((sha, ids) for sha, ids in report_refs.items() if sha not in seen_reports)
+
+    for root, name in _walk(staging_folder()):
+        result.staged.append(os.path.join(root, name))
+    for name in ("orphaned_evidence", "orphaned_reports", "partial", "staged"):
+        getattr(result, name).sort()
+    return result
+
+
+def staging_folder() -> str:
+    """Uploaded compilations between review and confirm (see views.plans)."""
+    return os.path.join(current_app.instance_path, "staging")
+
+
+def clean(found: Survey, now: float | None = None) -> list[str]:
+    """Remove what no row references: orphaned evidence (each decided again
+    under its content lock, so that an upload committing meanwhile keeps its
+    file), orphaned reports, partial files and unconfirmed import documents
+    past their grace time. Never a referenced file. Returns what it removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in found.orphaned_evidence:
+        name = os.path.basename(path)
+        if _SHA_NAME.fullmatch(name) and path == path_for(name):
+            if discard_unreferenced(name):
+                removed.append(path)
+        elif _age(path, now) > PARTIAL_GRACE_SECONDS and remove_file(path):
+            removed.append(path)
+    for path in found.orphaned_reports + found.partial:
+        if _age(path, now) > PARTIAL_GRACE_SECONDS and remove_file(path):
+            removed.append(path)
+    for path in found.staged:
+        if _age(path, now) > STAGING_GRACE_SECONDS and remove_file(path):
+            removed.append(path)
+    return removed

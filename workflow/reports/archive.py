@@ -421,10 +421,13 @@ def path_for(sha256: str) -> str:
 
 def store(pdf: bytes) -> str:
     """Write the PDF under its sha256 (never half-written: see storage.write_once)."""
-    from workflow.storage import write_once
+    from workflow.storage import storage_failure_message, write_once
 
     sha = hashlib.sha256(pdf).hexdigest()
-    write_once(path_for(sha), pdf)
+    try:
+        write_once(path_for(sha), pdf)
+    except OSError as exc:   # a full disk is said in words, and the job is marked failed
+        raise ReportError(storage_failure_message(exc).replace("文件未保存", "报告未能存档")) from exc
     return sha
 
 

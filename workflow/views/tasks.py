@@ -231,8 +231,10 @@ def _form_errors(form) -> bool:
 
 
 def _run(action: Callable[[], object], task_id: int, success: str, anchor: str | None = None,
-         cleanup: Callable[[], None] | None = None):
-    """Call a service and commit; on any refusal nothing stays."""
+         cleanup: Callable[[], None] | None = None, after: Callable[[], None] | None = None):
+    """Call a service and commit; on any refusal nothing stays. ``cleanup``
+    runs after a rollback, ``after`` after the commit (each in a transaction
+    of its own)."""
     try:
         action()
         db.session.commit()
@@ -256,6 +258,8 @@ def _run(action: Callable[[], object], task_id: int, success: str, anchor: str |
         raise
     else:
         flash(success, "success")
+        if after is not None:
+            after()
     return _to_task(task_id, anchor)
 
 
@@ -318,20 +322,15 @@ def add_evidence(task_id: int, part_id: int):
 
     data = upload.read()
     sha = hashlib.sha256(data).hexdigest()
-    # Known before the service stores it, so that a failure at any point —
-    # in the service's flush or at commit — can remove a file only this
-    # request brought in, and never one that other evidence already uses.
-    existed = os.path.exists(storage.path_for(sha))
-    added: list[Evidence] = []
 
     def act():
-        added.append(services.add_file_evidence(part, user, data, upload.filename, form.description.data,
-                                                expected_version=form.version.data))
+        services.add_file_evidence(part, user, data, upload.filename, form.description.data,
+                                   expected_version=form.version.data)
 
     def cleanup():
-        created = getattr(added[0], "created_file", False) if added else not existed
-        if created and data:
-            storage.discard(sha)
+        # Decided after the rollback, under the content lock: a concurrent
+        # upload of the same bytes that committed keeps its file.
+        storage.discard_unreferenced(sha)
 
     return _run(act, task_id, "文件已上传（提交时一并报送）。", anchor, cleanup=cleanup)
 
@@ -345,7 +344,9 @@ def delete_evidence(task_id: int, evidence_id: int):
     require("part.evidence", evidence.part)
     user = current_user._get_current_object()
     anchor = f"part-{evidence.part_id}"
-    return _run(lambda: services.remove_pending_evidence(evidence, user), task_id, "材料已撤回。", anchor)
+    sha = evidence.content_sha256
+    return _run(lambda: services.remove_pending_evidence(evidence, user), task_id, "材料已撤回。", anchor,
+                after=(lambda: storage.discard_unreferenced(sha)) if sha else None)
 
 
 @bp.route("/evidence/<int:evidence_id>/download")
