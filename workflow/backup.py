@@ -54,9 +54,6 @@ DB_MEMBER = {"sqlite": "database/luoshi.sqlite", "postgresql": "database/luoshi.
 BACKEND_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 RESTORED_ACTION = "backup_restored"
 CLI_USERNAME = "cli"
-# The file storage.removals_paused() locks; it lives in the upload folder and
-# does not make a folder "hold files".
-LOCK_FILE = ".removals.lock"
 SHA_RE = re.compile(r"[0-9a-f]{64}")
 TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MEMBER_RE = re.compile(r"(uploads/([0-9a-f]{2})/([0-9a-f]{64}))|(reports/([0-9a-f]{2})/([0-9a-f]{64})\.pdf)")
@@ -636,10 +633,7 @@ def _folder_files(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return found
     for root, _dirs, files in os.walk(folder):
-        for name in files:
-            if root == folder and name == LOCK_FILE:
-                continue
-            found.append(os.path.join(root, name))
+        found += [os.path.join(root, name) for name in files]
     return found
 
 
