@@ -538,6 +538,13 @@ def test_create_writes_the_whole_archive_or_nothing(app, tmp_path, monkeypatch):
     assert target.stat().st_size == size and os.listdir(folder) == ["b.tar"]
 
 
+def test_a_full_disk_leaves_no_archive_behind(app, full_disk):
+    target = full_disk / "b.tar"
+    code, out = invoke(app, "backup", "create", str(target))
+    assert code == 1 and "失败" in out, out
+    assert os.listdir(full_disk) == []
+
+
 def test_manifest_records_the_snapshot(app, tmp_path):
     from models import AuditHead
 
