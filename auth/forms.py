@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from workflow.views.forms import FlaskForm  # the one base: Chinese messages, cleaned text
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 

@@ -1,4 +1,6 @@
 """Password hashing. scrypt (werkzeug's default), spelled out so it cannot drift."""
+import secrets
+
 from flask import current_app, has_app_context
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -15,6 +17,22 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str, password: str) -> bool:
     return check_password_hash(password_hash, password)
+
+
+_DUMMY_HASHES: dict[str, str] = {}
+
+
+def verify_password_or_dummy(password_hash: str | None, password: str) -> bool:
+    """``verify_password``, or for a user who does not exist (``None``) the same
+    work against a throw-away hash of the current method, so that the answer
+    takes as long for an unknown name as for a real one. Always False then."""
+    if password_hash is not None:
+        return verify_password(password_hash, password)
+    method = current_app.config.get("PASSWORD_HASH_METHOD", METHOD) if has_app_context() else METHOD
+    if method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[method] = generate_password_hash(secrets.token_urlsafe(16), method=method)
+    check_password_hash(_DUMMY_HASHES[method], password)
+    return False
 
 
 def password_problem(password: str) -> str | None:

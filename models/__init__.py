@@ -17,3 +17,4 @@ from .plan import (  # noqa: F401
 from .audit import AuditEntry, AuditHead  # noqa: F401,E402
 from .evidence import Evidence, Notification, ProgressNote, Submission  # noqa: F401,E402
 from .report import ReportArchive  # noqa: F401,E402
+from .security import RateLimitCounter  # noqa: F401,E402

@@ -1,20 +1,20 @@
-"""Login, lockout, logout, password change, CSRF, production safety, database URLs."""
+"""Login, rate limits, sessions, read-only database, logout, password change, CSRF, production safety, database URLs."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-from datetime import timedelta
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from auth.passwords import METHOD, hash_password, verify_password
-from tests.helpers import DEMO_PASSWORD, csrf_token, login
+from tests.helpers import DEMO_PASSWORD, csrf_token, login, row_counts
 from workflow.config import DEFAULT_SECRET_KEY, normalise_database_url
 from workflow.extensions import db
-from workflow.timeutil import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_PASSWORD = "luoshi2026new"
@@ -76,48 +76,210 @@ def test_login_failed_in_chinese(app, client, username, password):
     assert audit_actions(app, username) == ["login_failed"]
 
 
-def test_failures_are_counted_in_the_database_and_lock_the_account(app, client):
-    app.config["LOGIN_MAX_FAILURES"] = 3
-    for expected in (1, 2):
-        assert post_login(client, "u03.leader", "bad-password1").status_code == 401
-        assert get_user(app, "u03.leader").failed_logins == expected   # another worker would see it too
-    assert get_user(app, "u03.leader").locked_until is None
+def client_at(app, address: str, agent: str = "Mozilla/5.0 (test)"):
+    """A browser at another client address (the TCP peer the server sees)."""
+    client = app.test_client()
+    client.environ_base.update(REMOTE_ADDR=address, HTTP_USER_AGENT=agent)
+    return client
 
-    assert post_login(client, "u03.leader", "bad-password1").status_code == 401
-    locked = get_user(app, "u03.leader")
-    assert locked.locked_until is not None and locked.locked_until > utcnow() + timedelta(minutes=10)
 
-    # While locked, even the right password gets nowhere.
-    response = post_login(client, "u03.leader", DEMO_PASSWORD)
-    assert response.status_code == 429
-    assert "该账号因多次密码错误已被锁定" in response.get_data(as_text=True)
-    assert not is_logged_in(client)
-    # A fresh client (another browser) is refused just the same.
-    other = app.test_client()
-    assert post_login(other, "u03.leader", DEMO_PASSWORD).status_code == 429
-    assert not is_logged_in(other)
-    actions = audit_actions(app, "u03.leader")
-    assert actions.count("account_locked") == 1 and actions.count("login_locked") == 2
-    assert "login" not in actions
+def flashed(response) -> list[str]:
+    return re.findall(r'class="flash \w+" role="alert">([^<]*)<', response.get_data(as_text=True))
 
-    # Once the lock has run out, the right password works and the count starts again.
-    from models import User
+
+def counts(app) -> dict[str, int]:
+    from models import AuditEntry, Notification, RateLimitCounter
+
     with app.app_context():
-        user = db.session.scalar(select(User).where(User.username == "u03.leader"))
-        user.locked_until = utcnow() - timedelta(seconds=1)
+        return row_counts(db, AuditEntry, Notification, RateLimitCounter)
+
+
+def expire_counters(app, window: str) -> None:
+    """Let every counter of the given window (e.g. "15/minute") run out, as time would."""
+    from models import RateLimitCounter
+
+    with app.app_context():
+        db.session.execute(RateLimitCounter.__table__.update().where(
+            RateLimitCounter.key.like(f"%/{window}")).values(expires_at=time.time() - 1))
         db.session.commit()
-    assert post_login(client, "u03.leader", DEMO_PASSWORD).status_code == 302
-    assert is_logged_in(client)
-    assert get_user(app, "u03.leader").failed_logins == 0
 
 
-def test_the_lock_does_not_touch_other_accounts(app, client):
-    app.config["LOGIN_MAX_FAILURES"] = 2
-    for _ in range(2):
-        post_login(client, "u04.staff", "bad-password1")
-    assert get_user(app, "u04.staff").locked_until is not None
-    assert get_user(app, "u04.leader").locked_until is None
-    assert post_login(client, "u04.leader", DEMO_PASSWORD).status_code == 302
+def deactivate(app, username: str) -> None:
+    from models import User
+
+    with app.app_context():
+        db.session.scalar(select(User).where(User.username == username)).active = False
+        db.session.commit()
+
+
+def _without_token(response) -> str:
+    return re.sub(r'name="csrf_token"[^>]*value="[^"]+"', "", response.get_data(as_text=True))
+
+
+def test_unknown_inactive_and_real_names_get_the_same_answer(app):
+    deactivate(app, "u09.staff")
+    answers = []
+    for username, password in (("u09.leader", "wrong-password1"), ("nobody", "wrong-password1"),
+                               ("u09.staff", DEMO_PASSWORD)):    # inactive, with its right password
+        response = post_login(client_at(app, "10.0.0.1"), username, password)
+        answers.append((response.status_code, flashed(response),
+                        _without_token(response).replace(username, "NAME")))
+    assert answers[0][:2] == (401, ["用户名或密码错误。"])
+    assert answers[0] == answers[1] == answers[2]
+
+
+def test_backoff_stops_the_guesser_not_the_account(app):
+    """Five failures from one client for one name: that pair waits. The account
+    stays open to everyone else, and an unknown name is answered alike."""
+    attacker = client_at(app, "203.0.113.7")
+    for _ in range(5):
+        assert post_login(attacker, "office", "guess-123").status_code == 401
+        assert post_login(attacker, "no.such.user", "guess-123").status_code == 401
+
+    before = counts(app)
+    real = post_login(attacker, "office", DEMO_PASSWORD)          # even the right password
+    unknown = post_login(attacker, "no.such.user", "guess-123")
+    assert real.status_code == unknown.status_code == 429
+    assert flashed(real) == flashed(unknown)
+    assert re.fullmatch(r"该用户名在本机登录失败次数过多，请 1[45] 分钟后再试；如忘记密码，请联系办公室管理员重置。",
+                        flashed(real)[0])
+    assert 0 < int(real.headers["Retry-After"]) <= 15 * 60
+    assert counts(app) == before                                  # a refused attempt writes nothing
+    assert not is_logged_in(attacker)
+
+    # The office administrator signs in from their own browser as usual,
+    assert post_login(client_at(app, "10.1.1.20"), "office", DEMO_PASSWORD).status_code == 302
+    # and the attacker may still try other names (until the per-client cap).
+    assert post_login(attacker, "u03.leader", DEMO_PASSWORD).status_code == 302
+
+
+def test_backoff_grows(app):
+    attacker = client_at(app, "203.0.113.8")
+    for _ in range(5):
+        assert post_login(attacker, "u03.leader", "guess-123").status_code == 401
+    assert post_login(attacker, "u03.leader", "guess-123").status_code == 429
+    expire_counters(app, "15/minute")                             # the quarter of an hour is over
+    for _ in range(5):
+        assert post_login(attacker, "u03.leader", "guess-123").status_code == 401
+    expire_counters(app, "15/minute")
+    response = post_login(attacker, "u03.leader", "guess-123")
+    assert response.status_code == 429                            # now the hour counts (10 per hour)
+    minutes = int(re.search(r"请 (\d+) 分钟后再试", flashed(response)[0]).group(1))
+    assert 15 < minutes <= 60
+
+
+def test_right_password_clears_the_backoff_of_that_browser(app):
+    user = client_at(app, "10.2.0.5")
+    for _ in range(4):
+        assert post_login(user, "u03.staff", "typo-1234").status_code == 401
+    assert post_login(user, "u03.staff", DEMO_PASSWORD).status_code == 302
+    user.post("/auth/logout", data={"csrf_token": csrf_token(user, "/plans/")})
+    for _ in range(5):                                            # five more before waiting, not one
+        assert post_login(user, "u03.staff", "typo-1234").status_code == 401
+    assert post_login(user, "u03.staff", "typo-1234").status_code == 429
+
+
+def test_per_client_cap_on_login_posts(app):
+    app.config["LOGIN_CLIENT_LIMIT"] = "4 per 10 minutes"
+    sprayer = client_at(app, "198.51.100.9")
+    for name in ("u01.staff", "u02.staff", "u03.staff", "u04.staff"):
+        assert post_login(sprayer, name, "Summer2026").status_code == 401
+    before = counts(app)
+    response = post_login(sprayer, "u05.staff", DEMO_PASSWORD)
+    assert response.status_code == 429
+    page = response.get_data(as_text=True)
+    assert "请求过于频繁" in page and re.search(r"本机（当前网络地址）登录尝试过于频繁，请 (10|9) 分钟后再试。", page)
+    assert counts(app) == before
+    assert post_login(client_at(app, "10.3.0.1"), "u05.staff", DEMO_PASSWORD).status_code == 302
+    assert sprayer.get("/auth/login").status_code == 200          # the cap is on POSTs only
+
+
+def test_many_clients_failing_on_one_account_alert_the_office(app):
+    from models import Notification, Role, User
+
+    app.config["LOGIN_ALERT"] = "8 per hour"
+    for n in range(4):
+        client = client_at(app, f"203.0.113.{n + 10}")
+        for _ in range(2):
+            assert post_login(client, "u04.leader", "guess-123").status_code == 401
+        for _ in range(2):
+            assert post_login(client, "ghost.user", "guess-123").status_code == 401
+    post_login(client_at(app, "203.0.113.99"), "u04.leader", "guess-123")   # the 9th: no second alert
+    with app.app_context():
+        admins = set(db.session.scalars(select(User.id).where(User.role == Role.OFFICE_ADMIN)))
+        notes = db.session.scalars(select(Notification).where(Notification.kind == "login_alert")).all()
+        assert admins and {n.user_id for n in notes} == admins and len(notes) == len(admins)
+        assert "u04.leader" in notes[0].message and "8 次" in notes[0].message and "未被锁定" in notes[0].message
+    assert audit_actions(app, "u04.leader").count("login_alert") == 1
+    assert "login_alert" not in audit_actions(app, "ghost.user")   # only real accounts are worth an alert
+    # Not locked: the owner signs in, and the office sees the alert in its inbox.
+    assert post_login(client_at(app, "10.4.0.1"), "u04.leader", DEMO_PASSWORD).status_code == 302
+    office = client_at(app, "10.4.0.2")
+    login(office, "office")
+    assert "登录异常" in office.get("/inbox").get_data(as_text=True)
+
+
+def test_anonymous_failures_write_a_bounded_clean_audit_trail(app):
+    from models import AuditEntry
+
+    app.config["LOGIN_AUDIT_LIMIT"] = "3 per hour"
+    attacker = client_at(app, "203.0.113.50")
+    names = ["evil\u202enimda\x07", "x1", "x2", "x3", "x4"]
+    for name in names:
+        assert post_login(attacker, name, "guess-123").status_code == 401
+    too_long = post_login(attacker, "a" * 65, "guess-123")        # refused by the form: nothing written
+    assert too_long.status_code == 200
+    with app.app_context():
+        entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "login_failed")
+                                     .order_by(AuditEntry.seq)).all()
+        assert [e.username for e in entries] == ["evilnimda", "x1", "x2"]
+        assert all(e.ip == "203.0.113.50" for e in entries)
+        assert entries[-1].details == {"note": "此后本时段内来自该地址的登录失败不再逐条记录"}
+    # Another client's failures are still written.
+    post_login(client_at(app, "10.5.0.1"), "u05.leader", "typo-1234")
+    assert audit_actions(app, "u05.leader") == ["login_failed"]
+
+
+def test_login_counters_are_shared_through_the_database(app):
+    """Two app instances on one database (two gunicorn workers) see the same counts."""
+    from tests.conftest import make_app
+
+    other_worker = make_app(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path).parent)
+    attacker_1 = client_at(app, "203.0.113.60")
+    attacker_2 = client_at(other_worker, "203.0.113.60")
+    for client in (attacker_1, attacker_2, attacker_1, attacker_2, attacker_1):
+        assert post_login(client, "u06.leader", "guess-123").status_code == 401
+    assert post_login(attacker_2, "u06.leader", "guess-123").status_code == 429
+    with other_worker.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_database_storage_keeps_fixed_windows(app):
+    """The ``limits`` storage behind Flask-Limiter (auth/ratelimit.py), on this backend."""
+    from auth.ratelimit import DatabaseStorage, limiter
+    from models import RateLimitCounter
+
+    storage = DatabaseStorage("luoshi-db://")
+    assert isinstance(limiter.storage, DatabaseStorage)             # what the app was configured with
+    with app.test_request_context():
+        assert storage.get("k") == 0 and storage.check()
+        assert [storage.incr("k", 60) for _ in range(3)] == [1, 2, 3]
+        assert storage.incr("k", 60, amount=2) == 5 and storage.get("k") == 5
+        assert time.time() + 55 < storage.get_expiry("k") <= time.time() + 60
+        db.session.commit()
+        # A window that ran out starts again from the hit, with a new expiry.
+        db.session.execute(RateLimitCounter.__table__.update().values(expires_at=time.time() - 1))
+        assert storage.get("k") == 0
+        assert storage.incr("k", 60) == 1
+        # Counters dead for over a day go when a new window starts; live ones stay.
+        db.session.add(RateLimitCounter(key="old", count=9, expires_at=time.time() - 2 * 86400))
+        db.session.flush()
+        assert storage.incr("new", 60) == 1
+        assert set(db.session.scalars(select(RateLimitCounter.key))) == {"k", "new"}
+        storage.clear("k")
+        assert storage.get("k") == 0
+        db.session.commit()
 
 
 # ---------------------------------------------------------------- sessions
@@ -235,6 +397,199 @@ def test_logged_in_posts_without_csrf_token_change_nothing(app, client):
     after = get_user(app, "u08.staff")
     assert (after.password_hash, after.session_version) == (before.password_hash, before.session_version)
     assert is_logged_in(client)
+
+
+def _shift_session(client, **seconds_ago) -> None:
+    """Move the session's own clock back (the cookie is re-signed by the app's key)."""
+    from auth.session import LOGIN_AT, SEEN
+
+    keys = {"login_at": LOGIN_AT, "seen": SEEN}
+    with client.session_transaction() as sess:
+        for name, ago in seconds_ago.items():
+            sess[keys[name]] = int(time.time()) - ago
+
+
+def _ended_with(client, message: str) -> None:
+    response = client.get("/plans/", follow_redirects=True)
+    assert response.request.path == "/auth/login"
+    assert message in flashed(response), flashed(response)
+    assert not is_logged_in(client)
+
+
+def test_sessions_end_eight_hours_after_sign_in_however_busy(app):
+    from auth.session import LOGIN_AT
+
+    client = client_at(app, "10.6.0.1")
+    login(client, "u07.staff")
+    with client.session_transaction() as sess:
+        signed_in_at = sess[LOGIN_AT]
+    assert is_logged_in(client) and is_logged_in(client)
+    with client.session_transaction() as sess:
+        assert sess[LOGIN_AT] == signed_in_at                    # using it does not extend it
+    _shift_session(client, login_at=8 * 3600 - 60, seen=10)
+    assert is_logged_in(client)                                   # a minute left
+    _shift_session(client, login_at=8 * 3600 + 1, seen=10)
+    _ended_with(client, "登录已超过 8 小时，为安全起见请重新登录。")
+    # The limit follows SESSION_HOURS.
+    app.config["SESSION_HOURS"] = 2
+    login(client, "u07.staff")
+    _shift_session(client, login_at=2 * 3600 + 1, seen=10)
+    _ended_with(client, "登录已超过 2 小时，为安全起见请重新登录。")
+
+
+def test_idle_sessions_end(app):
+    client = client_at(app, "10.6.0.2")
+    login(client, "u07.leader")
+    assert app.config["SESSION_IDLE_MINUTES"] == 120
+    _shift_session(client, seen=119 * 60)
+    assert is_logged_in(client)                                   # and that request counts as activity
+    _shift_session(client, seen=119 * 60)
+    assert is_logged_in(client)
+    _shift_session(client, seen=120 * 60 + 1)
+    _ended_with(client, "您已 120 分钟未操作，为安全起见已自动退出，请重新登录。")
+    app.config["SESSION_IDLE_MINUTES"] = 0                        # 0: no idle limit
+    login(client, "u07.leader")
+    _shift_session(client, seen=5 * 3600)
+    assert is_logged_in(client)
+
+
+MOVED = "检测到该登录会话在另一浏览器或网络地址上使用，为安全起见已结束该会话，请重新登录。"
+
+
+@pytest.mark.parametrize("address,agent,forwarded", [
+    ("10.9.9.9", "Mozilla/5.0 (victim)", None),                 # another address
+    ("10.7.0.1", "curl/8.0", None),                             # another browser
+    ("10.9.9.9", "Mozilla/5.0 (victim)", "10.7.0.1"),           # claiming the victim's address
+])
+def test_a_copied_cookie_used_elsewhere_ends_that_session(app, address, agent, forwarded):
+    victim = client_at(app, "10.7.0.1", "Mozilla/5.0 (victim)")
+    login(victim, "u08.leader")
+    thief = client_at(app, address, agent)
+    if forwarded:
+        thief.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded
+    thief.set_cookie("session", _session_cookie(victim))
+    _ended_with(thief, MOVED)
+    assert is_logged_in(victim)                                   # the victim's own browser goes on
+
+
+def test_binding_can_be_relaxed_to_the_browser(app):
+    app.config["SESSION_BIND"] = "agent"
+    user = client_at(app, "10.7.0.2", "Mozilla/5.0 (laptop)")
+    login(user, "u08.staff")
+    user.environ_base["REMOTE_ADDR"] = "10.7.0.3"                # same browser, new address (Wi-Fi → cable)
+    assert is_logged_in(user)
+    user.environ_base["HTTP_USER_AGENT"] = "curl/8.0"
+    _ended_with(user, MOVED)
+
+
+def test_behind_trusted_proxies_the_forwarded_address_counts(databases, tmp_path):
+    from tests.conftest import make_app
+
+    url = databases.clone("seed", tmp_path)
+    app = make_app(url, tmp_path, TRUSTED_PROXIES=1)
+    try:
+        def via_proxy(client_address: str):
+            client = client_at(app, "10.0.0.254")                  # every request comes from the proxy
+            client.environ_base["HTTP_X_FORWARDED_FOR"] = client_address
+            return client
+
+        alice = via_proxy("172.16.0.5")
+        login(alice, "u09.leader")
+        with app.app_context():
+            from models import AuditEntry
+            ip = db.session.scalar(select(AuditEntry.ip).where(AuditEntry.action == "login"))
+        assert ip == "172.16.0.5"
+        thief = via_proxy("172.16.0.66")
+        thief.set_cookie("session", _session_cookie(alice))
+        _ended_with(thief, MOVED)
+        # The back-off is per real client too: one guesser behind the proxy does not block the others.
+        for _ in range(5):
+            post_login(thief, "u09.staff", "guess-123")
+        assert post_login(thief, "u09.staff", DEMO_PASSWORD).status_code == 429
+        assert post_login(via_proxy("172.16.0.7"), "u09.staff", DEMO_PASSWORD).status_code == 302
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        databases.drop(url)
+
+
+# ---------------------------------------------------------------- a database that refuses writes
+
+@pytest.fixture
+def read_only(app, databases):
+    """Make the test's database refuse writes, as a read-only mount, a full disk
+    or a read-only replica would: SQLite with PRAGMA query_only, PostgreSQL with
+    default_transaction_read_only. Call it to switch; it switches back at the end."""
+    from sqlalchemy import event, text
+    from sqlalchemy.engine import make_url
+
+    state = {}
+
+    def _query_only(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA query_only = ON")
+
+    def switch(on: bool = True):
+        with app.app_context():
+            engine = db.engine
+            if engine.dialect.name == "sqlite":
+                if on:
+                    event.listen(engine, "connect", _query_only)
+                elif event.contains(engine, "connect", _query_only):
+                    event.remove(engine, "connect", _query_only)
+            else:
+                dbname = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
+                with databases.admin.connect() as conn:
+                    conn.execute(text(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = '
+                                      + ("on" if on else "off")))
+            db.session.remove()
+            engine.dispose()                                      # new connections take the setting
+        state["on"] = on
+
+    yield switch
+    if state.get("on"):
+        switch(False)
+
+
+def test_login_on_a_read_only_database_is_a_503_and_signs_nobody_in(app, client, read_only):
+    from models import AuditEntry
+
+    with app.app_context():
+        entries = db.session.scalar(select(func.count(AuditEntry.id)))
+    token = csrf_token(client, "/auth/login")
+    read_only()
+    response = client.post("/auth/login", data={"csrf_token": token, "username": "u10.staff",
+                                                "password": DEMO_PASSWORD})
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert "暂时无法保存" in page and "数据库暂时不能写入" in page and "系统错误" not in page
+    with client.session_transaction() as sess:
+        assert "_user_id" not in sess
+    assert not is_logged_in(client)
+    # A wrong password is refused the same way: nothing can be counted, so nothing is decided.
+    assert post_login(client, "u10.staff", "wrong-password1").status_code == 503
+    read_only(False)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(AuditEntry.id))) == entries
+    assert post_login(client, "u10.staff", DEMO_PASSWORD).status_code == 302
+    assert audit_actions(app, "u10.staff") == ["login"]
+
+
+def test_any_write_on_a_read_only_database_is_a_chinese_503(app, read_only):
+    from models import Unit
+
+    office = client_at(app, "10.8.0.1")
+    login(office, "office")
+    token = csrf_token(office, "/admin/units")
+    read_only()
+    assert office.get("/admin/units").status_code == 200          # reading still works
+    response = office.post("/admin/units/new", data={"csrf_token": token, "name": "区档案馆", "kind": "center"})
+    assert response.status_code == 503
+    assert "数据库暂时不能写入" in response.get_data(as_text=True)
+    read_only(False)
+    with app.app_context():
+        assert db.session.scalar(select(Unit).where(Unit.name == "区档案馆")) is None
+    assert is_logged_in(office)
 
 
 # ---------------------------------------------------------------- configuration

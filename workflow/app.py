@@ -32,6 +32,11 @@ def create_app(config: Config | dict | None = None) -> Flask:
         config, "MAX_CONTENT_LENGTH", None)
     if explicit is None:
         app.config["MAX_CONTENT_LENGTH"] = (int(app.config["MAX_UPLOAD_MB"]) + 1) * 1024 * 1024
+    # Likewise the cookie's lifetime follows SESSION_HOURS (auth/session.py
+    # enforces the limit itself; this only tells the browser).
+    if (config.get("PERMANENT_SESSION_LIFETIME") if isinstance(config, dict) else getattr(
+            config, "PERMANENT_SESSION_LIFETIME", None)) is None:
+        app.config["PERMANENT_SESSION_LIFETIME"] = int(app.config["SESSION_HOURS"]) * 3600
 
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
@@ -64,6 +69,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
     # Ids from URLs fit the database's integer: a larger number is a 404, not an overflow.
     app.url_map.converters["int"] = BoundedIntConverter
     _install_request_hooks(app)
+    from auth.ratelimit import limiter
+
+    limiter.init_app(app)
+    _trust_proxies(app)
     app.register_blueprint(auth_bp)
     register_blueprints(app)
     register_cli(app)
@@ -108,6 +117,18 @@ def _install_request_hooks(app: Flask) -> None:
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
         return response
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, the client address is the one the
+    outermost trusted proxy saw (X-Forwarded-For, counted from the right);
+    without, the header is the client's own claim and is ignored. Rate limits
+    and the session binding (auth/) rely on request.remote_addr being right."""
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
 def write_transactions(enabled: bool = True) -> None:

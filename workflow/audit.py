@@ -19,8 +19,9 @@ from workflow.timeutil import utcnow
 GENESIS = "0" * 64
 
 ACTION_LABELS = {
+    # login_locked / account_locked: written before 2026-12 by the old account lockout; kept so old entries read.
     "login": "登录", "login_failed": "登录失败", "login_locked": "锁定期间尝试登录",
-    "account_locked": "账号锁定", "logout": "退出", "password_changed": "修改密码",
+    "account_locked": "账号锁定", "login_alert": "登录异常提醒", "logout": "退出", "password_changed": "修改密码",
     "user_created": "新建用户", "user_updated": "修改用户", "unit_created": "新建单位",
     "unit_updated": "修改单位", "alias_added": "新增别名", "alias_removed": "删除别名",
     "plan_imported": "导入方案", "transition": "状态变更", "task_state": "任务状态随分工变化", "evidence_removed": "撤回佐证材料", "evidence_added": "添加佐证材料",

@@ -34,14 +34,35 @@ class Config:
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 20)
     NEAR_DUE_DAYS = _int("NEAR_DUE_DAYS", 14)
     PER_PAGE = _int("PER_PAGE", 30)
-    # Sessions expire; a password change or logout ends them (see auth/)
-    PERMANENT_SESSION_LIFETIME = _int("SESSION_HOURS", 8) * 3600
+    # Sessions (auth/session.py, docs/security.md): they end SESSION_HOURS
+    # after sign-in whatever happens, after SESSION_IDLE_MINUTES without a
+    # request, on logout or password change, and when used from another
+    # browser or address (SESSION_BIND: "agent+address", "agent" or "none").
+    SESSION_HOURS = _int("SESSION_HOURS", 8)
+    SESSION_IDLE_MINUTES = _int("SESSION_IDLE_MINUTES", 120)
+    SESSION_BIND = os.environ.get("SESSION_BIND", "agent+address")
+    PERMANENT_SESSION_LIFETIME = SESSION_HOURS * 3600   # the cookie's own expiry
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_DURATION = 0
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime already bounds the token
-    LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)
-    LOGIN_LOCK_MINUTES = _int("LOGIN_LOCK_MINUTES", 15)
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are
+    # believed (werkzeug ProxyFix). 0: the TCP peer is the client, and the
+    # header, which anyone can send, is ignored.
+    TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+    # Sign-in limits (auth/views.py, docs/security.md), in the notation of the
+    # ``limits`` library; counters live in RATELIMIT_STORAGE_URI.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "luoshi-db://")
+    RATELIMIT_STRATEGY = "fixed-window"
+    RATELIMIT_HEADERS_ENABLED = False
+    # Every login POST from one client address.
+    LOGIN_CLIENT_LIMIT = os.environ.get("LOGIN_CLIENT_LIMIT", "30 per 10 minutes; 100 per hour")
+    # Failed attempts from one client address for one user name: that pair waits.
+    LOGIN_BACKOFF = os.environ.get("LOGIN_BACKOFF", "5 per 15 minutes; 10 per hour; 20 per day")
+    # Failed attempts for one account from all clients before office admins are told.
+    LOGIN_ALERT = os.environ.get("LOGIN_ALERT", "20 per hour")
+    # Failed attempts from one client address that are written to the audit trail.
+    LOGIN_AUDIT_LIMIT = os.environ.get("LOGIN_AUDIT_LIMIT", "10 per hour")
 
     def __init__(self) -> None:
         self.MAX_CONTENT_LENGTH = (self.MAX_UPLOAD_MB + 1) * 1024 * 1024

@@ -40,8 +40,8 @@ KIND_LABELS = report_data.KIND_LABELS
 STATUS_LABELS = {"pending": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
 # Audit actions that change nothing a report shows; everything else (including
 # actions added later that this list does not know) counts as a data change.
-NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "logout", "password_changed",
-                    "report_generated")
+NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "login_alert", "logout",
+                    "password_changed", "report_generated")
 # A job not finished after this long died with its process (restart, crash).
 STALE_AFTER = timedelta(minutes=30)
 CLI_USERNAME = "cli"

@@ -110,8 +110,6 @@ def edit_user(user_id: int):
                 diff["unit"] = {"old": names.get(diff["unit_id"]["old"]), "new": names.get(diff["unit_id"]["new"])}
             if password:
                 user.password_hash = hash_password(password)
-                user.failed_logins = 0
-                user.locked_until = None
                 diff["password"] = "reset"   # never the password itself
             ends_sessions = bool({"role", "active", "password"} & diff.keys())
             if ends_sessions:

@@ -16,16 +16,33 @@ from wtforms import BooleanField, DateField, IntegerField, PasswordField, Select
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from models import Role, UnitKind
+from workflow.text import clean_line, clean_text
 
 _ZH = get_translations(["zh"])
 
 
 class FlaskForm(_FlaskForm):
-    """Built-in WTForms messages ("Not a valid integer value.") in Chinese too."""
+    """The base of every form (auth/forms.py too): built-in WTForms messages
+    ("Not a valid integer value.") in Chinese, and text without bidi overrides
+    or control characters (workflow/text.py), removed before any validator or
+    view sees it: a multi-line field (TextAreaField) keeps its line breaks, any
+    other text field becomes one line. Passwords are left exactly as typed."""
 
     class Meta:
         def get_translations(self, form):
             return _ZH
+
+        def bind_field(self, form, unbound_field, options):
+            cleaner = _cleaner_for(unbound_field.field_class)
+            if cleaner is not None:
+                options = dict(options, filters=(cleaner, *unbound_field.kwargs.get("filters", ())))
+            return unbound_field.bind(form=form, **options)
+
+
+def _cleaner_for(field_class):
+    if not issubclass(field_class, StringField) or issubclass(field_class, PasswordField):
+        return None
+    return clean_text if issubclass(field_class, TextAreaField) else clean_line
 
 
 VERSION_MESSAGE = "页面数据不完整（缺少版本号），请刷新页面后重试。"

@@ -15,7 +15,7 @@ from .helpers import safe_next
 bp = Blueprint("inbox", __name__)
 
 KIND_LABELS = {"submitted": "待核验", "returned": "被退回", "urged": "催办", "verified": "已核验",
-               "closed": "已办结", "reopened": "重新打开", "report": "报告"}
+               "closed": "已办结", "reopened": "重新打开", "report": "报告", "login_alert": "登录异常"}
 
 
 @bp.app_context_processor
