@@ -696,7 +696,7 @@ def test_a_backup_of_an_older_schema_restores_and_asks_for_an_upgrade(fresh, tmp
     from models import AuditEntry
 
     old = fresh("old")
-    code, out = invoke(old, "db", "upgrade", "8969e80b8572")     # one revision before the head
+    code, out = invoke(old, "db", "upgrade", "8969e80b8572")     # an older revision than the head
     assert code == 0, out
     target = tmp_path / "old.tar"
     code, out = invoke(old, "backup", "create", str(target))
