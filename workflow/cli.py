@@ -1,4 +1,4 @@
-"""Admin commands: flask plan …, flask demo, flask audit …, flask user …"""
+"""Admin commands: flask plan …, flask demo, flask audit …, flask backup …, flask user …"""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from workflow.extensions import db
 
 plan_cli = AppGroup("plan", help="导入、导出实施方案。")
 audit_cli = AppGroup("audit", help="审计链。")
+backup_cli = AppGroup("backup", help="备份与恢复（数据库、佐证材料和报告文件，见 docs/backup.md）。")
 storage_cli = AppGroup("storage", help="佐证材料、报告存档与待确认导入文件。")
 
 
@@ -95,6 +97,98 @@ def audit_verify():
     click.echo(f"审计链完整：{count} 条记录，链尾哈希 {audit.head_hash()}")
 
 
+@backup_cli.command("create")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_create(path: Path):
+    """备份数据库、佐证材料和报告文件到一个归档文件（应用可照常运行）。"""
+    from workflow import backup
+
+    try:
+        created = backup.create(path)
+    except backup.BackupError as exc:
+        raise click.ClickException(exc.message) from None
+    except OperationalError as exc:
+        raise click.ClickException(f"无法访问数据库，未写入备份：{exc.orig or exc}") from None
+    click.echo(f"已创建备份：{created.path}（{created.size} 字节，sha256 {created.sha256}）")
+    for line in backup.describe_manifest(created.manifest):
+        click.echo(line)
+    if created.missing:
+        for line in backup.describe_missing(created.manifest):
+            click.echo(line, err=True)
+        click.echo(f"✗ 警告：数据库引用的 {len(created.missing)} 个文件未能备份（已记入清单 manifest.json 的 missing），"
+                   f"备份的其余部分完整。请查明原因。", err=True)
+        sys.exit(3)
+
+
+@backup_cli.command("verify")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_verify(path: Path):
+    """校验备份文件是否完整未被改动（不恢复）。"""
+    from workflow import backup
+
+    try:
+        verified = backup.verify_archive(path)
+    except backup.BackupError as exc:
+        for problem in exc.problems:
+            click.echo(f"✗ {problem}", err=True)
+        click.echo(exc.message, err=True)
+        sys.exit(1)
+    manifest = verified.manifest
+    click.echo(f"备份完整：{verified.path}（{verified.size} 字节，sha256 {verified.sha256}），"
+               f"{len(manifest['members'])} 个文件的 sha256 均相符。")
+    for line in backup.describe_manifest(manifest):
+        click.echo(line)
+    for line in backup.describe_missing(manifest):
+        click.echo(line, err=True)
+
+
+@backup_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_restore(path: Path):
+    """把备份恢复到一个空的实例（先校验整个备份，再写入）。恢复期间请停止应用。"""
+    from workflow import backup
+
+    try:
+        restored = backup.restore(path)
+    except backup.BackupError as exc:
+        for problem in exc.problems:
+            click.echo(f"✗ {problem}", err=True)
+        click.echo(exc.message, err=True)
+        sys.exit(1)
+    except OperationalError as exc:
+        click.echo(f"无法访问目标数据库：{exc.orig or exc}", err=True)
+        sys.exit(1)
+    manifest = restored.manifest
+    head = manifest["audit_head"]
+    click.echo(f"已从备份恢复：{restored.verified.path}（sha256 {restored.verified.sha256}）")
+    for line in backup.describe_manifest(manifest):
+        click.echo(line)
+    click.echo(f"  已恢复：数据库（{backup.BACKEND_LABELS[manifest['backend']]}），佐证材料文件 "
+               f"{restored.evidence_files} 个、报告文件 {restored.report_files} 个，sha256 均已核对。")
+    when = backup.local_time(manifest["snapshot_at"], f"（北京时间，{backup.age(manifest['snapshot_at'])}）")
+    click.echo(f"  注意：恢复的是 {when}的数据；此后的一切改动（审计链第 {head['seq']} 条之后的记录）都不在其中。")
+    for line in backup.describe_missing(manifest):
+        click.echo(line.replace("未能备份", "在备份时已缺失，未能恢复"), err=True)
+    failed = False
+    for message in restored.count_mismatches:
+        click.echo(f"✗ 行数与备份清单不符：{message}", err=True)
+        failed = True
+    if restored.audit_problems:
+        for p in restored.audit_problems:
+            click.echo(f"✗ {p.message}", err=True)
+        click.echo(f"✗ 审计链校验失败：{len(restored.audit_problems)} 处问题。未追加恢复记录。", err=True)
+        failed = True
+    else:
+        click.echo(f"  审计链校验完整：恢复后的链头与备份时一致（第 {head['seq']} 条，{head['hash']}）。")
+    if not restored.schema_current:
+        click.echo(f"  数据库结构为旧版本 {manifest.get('alembic_revision')}：请运行 flask db upgrade。"
+                   f"升级前未追加恢复记录。", err=True)
+    if restored.audit_entry_seq is not None:
+        click.echo(f"  已追加审计记录“从备份恢复”（第 {restored.audit_entry_seq} 条），记下备份的时间和链头。")
+    if failed:
+        sys.exit(2)
+
+
 @storage_cli.command("check")
 @click.option("--clean", is_flag=True, help="删除没有任何记录引用的文件（被引用的文件绝不删除）。")
 @click.option("--no-hashes", is_flag=True, help="不逐个核对文件内容的哈希（更快）。")
@@ -152,6 +246,7 @@ def demo(seed_path: Path | None):
 def register_cli(app: Flask) -> None:
     app.cli.add_command(plan_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(backup_cli)
     app.cli.add_command(storage_cli)
     app.cli.add_command(demo)
     from workflow.reports.cli import report_cli
