@@ -211,9 +211,10 @@ class InvalidPlace:
     def hex(self) -> str:
         return " ".join(f"0x{b:02X}" for b in self.raw[:8]) + (" …" if len(self.raw) > 8 else "")
 
-    def describe(self, mark: str | None = None) -> str:
+    def describe(self, mark: str | None = None, with_line: bool = True) -> str:
         shown = mark if mark is not None else f"[{self.hex}]"
-        return (f"第{self.line}行第{self.column}列（字节偏移 {self.offset}）：无效字节 {self.hex}，"
+        where = f"第{self.line}行第{self.column}列" if with_line else f"第{self.column}列"
+        return (f"{where}（字节偏移 {self.offset}）：无效字节 {self.hex}，"
                 f"前后文字“{self.before}{shown}{self.after}”")
 
 
@@ -291,7 +292,7 @@ def _utf8_with_errors(text: str, runs: list[re.Match], base: int, replace_invali
         places.append(InvalidPlace(line, run.start() - line_start + 1, offset, raw, before, after))
     if not replace_invalid:
         raise InvalidBytesError(places, len(runs))
-    notes = [DraftWarning("replaced_bytes", p.describe(mark=REPLACEMENT) + f"，已替换为“{REPLACEMENT}”", p.line)
+    notes = [DraftWarning("replaced_bytes", p.describe(mark=REPLACEMENT, with_line=False) + f"，已替换为“{REPLACEMENT}”", p.line)
              for p in places]
     if len(runs) > len(places):
         notes.append(DraftWarning("replaced_bytes", f"另有 {len(runs) - len(places)} 处无效字节已替换为“{REPLACEMENT}”",
