@@ -1,6 +1,7 @@
 """Mutation fuzz of the importer: whatever the review accepts must import.
 
-    .venv/bin/python bench/import_fuzz.py [--count 400] [--seed 7] [--database-url URL] [-v]
+    .venv/bin/python bench/import_fuzz.py [--count 400] [--seed 7] [--database-url URL]
+                                          [--preload-seed] [-v]
 
 Builds documents of several shapes (the seed compilation, the other office's
 compilation in tests/fixtures, and .docx files built from both), mutates them
@@ -360,7 +361,7 @@ def run_case(case: Case, replace_invalid: bool = False) -> Outcome:
         db.session.rollback()
 
 
-def make_app(database_url: str | None, folder: Path):
+def make_app(database_url: str | None, folder: Path, preload_seed: bool = False):
     from flask_migrate import upgrade
 
     from workflow.app import create_app
@@ -373,6 +374,11 @@ def make_app(database_url: str | None, folder: Path):
     app.instance_path = str(folder / "instance")
     with app.app_context():
         upgrade()
+        if preload_seed:
+            # Reviews then meet existing units, aliases, sections and a plan of the same title.
+            from workflow.importer import service
+
+            service.confirm(service.review_upload(SEED.read_bytes(), SEED.name))
     return app
 
 
@@ -381,13 +387,15 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--preload-seed", action="store_true",
+                        help="import the seed first (committed), so documents meet a populated database")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every traceback in full")
     args = parser.parse_args(argv)
 
     import logging
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        app = make_app(args.database_url, Path(tmp))
+        app = make_app(args.database_url, Path(tmp), args.preload_seed)
         started = time.perf_counter()
         documents = cases(args.count, args.seed)
         outcomes: list[Outcome] = []
@@ -403,7 +411,8 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - started
 
     results = Counter(o.result for o in outcomes)
-    print(f"importer mutation fuzz  (seed {args.seed}, {elapsed:.1f} s)")
+    print(f"importer mutation fuzz  (seed {args.seed}, {elapsed:.1f} s"
+          f"{', database preloaded with the seed' if args.preload_seed else ''})")
     print(f"  documents tried        {len(documents)}  (runs: {len(outcomes)}, incl. re-reads with replacement characters)")
     print(f"  refused with a message {results['refused']}")
     print(f"  imported               {results['imported']}")

@@ -213,7 +213,7 @@ def test_mutated_documents_are_imported_or_refused_never_a_traceback(app):
     fuzz = _fuzz()
     with app.app_context():
         outcomes = []
-        for case in fuzz.cases(60, seed=20260):
+        for case in fuzz.cases(50, seed=20260):
             outcome = fuzz.run_case(case)
             if outcome.result == "refused" and "替换字符" in outcome.message:
                 outcomes.append(fuzz.run_case(case, replace_invalid=True))
@@ -310,6 +310,10 @@ def test_bidi_overrides_and_controls_do_not_reach_the_database(app, seed_bytes):
     with app.app_context():
         rv = review(app, changed.encode("utf-8"))
         assert rv.accepted, rv.problems
+        # The office is told where text was changed.
+        warned = {w.line for w in rv.warnings if w.code == "invisible_chars"}
+        assert line_of(changed, changed.index(spoofed)) in warned
+        assert line_of(changed, changed.index("\x07")) in warned
         service.confirm(rv)
         names = [u.name for u in db.session.scalars(select(Unit))]
         assert name in names

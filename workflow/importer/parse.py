@@ -155,14 +155,28 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
     decoding (bytes replaced) that join the draft's."""
     if not text or not text.strip():
         raise DocumentError("文件内容为空，没有可导入的内容。")
-    lines = [clean_text(line.replace("\f", " ").replace("\v", " "))
-             for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines, notes = [], list(notes or [])
+    for no, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        line = clean_text(raw.replace("\f", " ").replace("\v", " "))
+        if (removed := _VISIBLE_REMOVAL.findall(raw)) and len(notes) < _INVISIBLE_NOTES:
+            # Zero-width spaces and stray BOMs are Word's noise; bidi overrides and
+            # control characters change what the text shows: the office should know.
+            codes = "、".join(dict.fromkeys(f"U+{ord(c):04X}" for c in removed))
+            notes.append(DraftWarning("invisible_chars", f"第{no}行：删除了 {len(removed)} 个控制字符或"
+                                      f"文字方向控制符（{codes}）", no))
+        lines.append(line)
     if not any(line.strip() for line in lines):
         raise DocumentError("文件内容为空，没有可导入的内容。")
     draft = _Assembler(_build_blocks(_classify(lines)), len(lines)).run()
     if notes:
-        draft.warnings = sorted(list(notes) + draft.warnings, key=lambda w: (w.line or 0))
+        draft.warnings = sorted(notes + draft.warnings, key=lambda w: (w.line or 0))
     return draft
+
+
+#: Removed by clean_text and worth a warning: bidi controls and C0/C1 controls.
+_VISIBLE_REMOVAL = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
+                              "\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_INVISIBLE_NOTES = 100
 
 
 def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False) -> Draft:
@@ -263,7 +277,10 @@ def _decode(data: bytes, filename: str, replace_invalid: bool = False
                 try:
                     text = payload.decode("gb18030")
                 except UnicodeDecodeError:
-                    raise DocumentError(_UNREADABLE) from None
+                    # Not GB18030 either: a UTF-8 text badly damaged still says where.
+                    if valid < 2 * len(runs):
+                        raise DocumentError(_UNREADABLE) from None
+                    text, notes = _utf8_with_errors(text, runs, 3 if bom else 0, replace_invalid)
     if _looks_binary(text):
         raise DocumentError(_UNREADABLE)
     return text, notes
@@ -304,7 +321,7 @@ def _looks_binary(text: str) -> bool:
     """Control characters (other than line breaks, tabs and page breaks) do not occur
     in documents; a stray one or two are damage, many mean a binary file."""
     controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f\v")
-    return controls > max(2, len(text) // 1000)
+    return controls > max(10, len(text) // 200)
 
 
 #: A compilation's .docx unpacks to a few MB; anything far larger is a zip bomb.
