@@ -199,7 +199,9 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
     }
     return Review(draft=draft, sha256=sha, filename=filename, counts=counts,
                   warnings=plan_warnings + list(draft.warnings) + unit_warnings, units=units,
-                  existing_plan_id=existing_id, problems=writability_problems(draft, units, filename))
+                  existing_plan_id=existing_id,
+                  # A file already imported is not written again: nothing to check.
+                  problems=[] if existing_id else writability_problems(draft, units, filename))
 
 
 # ------------------------------------------------------------------ what the write relies on
@@ -227,12 +229,16 @@ def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[D
     def problem(code: str, message: str, line: int | None = None, item: str | None = None):
         problems.append(DraftWarning(code, message, line, item))
 
+    reported: set[str] = set()      # a value too long is named once, at its first place
+
     def too_long(model, column: str, value: str | None, what: str, line: int | None = None,
                  item: str | None = None) -> bool:
         limit = _limit(model, column)
         if value is not None and limit is not None and len(value) > limit:
-            shown = value if len(value) <= 40 else value[:40] + "…"
-            problem("too_long", f"{what}过长（{len(value)} 字，最多 {limit} 字）：“{shown}”", line, item)
+            if value not in reported:
+                reported.add(value)
+                shown = value if len(value) <= 40 else value[:40] + "…"
+                problem("too_long", f"{what}过长（{len(value)} 字，最多 {limit} 字）：“{shown}”", line, item)
             return True
         return False
 
@@ -278,6 +284,7 @@ def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[D
             too_long(Contact, "name", c.name, f"第{d.number}项的联系人", last, d.number)
             too_long(Contact, "phone", c.phone, f"第{d.number}项的联系电话", last, d.number)
         for name in d.owner_units:
+            too_long(UnitAlias, "alias", name, f"第{d.number}项的牵头单位名称", last, d.number)
             too_long(Unit, "name", units.canonical.get(name, name), f"第{d.number}项的牵头单位名称", last, d.number)
         for t in d.tasks:
             where = f"第{d.number}项 {'工作任务' if t.kind == 'task' else '保障措施'}第{t.seq}条"
@@ -288,19 +295,14 @@ def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[D
             for name in t.lead_units + t.responsible_units:
                 if name not in units.canonical:
                     problem("bad_reference", f"{where}：单位“{name}”未能识别", tline, d.number)
-                else:
+                else:       # the name as written (kept as an alias) and the unit it names
+                    too_long(UnitAlias, "alias", name, f"{where}的单位名称", tline, d.number)
                     too_long(Unit, "name", units.canonical[name], f"{where}的单位名称", tline, d.number)
             for section in t.sections:
                 too_long(Section, "name", section, f"{where}的责任科室名称", tline, d.number)
     for alias in units.new_aliases:
         too_long(UnitAlias, "alias", alias, "单位别名")
-    # One unit name too long is named once, at its first place.
-    unique: list[DraftWarning] = []
-    for p in problems:
-        if p.code != "too_long" or not any(q.code == "too_long" and q.message.split("：", 1)[-1]
-                                           == p.message.split("：", 1)[-1] for q in unique):
-            unique.append(p)
-    return sorted(unique, key=lambda p: (p.line or 0))
+    return sorted(problems, key=lambda p: (p.line or 0))
 
 
 def write(rv: Review, user=None):
