@@ -53,10 +53,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from .draft import (Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
-                    DocumentError)
 from workflow.text import clean_text
 
+from .draft import (Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
+                    DocumentError)
 from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
                     looks_like_person, looks_like_section, looks_like_unit, parse_deadline,
                     split_list, split_unit_list, squash, tidy_spaces)
@@ -156,15 +156,21 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
     if not text or not text.strip():
         raise DocumentError("文件内容为空，没有可导入的内容。")
     lines, notes = [], list(notes or [])
+    unreported = 0
     for no, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
-        line = clean_text(raw.replace("\f", " ").replace("\v", " "))
-        if (removed := _VISIBLE_REMOVAL.findall(raw)) and len(notes) < _INVISIBLE_NOTES:
+        lines.append(clean_text(raw.replace("\f", " ").replace("\v", " ")))
+        if removed := _REMOVAL_TO_REPORT.findall(raw):
             # Zero-width spaces and stray BOMs are Word's noise; bidi overrides and
             # control characters change what the text shows: the office should know.
+            if sum(w.code == "invisible_chars" for w in notes) >= _INVISIBLE_NOTES:
+                unreported += 1
+                continue
             codes = "、".join(dict.fromkeys(f"U+{ord(c):04X}" for c in removed))
-            notes.append(DraftWarning("invisible_chars", f"第{no}行：删除了 {len(removed)} 个控制字符或"
+            notes.append(DraftWarning("invisible_chars", f"删除了 {len(removed)} 个控制字符或"
                                       f"文字方向控制符（{codes}）", no))
-        lines.append(line)
+    if unreported:
+        notes.append(DraftWarning("invisible_chars", f"另有 {unreported} 行删除了控制字符或文字方向控制符",
+                                  notes[-1].line))
     if not any(line.strip() for line in lines):
         raise DocumentError("文件内容为空，没有可导入的内容。")
     draft = _Assembler(_build_blocks(_classify(lines)), len(lines)).run()
@@ -174,7 +180,7 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
 
 
 #: Removed by clean_text and worth a warning: bidi controls and C0/C1 controls.
-_VISIBLE_REMOVAL = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
+_REMOVAL_TO_REPORT = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
                               "\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _INVISIBLE_NOTES = 100
 
@@ -208,6 +214,7 @@ UTF8_VALID_PER_INVALID = 20
 _PLACES_SHOWN = 3
 _PLACES_LISTED = 50
 REPLACEMENT = "\ufffd"
+_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 @dataclass
@@ -300,7 +307,7 @@ def _utf8_with_errors(text: str, runs: list[re.Match], base: int, replace_invali
             line_start = scanned + breaks[-1]
         offset += len(segment.encode("utf-8", "surrogateescape"))
         scanned = run.start()
-        line_end = re.compile(r"[\r\n]").search(text, run.end())
+        line_end = _LINE_BREAK.search(text, run.end())
         before = _ESCAPED_RUN.sub(REPLACEMENT, text[max(line_start, run.start() - 15):run.start()])
         after = _ESCAPED_RUN.sub(REPLACEMENT, text[run.end():min(run.end() + 15,
                                                                 line_end.start() if line_end else len(text))])
@@ -319,7 +326,7 @@ def _utf8_with_errors(text: str, runs: list[re.Match], base: int, replace_invali
 
 def _looks_binary(text: str) -> bool:
     """Control characters (other than line breaks, tabs and page breaks) do not occur
-    in documents; a stray one or two are damage, many mean a binary file."""
+    in documents: a few are damage (clean_text removes them), many mean a binary file."""
     controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f\v")
     return controls > max(10, len(text) // 200)
 
