@@ -116,7 +116,8 @@ def upload():
             # Kept, so that the office can choose to read it with replacement characters.
             sha = sha256_of(data)
             _stage(sha, data, filename)
-            form.document.errors.append(exc.message)
+            form.document.errors.append(f"文件按 UTF-8 编码读取，但含有 {exc.total} 处无法识别的字节，"
+                                        "位置见下方。")
             return render_template("plans/upload.html", form=form, invalid=exc,
                                    reread=RereadForm(sha256=sha)), 400
         except service.DocumentError as exc:
