@@ -421,3 +421,25 @@ def test_web_offers_to_read_invalid_bytes_with_replacement(app, office_client, s
     assert "无法识别的字节" in office_client.get(response.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         assert row_counts(db, Plan)["Plan"] == 1
+
+
+def test_an_item_header_repeated_with_nothing_between_is_one_item(app, seed_bytes):
+    """The obvious reading of a header written twice in a row: one item, with a warning."""
+    from models import Item
+    from workflow.importer import service
+
+    text = seed_bytes.decode("utf-8")
+    head = item_heads(text)[4]
+    line_end = text.index("\n", head.start())
+    header = text[head.start():line_end]
+    changed = text[:line_end] + "\n\n" + header + text[line_end:]
+    repeated_line = line_of(text, head.start()) + 2
+    with app.app_context():
+        rv = review(app, changed.encode("utf-8"))
+        assert rv.accepted, rv.problems
+        [warning] = [w for w in rv.warnings if w.code == "repeated_header"]
+        assert warning.line == repeated_line
+        assert rv.counts == review(app, seed_bytes).counts
+        plan = service.confirm(rv)
+        assert db.session.scalar(select(Item).where(Item.plan_id == plan.id, Item.number == head.group(1))
+                                 ).policy_text

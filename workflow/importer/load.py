@@ -92,7 +92,7 @@ WARNING_LABELS = {
     "number_sequence": "编号不连续", "incomplete_item": "事项不完整", "missing_lead": "缺少牵头单位",
     "missing_owner": "缺少牵头联系行", "empty_task": "空条目", "possible_duplicate_plan": "可能重复导入",
     "number_mismatch": "编号不一致", "before_first_chapter": "未分章事项", "replaced_bytes": "替换字符",
-    "invisible_chars": "控制字符",
+    "invisible_chars": "控制字符", "repeated_header": "标题重复",
 }
 
 #: Problems that stop an import (``Review.problems``).

@@ -840,13 +840,24 @@ class _Assembler:
         m = block.match
         n = cn_number(m["n"])
         sub = m["s"] or m["s2"]
+        number = f"{n}-{sub}" if sub else str(n)
+        current = self.item
+        if current is not None and current.number == number and current.chapter == self.chapter \
+                and not current.seen and not current.policy and current.subtitle is None:
+            # The same header twice with nothing between (a page break repeated it):
+            # one item, not two.
+            self.warn("repeated_header", f"第{number}项的标题在第{current.first_line}行和第{block.first}行"
+                      "重复书写，按同一项读取", block.first, number)
+            current.last_line = max(current.last_line, block.lines[-1].no)
+            self._take_rest(block, m)
+            return
         # "第19项政策19—1" right after "第19项": the item being closed is a parent.
         self._close_item(parent_of_next=bool(sub) and self.item is not None
                          and self.item.number == str(n))
         if m["n2"] and int(m["n2"]) != n:
             self.warn("number_mismatch", f"第{block.first}行：条目编号不一致“{block.text}”",
                       block.first, str(n))
-        self.item = _ItemBuilder(f"{n}-{sub}" if sub else str(n), str(n) if sub else None,
+        self.item = _ItemBuilder(number, str(n) if sub else None,
                                  self.chapter, block.first, last_line=block.lines[-1].no)
         self._check_sequence(self.item)
         self._take_rest(block, m)
