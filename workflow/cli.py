@@ -22,24 +22,44 @@ storage_cli = AppGroup("storage", help="佐证材料、报告存档与待确认�
 @plan_cli.command("import")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="只显示审核结果，不写入。")
-def plan_import(path: Path, dry_run: bool):
-    """导入实施方案汇编（.txt UTF-8/GB18030 或 .docx）。"""
+@click.option("--replace-invalid", is_flag=True,
+              help="UTF-8 文本中有无法识别的字节时，以替换字符“\ufffd”读取，并在审核结果中逐处列出。")
+def plan_import(path: Path, dry_run: bool, replace_invalid: bool):
+    """导入实施方案汇编（.txt UTF-8/GB18030 或 .docx）。
+
+    退出码：0 成功（或已导入过、试运行通过）；1 审核发现不能导入的问题；2 文件无法读取或写入失败。"""
     from workflow.importer import service
 
     if not path.exists():
         raise click.ClickException(f"文件不存在：{path}")
     try:
-        rv = service.review_upload(path.read_bytes(), path.name)
+        rv = service.review_upload(path.read_bytes(), path.name, replace_invalid=replace_invalid)
+    except service.InvalidBytesError as exc:
+        click.echo(f"导入失败：{exc.message}", err=True)
+        for place in exc.places:
+            click.echo(f"  {place.describe()}", err=True)
+        if exc.total > len(exc.places):
+            click.echo(f"  另有 {exc.total - len(exc.places)} 处未列出", err=True)
+        click.echo("如需以替换字符读取，请加 --replace-invalid 参数重新运行。", err=True)
+        sys.exit(2)
     except service.DocumentError as exc:
         click.echo(f"导入失败：{exc.message}", err=True)
         sys.exit(2)
     click.echo(rv.as_text())
+    if rv.problems:
+        click.echo(f"导入失败：审核发现 {len(rv.problems)} 处问题，文件不能导入"
+                   f"{'' if dry_run else '，未写入任何数据'}（见上方“不能导入”各行）。", err=True)
+        sys.exit(1)
     if dry_run:
         click.echo("（试运行：未写入任何数据）")
         return
     if rv.already_imported:
         return
-    plan = service.confirm(rv, user=None)
+    try:
+        plan = service.confirm(rv, user=None)
+    except service.DocumentError as exc:
+        click.echo(f"导入失败：{exc.message}", err=True)
+        sys.exit(2)
     click.echo(f"已导入：方案编号 {plan.id}，{rv.counts['items']} 个事项，"
                f"{rv.counts['tasks'] + rv.counts['measures']} 条任务。")
 

@@ -35,10 +35,23 @@ class Review:
     warnings: list[DraftWarning]
     units: UnitPlan
     existing_plan_id: int | None = None
+    #: What stops the import: each names its line. Not empty → nothing can be written.
+    problems: list[DraftWarning] = field(default_factory=list)
 
     @property
     def already_imported(self) -> bool:
         return self.existing_plan_id is not None
+
+    @property
+    def accepted(self) -> bool:
+        return not self.problems
+
+    def problems_text(self, limit: int | None = None) -> str:
+        shown = self.problems if limit is None else self.problems[:limit]
+        text = "；".join(_where(p) + p.message for p in shown)
+        if len(self.problems) > len(shown):
+            text += f"；等共 {len(self.problems)} 处"
+        return text
 
     def as_text(self) -> str:
         lines = [f"文件：{self.filename}（sha256 {self.sha256[:16]}…）"]
@@ -46,6 +59,10 @@ class Review:
             lines.append(f"标题：{self.draft.title}")
         if self.already_imported:
             lines.append(f"该文件已导入（方案编号 {self.existing_plan_id}），不会重复导入。")
+        if self.problems:
+            lines.append(f"不能导入：有 {len(self.problems)} 处问题，请修改文件后重新导入：")
+            for p in self.problems:
+                lines.append(f"  [{PROBLEM_LABELS.get(p.code, p.code)}] {_where(p)}{p.message}")
         lines.append("统计：")
         for key, label in COUNT_LABELS.items():
             lines.append(f"  {label}：{self.counts.get(key, 0)}")
@@ -53,9 +70,12 @@ class Review:
             lines.append(f"将新建单位 {len(self.units.new_units)} 个：" + "、".join(self.units.new_units))
         lines.append(f"提示 {len(self.warnings)} 条：")
         for w in self.warnings:
-            where = f"第{w.line}行 " if w.line else ""
-            lines.append(f"  [{WARNING_LABELS.get(w.code, w.code)}] {where}{w.message}")
+            lines.append(f"  [{WARNING_LABELS.get(w.code, w.code)}] {_where(w)}{w.message}")
         return "\n".join(lines)
+
+
+def _where(w: DraftWarning) -> str:
+    return f"第{w.line}行 " if w.line else ""
 
 
 COUNT_LABELS = {
@@ -71,6 +91,14 @@ WARNING_LABELS = {
     "repeated_label": "标签重复", "not_a_unit": "非单位表述", "page_number": "页码",
     "number_sequence": "编号不连续", "incomplete_item": "事项不完整", "missing_lead": "缺少牵头单位",
     "missing_owner": "缺少牵头联系行", "empty_task": "空条目", "possible_duplicate_plan": "可能重复导入",
+    "number_mismatch": "编号不一致", "before_first_chapter": "未分章事项", "replaced_bytes": "替换字符",
+    "invisible_chars": "控制字符", "repeated_header": "标题重复",
+}
+
+#: Problems that stop an import (``Review.problems``).
+PROBLEM_LABELS = {
+    "duplicate_item": "事项编号重复", "duplicate_chapter": "章节编号重复", "too_long": "内容过长",
+    "bad_number": "编号无效", "bad_reference": "结构错误", "bad_deadline_value": "时限矛盾",
 }
 
 
@@ -170,7 +198,111 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
         "incomplete_items": sum(1 for i in draft.items if not i.complete),
     }
     return Review(draft=draft, sha256=sha, filename=filename, counts=counts,
-                  warnings=plan_warnings + list(draft.warnings) + unit_warnings, units=units, existing_plan_id=existing_id)
+                  warnings=plan_warnings + list(draft.warnings) + unit_warnings, units=units,
+                  existing_plan_id=existing_id,
+                  # A file already imported is not written again: nothing to check.
+                  problems=[] if existing_id else writability_problems(draft, units, filename))
+
+
+# ------------------------------------------------------------------ what the write relies on
+
+#: PostgreSQL's INTEGER (chapter numbers are stored as one).
+_INT_MAX = 2 ** 31 - 1
+
+
+def _limit(model, column: str) -> int | None:
+    return getattr(model.__table__.c[column].type, "length", None)
+
+
+def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[DraftWarning]:
+    """Every constraint ``write`` relies on, checked on the draft: a document these
+    accept cannot fail in the database, and each problem names its line.
+
+    Unique chapter and item numbers per plan, items in a chapter of the plan,
+    numbers that fit their columns, every stored string within its column's
+    length (PostgreSQL refuses longer ones; SQLite would keep them), a dated task
+    never long-term."""
+    from models import Chapter, Contact, Item, Plan, Section, Task, Unit, UnitAlias
+
+    problems: list[DraftWarning] = []
+
+    def problem(code: str, message: str, line: int | None = None, item: str | None = None):
+        problems.append(DraftWarning(code, message, line, item))
+
+    reported: set[str] = set()      # a value too long is named once, at its first place
+
+    def too_long(model, column: str, value: str | None, what: str, line: int | None = None,
+                 item: str | None = None) -> bool:
+        limit = _limit(model, column)
+        if value is not None and limit is not None and len(value) > limit:
+            if value not in reported:
+                reported.add(value)
+                shown = value if len(value) <= 40 else value[:40] + "…"
+                problem("too_long", f"{what}过长（{len(value)} 字，最多 {limit} 字）：“{shown}”", line, item)
+            return True
+        return False
+
+    # The plan row.
+    too_long(Plan, "title", draft.title or filename, "方案标题")
+    too_long(Plan, "issuer", draft.issuer, "印发单位")
+    too_long(Plan, "batch", draft.batch, "批次")
+    too_long(Plan, "source_filename", filename, "文件名")
+
+    # Chapters: numbers unique within the plan and within INTEGER.
+    seen_chapters: dict[int, object] = {}
+    for ch in draft.chapters:
+        if not -_INT_MAX <= ch.number <= _INT_MAX:
+            problem("bad_number", f"章节编号过大：“{ch.title}”", ch.source_line)
+        elif ch.number in seen_chapters:
+            first = seen_chapters[ch.number]
+            at = f"第{first.source_line}行" if first.source_line else "前文"
+            problem("duplicate_chapter",
+                    f"章节编号重复：第 {ch.number} 章“{ch.title}”在{at}已有（“{first.title}”），"
+                    "同一方案中章节编号不能重复", ch.source_line)
+        else:
+            seen_chapters[ch.number] = ch
+        too_long(Chapter, "title", ch.title, "章节标题", ch.source_line)
+
+    # Items: numbers unique within the plan, each in a chapter of the plan.
+    seen_items: dict[str, object] = {}
+    for d in draft.items:
+        line = d.source_lines[0] if d.source_lines else None
+        if too_long(Item, "number", d.number, "事项编号", line, d.number):
+            pass
+        elif d.number in seen_items:
+            first = seen_items[d.number]
+            problem("duplicate_item",
+                    f"事项编号重复：第{d.number}项在第{first.source_lines[0]}行已有，第{line}行又出现一次；"
+                    "同一方案中事项编号不能重复，请核对编号（或是否把文件重复粘贴）", line, d.number)
+        else:
+            seen_items[d.number] = d
+        if d.chapter not in seen_chapters:
+            problem("bad_reference", f"第{d.number}项不属于任何章节", line, d.number)
+        too_long(Item, "subtitle", d.subtitle, f"第{d.number}项的小标题", line, d.number)
+        last = d.source_lines[-1] if d.source_lines else line
+        for c in d.contacts:
+            too_long(Contact, "name", c.name, f"第{d.number}项的联系人", last, d.number)
+            too_long(Contact, "phone", c.phone, f"第{d.number}项的联系电话", last, d.number)
+        for name in d.owner_units:
+            too_long(UnitAlias, "alias", name, f"第{d.number}项的牵头单位名称", last, d.number)
+            too_long(Unit, "name", units.canonical.get(name, name), f"第{d.number}项的牵头单位名称", last, d.number)
+        for t in d.tasks:
+            where = f"第{d.number}项 {'工作任务' if t.kind == 'task' else '保障措施'}第{t.seq}条"
+            tline = t.source_lines[-1] if t.source_lines else line
+            too_long(Task, "deadline_text", t.deadline_text, f"{where}的完成时限", tline, d.number)
+            if t.long_term and t.deadline is not None:
+                problem("bad_deadline_value", f"{where}：完成时限既是长期又有日期", tline, d.number)
+            for name in t.lead_units + t.responsible_units:
+                if name not in units.canonical:
+                    problem("bad_reference", f"{where}：单位“{name}”未能识别", tline, d.number)
+                else:       # the name as written (kept as an alias) and the unit it names
+                    too_long(UnitAlias, "alias", name, f"{where}的单位名称", tline, d.number)
+                    too_long(Unit, "name", units.canonical[name], f"{where}的单位名称", tline, d.number)
+            for section in t.sections:
+                too_long(Section, "name", section, f"{where}的责任科室名称", tline, d.number)
+    for alias in units.new_aliases:
+        too_long(UnitAlias, "alias", alias, "单位别名")
+    return sorted(problems, key=lambda p: (p.line or 0))
 
 
 def write(rv: Review, user=None):

@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from workflow.text import clean_text
+
 from .draft import (Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
 from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
@@ -144,62 +146,189 @@ _FRAGMENT_MAX = 3
 
 # =========================================================================== entry points
 
-def parse_text(text: str) -> Draft:
-    """Parse the text of a document; raises :class:`DocumentError` when it is not one."""
+def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
+    """Parse the text of a document; raises :class:`DocumentError` when it is not one.
+
+    Every line goes through :func:`workflow.text.clean_text` first: bidi overrides,
+    zero-width and control characters are not part of any document's text (a page
+    break or vertical tab becomes a space).  ``notes`` are warnings from the
+    decoding (bytes replaced) that join the draft's."""
     if not text or not text.strip():
         raise DocumentError("文件内容为空，没有可导入的内容。")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return _Assembler(_build_blocks(_classify(lines)), len(lines)).run()
+    lines, notes = [], list(notes or [])
+    unreported = 0
+    for no, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        lines.append(clean_text(raw.replace("\f", " ").replace("\v", " ")))
+        if removed := _REMOVAL_TO_REPORT.findall(raw):
+            # Zero-width spaces and stray BOMs are Word's noise; bidi overrides and
+            # control characters change what the text shows: the office should know.
+            if sum(w.code == "invisible_chars" for w in notes) >= _INVISIBLE_NOTES:
+                unreported += 1
+                continue
+            codes = "、".join(dict.fromkeys(f"U+{ord(c):04X}" for c in removed))
+            notes.append(DraftWarning("invisible_chars", f"删除了 {len(removed)} 个控制字符或"
+                                      f"文字方向控制符（{codes}）", no))
+    if unreported:
+        notes.append(DraftWarning("invisible_chars", f"另有 {unreported} 行删除了控制字符或文字方向控制符",
+                                  notes[-1].line))
+    if not any(line.strip() for line in lines):
+        raise DocumentError("文件内容为空，没有可导入的内容。")
+    draft = _Assembler(_build_blocks(_classify(lines)), len(lines)).run()
+    if notes:
+        draft.warnings = sorted(notes + draft.warnings, key=lambda w: (w.line or 0))
+    return draft
 
 
-def parse_bytes(data: bytes, filename: str = "") -> Draft:
+#: Removed by clean_text and worth a warning: bidi controls and C0/C1 controls.
+_REMOVAL_TO_REPORT = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
+                              "\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_INVISIBLE_NOTES = 100
+
+
+def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False) -> Draft:
     """Parse an uploaded file: UTF-8 (with or without BOM), UTF-16 with BOM, GB18030
-    text, or a Word .docx.  Raises :class:`DocumentError` with a Chinese message."""
-    return parse_text(_decode(data, filename))
+    text, or a Word .docx.  Raises :class:`DocumentError` with a Chinese message
+    (:class:`InvalidBytesError` for a UTF-8 text with a few invalid bytes, unless
+    ``replace_invalid``: then they are read as U+FFFD and reported as warnings)."""
+    text, notes = _decode(data, filename, replace_invalid)
+    return parse_text(text, notes)
 
 
-def parse_file(path) -> Draft:
+def parse_file(path, replace_invalid: bool = False) -> Draft:
     path = Path(path)
-    return parse_bytes(path.read_bytes(), path.name)
+    return parse_bytes(path.read_bytes(), path.name, replace_invalid)
 
 
 # =========================================================================== decoding
 
-def _decode(data: bytes, filename: str) -> str:
+_UNREADABLE = ("无法读取该文件：它不是文本文件或 Word（.docx）文档，或编码无法识别"
+               "（支持 UTF-8、GB18030/GBK 文本和 .docx）。")
+#: Undecodable bytes, as ``surrogateescape`` decoding leaves them (one per byte).
+_ESCAPED_RUN = re.compile("[\udc80-\udcff]+")
+#: A text is UTF-8 with a few damaged bytes, not another encoding, when it has at
+#: least this many well-formed non-ASCII characters for every invalid byte run.
+#: (GB18030 Chinese read as UTF-8 is invalid almost everywhere: hardly any valid
+#: multi-byte sequence appears, while a damaged UTF-8 compilation has thousands.)
+UTF8_VALID_PER_INVALID = 20
+#: How many invalid places a refusal names (all of them become review warnings).
+_PLACES_SHOWN = 3
+_PLACES_LISTED = 50
+REPLACEMENT = "\ufffd"
+_LINE_BREAK = re.compile(r"[\r\n]")
+
+
+@dataclass
+class InvalidPlace:
+    """Where a byte sequence is not UTF-8: 1-based line and column (characters),
+    0-based byte offset in the file, the bytes, and the text around them."""
+    line: int
+    column: int
+    offset: int
+    raw: bytes
+    before: str
+    after: str
+
+    @property
+    def hex(self) -> str:
+        return " ".join(f"0x{b:02X}" for b in self.raw[:8]) + (" …" if len(self.raw) > 8 else "")
+
+    def describe(self, mark: str | None = None, with_line: bool = True) -> str:
+        shown = mark if mark is not None else f"[{self.hex}]"
+        where = f"第{self.line}行第{self.column}列" if with_line else f"第{self.column}列"
+        return (f"{where}（字节偏移 {self.offset}）：无效字节 {self.hex}，"
+                f"前后文字“{self.before}{shown}{self.after}”")
+
+
+class InvalidBytesError(DocumentError):
+    """A UTF-8 text with invalid bytes: where they are, and that the office may read
+    the file with replacement characters instead."""
+
+    def __init__(self, places: list[InvalidPlace], total: int):
+        shown = "；".join(p.describe() for p in places[:_PLACES_SHOWN])
+        more = f"等共 {total} 处" if total > _PLACES_SHOWN else f"共 {total} 处"
+        super().__init__(
+            f"文件按 UTF-8 编码读取，但含有无法识别的字节（{more}）：{shown}。"
+            "文件可能在复制或转换时损坏。可以修正后重新上传，或选择“以替换字符读取”："
+            "这些字节将显示为“\ufffd”，并在审核结果中逐处列出。")
+        self.places = places
+        self.total = total
+
+
+def _decode(data: bytes, filename: str, replace_invalid: bool = False
+            ) -> tuple[str, list[DraftWarning]]:
     name = (filename or "").lower()
     if not data or not data.strip():
         raise DocumentError("文件为空，没有可导入的内容。")
     if data.startswith(b"PK\x03\x04") or name.endswith(".docx"):
-        return _docx_text(data)
+        return _docx_text(data), []
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise DocumentError("不支持旧版 Word（.doc）文件，请在 Word 中另存为 .docx 后再上传。")
     if data.startswith(b"%PDF"):
         raise DocumentError("不支持直接导入 PDF 文件，请先转换为 Word（.docx）或文本文件。")
-    text = None
-    if data.startswith(b"\xef\xbb\xbf"):
-        candidates = [("utf-8-sig", data)]
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        candidates = [("utf-16", data)]
-    else:
-        candidates = [("utf-8", data), ("gb18030", data)]
-    for encoding, payload in candidates:
+    notes: list[DraftWarning] = []
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            text = payload.decode(encoding)
-            break
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
-            continue
-    if text is None or _looks_binary(text):
-        raise DocumentError("无法读取该文件：它不是文本文件或 Word（.docx）文档，或编码无法识别"
-                            "（支持 UTF-8、GB18030/GBK 文本和 .docx）。")
-    return text
+            raise DocumentError(_UNREADABLE) from None
+    else:
+        bom = data.startswith(b"\xef\xbb\xbf")
+        payload = data[3:] if bom else data
+        text = payload.decode("utf-8", "surrogateescape")
+        runs = list(_ESCAPED_RUN.finditer(text))
+        if runs:
+            valid = sum(1 for c in text if c >= "\x80" and not "\udc80" <= c <= "\udcff")
+            if bom or valid >= UTF8_VALID_PER_INVALID * len(runs):
+                text, notes = _utf8_with_errors(text, runs, 3 if bom else 0, replace_invalid)
+            else:
+                try:
+                    text = payload.decode("gb18030")
+                except UnicodeDecodeError:
+                    # Not GB18030 either: a UTF-8 text badly damaged still says where.
+                    if valid < 2 * len(runs):
+                        raise DocumentError(_UNREADABLE) from None
+                    text, notes = _utf8_with_errors(text, runs, 3 if bom else 0, replace_invalid)
+    if _looks_binary(text):
+        raise DocumentError(_UNREADABLE)
+    return text, notes
+
+
+def _utf8_with_errors(text: str, runs: list[re.Match], base: int, replace_invalid: bool
+                      ) -> tuple[str, list[DraftWarning]]:
+    """Name every invalid place; refuse, or replace each run by U+FFFD and warn."""
+    places = []
+    line, line_start, scanned, offset = 1, 0, 0, base
+    for run in runs[:_PLACES_LISTED]:
+        # Lines as parse_text counts them: \r\n, \r and \n each end one.
+        segment = text[scanned:run.start()]
+        breaks = [m.end() for m in re.finditer(r"\r\n|\r|\n", segment)]
+        if breaks:
+            line += len(breaks)
+            line_start = scanned + breaks[-1]
+        offset += len(segment.encode("utf-8", "surrogateescape"))
+        scanned = run.start()
+        line_end = _LINE_BREAK.search(text, run.end())
+        before = _ESCAPED_RUN.sub(REPLACEMENT, text[max(line_start, run.start() - 15):run.start()])
+        after = _ESCAPED_RUN.sub(REPLACEMENT, text[run.end():min(run.end() + 15,
+                                                                line_end.start() if line_end else len(text))])
+        before, after = clean_text(before), clean_text(after)
+        raw = run.group().encode("utf-8", "surrogateescape")
+        places.append(InvalidPlace(line, run.start() - line_start + 1, offset, raw, before, after))
+    if not replace_invalid:
+        raise InvalidBytesError(places, len(runs))
+    notes = [DraftWarning("replaced_bytes", p.describe(mark=REPLACEMENT, with_line=False) + f"，已替换为“{REPLACEMENT}”", p.line)
+             for p in places]
+    if len(runs) > len(places):
+        notes.append(DraftWarning("replaced_bytes", f"另有 {len(runs) - len(places)} 处无效字节已替换为“{REPLACEMENT}”",
+                                  places[-1].line))
+    return _ESCAPED_RUN.sub(REPLACEMENT, text), notes
 
 
 def _looks_binary(text: str) -> bool:
-    """Control characters (other than line breaks and tabs) do not occur in documents."""
-    if "\x00" in text:
-        return True
+    """Control characters (other than line breaks, tabs and page breaks) do not occur
+    in documents: a few are damage (clean_text removes them), many mean a binary file."""
     controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f\v")
-    return controls > max(2, len(text) // 1000)
+    return controls > max(10, len(text) // 200)
 
 
 #: A compilation's .docx unpacks to a few MB; anything far larger is a zip bomb.
@@ -507,6 +636,11 @@ def _strip_owner_suffix(value: str) -> str:
 
 # =========================================================================== contact line
 
+#: A person's name, a phone number: anything longer is not one.
+_NAME_MAX = 20
+_PHONE_MAX = 30
+
+
 def _parse_contact(norm: str) -> tuple[list[str], list[DraftContact], list[str], list[str]]:
     """``（区发展改革局牵头，联系人：王迎新，联系电话：6195196）`` →
     (owner units, contacts, rejected non-units, unread pieces).
@@ -531,11 +665,15 @@ def _parse_contact(norm: str) -> tuple[list[str], list[DraftContact], list[str],
         name_m, phone_m = _NAME_RE.match(segment), _PHONE_RE.match(segment)
         if name_m and "联系人" in segment:
             for name in re.split(r"[、/]", name_m["value"]):
-                if name:
+                if len(name) > _NAME_MAX:
+                    unread.append(name)       # a sentence, not a person's name
+                elif name:
                     contacts.append(DraftContact(name))
                     waiting.append(contacts[-1])
         elif phone_m and any(label in segment for label in CONTACT_PHONE_LABELS):
             phones = [p for p in re.split(r"[、/]", phone_m["value"]) if p]
+            unread.extend(p for p in phones if len(p) > _PHONE_MAX)
+            phones = [p for p in phones if len(p) <= _PHONE_MAX]
             for phone in phones:
                 if waiting:
                     waiting.pop(0).phone = phone
@@ -601,13 +739,21 @@ class _ItemBuilder:
         return self.parent or self.number
 
 
+#: A title or an issuer is a line or three, never a page: longer lines are text.
+_TITLE_MAX = 150
+_ISSUER_MAX = 100
+
+#: The chapter of items met before any chapter heading (see ``_finish``).
+_NO_CHAPTER_YET = -(2 ** 63)
+
+
 class _Assembler:
     def __init__(self, blocks: list[_Block], line_count: int):
         self.blocks = blocks
         self.draft = Draft(line_count=line_count)
         self.front: list[_Block] = []
         self.in_front = True
-        self.chapter = 0
+        self.chapter = _NO_CHAPTER_YET
         self.item: _ItemBuilder | None = None
         self.default_year: int | None = None
         self.last_top = 0           # last top-level item number, for the sequence check
@@ -654,7 +800,9 @@ class _Assembler:
             self._close_item()
             m = block.match
             number = cn_number(m["n1"] or m["n2"])
-            self.chapter = number if number is not None else self.chapter + 1
+            if number is None:
+                number = max((c.number for c in self.draft.chapters), default=0) + 1
+            self.chapter = number
             self.draft.chapters.append(
                 DraftChapter(self.chapter, tidy_spaces(block.text[m.start("title"):]).strip("：:"),
                              source_line=block.first))
@@ -692,13 +840,24 @@ class _Assembler:
         m = block.match
         n = cn_number(m["n"])
         sub = m["s"] or m["s2"]
+        number = f"{n}-{sub}" if sub else str(n)
+        current = self.item
+        if current is not None and current.number == number and current.chapter == self.chapter \
+                and not current.seen and not current.policy and current.subtitle is None:
+            # The same header twice with nothing between (a page break repeated it):
+            # one item, not two.
+            self.warn("repeated_header", f"第{number}项的标题在第{current.first_line}行和第{block.first}行"
+                      "重复书写，按同一项读取", block.first, number)
+            current.last_line = max(current.last_line, block.lines[-1].no)
+            self._take_rest(block, m)
+            return
         # "第19项政策19—1" right after "第19项": the item being closed is a parent.
         self._close_item(parent_of_next=bool(sub) and self.item is not None
                          and self.item.number == str(n))
         if m["n2"] and int(m["n2"]) != n:
             self.warn("number_mismatch", f"第{block.first}行：条目编号不一致“{block.text}”",
                       block.first, str(n))
-        self.item = _ItemBuilder(f"{n}-{sub}" if sub else str(n), str(n) if sub else None,
+        self.item = _ItemBuilder(number, str(n) if sub else None,
                                  self.chapter, block.first, last_line=block.lines[-1].no)
         self._check_sequence(self.item)
         self._take_rest(block, m)
@@ -915,18 +1074,19 @@ class _Assembler:
         lines = [line for block in self.front for line in block.lines]
         draft.preamble = [line.raw.strip() for line in lines]
         squashed = [squash(line.norm) for line in lines]
-        title_at = next((i for i, s in enumerate(squashed)
-                         if s.startswith("关于") and re.search(r"(通知|意见|方案|函|决定)$", s)), None)
+        title_at = next((i for i, s in enumerate(squashed) if len(s) <= _TITLE_MAX
+                         and s.startswith("关于") and re.search(r"(通知|意见|方案|函|决定)$", s)), None)
         if title_at is None:
-            title_at = next((i for i, s in enumerate(squashed)
-                             if re.search(r"(方案|汇编|清单|意见)", s) and "。" not in s), None)
+            title_at = next((i for i, s in enumerate(squashed) if len(s) <= _TITLE_MAX
+                             and re.search(r"(方案|汇编|清单|意见)", s) and "。" not in s), None)
         if title_at is not None:
             draft.title = lines[title_at].text
             # "关于印发《X》的通知" is the cover letter; the plan is X.
             if (m := re.search(r"印发《(.+)》", squash(draft.title))):
                 draft.title = m.group(1)
             head = [line.text for line in lines[:title_at]]
-            if 0 < len(head) <= 3 and not any(re.search(r"[。：:，]", h) for h in head):
+            if 0 < len(head) <= 3 and not any(re.search(r"[。：:，]", h) for h in head) \
+                    and len("".join(head)) <= _ISSUER_MAX:
                 draft.issuer = "".join(head)
         for s in squashed:
             m = re.fullmatch(r"(\d{4})年(\d{1,2})月(\d{1,2})日", s)
@@ -937,7 +1097,7 @@ class _Assembler:
                 except ValueError:
                     continue
         for s in ([squash(draft.title)] if draft.title else []) + squashed:
-            m = re.search(r"第[一二三四五六七八九十\d]+批", s)
+            m = re.search(r"第[一二三四五六七八九十\d]{1,4}批", s)
             if m:
                 draft.batch = m.group(0)
                 break
@@ -960,6 +1120,18 @@ class _Assembler:
             draft.chapters.append(DraftChapter(1, "（未分章）"))
             for item in draft.items:
                 item.chapter = 1
+        elif (before := [item for item in draft.items if item.chapter == _NO_CHAPTER_YET]):
+            # Items before the first chapter heading: the heading was lost or never
+            # written.  They form an unnamed chapter of their own, ahead of the others.
+            numbers = {c.number for c in draft.chapters}
+            number = 0 if 0 not in numbers else min(numbers) - 1
+            draft.chapters.insert(0, DraftChapter(number, "（未分章）"))
+            for item in before:
+                item.chapter = number
+            self.warn("before_first_chapter",
+                      f"第{before[0].source_lines[0]}行起的 {len(before)} 个事项（第{before[0].number}项"
+                      f"{'—第' + before[-1].number + '项' if len(before) > 1 else ''}）位于第一个章节标题之前，"
+                      "已归入“（未分章）”", before[0].source_lines[0], before[0].number)
         _warn_duplicates(draft)
         draft.warnings.sort(key=lambda w: (w.line or 0))
 

@@ -1,30 +1,53 @@
 """The import as the office sees it: upload → review → confirm."""
 from __future__ import annotations
 
+import logging
+
 from workflow.extensions import db
+from workflow.text import clean_line
 
 from . import load
 from .draft import DocumentError  # noqa: F401  (re-exported for callers)
+from .parse import InvalidBytesError  # noqa: F401  (re-exported for callers)
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
+log = logging.getLogger(__name__)
 
-def review_upload(data: bytes, filename: str) -> load.Review:
-    """Parse and review without writing. Raises DocumentError (Chinese message)."""
+
+class ImportRefused(DocumentError):
+    """The review found problems that stop the import (``Review.problems``)."""
+
+
+def review_upload(data: bytes, filename: str, replace_invalid: bool = False) -> load.Review:
+    """Parse and review without writing. Raises DocumentError (Chinese message);
+    :class:`InvalidBytesError` when a UTF-8 text has invalid bytes and
+    ``replace_invalid`` is not set (with it, they are read as U+FFFD and warned)."""
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DocumentError("文件过大（超过 20 MB），不像是一份实施方案汇编。")
     from .parse import parse_bytes
 
-    draft = parse_bytes(data, filename)
+    filename = clean_line(filename or "") or "document"
+    draft = parse_bytes(data, filename, replace_invalid=replace_invalid)
     return load.review(draft, data, filename)
 
 
 def confirm(rv: load.Review, user=None):
-    """Write the reviewed plan in one transaction; on any error nothing stays."""
+    """Write the reviewed plan in one transaction; on any error nothing stays.
+
+    A review with problems is refused (``ImportRefused``): the review is where
+    they are named.  Should the write fail all the same, the transaction is
+    rolled back and a DocumentError with a Chinese message is raised instead of
+    the database's exception (logged with its traceback for the administrator)."""
+    if rv.problems:
+        raise ImportRefused(f"该文件有 {len(rv.problems)} 处问题，不能导入：{rv.problems_text(limit=5)}。"
+                            "请修改文件后重新上传。")
     try:
         plan = load.write(rv, user=user)
         db.session.commit()
         return plan
-    except Exception:
+    except Exception:  # noqa: BLE001 - the last resort: whatever it is, nothing is written
         db.session.rollback()
-        raise
+        log.exception("import of %s (sha256 %s) failed in the write", rv.filename, rv.sha256)
+        raise DocumentError("写入数据库时出错，导入未完成，没有写入任何数据。"
+                            "请将该文件交给系统管理员检查（错误已记入日志）。") from None

@@ -14,7 +14,7 @@ from wtforms import HiddenField, SubmitField
 from workflow.extensions import db
 from workflow.storage import clean_filename, write_once
 from workflow.importer import service
-from workflow.importer.load import COUNT_LABELS, WARNING_LABELS
+from workflow.importer.load import COUNT_LABELS, PROBLEM_LABELS, WARNING_LABELS, sha256_of
 
 from .helpers import require
 
@@ -31,7 +31,16 @@ class UploadForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     sha256 = HiddenField()
+    # "1" when the review read invalid bytes as replacement characters: the
+    # confirmation reads the staged file the same way.
+    replace_invalid = HiddenField()
     submit = SubmitField("确认导入")
+
+
+class RereadForm(FlaskForm):
+    """On the refusal of a text with invalid bytes: read it with U+FFFD instead."""
+    sha256 = HiddenField()
+    submit = SubmitField("以替换字符读取")
 
 
 def _staging_path(sha: str, suffix: str = ".bin") -> str:
@@ -41,6 +50,42 @@ def _staging_path(sha: str, suffix: str = ".bin") -> str:
     folder = os.path.join(current_app.instance_path, "staging")
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, sha + suffix)
+
+
+def _stage(sha: str, data: bytes, filename: str) -> None:
+    write_once(_staging_path(sha), data)
+    with open(_staging_path(sha, ".name"), "w", encoding="utf-8") as fh:
+        fh.write(filename)
+
+
+def _staged(sha: str) -> tuple[bytes, str] | None:
+    path = _staging_path(sha)
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        with open(_staging_path(sha, ".name"), encoding="utf-8") as fh:
+            filename = fh.read()
+    except FileNotFoundError:
+        filename = "document.txt"
+    return data, filename
+
+
+def _unstage(sha: str) -> None:
+    for staged in (_staging_path(sha), _staging_path(sha, ".name")):
+        if os.path.exists(staged):
+            os.remove(staged)
+
+
+def _review_page(rv, replace_invalid: bool = False):
+    """The review; the confirm button only when the review accepts the document
+    (a review with problems is answered 400: it cannot be imported as it is)."""
+    confirm = ConfirmForm(sha256=rv.sha256, replace_invalid="1" if replace_invalid else "") \
+        if rv.accepted else None
+    return render_template("plans/review.html", rv=rv, confirm=confirm, replace_invalid=replace_invalid,
+                           COUNT_LABELS=COUNT_LABELS, WARNING_LABELS=WARNING_LABELS,
+                           PROBLEM_LABELS=PROBLEM_LABELS), 200 if rv.accepted else 400
 
 
 @bp.route("/")
@@ -67,16 +112,39 @@ def upload():
         data = storage.read()
         try:
             rv = service.review_upload(data, filename)
+        except service.InvalidBytesError as exc:
+            # Kept, so that the office can choose to read it with replacement characters.
+            sha = sha256_of(data)
+            _stage(sha, data, filename)
+            form.document.errors.append(f"文件按 UTF-8 编码读取，但含有 {exc.total} 处无法识别的字节，"
+                                        "位置见下方。")
+            return render_template("plans/upload.html", form=form, invalid=exc,
+                                   reread=RereadForm(sha256=sha)), 400
         except service.DocumentError as exc:
             form.document.errors.append(exc.message)
             return render_template("plans/upload.html", form=form), 400
-        write_once(_staging_path(rv.sha256), data)
-        with open(_staging_path(rv.sha256, ".name"), "w", encoding="utf-8") as fh:
-            fh.write(filename)
-        confirm = ConfirmForm(sha256=rv.sha256)
-        return render_template("plans/review.html", rv=rv, confirm=confirm,
-                               COUNT_LABELS=COUNT_LABELS, WARNING_LABELS=WARNING_LABELS)
+        _stage(rv.sha256, data, filename)
+        return _review_page(rv)
     return render_template("plans/upload.html", form=form)
+
+
+@bp.route("/import/reread", methods=["POST"])
+@login_required
+def reread():
+    require("plan.import")
+    form = RereadForm()
+    if not form.validate_on_submit() or not SHA_RE.match(form.sha256.data or ""):
+        abort(400)
+    staged = _staged(form.sha256.data)
+    if staged is None:
+        flash("审核结果已过期，请重新上传文件。", "warning")
+        return redirect(url_for("plans.upload"))
+    try:
+        rv = service.review_upload(*staged, replace_invalid=True)
+    except service.DocumentError as exc:
+        flash(exc.message, "danger")
+        return redirect(url_for("plans.upload"))
+    return _review_page(rv, replace_invalid=True)
 
 
 @bp.route("/import/confirm", methods=["POST"])
@@ -86,29 +154,29 @@ def confirm():
     form = ConfirmForm()
     if not form.validate_on_submit() or not SHA_RE.match(form.sha256.data or ""):
         abort(400)
-    path = _staging_path(form.sha256.data)
-    if not os.path.exists(path):
+    staged = _staged(form.sha256.data)
+    if staged is None:
         flash("审核结果已过期，请重新上传文件。", "warning")
         return redirect(url_for("plans.upload"))
-    with open(path, "rb") as fh:
-        data = fh.read()
+    replace_invalid = form.replace_invalid.data == "1"
     try:
-        with open(_staging_path(form.sha256.data, ".name"), encoding="utf-8") as fh:
-            filename = fh.read()
-    except FileNotFoundError:
-        filename = "document.txt"
-    try:
-        rv = service.review_upload(data, filename)
+        # What is written is what the review of these same bytes accepts, now.
+        rv = service.review_upload(*staged, replace_invalid=replace_invalid)
     except service.DocumentError as exc:
         flash(exc.message, "danger")
         return redirect(url_for("plans.upload"))
     if rv.already_imported:
         flash(f"该文件已导入过（方案编号 {rv.existing_plan_id}），未重复导入。", "info")
         return redirect(url_for("plans.detail", plan_id=rv.existing_plan_id))
-    plan = service.confirm(rv, user=current_user._get_current_object())
-    for staged in (path, _staging_path(form.sha256.data, ".name")):
-        if os.path.exists(staged):
-            os.remove(staged)
+    if not rv.accepted:
+        flash(f"该文件有 {len(rv.problems)} 处问题，不能导入，请修改文件后重新上传。", "danger")
+        return _review_page(rv, replace_invalid)
+    try:
+        plan = service.confirm(rv, user=current_user._get_current_object())
+    except service.DocumentError as exc:
+        flash(exc.message, "danger")
+        return redirect(url_for("plans.upload"))
+    _unstage(form.sha256.data)
     flash(f"导入成功：{rv.counts['items']} 个事项，{rv.counts['tasks'] + rv.counts['measures']} 条任务。", "success")
     return redirect(url_for("plans.detail", plan_id=plan.id))
 
