@@ -317,3 +317,19 @@ def test_confirm_with_stale_review_asks_to_upload_again(app, office_client):
     assert response.status_code == 302
     page = office_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "审核结果已过期" in page
+
+
+def test_upload_on_a_full_disk_is_refused_in_words(app, office_client, seed_bytes, full_disk):
+    from models import Plan
+
+    app.instance_path = str(full_disk)          # the staging folder lives in the instance folder
+    (full_disk / "filler").write_bytes(b"\0" * (200 * 1024))
+    token = csrf_token(office_client, "/plans/import")
+    response = office_client.post("/plans/import", data={
+        "csrf_token": token, "document": (io.BytesIO(seed_bytes), "实施方案汇编.txt")},
+        content_type="multipart/form-data")
+    assert response.status_code == 507
+    assert "服务器存储空间已满，文件未能暂存待审核" in response.get_data(as_text=True)
+    assert not any(p.name.startswith(".partial-") for p in full_disk.rglob("*"))
+    with app.app_context():
+        assert row_counts(db, Plan)["Plan"] == 0

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wtforms import HiddenField, SubmitField
 
 from workflow.extensions import db
-from workflow.storage import clean_filename, write_once
+from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message, write_once
 from workflow.importer import service
 from workflow.importer.load import COUNT_LABELS, PROBLEM_LABELS, WARNING_LABELS, sha256_of
 
@@ -47,15 +47,20 @@ def _staging_path(sha: str, suffix: str = ".bin") -> str:
     # Uploaded compilations wait here, outside the web root, between review and
     # confirm: the bytes by their hash, and beside them the name they came
     # with, so that what is confirmed is exactly what was reviewed.
-    folder = os.path.join(current_app.instance_path, "staging")
+    # `flask storage check --clean` removes what was never confirmed, after a day.
+    folder = staging_folder()
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, sha + suffix)
 
 
 def _stage(sha: str, data: bytes, filename: str) -> None:
-    write_once(_staging_path(sha), data)
-    with open(_staging_path(sha, ".name"), "w", encoding="utf-8") as fh:
-        fh.write(filename)
+    """Raises StorageFailed (a Chinese message) when the disk refuses."""
+    try:
+        write_once(_staging_path(sha), data)
+        with open(_staging_path(sha, ".name"), "w", encoding="utf-8") as fh:
+            fh.write(filename)
+    except OSError as exc:
+        raise StorageFailed(storage_failure_message(exc).replace("文件未保存", "文件未能暂存待审核")) from exc
 
 
 def _staged(sha: str) -> tuple[bytes, str] | None:
@@ -111,21 +116,30 @@ def upload():
             return render_template("plans/upload.html", form=form), 400
         data = storage.read()
         try:
-            rv = service.review_upload(data, filename)
-        except service.InvalidBytesError as exc:
-            # Kept, so that the office can choose to read it with replacement characters.
-            sha = sha256_of(data)
-            _stage(sha, data, filename)
-            form.document.errors.append(f"文件按 UTF-8 编码读取，但含有 {exc.total} 处无法识别的字节，"
-                                        "位置见下方。")
-            return render_template("plans/upload.html", form=form, invalid=exc,
-                                   reread=RereadForm(sha256=sha)), 400
-        except service.DocumentError as exc:
+            return _review_upload(form, data, filename)
+        except StorageFailed as exc:
             form.document.errors.append(exc.message)
-            return render_template("plans/upload.html", form=form), 400
-        _stage(rv.sha256, data, filename)
-        return _review_page(rv)
+            return render_template("plans/upload.html", form=form), 507
     return render_template("plans/upload.html", form=form)
+
+
+def _review_upload(form, data: bytes, filename: str):
+    """Review the upload and stage its bytes (refused with invalid bytes: staged too)."""
+    try:
+        rv = service.review_upload(data, filename)
+    except service.InvalidBytesError as exc:
+        # Kept, so that the office can choose to read it with replacement characters.
+        sha = sha256_of(data)
+        _stage(sha, data, filename)
+        form.document.errors.append(f"文件按 UTF-8 编码读取，但含有 {exc.total} 处无法识别的字节，"
+                                    "位置见下方。")
+        return render_template("plans/upload.html", form=form, invalid=exc,
+                               reread=RereadForm(sha256=sha)), 400
+    except service.DocumentError as exc:
+        form.document.errors.append(exc.message)
+        return render_template("plans/upload.html", form=form), 400
+    _stage(rv.sha256, data, filename)
+    return _review_page(rv)
 
 
 @bp.route("/import/reread", methods=["POST"])
