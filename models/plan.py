@@ -86,6 +86,17 @@ class Chapter(db.Model):
     plan: Mapped[Plan] = relationship(back_populates="chapters")
     items: Mapped[list[Item]] = relationship(back_populates="chapter", order_by="Item.position")
 
+    def heading(self, numeral=str) -> str:
+        return chapter_heading(self.number, self.title, numeral)
+
+
+def chapter_heading(number: int, title: str, numeral=str) -> str:
+    """"3、培育壮大有效需求"; the chapter the importer made for items before any
+    heading has a number only for ordering, and is shown by its title alone."""
+    from workflow.importer.draft import UNNAMED_CHAPTER
+
+    return title if title == UNNAMED_CHAPTER else f"{numeral(number)}、{title}"
+
 
 class Item(db.Model):
     """A policy item (第N项) or sub-item (19-1)."""

@@ -443,3 +443,13 @@ def test_an_item_header_repeated_with_nothing_between_is_one_item(app, seed_byte
         plan = service.confirm(rv)
         assert db.session.scalar(select(Item).where(Item.plan_id == plan.id, Item.number == head.group(1))
                                  ).policy_text
+
+
+def test_the_unnamed_chapter_is_shown_by_its_title_alone(app):
+    from models import Chapter
+    from models.plan import chapter_heading
+    from workflow.importer.draft import UNNAMED_CHAPTER
+    from workflow.reports.data import chinese_number
+
+    assert chapter_heading(0, UNNAMED_CHAPTER) == UNNAMED_CHAPTER
+    assert Chapter(number=3, title="培育壮大有效需求").heading(chinese_number) == "三、培育壮大有效需求"

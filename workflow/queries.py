@@ -16,6 +16,7 @@ from models import (
     AuditEntry, Chapter, Evidence, Item, Notification, Plan, ProgressNote, Role, Submission, Task, TaskPart, Unit,
     User, task_lead_units,
 )
+from models.plan import chapter_heading
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
 from workflow.states import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED
@@ -310,6 +311,7 @@ def overview(plan_id: int | None, today: date, near_days: int) -> dict:
         .order_by(Plan.id, Chapter.number))
     for cid, number, title, plan_title, state, n, n_late, n_near in rows:
         row = chapters.setdefault(cid, {"id": cid, "number": number, "title": title, "plan": plan_title,
+                                        "heading": chapter_heading(number, title),
                                         "states": {}, "total": 0, "late": 0, "near": 0})
         row["states"][state] = n
         row["total"] += n

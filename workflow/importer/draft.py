@@ -5,6 +5,9 @@ only becomes rows once the office confirms it (see ``load.py``).
 """
 from __future__ import annotations
 
+#: The chapter that holds items written before any chapter heading (shown without a number).
+UNNAMED_CHAPTER = "（未分章）"
+
 from dataclasses import dataclass, field
 from datetime import date
 

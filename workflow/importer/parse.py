@@ -55,7 +55,7 @@ from pathlib import Path
 
 from workflow.text import clean_text
 
-from .draft import (Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
+from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
 from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
                     looks_like_person, looks_like_section, looks_like_unit, parse_deadline,
@@ -1117,7 +1117,7 @@ class _Assembler:
             raise DocumentError("文件中的“第N项”下没有可识别的政策原文、落实目标或工作任务，"
                                 "该文件似乎不是实施方案汇编。")
         if not draft.chapters:
-            draft.chapters.append(DraftChapter(1, "（未分章）"))
+            draft.chapters.append(DraftChapter(1, UNNAMED_CHAPTER))
             for item in draft.items:
                 item.chapter = 1
         elif (before := [item for item in draft.items if item.chapter == _NO_CHAPTER_YET]):
@@ -1125,13 +1125,13 @@ class _Assembler:
             # written.  They form an unnamed chapter of their own, ahead of the others.
             numbers = {c.number for c in draft.chapters}
             number = 0 if 0 not in numbers else min(numbers) - 1
-            draft.chapters.insert(0, DraftChapter(number, "（未分章）"))
+            draft.chapters.insert(0, DraftChapter(number, UNNAMED_CHAPTER))
             for item in before:
                 item.chapter = number
             self.warn("before_first_chapter",
                       f"第{before[0].source_lines[0]}行起的 {len(before)} 个事项（第{before[0].number}项"
                       f"{'—第' + before[-1].number + '项' if len(before) > 1 else ''}）位于第一个章节标题之前，"
-                      "已归入“（未分章）”", before[0].source_lines[0], before[0].number)
+                      f"已归入“{UNNAMED_CHAPTER}”", before[0].source_lines[0], before[0].number)
         _warn_duplicates(draft)
         draft.warnings.sort(key=lambda w: (w.line or 0))
 

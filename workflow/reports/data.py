@@ -128,7 +128,7 @@ def overall(plan, as_of: date, near_days: int) -> dict:
         chapter_items = [i for i in items if i.chapter_id == chapter.id]
         chapters.append({
             "number": chapter.number,
-            "label": f"{chinese_number(chapter.number)}、{chapter.title}",
+            "label": chapter.heading(chinese_number),
             "n_items": len(chapter_items),
             "not_applicable": sum(1 for i in chapter_items if not i.applicable),
             **_summary(chapter_tasks, as_of, near_days),
@@ -360,7 +360,7 @@ def item(plan, item_obj, as_of: date, near_days: int) -> dict:
             rows.append(row)
         return {
             "number": i.number, "label": i.label, "subtitle": i.subtitle or "",
-            "chapter": f"{chinese_number(i.chapter.number)}、{i.chapter.title}",
+            "chapter": i.chapter.heading(chinese_number),
             "policy": i.policy_text, "goal": i.goal or "", "applicable": i.applicable,
             "explanation": i.explanation or "", "owners": unit_names(i.owner_units),
             "contacts": [{"name": c.name, "phone": c.phone or ""} for c in i.contacts],

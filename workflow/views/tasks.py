@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import can
 from models import Evidence, Plan, Role, Task, TaskPart
+from models.plan import chapter_heading
 from workflow import queries, services, storage
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, due_status
@@ -94,7 +95,7 @@ def has_endpoint(name: str) -> bool:
 @bp.record_once
 def _label_globals(state) -> None:
     # Globals, not a context processor: imported macros (_macros.html) see globals only.
-    state.app.jinja_env.globals.update(DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
+    state.app.jinja_env.globals.update(chapter_heading=chapter_heading, DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
                                        EDIT_LABELS=services.EDITABLE_FIELDS)
 
 
