@@ -17,6 +17,10 @@ hammers the audit log and other pages:
 It prints requests, errors, p50/p95 latency, worker crashes (gunicorn's
 "was sent SIGSEGV" and faulthandler's "Fatal Python error" lines, with the first
 traceback) and the size of the WAL file over time. It asserts nothing.
+
+Diagnostics (environment): SQLITE_LOAD_GUNICORN_ARGS adds gunicorn options
+(e.g. ``-c conf.py`` with a post_worker_init hook), SQLITE_LOAD_APP replaces
+``wsgi:app``; PYTHONMALLOC=debug is passed on to the workers like any variable.
 """
 from __future__ import annotations
 
@@ -264,6 +268,8 @@ def mb(n: int) -> str:
 
 
 def main() -> int:
+    # SIGTERM (timeout, kill) unwinds like Ctrl+C, so gunicorn is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--factor", type=int, default=20, help="种子方案复制倍数（默认 20，约 4 千任务）")
     parser.add_argument("--audit", type=int, default=20000, help="另加的审计记录条数")
