@@ -42,8 +42,8 @@ def cyclic_garbage_of(client, path: str) -> list:
             gc.enable()
 
 
-@pytest.mark.parametrize("path", ["/audit", "/audit?page=2", "/audit?action=transition"])
-def test_the_audit_log_leaves_no_session_or_rows_to_the_garbage_collector(app, client, path):
+@pytest.mark.parametrize("path", ["/audit", "/audit?page=2", "/audit?action=transition", "/", "/overview"])
+def test_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client, path):
     login(client, "office")
     leftovers = cyclic_garbage_of(client, path)
     assert not leftovers, f"{path}: {len(leftovers)} sessions/rows in reference cycles"
