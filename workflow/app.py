@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
 
 from flask import Flask, request
 from werkzeug.routing import IntegerConverter
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
+from . import sqlite
 from .config import DEFAULT_SECRET_KEY, Config
 from .extensions import csrf, db, login_manager, migrate
+# Other code imports write_transactions from here.
+from .sqlite import _WRITE_TRANSACTION, write_transactions  # noqa: F401
 
 
 def create_app(config: Config | dict | None = None) -> Flask:
@@ -44,9 +44,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.config.setdefault("UPLOAD_FOLDER", None)
     app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or os.path.join(app.instance_path, "uploads")
     app.config["REPORT_FOLDER"] = app.config.get("REPORT_FOLDER") or os.path.join(app.instance_path, "reports")
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # SQLite locks the file per transaction; wait rather than fail at once.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    if sqlite.is_sqlite(app.config["SQLALCHEMY_DATABASE_URI"]):
+        # Busy timeout, pragmas, idle checkpoints: workflow/sqlite.py.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = sqlite.engine_options(app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))
 
     _refuse_unsafe_production(app)
     if app.config["LUOSHI_ENV"] == "production":
@@ -77,15 +77,13 @@ def create_app(config: Config | dict | None = None) -> Flask:
     register_blueprints(app)
     register_cli(app)
     errors.register(app)
+    sqlite.install(app)
     return app
 
 
 class BoundedIntConverter(IntegerConverter):
     def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
-
-
-_WRITE_TRANSACTION: ContextVar[bool] = ContextVar("luoshi_write_transaction", default=False)
 
 
 def _install_request_hooks(app: Flask) -> None:
@@ -131,32 +129,6 @@ def _trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
-def write_transactions(enabled: bool = True) -> None:
-    """For CLI commands and threads that write outside a request."""
-    _WRITE_TRANSACTION.set(enabled)
-
-
 def _refuse_unsafe_production(app: Flask) -> None:
     if app.config["LUOSHI_ENV"] == "production" and app.config["SECRET_KEY"] in (DEFAULT_SECRET_KEY, "", None):
         raise RuntimeError("生产环境必须设置 SECRET_KEY 环境变量（不能使用默认密钥），拒绝启动。")
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record):
-    """Foreign keys on, WAL so readers do not block the writer; transactions
-    begun by us (see _sqlite_begin) rather than by the driver."""
-    import sqlite3
-
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-
-@event.listens_for(Engine, "begin")
-def _sqlite_begin(conn):
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if _WRITE_TRANSACTION.get() else "BEGIN")

@@ -34,4 +34,19 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(may=lambda action, obj=None: may(current_user, action, obj),
                                  STATE_LABELS=STATE_LABELS)
     app.jinja_env.filters["localtime"] = format_local
+    app.jinja_env.filters["detail_value"] = detail_value
     app.jinja_env.filters["state_label"] = lambda s: STATE_LABELS.get(s, s)
+
+
+def detail_value(v) -> str:
+    """An audit entry's details value as text: ``k=v，…`` for a mapping, ``a、b`` for a list.
+
+    A filter, not a macro in the page: a macro defined in a template closes a
+    reference cycle around the render context, which then holds the request's
+    session and every row on the page until the cyclic garbage collector runs —
+    in whichever thread allocates next (issue 7)."""
+    if isinstance(v, dict):
+        return "，".join(f"{k}={detail_value(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return "、".join(str(x) for x in v)
+    return str(v)
