@@ -42,7 +42,9 @@ def cyclic_garbage_of(client, path: str) -> list:
             gc.enable()
 
 
-@pytest.mark.parametrize("path", ["/audit", "/audit?page=2", "/audit?action=transition", "/", "/overview"])
+@pytest.mark.parametrize("path", ["/audit", "/audit?page=2", "/audit?action=transition", "/", "/overview", "/tasks/",
+                                  "/tasks/?state=submitted", "/tasks/todo", "/tasks/verify", "/plans/", "/plans/1",
+                                  "/inbox", "/reports/", "/admin/users"])
 def test_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client, path):
     login(client, "office")
     leftovers = cyclic_garbage_of(client, path)
@@ -57,3 +59,18 @@ def test_details_read_as_before(app, client):
     login(client, "office")
     page = client.get("/audit").get_data(as_text=True)
     assert '<td data-label="详情" class="details"><div><span class="muted">' in page
+
+
+def test_task_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client):
+    from sqlalchemy import select
+
+    from models import Evidence, TaskPart
+    from workflow.extensions import db
+
+    with app.app_context():
+        task_id = db.session.scalar(select(TaskPart.task_id).join(Evidence, Evidence.part_id == TaskPart.id)
+                                    .where(Evidence.submission_id.is_not(None)).limit(1))
+        db.session.remove()
+    login(client, "office")
+    leftovers = cyclic_garbage_of(client, f"/tasks/{task_id}")
+    assert not leftovers, f"/tasks/{task_id}: {len(leftovers)} sessions/rows in reference cycles"
