@@ -183,3 +183,25 @@ def full_disk(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def office_client(app, client):
+    """On an empty database: the office unit, an office admin (logged in) and a viewer."""
+    from auth.passwords import hash_password
+    from workflow.extensions import db
+    from models import Role, Unit, UnitKind, User
+
+    with app.app_context():
+        office = Unit(name="区指挥部办公室", kind=UnitKind.OFFICE)
+        db.session.add(office)
+        db.session.flush()
+        db.session.add(User(username="office", display_name="办公室", unit_id=office.id, role=Role.OFFICE_ADMIN,
+                            password_hash=hash_password("demo-2026")))
+        db.session.add(User(username="viewer", display_name="区领导", unit_id=office.id, role=Role.VIEWER,
+                            password_hash=hash_password("demo-2026")))
+        db.session.commit()
+    from tests.helpers import login
+
+    login(client, "office")
+    return client

@@ -231,24 +231,6 @@ def test_docx_import_matches_text_import(app, seed_bytes, tmp_path):
 
 # ------------------------------------------------------------------ the upload UI
 
-@pytest.fixture
-def office_client(app, client):
-    from auth.passwords import hash_password
-    from models import Role, Unit, UnitKind, User
-
-    with app.app_context():
-        office = Unit(name="区指挥部办公室", kind=UnitKind.OFFICE)
-        db.session.add(office)
-        db.session.flush()
-        db.session.add(User(username="office", display_name="办公室", unit_id=office.id, role=Role.OFFICE_ADMIN,
-                            password_hash=hash_password("demo-2026")))
-        db.session.add(User(username="viewer", display_name="区领导", unit_id=office.id, role=Role.VIEWER,
-                            password_hash=hash_password("demo-2026")))
-        db.session.commit()
-    login(client, "office")
-    return client
-
-
 def test_upload_review_confirm(app, office_client, seed_bytes):
     from models import Plan, Task
 

@@ -325,22 +325,6 @@ def test_bidi_overrides_and_controls_do_not_reach_the_database(app, seed_bytes):
 
 # =========================================================================== the web flow
 
-@pytest.fixture
-def office_client(app, client):
-    from auth.passwords import hash_password
-    from models import Role, Unit, UnitKind, User
-
-    with app.app_context():
-        office = Unit(name="区指挥部办公室", kind=UnitKind.OFFICE)
-        db.session.add(office)
-        db.session.flush()
-        db.session.add(User(username="office", display_name="办公室", unit_id=office.id, role=Role.OFFICE_ADMIN,
-                            password_hash=hash_password("demo-2026")))
-        db.session.commit()
-    login(client, "office")
-    return client
-
-
 def _upload(client, data: bytes, name: str = "汇编.txt"):
     token = csrf_token(client, "/plans/import")
     return client.post("/plans/import", data={"csrf_token": token, "document": (io.BytesIO(data), name)},

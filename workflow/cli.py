@@ -140,19 +140,26 @@ def backup_create(path: Path):
         sys.exit(3)
 
 
+def _or_exit(action, path: Path):
+    """Run a backup action; a refusal prints its problems and exits 1."""
+    from workflow import backup
+
+    try:
+        return action(path)
+    except backup.BackupError as exc:
+        for problem in exc.problems:
+            click.echo(f"✗ {problem}", err=True)
+        click.echo(exc.message, err=True)
+        sys.exit(1)
+
+
 @backup_cli.command("verify")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup_verify(path: Path):
     """校验备份文件是否完整未被改动（不恢复）。"""
     from workflow import backup
 
-    try:
-        verified = backup.verify_archive(path)
-    except backup.BackupError as exc:
-        for problem in exc.problems:
-            click.echo(f"✗ {problem}", err=True)
-        click.echo(exc.message, err=True)
-        sys.exit(1)
+    verified = _or_exit(backup.verify_archive, path)
     manifest = verified.manifest
     click.echo(f"备份完整：{verified.path}（{verified.size} 字节，sha256 {verified.sha256}），"
                f"{len(manifest['members'])} 个文件的 sha256 均相符。")
@@ -169,12 +176,7 @@ def backup_restore(path: Path):
     from workflow import backup
 
     try:
-        restored = backup.restore(path)
-    except backup.BackupError as exc:
-        for problem in exc.problems:
-            click.echo(f"✗ {problem}", err=True)
-        click.echo(exc.message, err=True)
-        sys.exit(1)
+        restored = _or_exit(backup.restore, path)
     except OperationalError as exc:
         click.echo(f"无法访问目标数据库：{exc.orig or exc}", err=True)
         sys.exit(1)

@@ -325,48 +325,42 @@ def survey(check_hashes: bool = True) -> Survey:
         report_refs.setdefault(sha, []).append(archive_id)
     db.session.rollback()   # nothing held while the disk is read
 
-    upload_root = current_app.config["UPLOAD_FOLDER"]
-    seen_uploads = set()
-    for root, name in _walk(upload_root):
-        path = os.path.join(root, name)
-        if name.startswith(".partial-"):
-            result.partial.append(path)
-        elif _SHA_NAME.fullmatch(name) and path == path_for(name):
-            seen_uploads.add(name)
-            if name in evidence_refs:
-                result.evidence_files += 1
-                if check_hashes and _hash_file(path) != name:
-                    result.damaged.append(path)
-            else:
-                result.orphaned_evidence.append(path)
-        else:
-            result.orphaned_evidence.append(path)   # nothing the app wrote is named so
-    result.missing_evidence = sorted((sha, ids) for sha, ids in evidence_refs.items() if sha not in seen_uploads)
-
-    report_root = report_archive.folder()
-    seen_reports = set()
-    for root, name in _walk(report_root):
-        path = os.path.join(root, name)
-        sha = name[:-4] if name.endswith(".pdf") else ""
-        if name.startswith(".partial-"):
-            result.partial.append(path)
-        elif _SHA_NAME.fullmatch(sha) and path == report_archive.path_for(sha):
-            seen_reports.add(sha)
-            if sha in report_refs:
-                result.report_files += 1
-                if check_hashes and _hash_file(path) != sha:
-                    result.damaged.append(path)
-            else:
-                result.orphaned_reports.append(path)
-        else:
-            result.orphaned_reports.append(path)
-    result.missing_reports = sorted((sha, ids) for sha, ids in report_refs.items() if sha not in seen_reports)
+    result.evidence_files, result.missing_evidence = _compare(
+        current_app.config["UPLOAD_FOLDER"], lambda name: name, path_for, evidence_refs, check_hashes,
+        result.orphaned_evidence, result.partial, result.damaged)
+    result.report_files, result.missing_reports = _compare(
+        report_archive.folder(), lambda name: name[:-4] if name.endswith(".pdf") else "", report_archive.path_for,
+        report_refs, check_hashes, result.orphaned_reports, result.partial, result.damaged)
 
     for root, name in _walk(staging_folder()):
         result.staged.append(os.path.join(root, name))
     for name in ("orphaned_evidence", "orphaned_reports", "partial", "staged"):
         getattr(result, name).sort()
     return result
+
+
+def _compare(root: str, sha_of_name, path_of_sha, refs: dict[str, list[int]], check_hashes: bool,
+             orphaned: list[str], partial: list[str], damaged: list[str]) -> tuple[int, list]:
+    """Walk one store (evidence or reports): each file is referenced, orphaned
+    (anything the app did not name so counts too) or partial; returns the
+    number of referenced files and the references whose file is missing."""
+    seen, referenced = set(), 0
+    for folder, name in _walk(root):
+        path = os.path.join(folder, name)
+        sha = sha_of_name(name)
+        if name.startswith(".partial-"):
+            partial.append(path)
+        elif _SHA_NAME.fullmatch(sha) and path == path_of_sha(sha):
+            seen.add(sha)
+            if sha in refs:
+                referenced += 1
+                if check_hashes and _hash_file(path) != sha:
+                    damaged.append(path)
+            else:
+                orphaned.append(path)
+        else:
+            orphaned.append(path)
+    return referenced, sorted((sha, ids) for sha, ids in refs.items() if sha not in seen)
 
 
 def staging_folder() -> str:
