@@ -39,6 +39,7 @@ def password_problem(password: str) -> str | None:
     """A Chinese explanation of why the password is too weak, or None."""
     if len(password) < MIN_LENGTH:
         return f"密码至少需要 {MIN_LENGTH} 位。"
-    if password.isdigit() or password.isalpha():
+    # What the form promises: at least one letter and one digit (symbols do not count as either).
+    if not (any(ch.isalpha() for ch in password) and any(ch.isdigit() for ch in password)):
         return "密码需同时包含字母和数字。"
     return None

@@ -340,13 +340,21 @@ def test_password_change_ends_other_sessions(app, client):
     assert "password_changed" in audit_actions(app, "u06.staff")
 
 
-def test_weak_new_password_is_refused_in_chinese(app, client):
+@pytest.mark.parametrize("weak", ["12345678", "abcdefgh", "abcdefg!", "1234567!", "!@#$%^&*"])
+def test_weak_new_password_is_refused_in_chinese(app, client, weak):
+    """The form promises letters and digits: a symbol is neither."""
     login(client, "u07.staff")
     token = csrf_token(client, "/auth/password")
     response = client.post("/auth/password", data={"csrf_token": token, "current": DEMO_PASSWORD,
-                                                   "new": "12345678", "confirm": "12345678"})
+                                                   "new": weak, "confirm": weak})
     assert "密码需同时包含字母和数字。" in response.get_data(as_text=True)
     assert verify_password(get_user(app, "u07.staff").password_hash, DEMO_PASSWORD)
+
+
+def test_password_with_letters_and_digits_is_accepted():
+    from auth.passwords import password_problem
+
+    assert password_problem("zhoucun2026!") is None and password_problem("周村区政策落实2026") is None
 
 
 def test_passwords_are_scrypt(app, tmp_path):
