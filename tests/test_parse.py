@@ -1,7 +1,8 @@
 """Tests of the document parser (pure: no Flask, no database).
 
-Expectations on the seed document were checked by hand against
-/work/shared/seed/000_e9b96b9635c13b94.txt (line numbers below are its lines).
+Expectations on the seed document were checked by hand against the repository's
+copy of the seed, workflow/demo_data/zhoucun-2022-batch1.txt (line numbers below
+are its lines).
 """
 from __future__ import annotations
 
@@ -15,15 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SEED_PATH
 from workflow.importer.draft import Draft, DocumentError
 from workflow.importer.parse import parse_bytes, parse_file, parse_text
 from workflow.importer.units import parse_deadline, split_unit_list, split_units, tidy_spaces, unit_kind
 
-SEED = Path("/work/shared/seed/000_e9b96b9635c13b94.txt")
+SEED = SEED_PATH
 FIXTURES = Path(__file__).parent / "fixtures"
 CJK_SPACE = re.compile(r"[\u4e00-\u9fff，。；：、（）“”]\s+[\u4e00-\u9fff\d（）“”]")
-
-pytestmark = pytest.mark.skipif(not SEED.exists(), reason="seed document not available")
 
 
 @pytest.fixture(scope="module")
