@@ -72,3 +72,12 @@ def test_a_return_reason_and_a_progress_note_arrive_clean(app):
         assert note == "第一行完成\n第二行"
         reasons = db.session.scalars(select(Submission.decision_reason).where(Submission.part_id == part_id)).all()
         assert reasons == ["缺少验收材料，请补充。"]
+
+
+def test_clean_text_removes_what_changes_the_display_and_reports_only_that():
+    from workflow.text import clean_line, clean_text, display_changing
+
+    assert clean_text("区\u202e财政\u200b局\x07\r\n第二行") == "区财政局\n第二行"
+    assert clean_line("区财政局\n\t办公室") == "区财政局  办公室"
+    assert display_changing("区\u202e财政\u200b局\x07") == ["\u202e", "\x07"]   # zero-width noise is not reported
+    assert clean_text(None) is None

@@ -268,7 +268,7 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
     except storage.FileRefused as exc:
         raise Refused(exc.message) from None
     try:
-        sha, created = storage.store(data)
+        sha, _ = storage.store(data)
     except storage.StorageFailed as exc:
         raise StorageError(exc.message) from None
     evidence = Evidence(part_id=part.id, kind="file", filename=name, content_sha256=sha, size=len(data),

@@ -234,9 +234,7 @@ def remove_file(path: str) -> bool:
         try:
             os.remove(path)
             return True
-        except FileNotFoundError:
-            return False
-        except OSError:
+        except OSError:   # already gone, or not removable: the orphan stays for the next clean-up
             return False
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

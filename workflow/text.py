@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 
-# Bidi embeddings, overrides and isolates, the implicit marks (LRM, RLM, ALM),
-# zero-width and word-joiner characters, the BOM used inside text, and every
-# C0/C1 control except tab and newline (carriage returns become newlines).
-_INVISIBLE = re.compile(
-    "[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b\u2060\ufeff"
-    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Characters that change what the text around them shows: bidi embeddings,
+# overrides and isolates, the implicit marks (LRM, RLM, ALM), and every C0/C1
+# control except tab and newline (carriage returns become newlines).
+_DISPLAY_CHANGING = "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+# Word processors' invisible noise: zero-width space, word joiner, a BOM inside text.
+_NOISE = "\u200b\u2060\ufeff"
+_INVISIBLE = re.compile(f"[{_DISPLAY_CHANGING}{_NOISE}]")
+_CHANGING = re.compile(f"[{_DISPLAY_CHANGING}]")
 _CRLF = re.compile(r"\r\n?")
 
 
@@ -27,6 +29,12 @@ def clean_text(value):
     if not isinstance(value, str):
         return value
     return _INVISIBLE.sub("", _CRLF.sub("\n", value))
+
+
+def display_changing(value: str) -> list[str]:
+    """The characters ``clean_text`` removes that changed how the text showed
+    (not the zero-width noise): worth telling whoever wrote it."""
+    return _CHANGING.findall(value)
 
 
 def clean_line(value):

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from workflow.text import clean_text
+from workflow.text import clean_text, display_changing
 
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
@@ -158,8 +158,10 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
     lines, notes = [], list(notes or [])
     unreported = 0
     for no, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
-        lines.append(clean_text(raw.replace("\f", " ").replace("\v", " ")))
-        if removed := _REMOVAL_TO_REPORT.findall(raw):
+        # A form feed is a page break in extracted text, not damage.
+        raw = raw.replace("\f", " ").replace("\v", " ")
+        lines.append(clean_text(raw))
+        if removed := display_changing(raw):
             # Zero-width spaces and stray BOMs are Word's noise; bidi overrides and
             # control characters change what the text shows: the office should know.
             if sum(w.code == "invisible_chars" for w in notes) >= _INVISIBLE_NOTES:
@@ -179,9 +181,6 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
     return draft
 
 
-#: Removed by clean_text and worth a warning: bidi controls and C0/C1 controls.
-_REMOVAL_TO_REPORT = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
-                              "\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _INVISIBLE_NOTES = 100
 
 

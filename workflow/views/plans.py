@@ -6,7 +6,6 @@ import re
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, send_file, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
 from wtforms import HiddenField, SubmitField
@@ -14,8 +13,9 @@ from wtforms import HiddenField, SubmitField
 from workflow.extensions import db
 from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message, write_once
 from workflow.importer import service
-from workflow.importer.load import COUNT_LABELS, PROBLEM_LABELS, WARNING_LABELS, sha256_of
+from workflow.importer.load import COUNT_LABELS, PROBLEM_LABELS, WARNING_LABELS, Review, sha256_of
 
+from .forms import FlaskForm
 from .helpers import require
 
 bp = Blueprint("plans", __name__, url_prefix="/plans")
@@ -142,11 +142,10 @@ def _review_upload(form, data: bytes, filename: str):
     return _review_page(rv)
 
 
-@bp.route("/import/reread", methods=["POST"])
-@login_required
-def reread():
-    require("plan.import")
-    form = RereadForm()
+def _review_staged(form, replace_invalid: bool):
+    """The review of the bytes a form names (by hash), or the response that
+    refuses the form: 400 if forged, back to the upload page if expired or
+    unreadable."""
     if not form.validate_on_submit() or not SHA_RE.match(form.sha256.data or ""):
         abort(400)
     staged = _staged(form.sha256.data)
@@ -154,11 +153,19 @@ def reread():
         flash("审核结果已过期，请重新上传文件。", "warning")
         return redirect(url_for("plans.upload"))
     try:
-        rv = service.review_upload(*staged, replace_invalid=True)
+        return service.review_upload(*staged, replace_invalid=replace_invalid)
     except service.DocumentError as exc:
         flash(exc.message, "danger")
         return redirect(url_for("plans.upload"))
-    return _review_page(rv, replace_invalid=True)
+
+
+@bp.route("/import/reread", methods=["POST"])
+@login_required
+def reread():
+    require("plan.import")
+    form = RereadForm()
+    rv = _review_staged(form, replace_invalid=True)
+    return rv if not isinstance(rv, Review) else _review_page(rv, replace_invalid=True)
 
 
 @bp.route("/import/confirm", methods=["POST"])
@@ -166,19 +173,11 @@ def reread():
 def confirm():
     require("plan.import")
     form = ConfirmForm()
-    if not form.validate_on_submit() or not SHA_RE.match(form.sha256.data or ""):
-        abort(400)
-    staged = _staged(form.sha256.data)
-    if staged is None:
-        flash("审核结果已过期，请重新上传文件。", "warning")
-        return redirect(url_for("plans.upload"))
     replace_invalid = form.replace_invalid.data == "1"
-    try:
-        # What is written is what the review of these same bytes accepts, now.
-        rv = service.review_upload(*staged, replace_invalid=replace_invalid)
-    except service.DocumentError as exc:
-        flash(exc.message, "danger")
-        return redirect(url_for("plans.upload"))
+    # What is written is what the review of these same bytes accepts, now.
+    rv = _review_staged(form, replace_invalid)
+    if not isinstance(rv, Review):
+        return rv
     if rv.already_imported:
         flash(f"该文件已导入过（方案编号 {rv.existing_plan_id}），未重复导入。", "info")
         return redirect(url_for("plans.detail", plan_id=rv.existing_plan_id))
