@@ -1,24 +1,22 @@
 """The one place that decides who may do what.
 
 ``may(user, action, obj)`` answers for a plan-wide action (obj None), a Task
-(``task.*``) or a TaskPart (``part.*``). It decides *who*; the state machine
-(workflow/machine.py) decides *when*. ``can(user, action, obj)`` combines both
-for templates deciding which buttons to show. Views answer 403 when ``may``
-says no; the services ask again whatever the view did.
-
-The matrix, written down in docs/permissions.md:
-
-| action          | office admin | office staff | leader of part's unit | staff of part's unit | leader of lead unit | viewer |
-|-----------------|:-:|:-:|:-:|:-:|:-:|:-:|
-| task.view       | ✓ | ✓ | ✓ | ✓ | ✓ (and staff) | ✓ |
-| part.start/progress/evidence/submit | | | ✓ | ✓ | | |
-| part.verify / part.return | | | | | ✓ | |
-| task.close / task.reopen / task.urge / task.edit | ✓ | ✓ | | | | |
-| admin.manage    | ✓ | | | | | |
+(``task.*``) or a TaskPart (``part.*``). It decides *who*; the machine
+(``workflow/machine.py: refusal``) decides *when*. ``can(user, action, obj)``
+combines both: templates ask it which buttons to show, and the services
+enforce the same two answers (``services._require``), so a button is shown
+exactly when the action can succeed, inputs aside. ``denial`` gives the reason
+in Chinese when ``may`` says no. The matrix is written down in docs/permissions.md.
 """
 from __future__ import annotations
 
-from models import Role
+from flask import current_app, has_app_context
+
+from sqlalchemy import select
+
+from models import Role, Task, User
+from workflow.extensions import db
+from workflow.machine import refusal
 
 PLAN_ACTIONS = {
     "plan.view": set(Role.ALL),
@@ -36,13 +34,8 @@ OWNER_ACTIONS = ("part.start", "part.progress", "part.evidence", "part.submit")
 LEAD_ACTIONS = ("part.verify", "part.return")
 OFFICE_TASK_ACTIONS = ("task.close", "task.reopen", "task.urge", "task.edit")
 
-# Which machine event each action fires (None: not a transition).
-ACTION_EVENTS = {
-    "part.start": "start", "part.submit": "submit", "part.verify": "verify", "part.return": "return",
-    "task.close": "close", "task.reopen": "reopen",
-    "part.progress": None, "part.evidence": None, "task.urge": None, "task.edit": None,
-}
-
+NOT_ALLOWED = "您没有执行此操作的权限。"
+OWN_SUBMISSION = "这次材料是您本人提交的，按职责分离不能由您本人核验或退回。"
 
 def _authenticated(user) -> bool:
     return user is not None and getattr(user, "is_authenticated", False) and user.is_active
@@ -56,40 +49,79 @@ def has_part(user, task) -> bool:
     return any(p.unit_id == user.unit_id for p in task.parts)
 
 
-def may(user, action: str, obj=None) -> bool:
+def task_of(part):
+    """The part's task, without setting ``part.task``: on a page that loaded the
+    task with its parts, the back-reference would close a Task ↔ TaskPart
+    reference cycle that only the cyclic garbage collector frees, in whichever
+    thread runs next (issue 7; tests/test_request_garbage.py)."""
+    task = part.__dict__.get("task")
+    if task is None and part.task_id is not None:
+        task = db.session.get(Task, part.task_id)
+    return task if task is not None else part.task
+
+
+def pending_submission(part):
+    latest = part.submissions[-1] if part.submissions else None
+    return latest if latest is not None and latest.outcome == "pending" else None
+
+
+def office_may_verify_config() -> bool:
+    return bool(current_app.config.get("OFFICE_VERIFY_FALLBACK", True)) if has_app_context() else True
+
+
+def verifiers(part) -> list:
+    """The users who may decide on the part's pending submission: the active
+    leaders of the task's lead units, except whoever handed it in."""
+    submission = pending_submission(part)
+    query = select(User).where(User.unit_id.in_([u.id for u in task_of(part).lead_units]),
+                               User.role == Role.UNIT_LEADER, User.active.is_(True)).order_by(User.id)
+    if submission is not None:
+        query = query.where(User.id != submission.submitted_by_id)
+    # A query, not ``unit.users``: that collection and each user's ``unit``
+    # would close a reference cycle (see task_of).
+    return db.session.scalars(query).all()
+
+
+def office_verifies(part) -> bool:
+    """The office decides in the lead unit's place when the lead unit has no
+    one else to do it (its only leader handed the work in) and the office is
+    configured to (OFFICE_VERIFY_FALLBACK)."""
+    return office_may_verify_config() and not verifiers(part)
+
+
+def denial(user, action: str, obj=None) -> str | None:
+    """Why ``user`` may not do ``action`` on ``obj`` (Chinese), or None if they may."""
     if not _authenticated(user):
-        return False
+        return NOT_ALLOWED
     if action in PLAN_ACTIONS:
-        return user.role in PLAN_ACTIONS[action]
+        return None if user.role in PLAN_ACTIONS[action] else NOT_ALLOWED
     if action == "task.view":
         if user.role in (Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER):
-            return True
-        return user.role in UNIT_ROLES and (is_lead_unit(user, obj) or has_part(user, obj))
+            return None
+        ok = user.role in UNIT_ROLES and (is_lead_unit(user, obj) or has_part(user, obj))
+        return None if ok else NOT_ALLOWED
     if action in OWNER_ACTIONS:
-        return user.role in UNIT_ROLES and obj.unit_id == user.unit_id
+        return None if user.role in UNIT_ROLES and obj.unit_id == user.unit_id else NOT_ALLOWED
     if action in LEAD_ACTIONS:
-        return user.role == Role.UNIT_LEADER and is_lead_unit(user, obj.task)
+        if user.role == Role.UNIT_LEADER and is_lead_unit(user, task_of(obj)):
+            submission = pending_submission(obj)
+            if submission is not None and submission.submitted_by_id == user.id:
+                return OWN_SUBMISSION
+            return None
+        if user.is_office and office_verifies(obj):
+            return None
+        return NOT_ALLOWED
     if action in OFFICE_TASK_ACTIONS:
-        return user.role in (Role.OFFICE_ADMIN, Role.OFFICE_STAFF)
+        return None if user.is_office else NOT_ALLOWED
     if action == "evidence.download":
-        return may(user, "task.view", obj.part.task)
-    return False
+        return denial(user, "task.view", task_of(obj.part))
+    return NOT_ALLOWED
+
+
+def may(user, action: str, obj=None) -> bool:
+    return denial(user, action, obj) is None
 
 
 def can(user, action: str, obj) -> bool:
-    """``may`` and the machine allows it from the current state (guards aside)."""
-    from workflow.machine import can_fire
-    from workflow.states import CLOSED, IN_PROGRESS, PLANNED, VERIFIED
-
-    if not may(user, action, obj):
-        return False
-    event = ACTION_EVENTS.get(action)
-    if event is not None:
-        return can_fire(obj, event)
-    if action in ("part.progress", "part.evidence"):
-        return obj.state == IN_PROGRESS
-    if action == "task.urge":
-        return obj.state in (PLANNED, IN_PROGRESS) or any(p.state in (PLANNED, IN_PROGRESS) for p in obj.parts)
-    if action == "task.edit":
-        return obj.state not in (VERIFIED, CLOSED)
-    return True
+    """``may``, and the action is open in the object's current state."""
+    return may(user, action, obj) and refusal(action, obj) is None

@@ -71,10 +71,15 @@ class Evidence(db.Model):
     mime: Mapped[str | None] = mapped_column(String(100))
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     uploaded_at: Mapped[datetime] = mapped_column(DateTime)
+    # A resubmission may carry earlier evidence over: it gets a copy, pointing
+    # at the item first handed in, so the earlier submission stays as it was.
+    carried_from_id: Mapped[int | None] = mapped_column(ForeignKey("evidence.id"))
 
     part = relationship("TaskPart", back_populates="evidence")
     submission: Mapped[Submission | None] = relationship(back_populates="evidence")
     uploaded_by = relationship("User")
+
+    carried_from = relationship("Evidence", remote_side=[id])
 
     @property
     def is_pending(self) -> bool:

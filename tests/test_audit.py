@@ -24,7 +24,7 @@ def chain(app):
         for task in tasks:
             part = task.parts[0]
             worker = users[f"u{part.unit_id:02d}.staff"]
-            services.transition_part(part, "start", worker)
+            services.start_part(part, worker)
             services.record_progress(part, worker, 30, "已完成政策宣传3场，覆盖企业45家")
             db.session.commit()
         services.urge(tasks[0], users["office"], "请抓紧推进。")

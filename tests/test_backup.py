@@ -127,7 +127,7 @@ def open_parts(app, n: int) -> list[tuple[int, int]]:
         for part in parts:
             staff = db.session.scalar(select(User).where(User.username == f"u{part.unit_id:02d}.staff"))
             if part.state == "planned":
-                services.transition_part(part, "start", staff)
+                services.start_part(part, staff)
             jobs.append((part.id, staff.id))
         db.session.commit()
         db.session.remove()

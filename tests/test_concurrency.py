@@ -195,9 +195,9 @@ class Scene:
         """The unit hands in (through the services); returns the part's version."""
         with self.session() as (part, users):
             if part.state == "planned":
-                services.transition_part(part, "start", users[self.staff])
+                services.start_part(part, users[self.staff])
             services.add_text_evidence(part, users[self.staff], note)
-            services.transition_part(part, "submit", users[self.staff], statement=f"已完成：{note}")
+            services.submit_part(part, users[self.staff], statement=f"已完成：{note}")
         return self.version()
 
     def version(self) -> int:
@@ -261,7 +261,7 @@ def test_two_leaders_verify_at_once(scene):
 
         # The office reopens it, so that the next round starts from a fresh submission.
         with scene.session() as (part, users):
-            services.transition_task(part.task, "reopen", users["office"], reason=f"第{round_ + 1}轮复核")
+            services.reopen_task(part.task, users["office"], reason=f"第{round_ + 1}轮复核")
 
 
 def test_a_stale_return_races_a_resubmission(scene):
@@ -275,7 +275,7 @@ def test_a_stale_return_races_a_resubmission(scene):
         if round_ == 0:
             seen_by_leader2 = scene.submit("已摸排符合条件的企业36家")
         with scene.session() as (part, users):
-            services.transition_part(part, "return", users[scene.leader1], reason=f"{reason}（第{round_ + 1}次）")
+            services.return_part(part, users[scene.leader1], reason=f"{reason}（第{round_ + 1}次）")
         with scene.session() as (part, users):
             services.add_text_evidence(part, users[scene.staff], f"补充活动照片{round_ + 3}张")
         current = scene.version()
@@ -328,7 +328,7 @@ def test_return_and_verify_race_on_the_same_submission(scene):
             latest = part.submissions[-1]
             if verify_won:
                 assert (part.state, latest.outcome) == (VERIFIED, "verified")
-                services.transition_task(part.task, "reopen", users["office"], reason="复核")
+                services.reopen_task(part.task, users["office"], reason="复核")
             else:
                 assert (part.state, latest.outcome, latest.decision_reason) == (
                     IN_PROGRESS, "returned", "请补充盖章版材料")
@@ -344,7 +344,7 @@ def test_the_same_new_file_uploaded_twice_at_once(scene, server):
     from workflow.demo_activity import make_pdf
 
     with scene.session() as (part, users):
-        services.transition_part(part, "start", users[scene.staff])
+        services.start_part(part, users[scene.staff])
         unit_leader = f"u{part.unit_id:02d}.leader"
     staff, leader = scene.browsers["staff"], Browser(server)
     leader.login(unit_leader)

@@ -66,7 +66,7 @@ def started_part(app):
         part = task.parts[0]
         username = f"u{part.unit_id:02d}.staff"
         worker = db.session.scalar(select(User).where(User.username == username))
-        services.transition_part(part, "start", worker)
+        services.start_part(part, worker)
         db.session.commit()
         ids = (task.id, part.id, username)
         db.session.remove()

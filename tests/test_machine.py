@@ -149,15 +149,7 @@ def test_submit_needs_evidence():
     assert fire(part, "submit", user=User(id=1), statement="已完成") == (IN_PROGRESS, SUBMITTED)
 
 
-def test_nobody_verifies_their_own_submission():
-    part = make_part(SUBMITTED, submitted_by=7)
-    with pytest.raises(TransitionRefused) as info:
-        fire(part, "verify", user=User(id=7))
-    assert "自己提交" in info.value.message
-    assert part.state == SUBMITTED
-    # Only the latest submission counts: an earlier one by the verifier does not block.
-    part.submissions.append(Submission(number=2, statement="补充", submitted_by_id=8))
-    assert fire(part, "verify", user=User(id=7)) == (SUBMITTED, VERIFIED)
+# Nobody verifies their own submission: a rule of who, tested in tests/test_events.py.
 
 
 @pytest.mark.parametrize("model,source,event", [

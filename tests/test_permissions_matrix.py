@@ -87,15 +87,15 @@ def bring_to(app, state: str) -> None:
         if state == "planned":
             return
         staff, leader, office = _user("R.staff"), _user("L.leader"), _user("office")
-        services.transition_part(part, "start", staff)
+        services.start_part(part, staff)
         services.add_text_evidence(part, staff, "已建立工作台账。")
         services.add_file_evidence(part, staff, b"%PDF-1.4\n%%EOF\n", "工作台账.pdf")
         if state != "in_progress":
-            services.transition_part(part, "submit", staff, statement="已全部完成。")
+            services.submit_part(part, staff, statement="已全部完成。")
         if state in ("verified", "closed"):
-            services.transition_part(part, "verify", leader)
+            services.verify_part(part, leader)
         if state == "closed":
-            services.transition_task(task, "close", office)
+            services.close_task(task, office)
         db.session.commit()
         assert task.state == state
 

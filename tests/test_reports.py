@@ -74,10 +74,10 @@ def play_hostile_return(app):
         staff = db.session.scalar(select(User).where(User.username == f"u{part.unit_id:02d}.staff"))
         leader = db.session.scalar(select(User).where(User.username == f"u{part.task.lead_units[0].id:02d}.leader"))
         if part.state == "planned":
-            services.transition_part(part, "start", staff)
+            services.start_part(part, staff)
         services.add_text_evidence(part, staff, HOSTILE_EVIDENCE)
-        services.transition_part(part, "submit", staff, statement=HOSTILE_STATEMENT)
-        services.transition_part(part, "return", leader, reason=HOSTILE_REASON)
+        services.submit_part(part, staff, statement=HOSTILE_STATEMENT)
+        services.return_part(part, leader, reason=HOSTILE_REASON)
         db.session.commit()
         result = (part.unit_id, part.unit.name, part.task.item.number)
         db.session.remove()

@@ -61,16 +61,22 @@ def test_details_read_as_before(app, client):
     assert '<td data-label="详情" class="details"><div><span class="muted">' in page
 
 
-def test_task_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client):
+@pytest.mark.parametrize("who", ["office", "lead_leader", "part_staff"])
+def test_task_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client, who):
+    """The task page as each of the people who act on it sees it: their
+    buttons ask who may verify (the lead units' leaders) and what may be carried."""
     from sqlalchemy import select
 
     from models import Evidence, TaskPart
     from workflow.extensions import db
 
     with app.app_context():
-        task_id = db.session.scalar(select(TaskPart.task_id).join(Evidence, Evidence.part_id == TaskPart.id)
-                                    .where(Evidence.submission_id.is_not(None)).limit(1))
+        part = db.session.scalar(select(TaskPart).join(Evidence, Evidence.part_id == TaskPart.id)
+                                 .where(Evidence.submission_id.is_not(None)).limit(1))
+        task_id = part.task_id
+        username = {"office": "office", "lead_leader": f"u{part.task.lead_units[0].id:02d}.leader",
+                    "part_staff": f"u{part.unit_id:02d}.staff"}[who]
         db.session.remove()
-    login(client, "office")
+    login(client, username)
     leftovers = cyclic_garbage_of(client, f"/tasks/{task_id}")
-    assert not leftovers, f"/tasks/{task_id}: {len(leftovers)} sessions/rows in reference cycles"
+    assert not leftovers, f"/tasks/{task_id} as {who}: {len(leftovers)} sessions/rows in reference cycles"

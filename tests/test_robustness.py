@@ -114,12 +114,12 @@ def test_adding_evidence_moves_the_part_version(app):
         task = next(t for t in db.session.scalar(select(Item).where(Item.number == "1")).tasks if t.seq == 1)
         part = task.parts[0]
         staff = db.session.scalar(select(User).where(User.username == f"u{part.unit_id:02d}.staff"))
-        services.transition_part(part, "start", staff)
+        services.start_part(part, staff)
         db.session.commit()
         before = part.version
         services.add_text_evidence(part, staff, "已建立台账。", expected_version=before)
         db.session.commit()
         assert part.version == before + 1
         with pytest.raises(services.Stale):
-            services.transition_part(part, "submit", staff, statement="已完成", expected_version=before)
+            services.submit_part(part, staff, statement="已完成", expected_version=before)
         db.session.rollback()

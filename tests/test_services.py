@@ -89,9 +89,9 @@ def commit():
 def work_until_submitted(part, *, statement="已完成政策宣传3场，覆盖企业45家，台账已归档。", by=None):
     by = by or staff(part.unit)
     if part.state == PLANNED:
-        services.transition_part(part, "start", by)
+        services.start_part(part, by)
     services.add_text_evidence(part, by, "活动照片12张、签到表3份已存档")
-    services.transition_part(part, "submit", by, statement=statement)
+    services.submit_part(part, by, statement=statement)
     commit()
     return part
 
@@ -106,7 +106,7 @@ def test_one_part_task_through_the_full_cycle():
     worker, checker, office = staff(part.unit), leader(task.lead_units[0]), user("office")
     assert (task.state, part.state) == (PLANNED, PLANNED)
 
-    services.transition_part(part, "start", worker)
+    services.start_part(part, worker)
     commit()
     assert (part.state, task.state) == (IN_PROGRESS, IN_PROGRESS)
 
@@ -115,7 +115,7 @@ def test_one_part_task_through_the_full_cycle():
     commit()
     assert part.progress == 40 and evidence.is_pending
 
-    services.transition_part(part, "submit", worker, statement="已按要求完成，佐证材料已上传。")
+    services.submit_part(part, worker, statement="已按要求完成，佐证材料已上传。")
     commit()
     assert (part.state, task.state) == (SUBMITTED, SUBMITTED)
     submission = part.submissions[0]
@@ -125,12 +125,12 @@ def test_one_part_task_through_the_full_cycle():
         Notification.task_id == task.id, Notification.kind == "submitted"))}
     assert checker.id in notified
 
-    services.transition_part(part, "verify", checker)
+    services.verify_part(part, checker)
     commit()
     assert (part.state, task.state) == (VERIFIED, VERIFIED)
     assert (submission.outcome, submission.decided_by_id) == ("verified", checker.id)
 
-    services.transition_task(task, "close", office)
+    services.close_task(task, office)
     commit()
     assert task.state == CLOSED and part.state == VERIFIED
 
@@ -145,31 +145,31 @@ def test_multi_part_task_follows_its_parts():
     a, b = task.parts
     checker = leader(task.lead_units[0])
 
-    services.transition_part(a, "start", staff(a.unit))
+    services.start_part(a, staff(a.unit))
     commit()
     assert task.state == IN_PROGRESS          # one part started is enough
     work_until_submitted(a)
     assert task.state == IN_PROGRESS          # b has not even started
 
-    services.transition_part(b, "start", leader(b.unit))
+    services.start_part(b, leader(b.unit))
     commit()
     assert task.state == IN_PROGRESS
     work_until_submitted(b)
     assert task.state == SUBMITTED            # every part handed in
 
-    services.transition_part(a, "verify", checker)
+    services.verify_part(a, checker)
     commit()
     assert (a.state, b.state, task.state) == (VERIFIED, SUBMITTED, SUBMITTED)
 
-    services.transition_part(b, "return", checker, reason="佐证材料不完整，请补充活动照片")
+    services.return_part(b, checker, reason="佐证材料不完整，请补充活动照片")
     commit()
     assert (b.state, task.state) == (IN_PROGRESS, IN_PROGRESS)   # back with the unit
 
     services.add_text_evidence(b, staff(b.unit), "补充活动照片6张")
-    services.transition_part(b, "submit", staff(b.unit), statement="已按退回意见补充照片。")
+    services.submit_part(b, staff(b.unit), statement="已按退回意见补充照片。")
     commit()
     assert task.state == SUBMITTED
-    services.transition_part(b, "verify", checker)
+    services.verify_part(b, checker)
     commit()
     assert task.state == VERIFIED
 
@@ -191,11 +191,11 @@ def _to_state(part, task, state):
     if state == PLANNED:
         return
     if state == IN_PROGRESS:
-        services.transition_part(part, "start", staff(part.unit))
+        services.start_part(part, staff(part.unit))
     else:
         work_until_submitted(part)
     if state == VERIFIED:
-        services.transition_part(part, "verify", leader(task.lead_units[0]))
+        services.verify_part(part, leader(task.lead_units[0]))
     commit()
 
 
@@ -219,7 +219,8 @@ def test_each_transition_writes_one_audit_entry_and_rolls_back_with_it(source, e
     before, head_before = audit_count(), (db.session.get(AuditHead, 1).seq, db.session.get(AuditHead, 1).hash)
     entries_before = len(transitions_of(part))
 
-    services.transition_part(part, event, actor, statement="已全部完成。", reason=reason)
+    inputs = {"submit": {"statement": "已全部完成。"}, "return": {"reason": reason}}.get(event, {})
+    services.apply(part, event, actor, **inputs)
     db.session.flush()
     new = transitions_of(part)[entries_before:]
     assert len(new) == 1                                          # exactly one, visible in this transaction
@@ -244,14 +245,14 @@ def test_close_and_reopen_write_one_entry_each_with_reason():
     office, office2 = user("office"), user("office2")
 
     with pytest.raises(Refused) as info:
-        services.transition_task(task, "reopen", office, reason="  ")
+        services.reopen_task(task, office, reason="  ")
     assert "理由" in info.value.message
     db.session.rollback()
 
-    services.transition_task(task, "close", office2)
+    services.close_task(task, office2)
     commit()
     assert task.state == CLOSED
-    services.transition_task(task, "reopen", office, reason="复核发现台账数据有误")
+    services.reopen_task(task, office, reason="复核发现台账数据有误")
     commit()
     assert (task.state, part.state) == (IN_PROGRESS, IN_PROGRESS)
     assert part.submissions[-1].outcome == "reopened"
@@ -266,7 +267,7 @@ def test_close_and_reopen_write_one_entry_each_with_reason():
     # The unit can work on and hand it in again.
     work_until_submitted(part)
     assert task.state == SUBMITTED       # following its parts again once reopened
-    services.transition_part(part, "verify", leader(task.lead_units[0]))
+    services.verify_part(part, leader(task.lead_units[0]))
     commit()
     assert task.state == VERIFIED
 
@@ -275,7 +276,7 @@ def test_close_needs_a_verified_task():
     task = find_task(parts=1, lead_owns_part=False)
     work_until_submitted(task.parts[0])
     with pytest.raises(Refused) as info:
-        services.transition_task(task, "close", user("office"))
+        services.close_task(task, user("office"))
     assert "已提交" in info.value.message
     db.session.rollback()
     assert task.state == SUBMITTED
@@ -293,12 +294,12 @@ def _snapshot(part):
 
 
 @pytest.mark.parametrize("who,call", [
-    ("unrelated_staff", lambda p, u: services.transition_part(p, "start", u)),
+    ("unrelated_staff", lambda p, u: services.start_part(p, u)),
     ("unrelated_leader", lambda p, u: services.record_progress(p, u, 50, "已走访企业20家")),
-    ("viewer", lambda p, u: services.transition_part(p, "start", u)),
+    ("viewer", lambda p, u: services.start_part(p, u)),
     ("viewer", lambda p, u: services.add_text_evidence(p, u, "材料")),
-    ("office", lambda p, u: services.transition_part(p, "start", u)),
-    ("lead_leader", lambda p, u: services.transition_part(p, "start", u)),
+    ("office", lambda p, u: services.start_part(p, u)),
+    ("lead_leader", lambda p, u: services.start_part(p, u)),
 ])
 def test_forbidden_on_a_planned_part(who, call):
     task = find_task(parts=1, lead_owns_part=False)
@@ -333,7 +334,7 @@ def test_forbidden_on_a_submitted_part(who, event):
     }[who]()
     before = _snapshot(part)
     with pytest.raises(Forbidden):
-        services.transition_part(part, event, actor, reason="不符合要求")
+        services.apply(part, event, actor, **({"reason": "不符合要求"} if event == "return" else {}))
     db.session.rollback()
     assert _snapshot(part) == before
 
@@ -344,8 +345,8 @@ def test_unit_users_cannot_close_urge_or_edit():
     _to_state(part, task, VERIFIED)
     before = _snapshot(part)
     for actor in (leader(task.lead_units[0]), staff(part.unit), user("leader")):
-        for call in (lambda: services.transition_task(task, "close", actor),
-                     lambda: services.transition_task(task, "reopen", actor, reason="重新核实"),
+        for call in (lambda: services.close_task(task, actor),
+                     lambda: services.reopen_task(task, actor, reason="重新核实"),
                      lambda: services.urge(task, actor),
                      lambda: services.edit_task(task, actor, text="改动")):
             with pytest.raises(Forbidden):
@@ -361,10 +362,11 @@ def test_nobody_verifies_their_own_submission():
     assert part.unit_id == boss.unit_id
     work_until_submitted(part, by=boss)
     before = _snapshot(part)
-    with pytest.raises(Refused) as info:
-        services.transition_part(part, "verify", boss)
-    assert "自己提交" in info.value.message
-    db.session.rollback()
+    for decide in (lambda: services.verify_part(part, boss), lambda: services.return_part(part, boss, "自查")):
+        with pytest.raises(Forbidden) as info:
+            decide()
+        assert "本人提交" in info.value.message and "职责分离" in info.value.message
+        db.session.rollback()
     assert _snapshot(part) == before
 
 
@@ -374,11 +376,11 @@ def test_a_stale_version_changes_nothing():
     seen = part.version - 1
     before = _snapshot(part)
     with pytest.raises(Stale) as info:
-        services.transition_part(part, "verify", leader(task.lead_units[0]), expected_version=seen)
+        services.verify_part(part, leader(task.lead_units[0]), expected_version=seen)
     assert "已被他人更新" in info.value.message
     db.session.rollback()
     assert _snapshot(part) == before
-    services.transition_part(part, "verify", leader(task.lead_units[0]), expected_version=part.version)
+    services.verify_part(part, leader(task.lead_units[0]), expected_version=part.version)
     commit()
     assert part.state == VERIFIED
 
@@ -391,7 +393,7 @@ def test_evidence_is_immutable_once_submitted():
     task = find_task(parts=1, lead_owns_part=False)
     part = task.parts[0]
     worker = staff(part.unit)
-    services.transition_part(part, "start", worker)
+    services.start_part(part, worker)
     text = services.add_text_evidence(part, worker, "走访企业20家")
     file = services.add_file_evidence(part, worker, PDF, "工作台账.pdf", "2022年台账")
     withdrawn = services.add_text_evidence(part, worker, "传错了")
@@ -406,7 +408,7 @@ def test_evidence_is_immutable_once_submitted():
     removed = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "evidence_removed")).all()
     assert [e.details["evidence"] for e in removed] == [withdrawn_id]
 
-    services.transition_part(part, "submit", worker, statement="已完成")
+    services.submit_part(part, worker, statement="已完成")
     commit()
     submission = part.submissions[0]
     assert {e.id for e in submission.evidence} == {text.id, file.id}
@@ -431,17 +433,17 @@ def test_return_then_resubmit_keeps_the_first_submission():
     task = find_task(parts=1, lead_owns_part=False)
     part = task.parts[0]
     worker, checker = staff(part.unit), leader(task.lead_units[0])
-    services.transition_part(part, "start", worker)
+    services.start_part(part, worker)
     first = services.add_file_evidence(part, worker, PDF, "工作台账.pdf")
-    services.transition_part(part, "submit", worker, statement="已完成第一批。")
+    services.submit_part(part, worker, statement="已完成第一批。")
     commit()
 
     with pytest.raises(Refused):
-        services.transition_part(part, "return", checker, reason="")
+        services.return_part(part, checker, reason="")
     db.session.rollback()
     assert part.state == SUBMITTED
 
-    services.transition_part(part, "return", checker, reason="佐证材料不完整，请补充活动照片")
+    services.return_part(part, checker, reason="佐证材料不完整，请补充活动照片")
     commit()
     assert part.state == IN_PROGRESS
     returned = db.session.scalar(select(Notification).where(Notification.kind == "returned",
@@ -449,7 +451,7 @@ def test_return_then_resubmit_keeps_the_first_submission():
     assert returned is not None and "佐证材料不完整，请补充活动照片" in returned.message
 
     second = services.add_file_evidence(part, worker, PNG, "活动照片.png", "补充照片")
-    services.transition_part(part, "submit", worker, statement="已补充活动照片。")
+    services.submit_part(part, worker, statement="已补充活动照片。")
     commit()
 
     one, two = part.submissions
@@ -459,7 +461,7 @@ def test_return_then_resubmit_keeps_the_first_submission():
     assert (two.number, two.outcome, two.statement) == (2, "pending", "已补充活动照片。")
     assert [e.id for e in two.evidence] == [second.id]
 
-    services.transition_part(part, "verify", checker)
+    services.verify_part(part, checker)
     commit()
     assert (one.outcome, two.outcome) == ("returned", "verified")
     assert [(e.from_state, e.to_state, e.reason) for e in transitions_of(part)] == [
@@ -477,7 +479,7 @@ def test_progress_rules():
         services.record_progress(part, worker, 10, "还没开始")
     assert "推进中" in info.value.message
     db.session.rollback()
-    services.transition_part(part, "start", worker)
+    services.start_part(part, worker)
     commit()
     for percent, note in ((101, "超了"), (-1, "负数"), (50, "   ")):
         with pytest.raises(Refused):
@@ -523,7 +525,7 @@ def test_a_change_committed_in_between_is_stale_not_an_orm_error(app, event):
     db.session.add(part)
     db.session.add(checker)
     with pytest.raises(Stale) as info:
-        services.transition_part(part, event, checker, expected_version=seen, reason="请补充材料")
+        services.apply(part, event, checker, expected_version=seen, **({"reason": "请补充材料"} if event == "return" else {}))
     assert "已被他人更新" in info.value.message
     db.session.rollback()
     part = db.session.get(TaskPart, part.id)

@@ -33,6 +33,10 @@ class Config:
     REPORT_FOLDER = os.environ.get("REPORT_FOLDER")
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 20)
     NEAR_DUE_DAYS = _int("NEAR_DUE_DAYS", 14)
+    # Separation of duties (docs/permissions.md): nobody decides on work they
+    # handed in. When the only leader of the lead unit did, the office decides
+    # in its place — unless this is set to 0, and another leader must be added.
+    OFFICE_VERIFY_FALLBACK = os.environ.get("OFFICE_VERIFY_FALLBACK", "1") not in ("0", "false", "no", "")
     PER_PAGE = _int("PER_PAGE", 30)
     # Sessions (auth/session.py, docs/security.md): they end SESSION_HOURS
     # after sign-in whatever happens, after SESSION_IDLE_MINUTES without a

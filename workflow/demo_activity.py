@@ -176,7 +176,7 @@ class _Player:
     # what
     def start(self, part):
         user = self.rng.choice([self.staff(part.unit), self.leader(part.unit)])
-        services.transition_part(part, "start", user)
+        services.start_part(part, user)
         self.stats["开始办理"] += 1
 
     def progress(self, part, count: int) -> str:
@@ -216,7 +216,7 @@ class _Player:
             statement = self.rng.choice(RESUBMIT_STATEMENTS).format(fix=resubmit_fix, note=note)
         else:
             statement = self.rng.choice(STATEMENTS).format(note=note)
-        services.transition_part(part, "submit", self.submitter(part), statement=statement)
+        services.submit_part(part, self.submitter(part), statement=statement)
         self.stats["提交"] += 1
 
     def verifier(self, part):
@@ -232,11 +232,11 @@ class _Player:
         if verifier is None:
             return None
         if event == "verify":
-            services.transition_part(part, "verify", verifier)
+            services.verify_part(part, verifier)
             self.stats["核验通过"] += 1
             return None
         reason, fix = self.rng.choice(RETURN_REASONS)
-        services.transition_part(part, "return", verifier, reason=reason)
+        services.return_part(part, verifier, reason=reason)
         self.stats["退回"] += 1
         return reason, fix.format(**self.numbers())
 
@@ -298,12 +298,12 @@ class _Player:
         for task in verified:
             if self.rng.random() < 0.7:
                 closer = self.rng.choice([self.office, self.users.get("office2", self.office)])
-                services.transition_task(task, "close", closer)
+                services.close_task(task, closer)
                 closed.append(task)
                 self.stats["办结"] += 1
         if closed:
             task = self.rng.choice(closed)
-            services.transition_task(task, "reopen", self.office, reason=REOPEN_REASON)
+            services.reopen_task(task, self.office, reason=REOPEN_REASON)
             self.stats["重新打开"] += 1
 
         # An urge or two for tasks that are behind.

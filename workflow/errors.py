@@ -51,6 +51,11 @@ def bad_request(message: str):
     return _page(400, message)
 
 
+def forbidden(message: str | None = None):
+    """A 403 page that says why (e.g. separation of duties), not only that."""
+    return _page(403, message)
+
+
 def register(app: Flask) -> None:
     for code in MESSAGES:
         if code in (413, 429, 500, 503):

@@ -1,14 +1,29 @@
-"""The one definition of states and transitions.
+"""The one definition of what can happen to a task, and when.
 
-Two `transitions` Machines, built once at import and shared by every row
+``EVENTS`` is the table: one row per event with its trigger, source and target
+states, guards, the permission action that fires it, the inputs it reads from
+its form, its Chinese label and success message, and who is told. Everything
+else is derived from it: the two ``transitions`` Machines, ``EVENT_LABELS``,
+``EVENT_FOR_ACTION`` (which permission fires which event), the routes and
+success messages of the task page (workflow/views/tasks.py) and the notices the
+services send (workflow/services.py).
+
+``ACTION_RULES`` says *when* the actions that are not transitions (progress,
+evidence, urge, edit) are open. ``refusal(action, obj)`` answers for both
+kinds; ``permissions.can()`` (which buttons to show) and the services (which
+enforce) both ask it, so the two cannot drift apart.
+
+The Machines are built once at import and shared by every row
 (``model=None``): a Machine per row costs seconds and megabytes per thousand
 rows. Events are fired with ``fire(model, event, **context)``; with
 ``auto_transitions=False`` there is no ``to_<state>`` shortcut around the rules.
-
 Guards raise ``TransitionRefused`` with a Chinese reason, so the user learns
 why, not only that, an action was refused.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 from transitions import Machine, MachineError
 
@@ -21,79 +36,151 @@ class TransitionRefused(Exception):
         self.message = message
 
 
-EVENT_LABELS = {
-    "start": "开始办理", "submit": "提交", "verify": "核验通过", "return": "退回",
-    "reopen": "重新打开", "close": "办结",
-}
+# ---------------------------------------------------------------- guards
+# Each takes the model and the event's inputs and returns a refusal (Chinese)
+# or None. They run inside the machine, at fire time.
+
+def needs_statement(model, inputs) -> str | None:
+    if not (inputs.get("statement") or "").strip():
+        return "提交前请填写完成情况说明。"
+    return None
 
 
-def _needs_statement(event) -> bool:
-    if not (event.kwargs.get("statement") or "").strip():
-        raise TransitionRefused("提交前请填写完成情况说明。")
-    return True
+def needs_evidence(model, inputs) -> str | None:
+    if not model.pending_evidence and not inputs.get("carry"):
+        if model.submissions:
+            return "提交前请至少添加一项佐证材料（文件或文字），或勾选沿用以前提交的材料。"
+        return "提交前请至少添加一项佐证材料（文件或文字）。"
+    return None
 
 
-def _needs_evidence(event) -> bool:
-    if not event.model.evidence:
-        raise TransitionRefused("提交前请至少添加一项佐证材料（文件或文字）。")
-    return True
+def needs_something_new(model, inputs) -> str | None:
+    # A resubmission after a return answers the return: handing in the same
+    # statement with nothing new would only bounce back.
+    latest = model.submissions[-1] if model.submissions else None
+    if latest is None or latest.outcome != "returned":
+        return None
+    statement = (inputs.get("statement") or "").strip()
+    if model.pending_evidence or statement != (latest.statement or "").strip():
+        return None
+    return ("这是退回后的重新提交：请添加新的佐证材料，或在完成情况说明中写明按退回意见所作的修改"
+            "（与上次提交的说明相同，不能提交）。")
 
 
-def _evidence_files_present(event) -> bool:
+def evidence_files_present(model, inputs) -> str | None:
     # A file lost on disk (a failed disk, a hand-made clean-up) must not be
     # handed in as if it were there: the lead unit would verify nothing.
     from workflow import storage
 
-    missing = [e.filename or "文件" for e in event.model.pending_evidence
+    handed_in = list(model.pending_evidence) + list(inputs.get("carry") or ())
+    missing = [e.filename or "文件" for e in handed_in
                if e.kind == "file" and not storage.file_present(e.content_sha256)]
     if missing:
-        raise TransitionRefused("以下材料的文件在服务器上已丢失，请撤回后重新上传再提交："
-                                + "、".join(f"“{name}”" for name in missing))
-    return True
+        return ("以下材料的文件在服务器上已丢失，请撤回（或不再沿用）后重新上传再提交："
+                + "、".join(f"“{name}”" for name in missing))
+    return None
 
 
-def _needs_reason(event) -> bool:
-    if not (event.kwargs.get("reason") or "").strip():
-        raise TransitionRefused("请填写理由。")
-    return True
+def needs_reason(model, inputs) -> str | None:
+    if not (inputs.get("reason") or "").strip():
+        return "请填写理由。"
+    return None
 
 
-def _not_own_submission(event) -> bool:
-    user = event.kwargs.get("user")
-    latest = event.model.submissions[-1] if event.model.submissions else None
-    if user is not None and latest is not None and latest.submitted_by_id == user.id:
-        raise TransitionRefused("不能核验自己提交的材料，请由牵头单位的其他负责人核验。")
-    return True
+def _condition(guard: Callable) -> Callable:
+    def condition(event) -> bool:
+        message = guard(event.model, event.kwargs)
+        if message:
+            raise TransitionRefused(message)
+        return True
+    condition.__name__ = guard.__name__
+    return condition
 
 
-PART_TRANSITIONS = [
-    {"trigger": "start", "source": PLANNED, "dest": IN_PROGRESS},
-    {"trigger": "submit", "source": IN_PROGRESS, "dest": SUBMITTED, "conditions": [_needs_statement, _needs_evidence, _evidence_files_present]},
-    {"trigger": "verify", "source": SUBMITTED, "dest": VERIFIED, "conditions": [_not_own_submission]},
-    {"trigger": "return", "source": SUBMITTED, "dest": IN_PROGRESS, "conditions": [_needs_reason]},
-    {"trigger": "reopen", "source": VERIFIED, "dest": IN_PROGRESS, "conditions": [_needs_reason]},
-]
+# ---------------------------------------------------------------- the table
 
-TASK_TRANSITIONS = [
-    {"trigger": "close", "source": VERIFIED, "dest": CLOSED},
-    {"trigger": "reopen", "source": [VERIFIED, CLOSED], "dest": IN_PROGRESS, "conditions": [_needs_reason]},
-]
+# Who is told, by name; workflow/services.py resolves each to users.
+PART_UNIT = "part_unit"                 # every user of the unit that does the part
+LEAD_LEADERS = "lead_leaders"           # the leaders of the task's lead units (they verify)
+PART_UNITS = "part_units"               # every unit with a part of the task
+PART_AND_LEAD_UNITS = "part_and_lead_units"
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str           # the inbox's notification kind
+    to: str             # one of the recipient names above
+    message: str        # format fields: {task} (its label), {unit} (the part's unit), {reason}
+
+
+@dataclass(frozen=True)
+class Event:
+    subject: str                    # "part" or "task"
+    trigger: str
+    source: tuple[str, ...]
+    dest: str
+    action: str | None              # the permission it needs; None: only fired by another event
+    label: str
+    success: str = ""
+    guards: tuple[Callable, ...] = ()
+    inputs: tuple[str, ...] = ()    # what the event reads from its form
+    notices: tuple[Notice, ...] = ()
+
+
+EVENTS: tuple[Event, ...] = (
+    Event("part", "start", (PLANNED,), IN_PROGRESS, "part.start", "开始办理", "已开始办理。"),
+    Event("part", "submit", (IN_PROGRESS,), SUBMITTED, "part.submit", "提交", "已提交，等待牵头单位核验。",
+          guards=(needs_statement, needs_evidence, needs_something_new, evidence_files_present),
+          inputs=("statement", "carry"),
+          notices=(Notice("submitted", LEAD_LEADERS, "{unit}已提交{task}的完成材料，请核验。"),)),
+    Event("part", "verify", (SUBMITTED,), VERIFIED, "part.verify", "核验通过", "已核验通过。",
+          notices=(Notice("verified", PART_UNIT, "{task}（{unit}）已核验通过。"),)),
+    Event("part", "return", (SUBMITTED,), IN_PROGRESS, "part.return", "退回", "已退回，并已通知承办单位。",
+          guards=(needs_reason,), inputs=("reason",),
+          notices=(Notice("returned", PART_UNIT, "{task}（{unit}）被退回：{reason}"),)),
+    # Fired on every verified part when the office reopens the task.
+    Event("part", "reopen", (VERIFIED,), IN_PROGRESS, None, "重新打开", guards=(needs_reason,), inputs=("reason",)),
+    Event("task", "close", (VERIFIED,), CLOSED, "task.close", "办结", "任务已办结。",
+          notices=(Notice("closed", PART_AND_LEAD_UNITS, "{task}已办结。"),)),
+    Event("task", "reopen", (VERIFIED, CLOSED), IN_PROGRESS, "task.reopen", "重新打开",
+          "任务已重新打开，并已通知各承办单位。", guards=(needs_reason,), inputs=("reason",),
+          notices=(Notice("reopened", PART_UNITS, "{task}已被办公室重新打开：{reason}"),)),
+)
+
+EVENT_BY_KEY = {(e.subject, e.trigger): e for e in EVENTS}
+EVENT_FOR_ACTION = {e.action: e for e in EVENTS if e.action}
+EVENT_LABELS = {e.trigger: e.label for e in EVENTS}
+
+
+def _transitions(subject: str) -> list[dict]:
+    return [{"trigger": e.trigger, "source": list(e.source), "dest": e.dest,
+             "conditions": [_condition(g) for g in e.guards]}
+            for e in EVENTS if e.subject == subject]
+
 
 _COMMON = {"model": None, "initial": PLANNED, "auto_transitions": False, "send_event": True,
            "model_attribute": "state"}
-PART_MACHINE = Machine(states=list(PART_STATES), transitions=PART_TRANSITIONS, **_COMMON)
-TASK_MACHINE = Machine(states=list(TASK_STATES), transitions=TASK_TRANSITIONS, **_COMMON)
+PART_MACHINE = Machine(states=list(PART_STATES), transitions=_transitions("part"), **_COMMON)
+TASK_MACHINE = Machine(states=list(TASK_STATES), transitions=_transitions("task"), **_COMMON)
+
+
+def subject_of(model) -> str:
+    from models import TaskPart
+
+    return "part" if isinstance(model, TaskPart) else "task"
 
 
 def machine_for(model) -> Machine:
-    from models import TaskPart
-
-    return PART_MACHINE if isinstance(model, TaskPart) else TASK_MACHINE
+    return PART_MACHINE if subject_of(model) == "part" else TASK_MACHINE
 
 
 def can_fire(model, event: str) -> bool:
     """Whether ``event`` leaves the model's current state (guards not run)."""
     return event in machine_for(model).get_triggers(model.state)
+
+
+def _state_refusal(state: str, label: str) -> str:
+    return f"当前状态为“{STATE_LABELS.get(state, state)}”，不能执行“{label}”。"
 
 
 def fire(model, event: str, **context) -> tuple[str, str]:
@@ -105,9 +192,46 @@ def fire(model, event: str, **context) -> tuple[str, str]:
     try:
         machine.events[event].trigger(model, **context)
     except MachineError:
-        raise TransitionRefused(
-            f"当前状态为“{STATE_LABELS.get(source, source)}”，不能执行“{EVENT_LABELS.get(event, event)}”。") from None
+        raise TransitionRefused(_state_refusal(source, EVENT_LABELS.get(event, event))) from None
     return source, model.state
+
+
+# ---------------------------------------------------------------- when the other actions are open
+
+def open_parts(task) -> list:
+    """The parts a 催办 reaches: not yet submitted."""
+    return [p for p in task.parts if p.state in (PLANNED, IN_PROGRESS)]
+
+
+@dataclass(frozen=True)
+class Rule:
+    open: Callable[[object], bool]
+    refusal: Callable[[object], str]
+
+
+ACTION_RULES: dict[str, Rule] = {
+    "part.progress": Rule(lambda p: p.state == IN_PROGRESS,
+                          lambda p: f"当前状态为“{STATE_LABELS[p.state]}”，只有推进中的任务可以填报进度。"
+                                    + ("请先点击“开始办理”。" if p.state == PLANNED else "")),
+    "part.evidence": Rule(lambda p: p.state == IN_PROGRESS,
+                          lambda p: f"当前状态为“{STATE_LABELS[p.state]}”，不能添加或撤回材料。"
+                                    + ("请先点击“开始办理”。" if p.state == PLANNED else "")),
+    "task.urge": Rule(lambda t: bool(open_parts(t)), lambda t: "该任务已全部提交或办结，无需催办。"),
+    "task.edit": Rule(lambda t: t.state not in (VERIFIED, CLOSED),
+                      lambda t: "已核验或已办结的任务不能修改；如需修改，请先重新打开。"),
+}
+
+
+def refusal(action: str, obj) -> str | None:
+    """Why ``action`` is not open on ``obj`` in its current state, or None if it is.
+    Guards that read the action's inputs (a reason, a statement) run when it fires."""
+    event = EVENT_FOR_ACTION.get(action)
+    if event is not None:
+        return None if can_fire(obj, event.trigger) else _state_refusal(obj.state, event.label)
+    rule = ACTION_RULES.get(action)
+    if rule is not None and not rule.open(obj):
+        return rule.refusal(obj)
+    return None
 
 
 def derived_task_state(parts) -> str:

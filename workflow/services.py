@@ -8,17 +8,19 @@ change and its audit entry land together or not at all.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
-from auth.permissions import may
-from models import Role
-from workflow import audit
+from auth.permissions import denial
+from models import Evidence, Notification, ProgressNote, Role, Submission, User
+from workflow import audit, machine, storage
 from workflow.extensions import db
-from workflow.machine import EVENT_LABELS, TransitionRefused, derived_task_state, fire
-from workflow.states import CLOSED, IN_PROGRESS, STATE_LABELS, VERIFIED
+from workflow.machine import Event, refusal
+from workflow.states import CLOSED, IN_PROGRESS, VERIFIED
 from workflow.timeutil import utcnow
 
 
@@ -52,11 +54,6 @@ class StorageError(ServiceError):
 STALE_MESSAGE = "该任务刚刚已被他人更新，您的操作未生效。页面已刷新为最新状态，请确认后再操作。"
 
 
-def _check(user, action: str, obj) -> None:
-    if not may(user, action, obj):
-        raise Forbidden("您没有执行此操作的权限。")
-
-
 def _check_version(obj, expected_version) -> None:
     if expected_version is not None and int(expected_version) != obj.version:
         raise Stale(STALE_MESSAGE)
@@ -85,89 +82,233 @@ def _stale_as_refusal(service):
 
 def notify_units(units, task, kind: str, message: str, exclude_user=None, roles=None) -> None:
     """One inbox row per active user of the units (optionally only some roles)."""
-    from models import Notification, User
-
-    unit_ids = [u.id for u in units]
+    unit_ids = list(dict.fromkeys(u.id for u in units))
     if not unit_ids:
         return
     now = utcnow()
     query = select(User).where(User.unit_id.in_(unit_ids), User.active.is_(True))
     if roles:
         query = query.where(User.role.in_(roles))
-    users = db.session.scalars(query)
-    for user in users:
+    for user in db.session.scalars(query):
         if exclude_user is not None and user.id == exclude_user.id:
             continue
         db.session.add(Notification(user_id=user.id, task_id=task.id, kind=kind, message=message, created_at=now))
 
 
+# Who each recipient name in the event table (workflow/machine.py) is: (units, roles or None).
+RECIPIENTS = {
+    machine.PART_UNIT: lambda task, part: ([part.unit], None),
+    # Only leaders verify, so only they are asked to.
+    machine.LEAD_LEADERS: lambda task, part: (task.lead_units, (Role.UNIT_LEADER,)),
+    machine.PART_UNITS: lambda task, part: ([p.unit for p in task.parts], None),
+    machine.PART_AND_LEAD_UNITS: lambda task, part: ([p.unit for p in task.parts] + list(task.lead_units), None),
+}
+
+
+def _send_notices(event: Event, task, part, user, inputs: dict) -> None:
+    fields = {"task": task.label, "unit": part.unit.name if part is not None else "",
+              "reason": inputs.get("reason") or ""}
+    for notice in event.notices:
+        units, roles = RECIPIENTS[notice.to](task, part)
+        # The one who acted knows already.
+        notify_units(units, task, notice.kind, notice.message.format(**fields), exclude_user=user, roles=roles)
+
+
 # ---------------------------------------------------------------- transitions
 
-PART_ACTION_FOR_EVENT = {"start": "part.start", "submit": "part.submit", "verify": "part.verify",
-                         "return": "part.return"}
-TASK_ACTION_FOR_EVENT = {"close": "task.close", "reopen": "task.reopen"}
+@dataclass
+class Fired:
+    event: Event
+    obj: object
+    source: str
+    dest: str
+    inputs: dict
 
 
-@_stale_as_refusal
-def transition_part(part, event: str, user, *, expected_version=None, statement: str | None = None,
-                    reason: str | None = None):
-    """start / submit / verify / return one unit's part of a task."""
-    from models import Submission
+def _require(user, action: str, obj, expected_version=None) -> None:
+    """Who (auth/permissions.py), then when (workflow/machine.py): the same two
+    answers that decide whether the page shows the button. In between, whether
+    the page was stale: a user who lost a race hears that, not the new state."""
+    why = denial(user, action, obj)
+    if why:
+        raise Forbidden(why)
+    _check_version(obj, expected_version)
+    why = refusal(action, obj)
+    if why:
+        raise Refused(why)
 
-    action = PART_ACTION_FOR_EVENT.get(event)
-    if action is None:
-        raise Refused(f"未知的操作：{event}")
-    _check(user, action, part)
-    _check_version(part, expected_version)
-    statement = (statement or "").strip() or None
-    reason = (reason or "").strip() or None
+
+def _fire(obj, trigger: str, user, *, expected_version=None, **inputs) -> Fired:
+    """Check, then run one row of the event table on ``obj``. A row without a
+    permission action is only fired by another event's service, which has
+    checked its own."""
+    event = machine.EVENT_BY_KEY[(machine.subject_of(obj), trigger)]
+    if event.action is not None:
+        _require(user, event.action, obj, expected_version)
+    inputs = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in inputs.items()}
     try:
-        source, dest = fire(part, event, user=user, statement=statement, reason=reason)
-    except TransitionRefused as exc:
+        source, dest = machine.fire(obj, trigger, user=user, **inputs)
+    except machine.TransitionRefused as exc:
         raise Refused(exc.message) from None
-    now = utcnow()
-    task = part.task
-    details: dict = {"unit": part.unit.name}
-    if event == "submit":
-        submission = Submission(part_id=part.id, number=len(part.submissions) + 1, statement=statement,
-                                submitted_by_id=user.id, submitted_at=now)
-        db.session.add(submission)
-        pending = part.pending_evidence
-        for evidence in pending:
-            evidence.submission = submission
-        part.submissions.append(submission)
-        part.progress = 100
-        details.update(submission=submission.number, evidence=[e.id for e in pending])
-        _flush()
-    elif event in ("verify", "return"):
-        latest = part.submissions[-1]
-        latest.outcome = "verified" if event == "verify" else "returned"
-        latest.decided_by_id = user.id
-        latest.decided_at = now
-        latest.decision_reason = reason
-        details["submission"] = latest.number
-    _flush()
-    audit.append("transition", user=user, part=part, from_state=source, to_state=dest, reason=reason,
-                 details={**details, "event": event, "statement": statement})
+    return Fired(event, obj, source, dest, inputs)
 
-    label = f"{task.label}（{part.unit.name}）"
-    if event == "submit":
-        # Only leaders verify, so only they are asked to.
-        notify_units(task.lead_units, task, "submitted", f"{part.unit.name}已提交{task.label}的完成材料，请核验。",
-                     roles=(Role.UNIT_LEADER,))
-    elif event == "return":
-        notify_units([part.unit], task, "returned", f"{label}被退回：{reason}")
-    elif event == "verify":
-        notify_units([part.unit], task, "verified", f"{label}已核验通过。")
-    _sync_task(task, user)
-    return part
+
+def _record(fired: Fired, user, **details):
+    """Flush, write the audit entry and the notices; a part's task follows it."""
+    _flush()
+    obj, event = fired.obj, fired.event
+    is_part = event.subject == "part"
+    entry = {"event": event.trigger, **({"unit": obj.unit.name} if is_part else {})}
+    if "statement" in event.inputs:
+        entry["statement"] = fired.inputs.get("statement")
+    audit.append("transition", user=user, **({"part": obj} if is_part else {"task": obj}),
+                 from_state=fired.source, to_state=fired.dest, reason=fired.inputs.get("reason"),
+                 details={**entry, **details})
+    task = obj.task if is_part else obj
+    _send_notices(event, task, obj if is_part else None, user, fired.inputs)
+    if is_part:
+        _sync_task(task, user)
+    return obj
+
+
+TRANSITIONS: dict[tuple[str, str], Callable] = {}
+
+
+def transition(subject: str, trigger: str):
+    """Register the service that fires one row of the event table; the task
+    page's routes find it here by the row's key."""
+    def register(service):
+        wrapped = _stale_as_refusal(service)
+        TRANSITIONS[(subject, trigger)] = wrapped
+        return wrapped
+    return register
+
+
+@transition("part", "start")
+def start_part(part, user, *, expected_version=None):
+    return _record(_fire(part, "start", user, expected_version=expected_version), user)
+
+
+@transition("part", "submit")
+def submit_part(part, user, statement: str | None, *, carry=(), expected_version=None):
+    """Hand in the pending evidence, and earlier evidence chosen to carry over
+    (``carry``: ids of evidence from this part's earlier submissions)."""
+    carried = _carryable_chosen(part, carry)
+    fired = _fire(part, "submit", user, expected_version=expected_version, statement=statement, carry=carried)
+    submission = Submission(part_id=part.id, number=len(part.submissions) + 1, statement=fired.inputs["statement"],
+                            submitted_by_id=user.id, submitted_at=utcnow())
+    db.session.add(submission)
+    pending = list(part.pending_evidence)
+    for evidence in pending:
+        evidence.submission = submission
+    copies = [_carry(evidence, part, submission) for evidence in carried]
+    part.evidence.extend(copies)
+    part.submissions.append(submission)
+    part.progress = 100
+    _flush()
+    details = {"submission": submission.number, "evidence": [e.id for e in pending]}
+    if copies:
+        details["carried"] = [e.carried_from_id for e in copies]
+    return _record(fired, user, **details)
+
+
+@transition("part", "verify")
+def verify_part(part, user, *, expected_version=None):
+    fired = _fire(part, "verify", user, expected_version=expected_version)
+    submission = _decide(part, user, "verified")
+    return _record(fired, user, submission=submission.number)
+
+
+@transition("part", "return")
+def return_part(part, user, reason: str | None, *, expected_version=None):
+    fired = _fire(part, "return", user, expected_version=expected_version, reason=reason)
+    submission = _decide(part, user, "returned", fired.inputs["reason"])
+    _unfinished(part)
+    return _record(fired, user, submission=submission.number)
+
+
+@transition("task", "close")
+def close_task(task, user, *, expected_version=None):
+    return _record(_fire(task, "close", user, expected_version=expected_version), user)
+
+
+@transition("task", "reopen")
+def reopen_task(task, user, reason: str | None, *, expected_version=None):
+    """Every verified part goes back to work with the task."""
+    fired = _fire(task, "reopen", user, expected_version=expected_version, reason=reason)
+    for part in task.parts:
+        if part.state == VERIFIED:
+            part_fired = _fire(part, "reopen", user, reason=fired.inputs["reason"])
+            if part.submissions:
+                part.submissions[-1].outcome = "reopened"
+            _unfinished(part)
+            _flush()
+            audit.append("transition", user=user, part=part, from_state=part_fired.source,
+                         to_state=part_fired.dest, reason=part_fired.inputs["reason"],
+                         details={"event": "reopen", "unit": part.unit.name})
+    return _record(fired, user)
+
+
+def apply(obj, trigger: str, user, **inputs):
+    """Fire a row of the event table through its service (the task page's routes)."""
+    return TRANSITIONS[(machine.subject_of(obj), trigger)](obj, user, **inputs)
+
+
+def _decide(part, user, outcome: str, reason: str | None = None):
+    latest = part.submissions[-1]
+    latest.outcome = outcome
+    latest.decided_by_id = user.id
+    latest.decided_at = utcnow()
+    latest.decision_reason = reason
+    return latest
+
+
+def _unfinished(part) -> None:
+    """Work sent back is not finished, whatever the submission claimed: the
+    part shows the progress last reported before it, below 100%."""
+    reported = part.progress_notes[-1].percent if part.progress_notes else 0
+    part.progress = min(reported, 99)
+
+
+def carryable_evidence(part) -> list:
+    """Evidence handed in with the part's earlier submissions, once per item
+    (an item carried over several times is offered as its latest copy)."""
+    latest: dict[int, Evidence] = {}
+    for submission in part.submissions:
+        for evidence in submission.evidence:
+            latest[evidence.carried_from_id or evidence.id] = evidence
+    return list(latest.values())
+
+
+def _carryable_chosen(part, chosen) -> list:
+    ids = list(dict.fromkeys(int(i) for i in chosen or ()))
+    if not ids:
+        return []
+    if not part.submissions or part.state != IN_PROGRESS:
+        raise Refused("只有退回后重新提交时，才能沿用以前提交的材料。")
+    offered = {e.id: e for e in carryable_evidence(part)}
+    unknown = [i for i in ids if i not in offered]
+    if unknown:
+        raise Refused("所选的以前材料不存在或不属于该任务，请刷新页面后重新选择。")
+    return [offered[i] for i in ids]
+
+
+def _carry(evidence, part, submission):
+    """A copy in the new submission: the earlier submission keeps what it was
+    handed in with, unchanged."""
+    copy = Evidence(part_id=part.id, submission=submission, kind=evidence.kind, text=evidence.text,
+                    filename=evidence.filename, content_sha256=evidence.content_sha256, size=evidence.size,
+                    mime=evidence.mime, uploaded_by_id=evidence.uploaded_by_id, uploaded_at=evidence.uploaded_at,
+                    carried_from_id=evidence.carried_from_id or evidence.id)
+    db.session.add(copy)
+    return copy
 
 
 def _sync_task(task, user) -> None:
     """The task follows its parts (a closed task stays closed until reopened)."""
     if task.state == CLOSED:
         return
-    new_state = derived_task_state(task.parts)
+    new_state = machine.derived_task_state(task.parts)
     if new_state != task.state:
         old = task.state
         task.state = new_state
@@ -176,46 +317,11 @@ def _sync_task(task, user) -> None:
                      details={"derived": True})
 
 
-@_stale_as_refusal
-def transition_task(task, event: str, user, *, expected_version=None, reason: str | None = None):
-    """close / reopen a whole task (the office)."""
-    action = TASK_ACTION_FOR_EVENT.get(event)
-    if action is None:
-        raise Refused(f"未知的操作：{event}")
-    _check(user, action, task)
-    _check_version(task, expected_version)
-    reason = (reason or "").strip() or None
-    try:
-        source, dest = fire(task, event, user=user, reason=reason)
-    except TransitionRefused as exc:
-        raise Refused(exc.message) from None
-    if event == "reopen":
-        for part in task.parts:
-            if part.state == VERIFIED:
-                part_source, _ = fire(part, "reopen", user=user, reason=reason)
-                if part.submissions:
-                    part.submissions[-1].outcome = "reopened"
-                audit.append("transition", user=user, part=part, from_state=part_source, to_state=part.state,
-                             reason=reason, details={"event": "reopen", "unit": part.unit.name})
-        notify_units([p.unit for p in task.parts], task, "reopened", f"{task.label}已被办公室重新打开：{reason}")
-    _flush()
-    audit.append("transition", user=user, task=task, from_state=source, to_state=dest, reason=reason,
-                 details={"event": event})
-    if event == "close":
-        notify_units([p.unit for p in task.parts] + list(task.lead_units), task, "closed", f"{task.label}已办结。")
-    return task
-
-
 # ---------------------------------------------------------------- progress and evidence
 
 @_stale_as_refusal
 def record_progress(part, user, percent: int, note: str, *, expected_version=None):
-    from models import ProgressNote
-
-    _check(user, "part.progress", part)
-    _check_version(part, expected_version)
-    if part.state != IN_PROGRESS:
-        raise Refused(f"当前状态为“{STATE_LABELS[part.state]}”，只有推进中的任务可以填报进度。")
+    _require(user, "part.progress", part, expected_version)
     note = (note or "").strip()
     if not note:
         raise Refused("请填写进度说明。")
@@ -231,11 +337,7 @@ def record_progress(part, user, percent: int, note: str, *, expected_version=Non
 
 @_stale_as_refusal
 def add_text_evidence(part, user, text: str, *, expected_version=None):
-    from models import Evidence
-
-    _check(user, "part.evidence", part)
-    _check_version(part, expected_version)
-    _require_in_progress(part)
+    _require(user, "part.evidence", part, expected_version)
     text = (text or "").strip()
     if not text:
         raise Refused("请填写材料内容。")
@@ -256,12 +358,7 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
     transaction later fails, the caller calls ``storage.discard_unreferenced``
     after the rollback (see ``views.tasks``): it removes the file only if no
     committed row uses it."""
-    from models import Evidence
-    from workflow import storage
-
-    _check(user, "part.evidence", part)
-    _check_version(part, expected_version)
-    _require_in_progress(part)
+    _require(user, "part.evidence", part, expected_version)
     name = storage.clean_filename(filename or "")
     try:
         mime = storage.check(data, name)
@@ -287,9 +384,12 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
 @_stale_as_refusal
 def remove_pending_evidence(evidence, user):
     """Evidence not yet submitted may be withdrawn; submitted evidence never."""
-    _check(user, "part.evidence", evidence.part)
+    why = denial(user, "part.evidence", evidence.part)
+    if why:
+        raise Forbidden(why)
     if not evidence.is_pending:
         raise Refused("已提交的材料不能删除或修改。")
+    _require(user, "part.evidence", evidence.part)
     part = evidence.part
     audit.append("evidence_removed", user=user, part=part,
                  details={"evidence": evidence.id, "kind": evidence.kind, "filename": evidence.filename})
@@ -306,23 +406,13 @@ def _touch(part) -> None:
     flag_modified(part, "progress")
 
 
-def _require_in_progress(part) -> None:
-    if part.state != IN_PROGRESS:
-        hint = "请先点击“开始办理”。" if part.state == "planned" else ""
-        raise Refused(f"当前状态为“{STATE_LABELS[part.state]}”，不能添加材料。{hint}")
-
-
 # ---------------------------------------------------------------- office actions
 
 @_stale_as_refusal
 def urge(task, user, message: str | None = None):
     """催办: notify every unit whose part is not yet submitted."""
-    from auth.permissions import can
-
-    _check(user, "task.urge", task)
-    if not can(user, "task.urge", task):
-        raise Refused("该任务已全部提交或办结，无需催办。")
-    behind = [p for p in task.parts if p.state in ("planned", IN_PROGRESS)]
+    _require(user, "task.urge", task)
+    behind = machine.open_parts(task)
     message = (message or "").strip() or "请抓紧推进并按时提交完成材料。"
     notify_units([p.unit for p in behind], task, "urged", f"办公室催办{task.label}：{message}")
     audit.append("urge", user=user, task=task, reason=message, details={"units": [p.unit.name for p in behind]})
@@ -335,8 +425,7 @@ EDITABLE_FIELDS = {"text": "任务内容", "deadline": "完成时限", "deadline
 @_stale_as_refusal
 def edit_task(task, user, *, expected_version=None, **changes):
     """Edit a task's fields; the audit entry keeps old and new values."""
-    _check(user, "task.edit", task)
-    _check_version(task, expected_version)
+    _require(user, "task.edit", task, expected_version)
     diff = {}
     for field, value in changes.items():
         if field not in EDITABLE_FIELDS:
@@ -354,6 +443,6 @@ def edit_task(task, user, *, expected_version=None, **changes):
     return task
 
 
-__all__ = ["EVENT_LABELS", "Forbidden", "Refused", "ServiceError", "Stale", "StorageError", "add_file_evidence",
-           "add_text_evidence", "edit_task", "record_progress", "remove_pending_evidence", "transition_part",
-           "transition_task", "urge"]
+__all__ = ["Forbidden", "Refused", "ServiceError", "Stale", "StorageError", "TRANSITIONS", "add_file_evidence",
+           "add_text_evidence", "apply", "close_task", "edit_task", "record_progress", "remove_pending_evidence",
+           "reopen_task", "return_part", "start_part", "submit_part", "urge", "verify_part"]

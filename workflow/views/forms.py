@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm as _FlaskForm
 from flask_wtf.file import FileField
 from wtforms.fields.choices import SelectChoice
 from wtforms.i18n import get_translations
-from wtforms import BooleanField, DateField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, Field, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from models import Role, UnitKind
@@ -69,9 +69,26 @@ class VersionedForm(FlaskForm):
     version = WholeNumberField(validators=[InputRequired(VERSION_MESSAGE)], invalid_message=VERSION_MESSAGE)
 
 
+class IdListField(Field):
+    """Row ids ticked in a list of checkboxes (rendered by the page itself)."""
+
+    def process_formdata(self, valuelist):
+        self.data = []
+        for raw in valuelist:
+            raw = (raw or "").strip()
+            if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31):
+                raise ValueError("所选材料无效，请刷新页面后重新选择。")
+            self.data.append(int(raw))
+
+    def _value(self):
+        return ""
+
+
 class TransitionForm(VersionedForm):
+    """Every event's form: each row of the event table reads the inputs it names."""
     statement = TextAreaField("完成情况说明", validators=[Optional(), Length(max=5000, message="完成情况说明不能超过 5000 字。")])
     reason = TextAreaField("理由", validators=[Optional(), Length(max=2000, message="理由不能超过 2000 字。")])
+    carry = IdListField("沿用以前提交的材料", default=list)
 
 
 class ProgressForm(VersionedForm):
@@ -85,14 +102,6 @@ class EvidenceForm(VersionedForm):
     file = FileField("文件")
     description = StringField("文件说明", validators=[Optional(), Length(max=500, message="文件说明不能超过 500 字。")])
     text = TextAreaField("文字材料", validators=[Optional(), Length(max=10000, message="文字材料不能超过 10000 字。")])
-
-
-class CloseForm(VersionedForm):
-    pass
-
-
-class ReopenForm(VersionedForm):
-    reason = TextAreaField("重新打开的理由", validators=[Optional(), Length(max=2000, message="理由不能超过 2000 字。")])
 
 
 class UrgeForm(FlaskForm):

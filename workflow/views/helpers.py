@@ -1,10 +1,11 @@
 """Small helpers shared by views and templates."""
 from __future__ import annotations
 
-from flask import Flask, abort
+from flask import Flask, abort, make_response
 from flask_login import current_user
 
-from auth.permissions import may
+from auth.permissions import NOT_ALLOWED, denial, may
+from workflow.errors import forbidden
 from workflow.states import STATE_LABELS
 from workflow.timeutil import format_local
 
@@ -26,8 +27,11 @@ def safe_next(target: str | None) -> str | None:
 
 
 def require(action: str, obj=None) -> None:
-    if not may(current_user, action, obj):
-        abort(403)
+    """403 unless the current user may; the page says why when there is more
+    to say than "not allowed" (e.g. separation of duties)."""
+    why = denial(current_user, action, obj)
+    if why:
+        abort(make_response(forbidden(None if why == NOT_ALLOWED else why)))
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -17,31 +17,26 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from auth.permissions import can
+from auth.permissions import can, office_verifies, pending_submission, verifiers
 from models import Evidence, Plan, Role, Task, TaskPart
 from models.plan import chapter_heading
 from workflow import queries, services, storage
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, due_status
 from workflow.extensions import db
-from workflow.machine import EVENT_LABELS
+from workflow.errors import forbidden
+from workflow.machine import EVENT_BY_KEY, EVENT_LABELS, EVENTS, refusal
 from workflow.services import STALE_MESSAGE, Forbidden, ServiceError, Stale
 from workflow.timeutil import today_local
 
-from .forms import CloseForm, EditTaskForm, EvidenceForm, ProgressForm, ReopenForm, TransitionForm, UrgeForm
+from .forms import EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm
 from .helpers import require
 
 bp = Blueprint("tasks", __name__)
 
-PART_EVENTS = ("start", "submit", "verify", "return")
-SUCCESS = {
-    "start": "已开始办理。",
-    "submit": "已提交，等待牵头单位核验。",
-    "verify": "已核验通过。",
-    "return": "已退回，并已通知承办单位。",
-    "close": "任务已办结。",
-    "reopen": "任务已重新打开，并已通知各承办单位。",
-}
+# The events a user fires from the task page, by the rows of the event table.
+PART_EVENTS = ",".join(e.trigger for e in EVENTS if e.subject == "part" and e.action)
+TASK_EVENTS = ",".join(e.trigger for e in EVENTS if e.subject == "task" and e.action)
 CONFLICT_MESSAGE = "操作与他人的操作发生冲突，未生效。页面已刷新为最新状态，请确认后重试。"
 
 
@@ -63,6 +58,13 @@ def due_of(task) -> str | None:
 @bp.app_template_global("can")
 def can_current(action: str, obj) -> bool:
     return can(current_user, action, obj)
+
+
+@bp.app_template_global("own_submission")
+def own_submission(part) -> bool:
+    """The part's pending submission was handed in by the current user."""
+    submission = pending_submission(part)
+    return submission is not None and submission.submitted_by_id == current_user.id
 
 
 @bp.app_template_filter("filesize")
@@ -96,7 +98,8 @@ def has_endpoint(name: str) -> bool:
 def _label_globals(state) -> None:
     # Globals, not a context processor: imported macros (_macros.html) see globals only.
     state.app.jinja_env.globals.update(chapter_heading=chapter_heading, DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
-                                       EDIT_LABELS=services.EDITABLE_FIELDS)
+                                       EDIT_LABELS=services.EDITABLE_FIELDS, verifiers=verifiers,
+                                       office_verifies=office_verifies, carryable=services.carryable_evidence)
 
 
 def _page_arg() -> int:
@@ -242,9 +245,9 @@ def _run(action: Callable[[], object], task_id: int, success: str, anchor: str |
     except Stale as exc:
         _undo(cleanup)
         flash(exc.message, "warning")
-    except Forbidden:
+    except Forbidden as exc:
         _undo(cleanup)
-        abort(403)
+        return forbidden(exc.message)
     except ServiceError as exc:
         _undo(cleanup)
         flash(exc.message, "danger")
@@ -270,21 +273,31 @@ def _undo(cleanup) -> None:
         cleanup()
 
 
-@bp.route("/tasks/<int:task_id>/parts/<int:part_id>/<event>", methods=["POST"])
-@login_required
-def part_event(task_id: int, part_id: int, event: str):
-    if event not in PART_EVENTS:
-        abort(404)
-    task, part = _load_part(task_id, part_id)
-    require(services.PART_ACTION_FOR_EVENT[event], part)
-    anchor = f"part-{part.id}"
+def _fire_event(obj, subject: str, trigger: str, task_id: int, anchor: str | None = None):
+    """POST of one row of the event table: its permission, its inputs from the
+    form, its service, its success message."""
+    event = EVENT_BY_KEY[(subject, trigger)]
+    require(event.action, obj)
     form = TransitionForm()
     if _form_errors(form):
         return _to_task(task_id, anchor)
+    inputs = {name: getattr(form, name).data for name in event.inputs}
     user = current_user._get_current_object()
-    return _run(lambda: services.transition_part(part, event, user, expected_version=form.version.data,
-                                                 statement=form.statement.data, reason=form.reason.data),
-                task_id, SUCCESS[event], anchor)
+    return _run(lambda: services.apply(obj, trigger, user, expected_version=form.version.data, **inputs),
+                task_id, event.success, anchor)
+
+
+@bp.route(f"/tasks/<int:task_id>/parts/<int:part_id>/<any({PART_EVENTS}):event>", methods=["POST"])
+@login_required
+def part_event(task_id: int, part_id: int, event: str):
+    task, part = _load_part(task_id, part_id)
+    return _fire_event(part, "part", event, task_id, f"part-{part.id}")
+
+
+@bp.route(f"/tasks/<int:task_id>/<any({TASK_EVENTS}):event>", methods=["POST"])
+@login_required
+def task_event(task_id: int, event: str):
+    return _fire_event(_load_task(task_id), "task", event, task_id)
 
 
 @bp.route("/tasks/<int:task_id>/parts/<int:part_id>/progress", methods=["POST"])
@@ -374,33 +387,6 @@ def download(evidence_id: int):
     return response
 
 
-@bp.route("/tasks/<int:task_id>/close", methods=["POST"])
-@login_required
-def close(task_id: int):
-    task = _load_task(task_id)
-    require("task.close", task)
-    form = CloseForm()
-    if _form_errors(form):
-        return _to_task(task_id)
-    user = current_user._get_current_object()
-    return _run(lambda: services.transition_task(task, "close", user, expected_version=form.version.data),
-                task_id, SUCCESS["close"])
-
-
-@bp.route("/tasks/<int:task_id>/reopen", methods=["POST"])
-@login_required
-def reopen(task_id: int):
-    task = _load_task(task_id)
-    require("task.reopen", task)
-    form = ReopenForm()
-    if _form_errors(form):
-        return _to_task(task_id)
-    user = current_user._get_current_object()
-    return _run(lambda: services.transition_task(task, "reopen", user, expected_version=form.version.data,
-                                                 reason=form.reason.data),
-                task_id, SUCCESS["reopen"])
-
-
 @bp.route("/tasks/<int:task_id>/urge", methods=["POST"])
 @login_required
 def urge(task_id: int):
@@ -418,8 +404,9 @@ def urge(task_id: int):
 def edit(task_id: int):
     task = _load_task(task_id)
     require("task.edit", task)
-    if not can(current_user, "task.edit", task):
-        flash("已核验或已办结的任务不能修改；如需修改，请先重新打开。", "warning")
+    closed = refusal("task.edit", task)
+    if closed:
+        flash(closed, "warning")
         return _to_task(task_id)
     form = EditTaskForm(obj=task if request.method == "GET" else None)
     if request.method == "GET":
@@ -438,9 +425,9 @@ def edit(task_id: int):
         db.session.rollback()
         flash(exc.message, "warning")
         return _to_task(task_id)
-    except Forbidden:
+    except Forbidden as exc:
         db.session.rollback()
-        abort(403)
+        return forbidden(exc.message)
     except ServiceError as exc:
         db.session.rollback()
         flash(exc.message, "danger")

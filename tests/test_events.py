@@ -1,0 +1,290 @@
+"""The event table and what hangs off it: every row has its machine transition,
+its service, its route and its label; separation of duties decided per person
+and shown on the page; resubmission after a return (earlier evidence carried
+over by choice, something new required, progress no longer 100%); the "when"
+rules shared by the buttons and the services (a closed task cannot be edited)."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from sqlalchemy import select
+
+from auth import permissions
+from auth.permissions import can
+from models import Evidence, Role, Submission, Task, User
+from tests.helpers import client_for, csrf
+from workflow import machine, services
+from workflow.extensions import db
+from workflow.services import Forbidden, Refused
+from workflow.states import CLOSED, IN_PROGRESS, SUBMITTED, VERIFIED
+
+
+@pytest.fixture
+def db_template():
+    return "seed"
+
+
+def unit_user(unit_id: int, role: str) -> str:
+    return f"u{unit_id:02d}.{'leader' if role == Role.UNIT_LEADER else 'staff'}"
+
+
+def one_part_task(app, *, lead_owns_part: bool):
+    """(task id, part id, lead unit id): the first seed task with one part and
+    one lead unit, whose part is (or is not) the lead unit's own."""
+    with app.app_context():
+        for task in db.session.scalars(select(Task).order_by(Task.id)):
+            if len(task.parts) != 1 or len(task.lead_units) != 1 or task.long_term:
+                continue
+            if (task.parts[0].unit_id == task.lead_units[0].id) == lead_owns_part:
+                return task.id, task.parts[0].id, task.lead_units[0].id
+    raise AssertionError("no such task in the seed")
+
+
+def post(client, task_id: int, path: str, **fields):
+    page = client.get(f"/tasks/{task_id}")
+    version = re.search(r'action="%s"[^>]*>.*?name="version" value="(\d+)"' % re.escape(path), page.text, re.S)
+    data = {"csrf_token": csrf(page.text), "version": version.group(1) if version else "0", **fields}
+    return client.post(path, data=data, follow_redirects=True)
+
+
+def get(model, row_id):
+    return db.session.get(model, row_id)
+
+
+# ---------------------------------------------------------------- the table
+
+def test_every_event_row_has_its_transition_service_route_and_label(app):
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    for event in machine.EVENTS:
+        m = machine.PART_MACHINE if event.subject == "part" else machine.TASK_MACHINE
+        transition = m.events[event.trigger].transitions
+        assert {s for s in transition} == set(event.source), event
+        assert all(t.dest == event.dest for s in event.source for t in transition[s])
+        assert re.search(r"[\u4e00-\u9fff]", event.label)
+        if event.action is None:
+            continue
+        assert (event.subject, event.trigger) in services.TRANSITIONS, event
+        assert re.search(r"[\u4e00-\u9fff]", event.success), event
+        prefix = "/tasks/<int:task_id>/parts/<int:part_id>/" if event.subject == "part" else "/tasks/<int:task_id>/"
+        route = next(r for r in rules if r.startswith(prefix + "<any("))
+        assert event.trigger in route, (event, route)
+    # Nothing in the machines that the table does not have.
+    for subject, m in (("part", machine.PART_MACHINE), ("task", machine.TASK_MACHINE)):
+        assert set(m.events) == {e.trigger for e in machine.EVENTS if e.subject == subject}
+
+
+def test_every_notice_names_a_known_recipient_and_fills_its_message():
+    for event in machine.EVENTS:
+        for notice in event.notices:
+            assert notice.to in services.RECIPIENTS
+            notice.message.format(task="任务", unit="单位", reason="理由")
+
+
+# ---------------------------------------------------------------- separation of duties
+
+def test_the_leader_who_submitted_sees_no_verify_button_but_who_else_may(app):
+    task_id, part_id, lead = one_part_task(app, lead_owns_part=True)
+    base = f"/tasks/{task_id}/parts/{part_id}"
+    boss = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+    assert "已开始办理" in post(boss, task_id, f"{base}/start").text
+    post(boss, task_id, f"{base}/evidence", text="会议纪要一份")
+    assert "已提交" in post(boss, task_id, f"{base}/submit", statement="已全部完成。").text
+
+    page = boss.get(f"/tasks/{task_id}").text
+    assert f'action="{base}/verify"' not in page and f'action="{base}/return"' not in page
+    assert "按职责分离不能由您本人核验或退回" in page
+    assert "由办公室代为核验" in page            # the only leader: the office steps in (default)
+    # A forged POST is refused with the reason, and changes nothing.
+    forged = boss.post(f"{base}/verify", data={"csrf_token": csrf(page), "version": "3"})
+    assert forged.status_code == 403 and "职责分离" in forged.text
+
+    # The office sees the button, and it works.
+    office = client_for(app, "office")
+    office_page = office.get(f"/tasks/{task_id}").text
+    assert f'action="{base}/verify"' in office_page and "由办公室代为核验" in office_page
+    assert "已核验通过" in post(office, task_id, f"{base}/verify").text
+    with app.app_context():
+        submission = db.session.scalars(select(Submission).where(Submission.part_id == part_id)).one()
+        assert submission.outcome == "verified" and submission.decided_by.username == "office"
+
+
+def test_another_leader_of_the_lead_unit_is_named_and_the_office_stays_out(app):
+    task_id, part_id, lead = one_part_task(app, lead_owns_part=True)
+    with app.app_context():
+        first = db.session.scalar(select(User).where(User.username == unit_user(lead, Role.UNIT_LEADER)))
+        db.session.add(User(username="deputy", display_name="副局长王五", unit_id=lead, role=Role.UNIT_LEADER,
+                            password_hash=first.password_hash))
+        db.session.commit()
+    base = f"/tasks/{task_id}/parts/{part_id}"
+    boss = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+    post(boss, task_id, f"{base}/start")
+    post(boss, task_id, f"{base}/evidence", text="会议纪要一份")
+    post(boss, task_id, f"{base}/submit", statement="已全部完成。")
+    page = boss.get(f"/tasks/{task_id}").text
+    assert "可以核验的：副局长王五" in page and f'action="{base}/verify"' not in page
+
+    office = client_for(app, "office")
+    assert f'action="{base}/verify"' not in office.get(f"/tasks/{task_id}").text
+    deputy = client_for(app, "deputy")
+    assert f'action="{base}/verify"' in deputy.get(f"/tasks/{task_id}").text
+    assert "已核验通过" in post(deputy, task_id, f"{base}/verify").text
+
+
+def test_without_the_office_fallback_the_page_says_whom_to_ask(app):
+    app.config["OFFICE_VERIFY_FALLBACK"] = False
+    task_id, part_id, lead = one_part_task(app, lead_owns_part=True)
+    base = f"/tasks/{task_id}/parts/{part_id}"
+    boss = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+    post(boss, task_id, f"{base}/start")
+    post(boss, task_id, f"{base}/evidence", text="会议纪要一份")
+    post(boss, task_id, f"{base}/submit", statement="已全部完成。")
+    assert "请联系系统管理员为牵头单位添加一名负责人账号" in boss.get(f"/tasks/{task_id}").text
+    office = client_for(app, "office")
+    page = office.get(f"/tasks/{task_id}").text
+    assert f'action="{base}/verify"' not in page
+    assert office.post(f"{base}/verify", data={"csrf_token": csrf(page), "version": "3"}).status_code == 403
+    with app.app_context():
+        assert get(Task, task_id).parts[0].state == SUBMITTED
+
+
+SERVICE_FOR_RULE = {
+    "part.progress": lambda part, task, u: services.record_progress(part, u, 50, "推进中"),
+    "part.evidence": lambda part, task, u: services.add_text_evidence(part, u, "会议纪要"),
+    "task.urge": lambda part, task, u: services.urge(task, u),
+    "task.edit": lambda part, task, u: services.edit_task(task, u, text="新的任务内容"),
+}
+
+
+@pytest.mark.parametrize("action", sorted(machine.ACTION_RULES))
+def test_the_button_shows_exactly_when_the_service_accepts(app, action):
+    assert set(SERVICE_FOR_RULE) == set(machine.ACTION_RULES)
+    with app.app_context():
+        task = db.session.get(Task, one_part_task(app, lead_owns_part=False)[0])
+        part = task.parts[0]
+        actor = db.session.scalar(select(User).where(User.username == (
+            "office" if action.startswith("task.") else unit_user(part.unit_id, Role.UNIT_STAFF))))
+        for state in (machine.PLANNED, IN_PROGRESS, SUBMITTED, VERIFIED, CLOSED):
+            if action.startswith("part.") and state == CLOSED:
+                continue
+            savepoint = db.session.begin_nested()
+            task.state = part.state = state if state != CLOSED else VERIFIED
+            task.state = state
+            shown = can(actor, action, task if action.startswith("task.") else part)
+            try:
+                SERVICE_FOR_RULE[action](part, task, actor)
+                accepted = True
+            except Refused:
+                accepted = False
+            savepoint.rollback()
+            assert shown == accepted, (action, state)
+
+
+# ---------------------------------------------------------------- when: edit
+
+def test_a_closed_task_cannot_be_edited_through_the_service(app):
+    with app.app_context():
+        task = db.session.scalars(select(Task).order_by(Task.id)).first()
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        for state in (VERIFIED, CLOSED):
+            task.state = state
+            text_before = task.text
+            with pytest.raises(Refused) as info:
+                services.edit_task(task, office, text="改过的任务内容")
+            assert "请先重新打开" in info.value.message
+            assert task.text == text_before
+        db.session.rollback()
+
+
+# ---------------------------------------------------------------- resubmission
+
+def _submitted_then_returned(app):
+    """A part handed in with a file and a text, then returned; returns ids and clients."""
+    from workflow.demo_activity import make_pdf
+
+    task_id, part_id, lead = one_part_task(app, lead_owns_part=False)
+    with app.app_context():
+        part_unit = get(Task, task_id).parts[0].unit_id
+    base = f"/tasks/{task_id}/parts/{part_id}"
+    staff = client_for(app, unit_user(part_unit, Role.UNIT_STAFF))
+    checker = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+    post(staff, task_id, f"{base}/start")
+    post(staff, task_id, f"{base}/progress", percent="60", note="已完成大部分")
+    page = staff.get(f"/tasks/{task_id}").text
+    staff.post(f"{base}/evidence", data={"csrf_token": csrf(page), "version": re.search(
+        r'name="version" value="(\d+)"', page).group(1), "file": (io.BytesIO(make_pdf("ledger")),
+                                                                  "台账.pdf"), "description": "工作台账"},
+               content_type="multipart/form-data")
+    post(staff, task_id, f"{base}/evidence", text="召开推进会2次")
+    post(staff, task_id, f"{base}/submit", statement="已全部完成。")
+    post(checker, task_id, f"{base}/return", reason="缺少现场照片")
+    return task_id, part_id, base, staff, checker
+
+
+def test_after_a_return_progress_is_the_last_reported_not_100(app):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+    with app.app_context():
+        part = get(Task, task_id).parts[0]
+        assert (part.state, part.progress) == (IN_PROGRESS, 60)
+    page = staff.get(f"/tasks/{task_id}").text
+    assert 'value="60"' in page and "60%" in page
+
+
+def test_earlier_evidence_is_offered_and_carried_only_when_chosen(app):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+    page = staff.get(f"/tasks/{task_id}").text
+    offered = re.findall(r'name="carry" value="(\d+)"', page)
+    assert len(offered) == 2 and "沿用以前提交的材料" in page and "台账.pdf" in page
+    with app.app_context():
+        first = db.session.scalars(select(Submission).where(Submission.part_id == part_id)).one()
+        first_evidence = sorted(e.id for e in first.evidence)
+    assert sorted(int(i) for i in offered) == first_evidence
+
+    # The same statement with nothing new is refused: nothing answers the return.
+    refused = post(staff, task_id, f"{base}/submit", statement="已全部完成。", carry=offered)
+    assert "这是退回后的重新提交" in refused.text
+    # Another part's evidence cannot be smuggled in.
+    with app.app_context():
+        foreign = db.session.scalar(select(Evidence.id).where(Evidence.part_id != part_id).limit(1))
+    if foreign is not None:
+        assert "不属于该任务" in post(staff, task_id, f"{base}/submit", statement="已补充照片。",
+                                       carry=[str(foreign)]).text
+    assert "所选材料无效" in post(staff, task_id, f"{base}/submit", statement="已补充照片。", carry=["x"]).text
+    with app.app_context():
+        assert len(db.session.scalars(select(Submission).where(Submission.part_id == part_id)).all()) == 1
+
+    # A new statement and only the file carried over: handed in with a copy.
+    pdf_id = min(int(i) for i in offered)
+    done = post(staff, task_id, f"{base}/submit", statement="已按退回意见补充说明：现场照片见台账附页。",
+                carry=[str(pdf_id)])
+    assert "已提交" in done.text
+    with app.app_context():
+        first, second = db.session.scalars(select(Submission).where(Submission.part_id == part_id)
+                                           .order_by(Submission.number)).all()
+        assert sorted(e.id for e in first.evidence) == first_evidence      # unchanged
+        (copy,) = second.evidence
+        original = get(Evidence, pdf_id)
+        assert copy.carried_from_id == pdf_id and copy.id != pdf_id
+        assert (copy.kind, copy.filename, copy.content_sha256) == (original.kind, original.filename,
+                                                                   original.content_sha256)
+    # The lead unit can open the carried file from the new submission.
+    page = checker.get(f"/tasks/{task_id}").text
+    assert f"/evidence/{copy.id}/download" in page
+    assert checker.get(f"/evidence/{copy.id}/download").data.startswith(b"%PDF")
+
+
+def test_a_resubmission_with_new_evidence_may_keep_the_statement(app):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+    post(staff, task_id, f"{base}/evidence", text="现场照片8张")
+    assert "已提交" in post(staff, task_id, f"{base}/submit", statement="已全部完成。").text
+
+
+def test_office_cannot_carry_or_submit_for_a_unit(app):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+    with app.app_context():
+        part = get(Task, task_id).parts[0]
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        with pytest.raises(Forbidden):
+            services.submit_part(part, office, "代为提交", carry=[e.id for e in services.carryable_evidence(part)])
+        db.session.rollback()
