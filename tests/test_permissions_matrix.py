@@ -29,6 +29,7 @@ WHO = {
     "task.close": {"office", "office2"},
     "task.reopen": {"office", "office2"},
     "task.urge": {"office", "office2"},
+    "task.edit": {"office", "office2"},
 }
 # … and from which states (the machine).
 WHEN = {
@@ -41,6 +42,7 @@ WHEN = {
     "task.close": {"verified"},
     "task.reopen": {"verified", "closed"},
     "task.urge": {"planned", "in_progress"},
+    "task.edit": {"planned", "in_progress", "submitted"},
 }
 VIEWERS = {"office", "office2", "viewer", "R.leader", "R.staff", "L.leader", "L.staff"}
 
@@ -117,6 +119,10 @@ def _request(client, action: str, task_id: int, part_id: int, version: int, task
                                                         "statement": "已完成。", "reason": "材料不全。"})
     if action == "task.urge":
         return client.post(f"{base}/urge", data={"csrf_token": token, "message": "请加快进度。"})
+    if action == "task.edit":
+        return client.post(f"{base}/edit", data={"csrf_token": token, "version": task_version,
+                                                 "text": "修改后的任务内容。", "deadline": "2026-12-31",
+                                                 "deadline_text": "2026年底前"})
     event = action.split(".")[1]
     return client.post(f"{base}/{event}", data={"csrf_token": token, "version": task_version,
                                                 "reason": "需要补充材料。"})
@@ -178,7 +184,7 @@ def test_refused_cells_change_nothing(app, state):
                 # where the refusal is explained.
                 assert response.status_code == 302, (label, action, state, response.status_code)
                 page = client.get(response.headers["Location"]).get_data(as_text=True)
-                assert "当前状态为" in page or "无需催办" in page, (label, action, state)
+                assert "当前状态为" in page or "无需催办" in page or "请先重新打开" in page, (label, action, state)
             assert _unchanged(before, after), (label, action, state, before, after)
             checked += 1
     assert checked > 0
@@ -198,6 +204,9 @@ EXPECTED_AFTER = {
     ("task.reopen", "closed"): ("in_progress", "in_progress"),
     ("task.urge", "planned"): ("planned", "planned"),
     ("task.urge", "in_progress"): ("in_progress", "in_progress"),
+    ("task.edit", "planned"): ("planned", "planned"),
+    ("task.edit", "in_progress"): ("in_progress", "in_progress"),
+    ("task.edit", "submitted"): ("submitted", "submitted"),
 }
 
 
@@ -234,6 +243,33 @@ def test_who_sees_the_task_and_its_evidence(app, state):
         if evidence_id is not None:
             response = client.get(f"/evidence/{evidence_id}/download")
             assert response.status_code == expected, (label, state)
+
+
+# The plan-wide rows of the matrix, each as the page that needs it.
+PLAN_WHO = {
+    "plan.view": ("/plans/", set(USERS)),
+    "plan.import": ("/plans/import", {"office", "office2"}),
+    "plan.export": ("/plans/{plan}/export.json", {"office", "office2", "viewer"}),
+    "overview.view": ("/overview", {"office", "office2", "viewer"}),
+    "report.view": ("/reports/", {"office", "office2", "viewer"}),
+    "report.generate": ("/reports/new", {"office", "office2"}),
+    "audit.view": ("/audit", {"office", "office2"}),
+    "admin.manage": ("/admin/users", {"office"}),
+}
+
+
+def test_plan_wide_cells(app):
+    from auth.permissions import PLAN_ACTIONS
+    from models import Plan
+
+    assert set(PLAN_WHO) == set(PLAN_ACTIONS), "every plan-wide action has its row here"
+    with app.app_context():
+        plan_id = db.session.scalar(select(Plan.id))
+    clients = {label: _client(app, label) for label in USERS}
+    for action, (path, who) in PLAN_WHO.items():
+        for label in USERS:
+            status = clients[label].get(path.format(plan=plan_id)).status_code
+            assert status == (200 if label in who else 403), (action, label, status)
 
 
 def test_anonymous_is_sent_to_login(app):
