@@ -326,3 +326,61 @@ def test_changes_lists_what_differs_as_json_and_applies_it():
     assert audit.changes(task, new) == {}                 # now nothing differs
     assert audit.changes(task, {"long_term": True, "deadline": None}) == {
         "long_term": {"old": False, "new": True}, "deadline": {"old": "2023-06-30", "new": None}}
+
+
+# ---------------------------------------------------------------- one namespace for unit names and aliases
+
+def test_a_unit_and_an_alias_of_one_name_written_at_once_one_is_refused(app):
+    """No constraint spans the two tables: the second writer must wait for the
+    first and then see its name (PostgreSQL: the advisory lock; SQLite: BEGIN
+    IMMEDIATE). Otherwise both would commit and an import could not tell
+    which body the name means."""
+    import threading
+    import time
+
+    from models import Unit, UnitAlias
+    from workflow.app import write_transactions
+
+    name = "区档案委"
+    unit_id = unit_named("区财政局").id
+    db.session.rollback()
+    alias_flushed, second_started = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def first():
+        with app.app_context():
+            write_transactions(True)
+            try:
+                admin.add_alias(user("office"), alias=name, unit_id=unit_id)
+                alias_flushed.set()
+                second_started.wait(10)
+                time.sleep(0.5)                # the second writer is now at its check
+                db.session.commit()
+            finally:
+                alias_flushed.set()
+                db.session.remove()
+
+    def second():
+        with app.app_context():
+            write_transactions(True)
+            try:
+                alias_flushed.wait(10)
+                second_started.set()
+                admin.create_unit(user("office"), name=name, kind="center")
+                db.session.commit()
+                outcome["second"] = "created"
+            except Refused as exc:
+                db.session.rollback()
+                outcome["second"] = exc.message
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcome["second"] == "该名称已登记为“区财政局”的别名，请先删除该别名。"
+    assert db.session.scalar(select(UnitAlias.unit_id).where(UnitAlias.alias == name)) == unit_id
+    assert db.session.scalar(select(Unit.id).where(Unit.name == name)) is None
+    assert audit.verify() == []
