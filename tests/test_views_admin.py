@@ -356,3 +356,13 @@ def entries_unit(app, unit_id: int) -> str:
 
     with app.app_context():
         return db.session.get(Unit, unit_id).name
+
+
+def test_names_typed_by_the_admin_are_escaped(app):
+    office = login(app, "office")
+    unit_id = get_user(app, "u02.staff").unit_id
+    token = csrf(office.get("/admin/aliases").text)
+    response = office.post("/admin/aliases", data={"csrf_token": token, "alias": "<b>区档案委</b>",
+                                                   "unit_id": str(unit_id)}, follow_redirects=True)
+    assert "已添加别名：“&lt;b&gt;区档案委&lt;/b&gt;”" in response.text and "<b>区档案委" not in response.text
+    assert "&lt;b&gt;区档案委&lt;/b&gt;" in office.get(f"/admin/units/{unit_id}").text
