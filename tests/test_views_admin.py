@@ -230,3 +230,139 @@ def test_audit_log_filters(app):
     assert bad.status_code == 200 and "格式不正确" in bad.text
     for username in ("leader", staff_name):
         assert login(app, username).get("/audit").status_code == 403
+
+
+# ---------------------------------------------------------------- writes through the admin services
+
+def admin_rows(app) -> dict:
+    from models import AuditEntry, Unit, UnitAlias, User
+    from tests.helpers import row_counts
+    from workflow.extensions import db
+
+    with app.app_context():
+        return row_counts(db, AuditEntry, Unit, UnitAlias, User)
+
+
+def any_alias(app) -> tuple[int, str, int]:
+    from models import UnitAlias
+    from workflow.extensions import db
+
+    with app.app_context():
+        row = db.session.scalar(select(UnitAlias).order_by(UnitAlias.id))
+        return row.id, row.alias, row.unit_id
+
+
+@pytest.mark.parametrize("username", ["office2", "leader", "u02.leader", "u02.staff"])
+def test_every_admin_write_is_refused_to_others(app, username):
+    target = get_user(app, "u03.staff")
+    alias_id, _, alias_unit = any_alias(app)
+    client = login(app, username)
+    token = csrf(client.get("/").text)
+    before = admin_rows(app)
+    user_form = {"csrf_token": token, "display_name": "改名", "unit_id": str(target.unit_id), "role": "viewer",
+                 "password": "Reset2026a"}
+    for url, data in (
+        ("/admin/users/new", {**user_form, "username": "x.new", "active": "y"}),
+        (f"/admin/users/{target.id}", user_form),
+        ("/admin/units/new", {"csrf_token": token, "name": "区档案馆", "kind": "center"}),
+        (f"/admin/units/{target.unit_id}", {"csrf_token": token, "name": "区档案局", "kind": "bureau"}),
+        ("/admin/aliases", {"csrf_token": token, "alias": "区档案委", "unit_id": str(alias_unit)}),
+        (f"/admin/aliases/{alias_id}/delete", {"csrf_token": token}),
+    ):
+        assert client.post(url, data=data).status_code == 403, url
+    assert admin_rows(app) == before
+    after = get_user(app, "u03.staff")
+    assert (after.display_name, after.role, after.active, after.password_hash, after.session_version) == (
+        target.display_name, target.role, target.active, target.password_hash, target.session_version)
+
+
+def test_name_conflicts_are_shown_at_their_field(app):
+    office = login(app, "office")
+    _, alias, alias_unit = any_alias(app)
+    unit_id = get_user(app, "u04.staff").unit_id
+    assert unit_id != alias_unit
+    name = entries_unit(app, unit_id)
+    token = csrf(office.get(f"/admin/units/{unit_id}").text)
+    before = admin_rows(app)
+    response = office.post(f"/admin/units/{unit_id}", data={"csrf_token": token, "name": f" {alias} ",
+                                                            "kind": "bureau"})
+    assert response.status_code == 400
+    assert re.search(r'<div class="errors">该名称已登记为“[^”]+”的别名，请先删除该别名。</div>', response.text)
+    assert admin_rows(app) == before and entries_unit(app, unit_id) == name
+    # Its own name is no conflict: only the kind changes.
+    response = office.post(f"/admin/units/{unit_id}", data={"csrf_token": token, "name": name, "kind": "center"},
+                           follow_redirects=True)
+    assert ("success", "单位信息已保存。") in flashes(response.text)
+    assert entries(app, "unit_updated")[-1][1]["changes"] == {"kind": {"old": "bureau", "new": "center"}}
+
+    page = office.get("/admin/users/new")
+    response = office.post("/admin/users/new", data={
+        "csrf_token": csrf(page.text), "username": "U02.STAFF", "display_name": "重名", "unit_id": str(unit_id),
+        "role": "unit_staff", "active": "y", "password": "Zhang2026x"})
+    assert response.status_code == 400 and '<div class="errors">该用户名已被使用。</div>' in response.text
+    response = office.post("/admin/users/new", data={
+        "csrf_token": csrf(page.text), "username": "u02.li", "display_name": "李四", "unit_id": str(unit_id),
+        "role": "unit_staff", "active": "y", "password": "password"})
+    assert response.status_code == 400 and '<div class="errors">密码需同时包含字母和数字。</div>' in response.text
+    assert admin_rows(app)["User"] == before["User"] and get_user(app, "u02.li") is None
+
+
+def test_a_name_taken_meanwhile_is_a_message_not_a_500(app, monkeypatch):
+    """Another writer (a plan import) may create the same name after the form's
+    check: the unique constraint refuses it, and the admin reads why."""
+    from workflow import admin_services
+
+    for check in ("username_problem", "unit_name_problem", "alias_problem"):
+        monkeypatch.setattr(admin_services, check, lambda *args: None)
+    office = login(app, "office")
+    _, alias, alias_unit = any_alias(app)
+    token = csrf(office.get("/admin/units").text)
+    before = admin_rows(app)
+
+    response = office.post("/admin/units/new", data={"csrf_token": token, "name": "区财政局", "kind": "bureau"},
+                           follow_redirects=True)
+    assert response.status_code == 200
+    assert ("danger", admin_services.RACE_MESSAGE) in flashes(response.text)
+    response = office.post("/admin/aliases", data={"csrf_token": token, "alias": alias, "unit_id": str(alias_unit)},
+                           follow_redirects=True)
+    assert ("danger", admin_services.RACE_MESSAGE) in flashes(response.text)
+    unit_id = get_user(app, "u02.staff").unit_id
+    response = office.post(f"/admin/units/{unit_id}", data={"csrf_token": token, "name": "区财政局",
+                                                            "kind": "bureau"})
+    assert response.status_code == 409 and admin_services.RACE_MESSAGE in response.text
+    response = office.post("/admin/users/new", data={
+        "csrf_token": token, "username": "u02.staff", "display_name": "重名", "unit_id": str(unit_id),
+        "role": "unit_staff", "active": "y", "password": "Zhang2026x"})
+    assert response.status_code == 409 and admin_services.RACE_MESSAGE in response.text
+    assert admin_rows(app) == before
+
+
+def test_removing_an_alias_needs_the_csrf_token_and_returns_to_its_unit(app):
+    office = login(app, "office")
+    alias_id, alias, unit_id = any_alias(app)
+    before = admin_rows(app)
+    assert office.post(f"/admin/aliases/{alias_id}/delete", data={"back": str(unit_id)}).status_code == 400
+    assert admin_rows(app) == before
+    token = csrf(office.get(f"/admin/units/{unit_id}").text)
+    response = office.post(f"/admin/aliases/{alias_id}/delete", data={"csrf_token": token, "back": str(unit_id)})
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/units/{unit_id}"
+    assert entries(app, "alias_removed")[-1] == ("office", {"alias_id": alias_id, "alias": alias,
+                                                            "unit_id": unit_id, "unit": entries_unit(app, unit_id)})
+
+
+def entries_unit(app, unit_id: int) -> str:
+    from models import Unit
+    from workflow.extensions import db
+
+    with app.app_context():
+        return db.session.get(Unit, unit_id).name
+
+
+def test_names_typed_by_the_admin_are_escaped(app):
+    office = login(app, "office")
+    unit_id = get_user(app, "u02.staff").unit_id
+    token = csrf(office.get("/admin/aliases").text)
+    response = office.post("/admin/aliases", data={"csrf_token": token, "alias": "<b>区档案委</b>",
+                                                   "unit_id": str(unit_id)}, follow_redirects=True)
+    assert "已添加别名：“&lt;b&gt;区档案委&lt;/b&gt;”" in response.text and "<b>区档案委" not in response.text
+    assert "&lt;b&gt;区档案委&lt;/b&gt;" in office.get(f"/admin/units/{unit_id}").text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date
 
 from flask import has_request_context, request
 from sqlalchemy import select
@@ -105,6 +106,32 @@ def _plain(details):
     if details is None:
         return None
     return json.loads(json.dumps(details, ensure_ascii=False, default=str))
+
+
+def changes(obj, new_values: dict, *, apply: bool = True) -> dict:
+    """The audited diff of an edit: ``{field: {"old": …, "new": …}}`` for each
+    field of ``new_values`` whose value differs from ``obj``'s, in the order
+    given; unchanged fields are left out, so an empty result means "nothing to
+    record". Values are JSON-safe (a date as its ISO string), so what the
+    caller compares is what the entry stores. With ``apply`` (the default) the
+    new values are also set on ``obj``: the caller validates first, or rolls
+    back on a refusal found after."""
+    diff = {}
+    for field, value in new_values.items():
+        old = getattr(obj, field)
+        if old != value:
+            diff[field] = {"old": _json_value(old), "new": _json_value(value)}
+            if apply:
+                setattr(obj, field, value)
+    return diff
+
+
+def _json_value(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, date):   # datetime too
+        return value.isoformat()
+    return str(value)
 
 
 def head_hash() -> str:

@@ -1,18 +1,17 @@
-"""User, unit and alias management (office admin only). Every change is audited."""
+"""User, unit and alias management (office admin only): load → form → one admin service → commit."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
-from auth.passwords import hash_password, password_problem
 from models import Role, Unit, UnitAlias, User
-from workflow import audit, queries
+from workflow import admin_services, queries
 from workflow.extensions import db
 
 from .forms import AliasForm, NewUserForm, UnitForm, UserForm, choices
-from .helpers import require
+from .helpers import commit_service, require
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -37,6 +36,21 @@ def _me() -> User:
     return current_user._get_current_object()
 
 
+def _show(form, error) -> None:
+    """A refusal at its field when it names one of the form's, else as a message above it."""
+    field = getattr(error, "field", None)
+    if field is not None and field in form:
+        form[field].errors.append(error.message)
+    else:
+        flash(error.message, "danger")
+
+
+def _flash_first(form) -> None:
+    for errors in form.errors.values():
+        flash(errors[0], "danger")
+        break
+
+
 # ---------------------------------------------------------------- users
 
 @bp.route("/users")
@@ -56,24 +70,15 @@ def new_user():
     if request.method == "GET" and queries.parse_id(request.args.get("unit")):
         form.unit_id.data = queries.parse_id(request.args.get("unit"))
     if form.validate_on_submit():
-        username = form.username.data.strip()
-        if db.session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
-            form.username.errors.append("该用户名已被使用。")
-        elif problem := password_problem(form.password.data):
-            form.password.errors.append(problem)
-        else:
-            user = User(username=username, display_name=form.display_name.data.strip(), unit_id=form.unit_id.data,
-                        role=form.role.data, active=bool(form.active.data),
-                        password_hash=hash_password(form.password.data))
-            db.session.add(user)
-            db.session.flush()
-            audit.append("user_created", user=_me(), details={
-                "user_id": user.id, "username": user.username, "display_name": user.display_name,
-                "role": user.role, "unit_id": user.unit_id, "unit": db.session.get(Unit, user.unit_id).name,
-                "active": user.active})
-            db.session.commit()
-            flash(f"已创建用户 {user.username}（{user.role_label}）。请将初始密码告知本人，并提醒其登录后修改。", "success")
+        created, error = commit_service(lambda: admin_services.create_user(
+            _me(), username=form.username.data, display_name=form.display_name.data, unit_id=form.unit_id.data,
+            role=form.role.data, active=bool(form.active.data), password=form.password.data))
+        if error is None:
+            flash(f"已创建用户 {created.username}（{created.role_label}）。请将初始密码告知本人，并提醒其登录后修改。",
+                  "success")
             return redirect(url_for("admin.users"))
+        _show(form, error)
+        return render_template("admin/user_form.html", form=form, user=None), error.status
     status = 400 if request.method == "POST" else 200
     return render_template("admin/user_form.html", form=form, user=None), status
 
@@ -86,61 +91,25 @@ def edit_user(user_id: int):
     form = UserForm(obj=user)
     form.unit_id.choices = _unit_choices()
     if form.validate_on_submit():
-        me = _me()
-        new = {"display_name": form.display_name.data.strip(), "role": form.role.data,
-               "unit_id": form.unit_id.data, "active": bool(form.active.data)}
-        password = form.password.data or ""
-        if user.id == me.id and (new["role"] != user.role or not new["active"]):
-            # An admin demoting or disabling themself could leave nobody to undo it.
-            form.role.errors.append("不能修改自己的角色或停用自己的账号，请由其他管理员操作。")
-        elif password and (problem := password_problem(password)):
-            form.password.errors.append(problem)
-        elif db.session.get(Unit, new["unit_id"]) is None:
-            form.unit_id.errors.append("请选择单位。")
-        else:
-            diff = {}
-            for field, value in new.items():
-                old = getattr(user, field)
-                if old != value:
-                    diff[field] = {"old": old, "new": value}
-                    setattr(user, field, value)
-            if "unit_id" in diff:
-                names = dict(db.session.execute(select(Unit.id, Unit.name).where(
-                    Unit.id.in_([diff["unit_id"]["old"], diff["unit_id"]["new"]]))).all())
-                diff["unit"] = {"old": names.get(diff["unit_id"]["old"]), "new": names.get(diff["unit_id"]["new"])}
-            if password:
-                user.password_hash = hash_password(password)
-                diff["password"] = "reset"   # never the password itself
-            ends_sessions = bool({"role", "active", "password"} & diff.keys())
-            if ends_sessions:
-                # Every cookie the user holds names the old version and stops working.
-                user.session_version += 1
-            if not diff:
+        result, error = commit_service(lambda: admin_services.update_user(
+            user, _me(), display_name=form.display_name.data, role=form.role.data, unit_id=form.unit_id.data,
+            active=bool(form.active.data), password=form.password.data or None))
+        if error is None:
+            if not result.changes:
                 flash("没有任何修改。", "info")
-                return redirect(url_for("admin.edit_user", user_id=user.id))
-            audit.append("user_updated", user=me, details={
-                "user_id": user.id, "username": user.username, "changes": diff, "sessions_ended": ends_sessions})
-            db.session.commit()
-            message = f"已保存用户 {user.username} 的修改。"
-            if ends_sessions:
-                message += "该用户需重新登录。"
-            flash(message, "success")
+            else:
+                message = f"已保存用户 {user.username} 的修改。"
+                if result.sessions_ended:
+                    message += "该用户需重新登录。"
+                flash(message, "success")
             return redirect(url_for("admin.edit_user", user_id=user.id))
+        _show(form, error)
+        return render_template("admin/user_form.html", form=form, user=user), error.status
     status = 400 if request.method == "POST" else 200
     return render_template("admin/user_form.html", form=form, user=user), status
 
 
 # ---------------------------------------------------------------- units
-
-def _name_taken(name: str, unit_id: int | None = None) -> str | None:
-    other = db.session.scalar(select(Unit).where(Unit.name == name))
-    if other is not None and other.id != unit_id:
-        return "已有同名单位。"
-    alias = db.session.scalar(select(UnitAlias).where(UnitAlias.alias == name))
-    if alias is not None:
-        return f"该名称已登记为“{alias.unit.name}”的别名，请先删除该别名。"
-    return None
-
 
 @bp.route("/units")
 def units():
@@ -154,22 +123,14 @@ def units():
 def new_unit():
     form = UnitForm()
     if form.validate_on_submit():
-        name = form.name.data.strip()
-        problem = _name_taken(name)
-        if problem:
-            flash(problem, "danger")
-        else:
-            unit = Unit(name=name, kind=form.kind.data)
-            db.session.add(unit)
-            db.session.flush()
-            audit.append("unit_created", user=_me(), details={"unit_id": unit.id, "name": name, "kind": unit.kind})
-            db.session.commit()
-            flash(f"已新建单位“{name}”。", "success")
+        unit, error = commit_service(lambda: admin_services.create_unit(_me(), name=form.name.data,
+                                                                        kind=form.kind.data))
+        if error is None:
+            flash(f"已新建单位“{unit.name}”。", "success")
             return redirect(url_for("admin.edit_unit", unit_id=unit.id))
+        flash(error.message, "danger")
     else:
-        for errors in form.errors.values():
-            flash(errors[0], "danger")
-            break
+        _flash_first(form)
     return redirect(url_for("admin.units"))
 
 
@@ -178,26 +139,20 @@ def edit_unit(unit_id: int):
     unit = queries.get_row(Unit, unit_id)
     if unit is None:
         abort(404)
-    form = UnitForm(obj=unit)
+    form = UnitForm(unit=unit)
+    error = None
     if form.validate_on_submit():
-        name = form.name.data.strip()
-        problem = _name_taken(name, unit.id)
-        if problem:
-            form.name.errors.append(problem)
-        else:
-            diff = {f: {"old": getattr(unit, f), "new": v} for f, v in (("name", name), ("kind", form.kind.data))
-                    if getattr(unit, f) != v}
+        diff, error = commit_service(lambda: admin_services.update_unit(unit, _me(), name=form.name.data,
+                                                                        kind=form.kind.data))
+        if error is None:
             if diff:
-                unit.name = name
-                unit.kind = form.kind.data
-                audit.append("unit_updated", user=_me(), details={"unit_id": unit.id, "changes": diff})
-                db.session.commit()
                 flash("单位信息已保存。", "success")
             else:
                 flash("没有任何修改。", "info")
             return redirect(url_for("admin.edit_unit", unit_id=unit.id))
+        _show(form, error)
     users = db.session.scalars(select(User).where(User.unit_id == unit.id).order_by(User.role, User.username)).all()
-    status = 400 if request.method == "POST" else 200
+    status = (error.status if error else 400) if request.method == "POST" else 200
     return render_template("admin/unit_form.html", unit=unit, form=form, users=users), status
 
 
@@ -209,30 +164,15 @@ def aliases():
     form.unit_id.choices = _unit_choices()
     if request.method == "POST":
         if form.validate_on_submit():
-            alias = form.alias.data.strip()
-            unit = db.session.get(Unit, form.unit_id.data)
-            if unit is None:
-                flash("请选择单位。", "danger")
-            elif db.session.scalar(select(UnitAlias).where(UnitAlias.alias == alias)) is not None:
-                flash(f"别名“{alias}”已存在。", "danger")
-            elif db.session.scalar(select(Unit).where(Unit.name == alias)) is not None:
-                flash(f"“{alias}”本身就是一个单位的名称，不能作为别名。", "danger")
+            row, error = commit_service(lambda: admin_services.add_alias(_me(), alias=form.alias.data,
+                                                                         unit_id=form.unit_id.data))
+            if error is None:
+                flash(f"已添加别名：“{row.alias}”归入“{row.unit.name}”。今后导入时按此归并。", "success")
             else:
-                row = UnitAlias(alias=alias, unit_id=unit.id)
-                db.session.add(row)
-                db.session.flush()
-                audit.append("alias_added", user=_me(), details={
-                    "alias_id": row.id, "alias": alias, "unit_id": unit.id, "unit": unit.name})
-                db.session.commit()
-                flash(f"已添加别名：“{alias}”归入“{unit.name}”。今后导入时按此归并。", "success")
+                flash(error.message, "danger")
         else:
-            for errors in form.errors.values():
-                flash(errors[0], "danger")
-                break
-        back = queries.parse_id(request.form.get("back"))
-        if back:
-            return redirect(url_for("admin.edit_unit", unit_id=back))
-        return redirect(url_for("admin.aliases"))
+            _flash_first(form)
+        return _back_or(url_for("admin.aliases"))
     page = _page(select(UnitAlias).join(UnitAlias.unit).options(contains_eager(UnitAlias.unit))
                  .order_by(Unit.name, UnitAlias.alias))
     return render_template("admin/aliases.html", page=page, form=form)
@@ -243,12 +183,17 @@ def delete_alias(alias_id: int):
     row = queries.get_row(UnitAlias, alias_id)
     if row is None:
         abort(404)
-    details = {"alias_id": row.id, "alias": row.alias, "unit_id": row.unit_id, "unit": row.unit.name}
-    db.session.delete(row)
-    audit.append("alias_removed", user=_me(), details=details)
-    db.session.commit()
-    flash(f"已删除别名“{details['alias']}”。", "success")
+    details, error = commit_service(lambda: admin_services.remove_alias(row, _me()))
+    if error is None:
+        flash(f"已删除别名“{details['alias']}”。", "success")
+    else:
+        flash(error.message, "danger")
+    return _back_or(url_for("admin.aliases"))
+
+
+def _back_or(default: str):
+    """Back to the unit page the form was on (its alias list), else ``default``."""
     back = queries.parse_id(request.form.get("back"))
     if back:
         return redirect(url_for("admin.edit_unit", unit_id=back))
-    return redirect(url_for("admin.aliases"))
+    return redirect(default)

@@ -3,19 +3,29 @@
 The forms check shape only (a number is a number, a text is not too long);
 the rules — who may, in which state, with which reason — live in the services,
 so that a request made without the page gets the same answer as one made with it.
+The admin forms also ask whether a name is taken, so that the answer appears at
+its field; the admin services ask again before they write.
 The task page writes its forms' HTML itself (many parts share one page and the
 field names are fixed), and the views read them back through these classes.
 """
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm as _FlaskForm
 from flask_wtf.file import FileField
 from wtforms.fields.choices import SelectChoice
 from wtforms.i18n import get_translations
+<<<<<<< HEAD
 from wtforms import BooleanField, DateField, Field, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+=======
+from wtforms import BooleanField, DateField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+>>>>>>> admin-services
 
 from models import Role, UnitKind
+from workflow import admin_services
 from workflow.text import clean_line, clean_text
 
 _ZH = get_translations(["zh"])
@@ -124,7 +134,11 @@ class EditTaskForm(VersionedForm):
 
 # ---------------------------------------------------------------- admin
 
-USERNAME_RULE = Regexp(r"^[A-Za-z0-9._-]+$", message="用户名只能包含字母、数字、点、下划线和连字符。")
+def USERNAME_RULE(form, field) -> None:  # noqa: N802  (used like the WTForms validator it replaced)
+    # Read at call time: admin_services may still be importing when this module loads
+    # (admin_services → auth → auth.forms → here).
+    if not re.fullmatch(admin_services.USERNAME_PATTERN, field.data or ""):
+        raise ValidationError(admin_services.USERNAME_MESSAGE)
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -132,8 +146,20 @@ def choices(pairs) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _refuse(problem: str | None) -> None:
+    if problem:
+        raise ValidationError(problem)
+
+
+# Uniqueness is asked here, at the field, so the page shows it there; the
+# admin services ask the same functions again under a lock before writing.
+
 class UserForm(FlaskForm):
-    display_name = StringField("姓名", validators=[DataRequired("请填写姓名。"), Length(max=100)])
+    display_name = StringField("姓名", filters=[_strip], validators=[DataRequired("请填写姓名。"), Length(max=100)])
     unit_id = SelectField("单位", coerce=int, validators=[InputRequired("请选择单位。")])
     role = SelectField("角色", choices=choices(Role.LABELS.items()), validators=[DataRequired("请选择角色。")])
     active = BooleanField("启用（取消勾选即停用，该用户立即无法登录）", default=True)
@@ -141,16 +167,36 @@ class UserForm(FlaskForm):
 
 
 class NewUserForm(UserForm):
-    username = StringField("用户名", validators=[DataRequired("请填写用户名。"), Length(max=64), USERNAME_RULE])
+    username = StringField("用户名", filters=[_strip],
+                           validators=[DataRequired("请填写用户名。"), Length(max=64), USERNAME_RULE])
     password = PasswordField("初始密码", validators=[DataRequired("请设置初始密码。")])
+
+    def validate_username(self, field) -> None:
+        if not field.errors:
+            _refuse(admin_services.username_problem(field.data))
 
 
 class UnitForm(FlaskForm):
-    name = StringField("单位名称", validators=[DataRequired("请填写单位名称。"), Length(max=100, message="单位名称不能超过 100 字。")])
+    name = StringField("单位名称", filters=[_strip], validators=[
+        DataRequired("请填写单位名称。"), Length(max=100, message="单位名称不能超过 100 字。")])
     kind = SelectField("类别", choices=choices(UnitKind.LABELS.items()), validators=[DataRequired("请选择类别。")])
+
+    def __init__(self, *args, unit=None, **kwargs):
+        """``unit``: the unit being edited (its own name is not a conflict); None for a new one."""
+        super().__init__(*args, obj=unit, **kwargs)
+        self.unit = unit
+
+    def validate_name(self, field) -> None:
+        if field.errors or (self.unit is not None and field.data == self.unit.name):
+            return
+        _refuse(admin_services.unit_name_problem(field.data, self.unit.id if self.unit else None))
 
 
 class AliasForm(FlaskForm):
-    alias = StringField("别名（文件中出现的写法）", validators=[DataRequired("请填写别名。"), Length(max=100, message="别名不能超过 100 字。")])
+    alias = StringField("别名（文件中出现的写法）", filters=[_strip], validators=[
+        DataRequired("请填写别名。"), Length(max=100, message="别名不能超过 100 字。")])
     unit_id = SelectField("归入单位", coerce=int, validators=[InputRequired("请选择单位。")])
 
+    def validate_alias(self, field) -> None:
+        if not field.errors:
+            _refuse(admin_services.alias_problem(field.data))
