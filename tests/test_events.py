@@ -11,7 +11,6 @@ import re
 import pytest
 from sqlalchemy import select
 
-from auth import permissions
 from auth.permissions import can
 from models import Evidence, Role, Submission, Task, User
 from tests.helpers import client_for, csrf

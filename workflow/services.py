@@ -426,14 +426,10 @@ EDITABLE_FIELDS = {"text": "任务内容", "deadline": "完成时限", "deadline
 def edit_task(task, user, *, expected_version=None, **changes):
     """Edit a task's fields; the audit entry keeps old and new values."""
     _require(user, "task.edit", task, expected_version)
-    diff = {}
-    for field, value in changes.items():
-        if field not in EDITABLE_FIELDS:
-            raise Refused(f"字段“{field}”不能修改。")
-        old = getattr(task, field)
-        if old != value:
-            diff[field] = {"old": old, "new": value}
-            setattr(task, field, value)
+    unknown = [field for field in changes if field not in EDITABLE_FIELDS]
+    if unknown:
+        raise Refused(f"字段“{unknown[0]}”不能修改。")
+    diff = audit.changes(task, changes)
     if task.long_term and task.deadline is not None:
         raise Refused("长期任务不能同时设置完成时限。")
     if not diff:

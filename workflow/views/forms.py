@@ -16,13 +16,8 @@ from flask_wtf import FlaskForm as _FlaskForm
 from flask_wtf.file import FileField
 from wtforms.fields.choices import SelectChoice
 from wtforms.i18n import get_translations
-<<<<<<< HEAD
 from wtforms import BooleanField, DateField, Field, IntegerField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
-=======
-from wtforms import BooleanField, DateField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
->>>>>>> admin-services
 
 from models import Role, UnitKind
 from workflow import admin_services

@@ -14,8 +14,6 @@ from typing import Callable
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import can, office_verifies, pending_submission, verifiers
 from models import Evidence, Plan, Role, Task, TaskPart
@@ -24,20 +22,18 @@ from workflow import queries, services, storage
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, due_status
 from workflow.extensions import db
-from workflow.errors import forbidden
 from workflow.machine import EVENT_BY_KEY, EVENT_LABELS, EVENTS, refusal
-from workflow.services import STALE_MESSAGE, Forbidden, ServiceError, Stale
+from workflow.services import Stale
 from workflow.timeutil import today_local
 
 from .forms import EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm
-from .helpers import require
+from .helpers import CONFLICT_MESSAGE, commit_service, require
 
 bp = Blueprint("tasks", __name__)
 
 # The events a user fires from the task page, by the rows of the event table.
 PART_EVENTS = ",".join(e.trigger for e in EVENTS if e.subject == "part" and e.action)
 TASK_EVENTS = ",".join(e.trigger for e in EVENTS if e.subject == "task" and e.action)
-CONFLICT_MESSAGE = "操作与他人的操作发生冲突，未生效。页面已刷新为最新状态，请确认后重试。"
 
 
 # ---------------------------------------------------------------- template helpers
@@ -236,41 +232,18 @@ def _form_errors(form) -> bool:
 
 def _run(action: Callable[[], object], task_id: int, success: str, anchor: str | None = None,
          cleanup: Callable[[], None] | None = None, after: Callable[[], None] | None = None):
-    """Call a service and commit; on any refusal nothing stays. ``cleanup``
-    runs after a rollback, ``after`` after the commit (each in a transaction
-    of its own)."""
-    try:
-        action()
-        db.session.commit()
-    except Stale as exc:
-        _undo(cleanup)
-        flash(exc.message, "warning")
-    except Forbidden as exc:
-        _undo(cleanup)
-        return forbidden(exc.message)
-    except ServiceError as exc:
-        _undo(cleanup)
-        flash(exc.message, "danger")
-    except StaleDataError:
-        _undo(cleanup)
-        flash(STALE_MESSAGE, "warning")
-    except IntegrityError:
-        _undo(cleanup)
-        flash(CONFLICT_MESSAGE, "warning")
-    except BaseException:
-        _undo(cleanup)
-        raise
+    """Call a service and commit (``commit_service``); on any refusal nothing
+    stays and the message is shown on the task page. ``cleanup`` runs after a
+    rollback, ``after`` after the commit (each in a transaction of its own)."""
+    outcome = commit_service(action, cleanup)
+    if outcome.error is not None:
+        conflict = isinstance(outcome.error, Stale) or outcome.error.message == CONFLICT_MESSAGE
+        flash(outcome.error.message, "warning" if conflict else "danger")
     else:
         flash(success, "success")
         if after is not None:
             after()
     return _to_task(task_id, anchor)
-
-
-def _undo(cleanup) -> None:
-    db.session.rollback()
-    if cleanup is not None:
-        cleanup()
 
 
 def _fire_event(obj, subject: str, trigger: str, task_id: int, anchor: str | None = None):
@@ -418,20 +391,12 @@ def edit(task_id: int):
     changes = {"text": form.text.data.strip(), "deadline": form.deadline.data,
                "deadline_text": (form.deadline_text.data or "").strip() or None,
                "long_term": bool(form.long_term.data)}
-    try:
-        services.edit_task(task, user, expected_version=form.version.data, **changes)
-        db.session.commit()
-    except Stale as exc:
-        db.session.rollback()
-        flash(exc.message, "warning")
+    outcome = commit_service(lambda: services.edit_task(task, user, expected_version=form.version.data, **changes))
+    if isinstance(outcome.error, Stale):
+        flash(outcome.error.message, "warning")
         return _to_task(task_id)
-    except Forbidden as exc:
-        db.session.rollback()
-        return forbidden(exc.message)
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
-        task = _load_task(task_id)
-        return render_template("tasks/edit.html", task=task, form=form), 409
+    if outcome.error is not None:
+        flash(outcome.error.message, "danger")
+        return render_template("tasks/edit.html", task=_load_task(task_id), form=form), 409
     flash("任务已修改，修改前后的内容已记入审计日志。", "success")
     return _to_task(task_id)
