@@ -1014,7 +1014,7 @@ class _Assembler:
         if clause is None:
             task.clause_source = "owner"
             task.lead_units = list(b.owner_units)
-            self.warn("bad_deadline", f"{where}：未写明责任分工和完成时限，牵头单位按本项牵头单位处理",
+            self.warn("missing_deadline", f"{where}：未写明责任分工和完成时限，牵头单位按本项牵头单位处理",
                       entry.lines[0], b.number)
         else:
             task.clause_source = entry.clause_source
@@ -1027,10 +1027,11 @@ class _Assembler:
             task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text,
                                                                self.default_year)
             line = (clause.lines or entry.lines)[-1]
-            if not ok:
-                what = f"无法识别完成时限“{clause.deadline_text}”" if clause.deadline_text \
-                    else "未写明完成时限"
-                self.warn("bad_deadline", f"{where}：{what}", line, b.number)
+            if not ok and clause.deadline_text:
+                self.warn("bad_deadline", f"{where}：无法识别完成时限“{clause.deadline_text}”", line, b.number)
+            elif not ok:
+                # Not written is not unreadable: the office asks the unit, rather than re-reads the text.
+                self.warn("missing_deadline", f"{where}：未写明完成时限", line, b.number)
             if id(clause) not in reported:
                 reported.add(id(clause))
                 for label in clause.repeated:
