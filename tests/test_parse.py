@@ -543,3 +543,43 @@ def test_every_warning_and_problem_kind_the_importer_writes_has_a_chinese_label(
     assert warnings - set(WARNING_LABELS) == set() and problems - set(PROBLEM_LABELS) == set()
     for label in list(WARNING_LABELS.values()) + list(PROBLEM_LABELS.values()):
         assert re.fullmatch(r"[\u4e00-\u9fff]+", label), label
+
+
+# =========================================================================== titles over several lines
+
+def _front(seed_text: str, start: str) -> str:
+    """The seed from ``start`` on (the cover letter left out)."""
+    return seed_text[seed_text.index(start):]
+
+
+def test_a_cover_page_title_keeps_every_line_and_the_batch(seed_text):
+    """No cover letter: the title is the cover page's, set over three lines and a paragraph of its own."""
+    draft = parse_text(_front(seed_text, "**周村区落实省"))
+    assert draft.title == "周村区落实省“稳中求进”高质量发展政策清单（第一批）实施方案汇编"
+    assert draft.batch == "第一批"
+    # The issuer printed under the title on the cover is not part of it.
+    assert "办公室" not in draft.title
+
+
+def test_two_batches_have_two_titles(seed_text):
+    cover = _front(seed_text, "**周村区落实省")
+    first = parse_text(cover)
+    second = parse_text(cover.replace("(第一批)", "(第二批)", 1))
+    assert second.title == first.title.replace("第一批", "第二批") and second.title != first.title
+    assert (first.batch, second.batch) == ("第一批", "第二批")
+
+
+@pytest.mark.parametrize("lines, title", [
+    # the cover letter's title wrapped inside 《》
+    (["关于印发《周村区落实省“稳中求进”高质量发展政策清单", "（第二批）实施方案汇编》的通知"],
+     "周村区落实省“稳中求进”高质量发展政策清单（第二批）实施方案汇编"),
+    # the batch on a line of its own, without brackets, after a blank line
+    (["某某县落实省稳中求进政策清单", "", "第三批"], "某某县落实省稳中求进政策清单第三批"),
+    # the batch in the same line: nothing to add, and the issuer below stays out
+    (["某某县落实省稳中求进政策清单（第二批）实施方案", "", "某某县人民政府办公室", "2023年3月"],
+     "某某县落实省稳中求进政策清单（第二批）实施方案"),
+])
+def test_title_lines_of_the_genre(seed_text, lines, title):
+    body = _front(seed_text, "目 录")
+    draft = parse_text("\n".join(lines) + "\n\n" + body)
+    assert draft.title == title
