@@ -185,7 +185,7 @@ def test_integrity_page_says_the_chain_is_intact_then_where_it_breaks(app, clien
         db.session.commit()
     html = client.get("/audit/integrity").get_data(as_text=True)
     assert "审计记录已被改动" in html and "审计记录完整" not in html
-    assert "第 2 条记录的内容与其哈希不符" in html and "第 1 条至第 1 条完好" in html
+    assert "第 2 条记录的内容与其哈希不符" in html and "第 1 条完好，问题自第 2 条起" in html
 
 
 def test_integrity_page_is_for_the_office_only(app):
