@@ -52,6 +52,12 @@ def _audit(action: str, user=None, username: str | None = None, **details) -> No
     audit.append(action, user=user, username=username, details=details or None)
 
 
+def _login_page(form):
+    from workflow.demo import login_hint
+
+    return render_template("auth/login.html", form=form, demo_hint=login_hint())
+
+
 def _minutes(reset_at: float) -> int:
     """Whole minutes until ``reset_at``, rounded up (Flask-Limiter rounds its
     reset time up to the next second already: that second is not a minute)."""
@@ -95,7 +101,7 @@ def login():
     if not form.validate_on_submit():
         if request.method == "POST":
             db.session.commit()   # the per-client count of this POST (nothing else was written)
-        return render_template("auth/login.html", form=form)
+        return _login_page(form)
     username = form.username.data.strip()
     client = client_address()
     account = account_key(username)
@@ -103,7 +109,7 @@ def login():
     if reset_at is not None:
         # Refused before the password is looked at, and nothing is written.
         flash(BACKOFF_MESSAGE.format(minutes=_minutes(reset_at)), "danger")
-        return render_template("auth/login.html", form=form), 429, {
+        return _login_page(form), 429, {
             "Retry-After": str(max(1, math.ceil(reset_at - time.time())))}
 
     user = db.session.scalar(select(User).where(User.username == username))
@@ -113,7 +119,7 @@ def login():
         _record_failure(user, username, client, account)
         db.session.commit()
         flash(FAILED, "danger")
-        return render_template("auth/login.html", form=form), 401
+        return _login_page(form), 401
 
     for item in limits_from(current_app.config["LOGIN_BACKOFF"]):
         limiter.limiter.clear(item, BACKOFF, client, account)

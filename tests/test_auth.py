@@ -685,3 +685,47 @@ def test_production_cookies_are_secure(tmp_path):
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+# ---------------------------------------------------------------- the demo accounts hint
+
+def _hint_names(html: str) -> list[str]:
+    hint = re.search(r'<div class="muted demo-hint">(.*?)</div>', html, re.S)
+    if hint is None:
+        return []
+    password = re.search(r"<code>([^<]+)</code>", hint.group(1)).group(1)
+    return [password] + re.findall(r"<li><code>([^<]+)</code>", hint.group(1))
+
+
+def test_login_hint_names_only_accounts_that_exist_and_each_signs_in(app, client):
+    """The hint is read from the users `flask demo` created: every name it shows signs in with its password."""
+    from models import User
+
+    names = _hint_names(client.get("/auth/login").get_data(as_text=True))
+    assert names[0] == DEMO_PASSWORD
+    accounts = names[1:]
+    with app.app_context():
+        existing = set(db.session.scalars(select(User.username)))
+    assert {"office", "office2", "leader"} <= set(accounts)
+    assert len(accounts) == 5 and set(accounts) <= existing
+    assert re.fullmatch(r"u\d\d\.leader", accounts[3]) and accounts[4] == accounts[3].replace("leader", "staff")
+    for name in accounts:
+        fresh = app.test_client()
+        assert login(fresh, name).status_code == 302, name
+
+
+def test_login_hint_absent_without_demo_accounts_and_in_production(app, client, tmp_path):
+    from tests.conftest import make_app
+
+    with app.app_context():
+        app.config["LUOSHI_ENV"] = "production"
+    assert _hint_names(client.get("/auth/login").get_data(as_text=True)) == []
+    assert "demo-2026" not in client.get("/auth/login").get_data(as_text=True)
+
+    empty = make_app(f"sqlite:///{tmp_path / 'empty.sqlite'}", tmp_path, LUOSHI_ENV="demo")
+    with empty.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+    page = empty.test_client().get("/auth/login").get_data(as_text=True)
+    assert "demo-hint" not in page and "demo-2026" not in page

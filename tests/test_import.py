@@ -315,3 +315,20 @@ def test_upload_on_a_full_disk_is_refused_in_words(app, office_client, seed_byte
     assert not any(p.name.startswith(".partial-") for p in full_disk.rglob("*"))
     with app.app_context():
         assert row_counts(db, Plan)["Plan"] == 0
+
+
+def test_review_shows_every_warning_kind_in_chinese(app, office_client, seed_bytes):
+    import re
+
+    # A wrong sub-item number on a header line (number_mismatch) alongside the seed's own warnings.
+    text = seed_bytes.decode("utf-8")
+    assert "第19项政策19—1" in text
+    data = text.replace("第19项政策19—1", "第19项政策18—1", 1).encode("utf-8")
+    response = office_client.post("/plans/import", data={
+        "csrf_token": csrf_token(office_client, "/plans/import"), "document": (io.BytesIO(data), "a.txt")},
+        content_type="multipart/form-data")
+    html = response.get_data(as_text=True)
+    badges = re.findall(r'<span class="badge[^"]*">([^<]*)</span>', html)
+    assert "未写明完成时限" in badges and "重复内容" in badges
+    assert [b for b in badges if re.search(r"[A-Za-z_]", b)] == []
+    assert "missing_deadline" not in html and "number_mismatch" not in html

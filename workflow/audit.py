@@ -179,3 +179,167 @@ def verify() -> list[Problem]:
             message = f"链尾与记录不符：第 {last} 条记录（链尾）被改动或替换"
         problems.append(Problem(head.seq, None, message))
     return problems
+
+
+# ---------------------------------------------------------------- details in words
+#
+# The one place that turns an entry's ``details`` (JSON written by the services,
+# the admin views, the importer, the report archive, backup restore and login)
+# into Chinese for the audit page. A key this table does not know still shows,
+# under its own name, so nothing recorded is ever hidden.
+
+DETAIL_LABELS = {
+    "event": "操作", "unit": "单位", "unit_id": "单位编号", "units": "单位", "user_id": "用户编号",
+    "username": "用户名", "display_name": "姓名", "role": "角色", "active": "启用", "changes": "修改内容",
+    "sessions_ended": "已使其重新登录", "name": "名称", "kind": "类型", "alias_id": "别名编号", "alias": "别名",
+    "submission": "提交次序", "evidence": "佐证材料", "statement": "完成情况说明", "derived": "随承办单位状态变化",
+    "percent": "完成比例", "note": "说明", "text": "材料内容", "filename": "文件名", "sha256": "文件 sha256",
+    "size": "大小", "archive": "报告存档编号", "params": "报告参数", "from_archive": "取自已有存档",
+    "pages": "页数", "audit_head": "审计链头", "audit_seq": "审计记录序号", "seconds": "生成耗时",
+    "counts": "导入统计", "warnings": "提示条数", "failures": "失败次数", "window": "时间范围",
+    "archive_sha256": "备份文件 sha256", "backend": "数据库类型", "snapshot_at": "快照时间",
+    "created_at": "备份时间", "evidence_files": "佐证文件数", "report_files": "报告文件数",
+    "missing": "缺失文件数", "state": "状态", "from_state": "原状态", "to_state": "新状态",
+}
+#: Where one key means something else in one action.
+_ACTION_DETAIL_LABELS = {
+    "backup_restored": {"archive": "备份文件", "audit_head": "备份时的审计链头"},
+    "report_generated": {"kind": "报告类型", "sha256": "报告 sha256", "audit_head": "报告依据的审计链头"},
+    "unit_created": {"kind": "单位类型"}, "unit_updated": {"kind": "单位类型"},
+    "evidence_added": {"kind": "材料形式", "evidence": "材料编号"},
+    "evidence_removed": {"kind": "材料形式", "evidence": "材料编号"},
+    "plan_imported": {"sha256": "文件 sha256"},
+}
+_EVIDENCE_KINDS = {"text": "文字材料", "file": "文件"}
+_BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+_USER_FIELDS = {"display_name": "姓名", "role": "角色", "unit": "单位", "unit_id": "单位编号", "active": "启用",
+                "password": "密码", "name": "名称", "kind": "类型"}
+_REPORT_PARAMS = {"kind": "类型", "plan": "方案编号", "unit": "单位编号", "item": "事项编号", "as_of": "截至",
+                  "near_days": "临期天数", "layout": "版式"}
+EMPTY = "（空）"
+
+
+def _plain_value(v) -> str:
+    """Any value, readably: 是/否, ``a、b`` for a list, ``键：值，…`` for a mapping."""
+    if v is None or v == "":
+        return EMPTY
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, dict):
+        return "，".join(f"{k}：{_plain_value(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return "、".join(_plain_value(x) for x in v) if v else "无"
+    return str(v)
+
+
+def _size(n) -> str:
+    if not isinstance(n, int) or isinstance(n, bool):
+        return _plain_value(n)
+    if n < 1024:
+        return f"{n} 字节"
+    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
+
+
+def _field_value(field: str, v, action: str) -> str:
+    """One value of a user, unit or task field, as the pages show it."""
+    from models import Role, UnitKind
+
+    if field == "role":
+        return Role.LABELS.get(v, _plain_value(v))
+    if field == "kind" and action.startswith("unit_"):
+        return UnitKind.LABELS.get(v, _plain_value(v))
+    if field == "password" and v == "reset":
+        return "已重置"
+    return _plain_value(v)
+
+
+def _changes(changes, action: str, labels: dict) -> str:
+    if not isinstance(changes, dict):
+        return _plain_value(changes)
+    if "unit" in changes and "unit_id" in changes:
+        changes = {k: v for k, v in changes.items() if k != "unit_id"}   # the name says it
+    return "；".join(f"{labels.get(field, field)}：{_change(field, change, action)}"
+                    for field, change in changes.items())
+
+
+def _change(field: str, change, action: str) -> str:
+    if isinstance(change, dict) and set(change) <= {"old", "new"}:
+        return (f"{_field_value(field, change.get('old'), action)} → "
+                f"{_field_value(field, change.get('new'), action)}")
+    return _field_value(field, change, action)
+
+
+def _value(key: str, v, action: str) -> str:
+    from models import Role
+    from workflow.machine import EVENT_LABELS
+    from workflow.states import STATE_LABELS
+
+    if key == "event":
+        return EVENT_LABELS.get(v, _plain_value(v))
+    if key in ("state", "from_state", "to_state"):
+        return STATE_LABELS.get(v, _plain_value(v))
+    if key == "role":
+        return Role.LABELS.get(v, _plain_value(v))
+    if key == "changes":
+        return _changes(v, action, _USER_FIELDS)
+    if key == "kind":
+        if action in ("evidence_added", "evidence_removed"):
+            return _EVIDENCE_KINDS.get(v, _plain_value(v))
+        if action == "report_generated":
+            from workflow.reports.data import KIND_LABELS
+
+            return KIND_LABELS.get(v, _plain_value(v))
+        return _field_value("kind", v, action)
+    if key == "backend":
+        return _BACKENDS.get(v, _plain_value(v))
+    if key == "size":
+        return _size(v)
+    if key == "percent":
+        return f"{v}%"
+    if key == "seconds":
+        return f"{v} 秒"
+    if key == "submission":
+        return f"第 {v} 次提交"
+    if key == "evidence" and isinstance(v, list):
+        return "、".join(f"#{x}" for x in v) if v else "无"
+    if key in ("evidence", "archive", "alias_id", "unit_id", "user_id") and isinstance(v, int):
+        return f"#{v}"
+    if key == "audit_head" and isinstance(v, dict):
+        return f"第 {v.get('seq')} 条（{str(v.get('hash', ''))[:16]}…）"
+    if key == "counts" and isinstance(v, dict):
+        from workflow.importer.load import COUNT_LABELS
+
+        return "，".join(f"{COUNT_LABELS.get(k, k)} {_plain_value(n)}" for k, n in v.items())
+    if key == "params" and isinstance(v, dict):
+        from workflow.reports.data import KIND_LABELS
+
+        shown = {k: (KIND_LABELS.get(x, x) if k == "kind" else x) for k, x in v.items() if x is not None}
+        return "，".join(f"{_REPORT_PARAMS.get(k, k)} {_plain_value(x)}" for k, x in shown.items())
+    return _plain_value(v)
+
+
+def describe(entry) -> list[tuple[str, str]]:
+    """An entry's details as (Chinese label, value in words), in the order written.
+
+    An id is left out where the entry also carries the name it stands for
+    (``unit_id`` beside ``unit``, ``user_id`` beside ``username``). A task edit's
+    details are its fields (services.EDITABLE_FIELDS), each with old and new."""
+    details = entry.details
+    if not details:
+        return []
+    action = entry.action or ""
+    if not isinstance(details, dict):
+        return [("详情", _plain_value(details))]
+    if action == "task_edited":
+        from workflow.services import EDITABLE_FIELDS
+
+        return [(EDITABLE_FIELDS.get(f, f), _change(f, ch, action)) for f, ch in details.items()]
+    labels = {**DETAIL_LABELS, **_ACTION_DETAIL_LABELS.get(action, {})}
+    out = []
+    for key, v in details.items():
+        if v is None:
+            continue
+        if (key == "unit_id" and "unit" in details) or (key == "user_id" and "username" in details):
+            continue
+        out.append((labels.get(key, key), _value(key, v, action)))
+    return out

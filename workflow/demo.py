@@ -23,6 +23,50 @@ class DemoAccount:
     unit: str
 
 
+#: The accounts of the office unit, as (username, display name, Role attribute). load_demo creates these and
+#: two per other unit (unit_usernames); the login page hint reads the same table, so it names only real accounts.
+OFFICE_ACCOUNTS = (("office", "办公室管理员", "OFFICE_ADMIN"), ("office2", "办公室工作人员", "OFFICE_STAFF"),
+                   ("leader", "区领导", "VIEWER"))
+
+
+def unit_usernames(unit) -> tuple[str, str]:
+    """The demo leader and staff account names of a (non-office) unit."""
+    code = f"u{unit.id:02d}"
+    return f"{code}.leader", f"{code}.staff"
+
+
+@dataclass
+class LoginHint:
+    accounts: list[DemoAccount]   # the office accounts that exist, then one unit's pair as an example
+    password: str = DEMO_PASSWORD
+
+
+def login_hint() -> LoginHint | None:
+    """The demo accounts for the login page, or None where there are none.
+
+    Never in production: `flask demo` refuses to run there, and a production
+    database that somehow holds an "office" user must not have it advertised."""
+    from flask import current_app
+
+    from models import Role, Unit, UnitKind, User
+
+    if current_app.config["LUOSHI_ENV"] == "production":
+        return None
+    names = [name for name, _, _ in OFFICE_ACCOUNTS]
+    users = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(names)))}
+    accounts = [DemoAccount(n, Role.LABELS[users[n].role], users[n].unit.name) for n in names if n in users]
+    if not accounts:
+        return None
+    # One unit as the example: the first whose two demo accounts both exist.
+    for unit in db.session.scalars(select(Unit).where(Unit.kind != UnitKind.OFFICE).order_by(Unit.id).limit(20)):
+        pair = unit_usernames(unit)
+        found = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(pair)))}
+        if len(found) == 2:
+            accounts += [DemoAccount(n, Role.LABELS[found[n].role], unit.name) for n in pair]
+            break
+    return LoginHint(accounts)
+
+
 def _user(username: str, display: str, unit, role: str, password_hash: str) -> DemoAccount:
     from models import Role, User
 
@@ -46,11 +90,8 @@ def load_demo(seed_path: Path | None = None) -> list[DemoAccount]:
     # Every demo account has the same published password: hashing it once
     # (scrypt is slow on purpose) keeps `flask demo` quick.
     password_hash = hash_password(DEMO_PASSWORD)
-    accounts = [
-        _user("office", "办公室管理员", office, Role.OFFICE_ADMIN, password_hash),
-        _user("office2", "办公室工作人员", office, Role.OFFICE_STAFF, password_hash),
-        _user("leader", "区领导", office, Role.VIEWER, password_hash),
-    ]
+    accounts = [_user(name, display, office, getattr(Role, role), password_hash)
+                for name, display, role in OFFICE_ACCOUNTS]
     db.session.flush()
     if not db.session.scalar(select(func.count(Plan.id))):
         path = seed_path or SEED_PATH
@@ -59,9 +100,9 @@ def load_demo(seed_path: Path | None = None) -> list[DemoAccount]:
 
         load.write(rv, user=None)
     for unit in db.session.scalars(select(Unit).where(Unit.kind != UnitKind.OFFICE).order_by(Unit.id)):
-        code = f"u{unit.id:02d}"
-        accounts.append(_user(f"{code}.leader", f"{unit.name}负责人", unit, Role.UNIT_LEADER, password_hash))
-        accounts.append(_user(f"{code}.staff", f"{unit.name}经办人", unit, Role.UNIT_STAFF, password_hash))
+        leader, staff = unit_usernames(unit)
+        accounts.append(_user(leader, f"{unit.name}负责人", unit, Role.UNIT_LEADER, password_hash))
+        accounts.append(_user(staff, f"{unit.name}经办人", unit, Role.UNIT_STAFF, password_hash))
     db.session.flush()
     return accounts
 

@@ -6,6 +6,9 @@ page costs the same handful of queries whether it shows 5 rows or 50.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -352,11 +355,32 @@ def unread_count(user) -> int:
 
 # ---------------------------------------------------------------- audit log
 
+#: A task's number as its page shows it (models.plan.Task.number_label): item, 任/保, position.
+TASK_NUMBER_RE = re.compile(r"(?P<item>\d{1,6}(?:-\d{1,6})?)-(?P<kind>[任保])(?P<seq>\d{1,6})")
+TASK_NUMBER_HINT = "请填写任务页上的编号（如 13-保1、19-2-任3）或任务 ID"
+
+
+def task_ids_for_number(text: str) -> list[int] | None:
+    """The ids of the tasks numbered ``text`` (one per plan that has it), or None
+    if ``text`` is not written like a task number. Full-width digits and the
+    dashes a document uses (—, －, –) are read as the page's."""
+    norm = unicodedata.normalize("NFKC", text).strip()
+    norm = re.sub(r"[—–－‐]", "-", norm).replace(" ", "")
+    m = TASK_NUMBER_RE.fullmatch(norm)
+    if m is None:
+        return None
+    kind = "task" if m["kind"] == "任" else "measure"
+    return list(db.session.scalars(
+        select(Task.id).join(Task.item).where(Item.number == m["item"], Task.kind == kind,
+                                              Task.seq == int(m["seq"])).order_by(Task.id)))
+
+
 @dataclass
 class AuditFilters:
     unit: int | None = None
     user: str | None = None
-    task: int | None = None
+    task: str | None = None              # as typed: an id or a task number (13-保1)
+    task_ids: list[int] | None = None    # what ``task`` names; None: no task filter
     action: str | None = None
     date_from: date | None = None
     date_to: date | None = None
@@ -365,14 +389,24 @@ class AuditFilters:
     @classmethod
     def from_args(cls, args) -> AuditFilters:
         f = cls()
-        for name in ("unit", "task"):
-            raw = (args.get(name) or "").strip()
-            if raw:
-                value = parse_id(raw)
-                if value is not None:
-                    setattr(f, name, value)
-                else:
-                    f.errors.append("单位或任务编号应为数字，已忽略。")
+        raw = (args.get("unit") or "").strip()
+        if raw:
+            f.unit = parse_id(raw)
+            if f.unit is None:
+                f.errors.append("单位编号应为数字，已忽略。")
+        raw = (args.get("task") or "").strip()[:40]
+        if raw:
+            f.task = raw
+            task_id = parse_id(raw)
+            ids = [task_id] if task_id is not None else task_ids_for_number(raw)
+            if ids is None:
+                f.errors.append(f"任务编号“{raw}”无法识别，已忽略。{TASK_NUMBER_HINT}。")
+            elif not ids:
+                f.errors.append(f"没有编号为“{raw}”的任务，已忽略。{TASK_NUMBER_HINT}。")
+            else:
+                f.task_ids = ids
+                if len(ids) > 1:
+                    f.errors.append(f"编号“{raw}”在 {len(ids)} 个方案中都有，已列出这些任务的全部记录。")
         f.user = (args.get("user") or "").strip()[:64] or None
         f.action = (args.get("action") or "").strip()[:40] or None
         for name in ("date_from", "date_to"):
@@ -407,8 +441,8 @@ def audit_entries(filters: AuditFilters):
         stmt = stmt.where(AuditEntry.unit_id == filters.unit)
     if filters.user:
         stmt = stmt.where(AuditEntry.username == filters.user)
-    if filters.task is not None:
-        stmt = stmt.where(AuditEntry.task_id == filters.task)
+    if filters.task_ids is not None:
+        stmt = stmt.where(AuditEntry.task_id.in_(filters.task_ids))
     if filters.action:
         stmt = stmt.where(AuditEntry.action == filters.action)
     if filters.date_from:

@@ -82,11 +82,13 @@ COUNT_LABELS = {
     "chapters": "章节", "items": "政策事项（含子项）", "sub_items": "其中子项",
     "not_applicable": "不涉及事项（情况说明）", "tasks": "工作任务", "measures": "保障措施",
     "units": "涉及单位", "parts": "承办分工", "dated": "有明确时限", "long_term": "长期",
-    "no_deadline": "时限无法识别", "incomplete_items": "不完整事项",
+    "no_deadline": "无明确时限", "incomplete_items": "不完整事项",
 }
 
+#: Every warning kind the importer writes (parse.py, load.py), in Chinese: the review shows these, never a code.
 WARNING_LABELS = {
     "unknown_unit": "新单位", "aliased_unit": "单位别名", "bad_deadline": "时限无法识别",
+    "missing_deadline": "未写明完成时限",
     "duplicate_text": "重复内容", "unplaced_fragment": "无法归位的片段", "truncated": "文档不完整",
     "repeated_label": "标签重复", "not_a_unit": "非单位表述", "page_number": "页码",
     "number_sequence": "编号不连续", "incomplete_item": "事项不完整", "missing_lead": "缺少牵头单位",

@@ -742,6 +742,75 @@ class _ItemBuilder:
 _TITLE_MAX = 150
 _ISSUER_MAX = 100
 
+#: The words a title of the genre ends with.
+_TITLE_END_RE = re.compile(r"(通知|意见|方案|函|决定)$")
+_TITLE_WORD_RE = re.compile(r"(方案|汇编|清单|意见)")
+#: What may follow a title on a line of its own (a cover page sets the title over several lines, often
+#: with blank lines between): the batch, "（第一批）" / "第二批", and the genre's closing words, "实施方案汇编".
+_TITLE_TAIL_RE = re.compile(r"[（(]?第[一二三四五六七八九十\d]{1,4}批[）)]?|(?:实施|工作)?(?:方案|汇编|清单)+")
+#: A line that is never part of a title: a sentence, a date, a document number (周政办发〔2022〕1号).
+_NOT_TITLE_RE = re.compile(r"[。：:，；]|^\d{4}年\d{1,2}月(\d{1,2}日)?$|〔\d{4}〕")
+#: Markdown emphasis left by a PDF-to-text conversion ("**周村区落实省…**").
+_MARK_RE = re.compile(r"^[*#_\s]+|[*_\s]+$")
+
+
+def _unmark(text: str) -> str:
+    return _MARK_RE.sub("", text)
+
+
+def _join_lines(texts: list[str]) -> str:
+    out = ""
+    for text in texts:
+        text = _unmark(text)
+        out += (" " if out and text and keep_space(out[-1], text[0]) else "") + text
+    return out
+
+
+def _title_span(squashed: list[str], block_of: list[int]) -> tuple[int, int] | None:
+    """The lines [start, end) of the plan's title in the front matter, or None.
+
+    A title may be set over several lines: the cover letter's "关于印发《…清单" /
+    "（第一批）实施方案汇编》的通知" in one paragraph, or a cover page's
+    "周村区落实省…" / "高质量发展政策清单" / "（第一批）" / "实施方案汇编". Every
+    line of it belongs, above all the batch: without it two batches of one
+    compilation read the same."""
+    n = len(squashed)
+    for i, s in enumerate(squashed):
+        if not s.startswith("关于"):
+            continue
+        j, joined = i + 1, s
+        while not _TITLE_END_RE.search(joined) and j < n and block_of[j] == block_of[i] \
+                and len(joined) <= _TITLE_MAX:
+            joined += squashed[j]
+            j += 1
+        if len(joined) <= _TITLE_MAX and _TITLE_END_RE.search(joined):
+            return i, j
+    at = next((i for i, s in enumerate(squashed) if len(s) <= _TITLE_MAX and _TITLE_WORD_RE.search(s)
+               and "。" not in s), None)
+    if at is None:
+        return None
+    start, end, length = at, at + 1, len(squashed[at])
+
+    def fits(k: int) -> bool:
+        return bool(squashed[k]) and not _NOT_TITLE_RE.search(squashed[k]) \
+            and length + len(squashed[k]) <= _TITLE_MAX
+
+    # The lines of its paragraph above it ("周村区落实省“稳中求进”" over "高质量发展政策清单").
+    while start > 0 and block_of[start - 1] == block_of[at] and fits(start - 1):
+        start -= 1
+        length += len(squashed[start])
+    # Below it: the rest of its paragraph while the title is unfinished, then the batch and the
+    # closing words, in its paragraph or in paragraphs of their own.
+    while end < n and fits(end):
+        same = block_of[end] == block_of[end - 1]
+        unfinished = not _TITLE_WORD_RE.search(squashed[end - 1][-2:])
+        if not (_TITLE_TAIL_RE.fullmatch(squashed[end]) or (same and unfinished)):
+            break
+        length += len(squashed[end])
+        end += 1
+    return start, end
+
+
 #: The chapter of items met before any chapter heading (see ``_finish``).
 _NO_CHAPTER_YET = -(2 ** 63)
 
@@ -1014,7 +1083,7 @@ class _Assembler:
         if clause is None:
             task.clause_source = "owner"
             task.lead_units = list(b.owner_units)
-            self.warn("bad_deadline", f"{where}：未写明责任分工和完成时限，牵头单位按本项牵头单位处理",
+            self.warn("missing_deadline", f"{where}：未写明责任分工和完成时限，牵头单位按本项牵头单位处理",
                       entry.lines[0], b.number)
         else:
             task.clause_source = entry.clause_source
@@ -1027,10 +1096,11 @@ class _Assembler:
             task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text,
                                                                self.default_year)
             line = (clause.lines or entry.lines)[-1]
-            if not ok:
-                what = f"无法识别完成时限“{clause.deadline_text}”" if clause.deadline_text \
-                    else "未写明完成时限"
-                self.warn("bad_deadline", f"{where}：{what}", line, b.number)
+            if not ok and clause.deadline_text:
+                self.warn("bad_deadline", f"{where}：无法识别完成时限“{clause.deadline_text}”", line, b.number)
+            elif not ok:
+                # Not written is not unreadable: the office asks the unit, rather than re-reads the text.
+                self.warn("missing_deadline", f"{where}：未写明完成时限", line, b.number)
             if id(clause) not in reported:
                 reported.add(id(clause))
                 for label in clause.repeated:
@@ -1072,18 +1142,17 @@ class _Assembler:
         draft = self.draft
         lines = [line for block in self.front for line in block.lines]
         draft.preamble = [line.raw.strip() for line in lines]
-        squashed = [squash(line.norm) for line in lines]
-        title_at = next((i for i, s in enumerate(squashed) if len(s) <= _TITLE_MAX
-                         and s.startswith("关于") and re.search(r"(通知|意见|方案|函|决定)$", s)), None)
-        if title_at is None:
-            title_at = next((i for i, s in enumerate(squashed) if len(s) <= _TITLE_MAX
-                             and re.search(r"(方案|汇编|清单|意见)", s) and "。" not in s), None)
-        if title_at is not None:
-            draft.title = lines[title_at].text
+        squashed = [_unmark(squash(line.norm)) for line in lines]
+        block_of = [bi for bi, block in enumerate(self.front) for _ in block.lines]
+        span = _title_span(squashed, block_of)
+        if span is not None:
+            start, end = span
+            # Half-width brackets are a typing variant ("(第一批)"): one title, one spelling.
+            draft.title = _join_lines([line.text for line in lines[start:end]]).replace("(", "（").replace(")", "）")
             # "关于印发《X》的通知" is the cover letter; the plan is X.
             if (m := re.search(r"印发《(.+)》", squash(draft.title))):
                 draft.title = m.group(1)
-            head = [line.text for line in lines[:title_at]]
+            head = [line.text for line in lines[:start]]
             if 0 < len(head) <= 3 and not any(re.search(r"[。：:，]", h) for h in head) \
                     and len("".join(head)) <= _ISSUER_MAX:
                 draft.issuer = "".join(head)

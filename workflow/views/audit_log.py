@@ -1,13 +1,20 @@
-"""The audit log, searchable by the office."""
+"""The audit log, searchable by the office, and the integrity page: is the audit
+chain intact, and is an uploaded PDF an archived report."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask import Blueprint, current_app, flash, render_template, request
 from flask_login import login_required
+from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import func, select
+from wtforms import SubmitField
 
-from workflow import queries
-from workflow.audit import ACTION_LABELS
+from workflow import audit, queries
+from workflow.audit import ACTION_LABELS, describe
 from workflow.extensions import db
 
+from .forms import FlaskForm
 from .helpers import require
 
 bp = Blueprint("audit_log", __name__)
@@ -23,4 +30,110 @@ def index():
     page = db.paginate(queries.audit_entries(filters), page=queries.page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.all_units(),
-                           actions=ACTION_LABELS)
+                           actions=ACTION_LABELS, describe=describe)
+
+
+# ---------------------------------------------------------------- integrity
+
+class ReportCheckForm(FlaskForm):
+    report = FileField("报告 PDF 文件", validators=[FileRequired("请选择要核对的 PDF 文件。")])
+    submit = SubmitField("核对")
+
+
+@dataclass
+class ChainState:
+    intact: bool
+    count: int
+    first: object | None          # the first and last entries (None on an empty chain)
+    last: object | None
+    problems: list                # audit.Problem, in chain order
+    good_until: int | None = None  # entries 1..good_until precede the first break
+
+
+def chain_state() -> ChainState:
+    from models import AuditEntry
+
+    problems = audit.verify()
+    count = db.session.scalar(select(func.count(AuditEntry.id))) or 0
+    first = db.session.scalar(select(AuditEntry).order_by(AuditEntry.seq).limit(1))
+    last = db.session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
+    state = ChainState(not problems, count, first, last, problems)
+    seqs = [p.seq for p in problems if p.seq is not None]
+    if seqs:
+        state.good_until = max(0, min(seqs) - 1)
+    return state
+
+
+@dataclass
+class ArchivedReport:
+    id: int
+    title: str        # kind and subject, as the report list names it
+    params: str       # every parameter, in words
+    by: str
+    at: object        # when it finished (naive UTC)
+    pages: int | None
+
+
+@dataclass
+class ReportCheck:
+    filename: str
+    matches: list[ArchivedReport]   # the archive entries whose PDF is exactly the upload
+    sha256: str
+    size: int
+
+
+def _archived(row) -> ArchivedReport:
+    from workflow.reports import archive
+
+    params = archive.params_from_archive(row)
+    who = archive.generator_label(row.created_by) if row.created_by_id else archive.CLI_GENERATOR
+    return ArchivedReport(row.id, archive.KIND_LABELS.get(row.kind, row.kind), archive.describe_params(params),
+                          who, row.finished_at, row.pages)
+
+
+def _pdf_problem(data: bytes) -> str | None:
+    limit = current_app.config["MAX_UPLOAD_MB"]
+    if not data:
+        return "上传的文件是空的，请选择报告 PDF 文件。"
+    if len(data) > limit * 1024 * 1024:
+        return f"文件超过 {limit} MB，不是本系统生成的报告（报告远小于此）。"
+    # By content, not by name: a renamed file is still not a PDF.
+    if not data.startswith(b"%PDF-"):
+        return "只能核对 PDF 文件：所选文件不是 PDF（本系统生成的报告均为 PDF）。"
+    return None
+
+
+def _integrity_page(form, check=None, status: int = 200):
+    return render_template("audit/integrity.html", chain=chain_state(), form=form, check=check,
+                           max_mb=current_app.config["MAX_UPLOAD_MB"]), status
+
+
+@bp.route("/audit/integrity")
+@login_required
+def integrity():
+    require("audit.view")
+    return _integrity_page(ReportCheckForm())
+
+
+@bp.route("/audit/integrity", methods=["POST"])
+@login_required
+def check_report():
+    import hashlib
+
+    from workflow.reports import archive
+
+    require("audit.view")
+    form = ReportCheckForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            flash(errors[0], "danger")
+        return _integrity_page(form, status=400)
+    upload = form.report.data
+    data = upload.read(current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 1)
+    problem = _pdf_problem(data)
+    if problem:
+        flash(problem, "danger")
+        return _integrity_page(form, status=400)
+    check = ReportCheck(upload.filename or "", [_archived(row) for row in archive.verify_bytes(data)],
+                        hashlib.sha256(data).hexdigest(), len(data))
+    return _integrity_page(form, check)
