@@ -1,5 +1,4 @@
-from flask import Blueprint
-
-bp = Blueprint("auth", __name__, url_prefix="/auth")
-
-from . import session, views  # noqa: E402,F401
+"""Signing in and sessions (views.py, session.py, ratelimit.py) and the one
+place that decides who may do what (permissions.py). Importing the package
+imports nothing else, so the services can use ``auth.permissions`` without
+pulling in the views."""

@@ -10,7 +10,7 @@ in Chinese when ``may`` says no. The matrix is written down in docs/permissions.
 """
 from __future__ import annotations
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context
 
 from sqlalchemy import select
 
@@ -69,24 +69,33 @@ def office_may_verify_config() -> bool:
     return bool(current_app.config.get("OFFICE_VERIFY_FALLBACK", True)) if has_app_context() else True
 
 
+def lead_leaders(task) -> list:
+    """The active leaders of the task's lead units, once per request and task
+    (the task page asks for every part)."""
+    cache = g.setdefault("lead_leaders", {}) if has_app_context() else {}
+    if task.id not in cache:
+        # A query, not ``unit.users``: that collection and each user's ``unit``
+        # would close a reference cycle (see task_of).
+        cache[task.id] = db.session.scalars(
+            select(User).where(User.unit_id.in_([u.id for u in task.lead_units]),
+                               User.role == Role.UNIT_LEADER, User.active.is_(True)).order_by(User.id)).all()
+    return cache[task.id]
+
+
 def verifiers(part) -> list:
     """The users who may decide on the part's pending submission: the active
     leaders of the task's lead units, except whoever handed it in."""
     submission = pending_submission(part)
-    query = select(User).where(User.unit_id.in_([u.id for u in task_of(part).lead_units]),
-                               User.role == Role.UNIT_LEADER, User.active.is_(True)).order_by(User.id)
-    if submission is not None:
-        query = query.where(User.id != submission.submitted_by_id)
-    # A query, not ``unit.users``: that collection and each user's ``unit``
-    # would close a reference cycle (see task_of).
-    return db.session.scalars(query).all()
+    submitter = submission.submitted_by_id if submission is not None else None
+    return [u for u in lead_leaders(task_of(part)) if u.id != submitter]
 
 
 def office_verifies(part) -> bool:
     """The office decides in the lead unit's place when the lead unit has no
     one else to do it (its only leader handed the work in) and the office is
     configured to (OFFICE_VERIFY_FALLBACK)."""
-    return office_may_verify_config() and not verifiers(part)
+    return (office_may_verify_config() and pending_submission(part) is not None
+            and not verifiers(part))
 
 
 def denial(user, action: str, obj=None) -> str | None:

@@ -27,7 +27,7 @@ from flask_login import login_user, logout_user
 
 from workflow.extensions import db, login_manager
 
-from . import bp
+from .blueprint import bp
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "请先登录。"

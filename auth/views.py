@@ -29,7 +29,7 @@ from workflow.extensions import db
 from workflow.text import clean_line
 from workflow.timeutil import utcnow
 
-from . import bp
+from .blueprint import bp
 from .forms import LoginForm, PasswordForm
 from .passwords import hash_password, password_problem, verify_password, verify_password_or_dummy
 from .ratelimit import account_key, client_address, limiter, limits_from

@@ -115,10 +115,10 @@ def test_the_audit_page_shows_no_database_keys(app, client):
         task = db.session.scalar(select(Task).where(Task.deadline.is_not(None)).order_by(Task.id))
         part = task.parts[0]
         worker = users[f"u{part.unit_id:02d}.staff"]
-        services.transition_part(part, "start", worker)
+        services.start_part(part, worker)
         services.edit_task(task, users["office"], deadline_text="年底前（调整）", long_term=False)
         services.add_text_evidence(part, worker, "宣传材料")
-        services.transition_part(part, "submit", worker, statement="已完成全部工作")
+        services.submit_part(part, worker, statement="已完成全部工作")
         db.session.commit()
         task_id = task.id
     login(client, "office")

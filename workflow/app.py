@@ -60,8 +60,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
 
     import models  # noqa: F401  (registers every table on the metadata for Alembic)
 
-    from auth import bp as auth_bp
-    from auth import session as auth_session  # noqa: F401  (user loader)
+    from auth import session as auth_session  # noqa: F401  (user loader, session checks on auth_bp)
+    from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
+    from auth.blueprint import bp as auth_bp
     from .views import register_blueprints
     from .cli import register_cli
     from . import errors

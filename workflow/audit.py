@@ -192,7 +192,7 @@ DETAIL_LABELS = {
     "event": "操作", "unit": "单位", "unit_id": "单位编号", "units": "单位", "user_id": "用户编号",
     "username": "用户名", "display_name": "姓名", "role": "角色", "active": "启用", "changes": "修改内容",
     "sessions_ended": "已使其重新登录", "name": "名称", "kind": "类型", "alias_id": "别名编号", "alias": "别名",
-    "submission": "提交次序", "evidence": "佐证材料", "statement": "完成情况说明", "derived": "随承办单位状态变化",
+    "submission": "提交次序", "evidence": "佐证材料", "carried": "沿用以前提交的材料", "statement": "完成情况说明", "derived": "随承办单位状态变化",
     "percent": "完成比例", "note": "说明", "text": "材料内容", "filename": "文件名", "sha256": "文件 sha256",
     "size": "大小", "archive": "报告存档编号", "params": "报告参数", "from_archive": "取自已有存档",
     "pages": "页数", "audit_head": "审计链头", "audit_seq": "审计记录序号", "seconds": "生成耗时",

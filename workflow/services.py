@@ -161,7 +161,7 @@ def _record(fired: Fired, user, **details):
     entry = {"event": event.trigger, **({"unit": obj.unit.name} if is_part else {})}
     if "statement" in event.inputs:
         entry["statement"] = fired.inputs.get("statement")
-    audit.append("transition", user=user, **({"part": obj} if is_part else {"task": obj}),
+    audit.append("transition", user=user, part=obj if is_part else None, task=None if is_part else obj,
                  from_state=fired.source, to_state=fired.dest, reason=fired.inputs.get("reason"),
                  details={**entry, **details})
     task = obj.task if is_part else obj
