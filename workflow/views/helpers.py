@@ -5,8 +5,9 @@ from flask import Flask, abort
 from flask_login import current_user
 
 from auth.permissions import may
-from workflow.states import STATE_LABELS
+from workflow.due import UNDECIDED_SHOWN
 from workflow.timeutil import format_local
+from workflow.vocabulary import STATE_LABELS, ReportStatus, SubmissionOutcome, TaskKind, TaskState
 
 
 def safe_next(target: str | None) -> str | None:
@@ -32,10 +33,12 @@ def require(action: str, obj=None) -> None:
 
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(may=lambda action, obj=None: may(current_user, action, obj),
-                                 STATE_LABELS=STATE_LABELS)
+                                 STATE_LABELS=STATE_LABELS, TaskState=TaskState, TaskKind=TaskKind,
+                                 SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus,
+                                 DEADLINE_UNDECIDED=UNDECIDED_SHOWN)
     app.jinja_env.filters["localtime"] = format_local
     app.jinja_env.filters["detail_value"] = detail_value
-    app.jinja_env.filters["state_label"] = lambda s: STATE_LABELS.get(s, s)
+    app.jinja_env.filters["state_label"] = TaskState.label_of
 
 
 def detail_value(v) -> str:
