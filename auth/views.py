@@ -28,6 +28,7 @@ from sqlalchemy import select
 from workflow.extensions import db
 from workflow.text import clean_line
 from workflow.timeutil import utcnow
+from workflow.vocabulary import NotificationKind
 
 from .blueprint import bp
 from .forms import LoginForm, PasswordForm
@@ -160,7 +161,7 @@ def _alert_office(user, item) -> None:
     admins = db.session.scalars(select(User).where(User.role == Role.OFFICE_ADMIN, User.active.is_(True))).all()
     now = utcnow()
     for admin in admins:
-        db.session.add(Notification(user_id=admin.id, task_id=None, kind="login_alert", message=message,
+        db.session.add(Notification(user_id=admin.id, task_id=None, kind=NotificationKind.LOGIN_ALERT, message=message,
                                     created_at=now))
     _audit("login_alert", user=user, failures=item.amount, window=window)
 

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from transitions import Machine  # noqa: E402
 
 from workflow.machine import PART_TRANSITIONS, fire  # noqa: E402
-from workflow.states import PART_STATES, PLANNED  # noqa: E402
+from workflow.vocabulary import PART_STATES, PLANNED  # noqa: E402
 
 
 def _app_context():

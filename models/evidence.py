@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Intege
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
+from workflow.vocabulary import NotificationKind, SubmissionOutcome
 
 
 class ProgressNote(db.Model):
@@ -31,7 +32,7 @@ class Submission(db.Model):
     __tablename__ = "submission"
     __table_args__ = (
         UniqueConstraint("part_id", "number"),
-        CheckConstraint("outcome IN ('pending', 'returned', 'verified', 'reopened')", name="outcome"),
+        CheckConstraint(SubmissionOutcome.sql_check("outcome"), name="outcome"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -40,10 +41,14 @@ class Submission(db.Model):
     statement: Mapped[str] = mapped_column(Text)          # 完成情况说明
     submitted_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     submitted_at: Mapped[datetime] = mapped_column(DateTime)
-    outcome: Mapped[str] = mapped_column(String(10), default="pending")
+    outcome: Mapped[str] = mapped_column(String(10), default=SubmissionOutcome.PENDING)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)   # the 退回 reason
+
+    @property
+    def outcome_label(self) -> str:
+        return SubmissionOutcome.label_of(self.outcome)
 
     part = relationship("TaskPart", back_populates="submissions")
     submitted_by = relationship("User", foreign_keys=[submitted_by_id])
@@ -93,10 +98,16 @@ class Notification(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))      # submitted | returned | urged | verified | closed | reopened
+    # A NotificationKind. No CHECK constraint: kinds are added with new features, and a
+    # kind missing from a constraint would turn a state change into a database error.
+    kind: Mapped[str] = mapped_column(String(20))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     read_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user = relationship("User")
     task = relationship("Task")
+
+    @property
+    def kind_label(self) -> str:
+        return NotificationKind.label_of(self.kind)

@@ -4,26 +4,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
+from workflow.vocabulary import UnitKind
 
-
-class UnitKind:
-    OFFICE = "office"      # 指挥部办公室
-    BUREAU = "bureau"      # 局、委、办
-    BRANCH = "branch"      # 分局
-    CENTER = "center"      # 中心
-    TOWN = "town"          # 镇、街道、开发区
-    GROUP = "group"        # 各镇（街道）: a collective addressee
-    OTHER = "other"
-
-    LABELS = {
-        OFFICE: "办公室", BUREAU: "局/委/办", BRANCH: "分局", CENTER: "中心",
-        TOWN: "镇/街道", GROUP: "集合单位", OTHER: "其他",
-    }
-    ALL = tuple(LABELS)
+from .utc import created_at_column
 
 
 class Role:
@@ -46,12 +33,12 @@ class Role:
 
 class Unit(db.Model):
     __tablename__ = "unit"
-    __table_args__ = (CheckConstraint(f"kind IN {UnitKind.ALL!r}", name="kind"),)
+    __table_args__ = (CheckConstraint(UnitKind.sql_check("kind"), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default=UnitKind.OTHER)
-    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+    created_at: Mapped[datetime] = created_at_column()
 
     sections: Mapped[list[Section]] = relationship(back_populates="unit", order_by="Section.name")
     aliases: Mapped[list[UnitAlias]] = relationship(back_populates="unit", cascade="all, delete-orphan")
@@ -59,7 +46,7 @@ class Unit(db.Model):
 
     @property
     def kind_label(self) -> str:
-        return UnitKind.LABELS.get(self.kind, self.kind)
+        return UnitKind.label_of(self.kind)
 
     def __repr__(self) -> str:
         return f"<Unit {self.name}>"
@@ -102,7 +89,7 @@ class User(UserMixin, db.Model):
     # Part of the session identity: bumping it (logout, password change) makes
     # every cookie issued before worthless, even a copied one.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+    created_at: Mapped[datetime] = created_at_column()
 
     unit: Mapped[Unit] = relationship(back_populates="users")
 

@@ -4,23 +4,16 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    JSON, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Integer, String, Table, Text,
-    UniqueConstraint, func,
+    JSON, Boolean, CheckConstraint, Column, Date, ForeignKey, Integer, String, Table, Text,
+    UniqueConstraint, case,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
+from workflow.vocabulary import PART_STATES, ClauseSource, TaskKind, TaskState, sql_in
 
 from .org import Section, Unit
-
-PLANNED = "planned"  # the first state of every task and part (the machine owns the rest)
-
-
-class TaskKind:
-    TASK = "task"        # 工作任务
-    MEASURE = "measure"  # 保障措施
-    LABELS = {TASK: "工作任务", MEASURE: "保障措施"}
-    ALL = tuple(LABELS)
+from .utc import created_at_column
 
 
 item_owner_units = Table(
@@ -65,7 +58,7 @@ class Plan(db.Model):
     # The same file imported twice is recognised by its hash and not duplicated.
     source_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     preamble: Mapped[str | None] = mapped_column(Text)
-    imported_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+    imported_at: Mapped[datetime] = created_at_column()
     imported_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
     chapters: Mapped[list[Chapter]] = relationship(
@@ -125,7 +118,7 @@ class Item(db.Model):
     contacts: Mapped[list[Contact]] = relationship(
         back_populates="item", order_by="Contact.position", cascade="all, delete-orphan")
     tasks: Mapped[list[Task]] = relationship(
-        back_populates="item", order_by=lambda: (Task.kind.desc(), Task.seq), cascade="all, delete-orphan")
+        back_populates="item", order_by=lambda: Task.order_in_item(), cascade="all, delete-orphan")
 
     @property
     def label(self) -> str:
@@ -149,9 +142,11 @@ class Task(db.Model):
     __tablename__ = "task"
     __table_args__ = (
         UniqueConstraint("item_id", "kind", "seq"),
-        CheckConstraint(f"kind IN {TaskKind.ALL!r}", name="kind"),
+        CheckConstraint(TaskKind.sql_check("kind"), name="kind"),
         # A long-term task has no date; a dated task is not long-term.
         CheckConstraint("NOT (long_term AND deadline IS NOT NULL)", name="long_term_no_date"),
+        CheckConstraint(TaskState.sql_check("state"), name="state"),
+        CheckConstraint(ClauseSource.sql_check("clause_source"), name="clause_source"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -162,9 +157,9 @@ class Task(db.Model):
     deadline: Mapped[date | None] = mapped_column(Date, index=True)
     deadline_text: Mapped[str | None] = mapped_column(String(100))
     long_term: Mapped[bool] = mapped_column(Boolean, default=False)
-    clause_source: Mapped[str] = mapped_column(String(10), default="own")
+    clause_source: Mapped[str] = mapped_column(String(10), default=ClauseSource.OWN)
     source_lines: Mapped[list[int]] = mapped_column(JSON, default=list)
-    state: Mapped[str] = mapped_column(String(20), default=PLANNED, index=True)
+    state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED, index=True)
     # Optimistic concurrency: every state change is "UPDATE … WHERE version = :seen".
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -180,13 +175,34 @@ class Task(db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
+    # Document order — the item's position, 工作任务 before 保障措施, the number — is defined
+    # here once: as SQL (the caller joins Item) and as a sort key for tasks already loaded.
+    @classmethod
+    def order_in_item(cls) -> tuple:
+        rank = case({k.value: k.rank for k in TaskKind}, value=cls.kind, else_=len(TaskKind))
+        return (rank, cls.seq)
+
+    @classmethod
+    def document_order(cls) -> tuple:
+        return (Item.position, *cls.order_in_item())
+
+    @property
+    def document_key(self) -> tuple:
+        return (self.item.position, TaskKind(self.kind).rank, self.seq)
+
     @property
     def number_label(self) -> str:
-        return f"{self.item.number}-{'任' if self.kind == 'task' else '保'}{self.seq}"
+        return f"{self.item.number}-{TaskKind(self.kind).short}{self.seq}"
 
     @property
     def kind_label(self) -> str:
-        return TaskKind.LABELS.get(self.kind, self.kind)
+        return TaskKind.label_of(self.kind)
+
+    @property
+    def deadline_shown(self) -> str:
+        from workflow.due import deadline_shown
+
+        return deadline_shown(self)
 
     @property
     def label(self) -> str:
@@ -196,13 +212,17 @@ class Task(db.Model):
 class TaskPart(db.Model):
     """承办: one working unit's share of a task, run through the state machine."""
     __tablename__ = "task_part"
-    __table_args__ = (UniqueConstraint("task_id", "unit_id"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "unit_id"),
+        # A part is never closed: the office closes the task.
+        CheckConstraint(sql_in("state", PART_STATES), name="state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(20), default=PLANNED, index=True)
+    state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED, index=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)  # last reported percentage
     version: Mapped[int] = mapped_column(Integer, default=1)
 

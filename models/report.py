@@ -3,17 +3,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
+from workflow.vocabulary import ReportKind, ReportStatus
 
 
 class ReportArchive(db.Model):
     __tablename__ = "report_archive"
+    __table_args__ = (
+        CheckConstraint(ReportKind.sql_check("kind"), name="kind"),
+        CheckConstraint(ReportStatus.sql_check("status"), name="status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10))            # overall | unit | item
+    kind: Mapped[str] = mapped_column(String(10))            # a ReportKind
     params: Mapped[dict] = mapped_column(JSON)               # plan, unit, item, as_of …
     params_key: Mapped[str] = mapped_column(String(64), index=True)   # sha256 of canonical params
     as_of: Mapped[datetime] = mapped_column(DateTime)
@@ -24,7 +29,7 @@ class ReportArchive(db.Model):
     # report generation skipped): same params + same input_head = same report.
     input_head: Mapped[str | None] = mapped_column(String(64), index=True)
     pages: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="pending")   # pending | running | done | failed
+    status: Mapped[str] = mapped_column(String(10), default=ReportStatus.PENDING)
     error: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     size: Mapped[int | None] = mapped_column(BigInteger)
@@ -34,3 +39,11 @@ class ReportArchive(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     created_by = relationship("User")
+
+    @property
+    def kind_label(self) -> str:
+        return ReportKind.label_of(self.kind)
+
+    @property
+    def status_label(self) -> str:
+        return ReportStatus.label_of(self.status)

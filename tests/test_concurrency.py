@@ -21,7 +21,7 @@ from auth.passwords import hash_password
 from tests.helpers import CSRF_RE, DEMO_PASSWORD
 from workflow import audit, services
 from workflow.extensions import db
-from workflow.states import IN_PROGRESS, SUBMITTED, VERIFIED
+from workflow.vocabulary import IN_PROGRESS, SUBMITTED, VERIFIED
 
 ROUNDS = 4
 STALE = "已被他人更新"

@@ -113,7 +113,7 @@ def test_todo_and_verify_parts(ctx):
     from models import Evidence, Submission, TaskPart
     from workflow import queries
     from workflow.extensions import db
-    from workflow.states import SUBMITTED
+    from workflow.vocabulary import SUBMITTED
 
     staff = _user("u03.staff")
     parts = db.session.scalars(select(TaskPart).where(TaskPart.unit_id == staff.unit_id)).all()

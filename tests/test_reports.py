@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from tests.conftest import make_app
 from tests.helpers import csrf_token, login
 from workflow import demo
+from workflow.vocabulary import ReportKind
 
 # The seed plan with demo activity when the demo can play it.
 DB_TEMPLATE = "activity" if hasattr(demo, "play_activity") else "seed"
@@ -395,8 +396,6 @@ def test_web_bad_input_is_refused_in_chinese_and_changes_nothing(app, client):
 
 
 def test_web_permissions(app, client):
-    from workflow.reports import archive
-
     from models import ReportArchive
     from workflow.extensions import db
 
@@ -413,7 +412,7 @@ def test_web_permissions(app, client):
     login(other, "u02.staff")  # a unit's staff: no reports at all
     assert other.get("/reports/").status_code == 403
     assert other.get("/reports/new").status_code == 403
-    assert archive.KINDS == ("overall", "unit", "item")
+    assert ReportKind.values() == ("overall", "unit", "item")
 
 
 def test_status_page_refreshes_itself_while_pending(app, client):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from workflow import services
 from workflow.extensions import db
-from workflow.states import CLOSED, IN_PROGRESS, PLANNED, SUBMITTED, VERIFIED
+from workflow.vocabulary import TaskState
 
 SEED = 2022
 
@@ -144,7 +144,7 @@ def already_played() -> bool:
     from models import Evidence, ProgressNote, Submission, TaskPart
 
     return bool(db.session.scalar(select(
-        exists().where(TaskPart.state != PLANNED)
+        exists().where(TaskPart.state != TaskState.PLANNED)
         | exists(select(Submission.id)) | exists(select(ProgressNote.id)) | exists(select(Evidence.id)))))
 
 
@@ -290,7 +290,7 @@ class _Player:
                 if self.rng.random() < 0.4:
                     scenario = self.rng.choices(names, weights)[0]
                 self.play_part(part, scenario)
-            if task.state == VERIFIED:
+            if task.state == TaskState.VERIFIED:
                 verified.append(task)
 
         # The office closes most verified tasks, and reopens one on review.
@@ -307,17 +307,17 @@ class _Player:
             self.stats["重新打开"] += 1
 
         # An urge or two for tasks that are behind.
-        behind = [t for t in tasks if any(p.state in (PLANNED, IN_PROGRESS) for p in t.parts)]
+        behind = [t for t in tasks if any(p.state in (TaskState.PLANNED, TaskState.IN_PROGRESS) for p in t.parts)]
         for task in self.rng.sample(behind, min(2, len(behind))):
             services.urge(task, self.office, self.rng.choice(URGE_MESSAGES))
             self.stats["催办"] += 1
 
         states = Counter(t.state for t in tasks)
-        self.stats["任务：计划"] = states.get(PLANNED, 0)
-        self.stats["任务：推进中"] = states.get(IN_PROGRESS, 0)
-        self.stats["任务：已提交"] = states.get(SUBMITTED, 0)
-        self.stats["任务：已核验"] = states.get(VERIFIED, 0)
-        self.stats["任务：已办结"] = states.get(CLOSED, 0)
+        self.stats["任务：计划"] = states.get(TaskState.PLANNED, 0)
+        self.stats["任务：推进中"] = states.get(TaskState.IN_PROGRESS, 0)
+        self.stats["任务：已提交"] = states.get(TaskState.SUBMITTED, 0)
+        self.stats["任务：已核验"] = states.get(TaskState.VERIFIED, 0)
+        self.stats["任务：已办结"] = states.get(TaskState.CLOSED, 0)
         return self.stats
 
 

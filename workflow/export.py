@@ -6,9 +6,9 @@ import io
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from workflow.due import deadline_value
 from workflow.extensions import db
-
-STATE_LABELS_FALLBACK = {"planned": "计划"}
+from workflow.vocabulary import TaskState
 
 
 def _load_plan(plan_id: int):
@@ -74,8 +74,6 @@ def plan_as_xlsx(plan_id: int) -> bytes | None:
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
-    from workflow.states import STATE_LABELS
-
     plan = _load_plan(plan_id)
     if plan is None:
         return None
@@ -94,8 +92,8 @@ def plan_as_xlsx(plan_id: int) -> bytes | None:
                 row, f"{item.chapter.number}、{item.chapter.title}", item.number, t.kind_label, t.seq, t.text,
                 "、".join(u.name for u in t.lead_units), "、".join(u.name for u in t.responsible_units),
                 "、".join(s.name for s in t.sections),
-                t.deadline if t.deadline else ("长期" if t.long_term else ""), t.deadline_text or "",
-                STATE_LABELS.get(t.state, t.state),
+                deadline_value(t), t.deadline_text or "",
+                TaskState.label_of(t.state),
             ])
     widths = [6, 18, 8, 10, 4, 60, 20, 24, 20, 12, 14, 8]
     for i, w in enumerate(widths, start=1):

@@ -22,7 +22,7 @@ from models import (
 from models.plan import chapter_heading
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
-from workflow.states import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED
+from workflow.vocabulary import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, SubmissionOutcome
 from workflow.timeutil import CST
 
 UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
@@ -83,7 +83,8 @@ def list_options():
 
 
 def task_order():
-    return (Item.position, Task.kind.desc(), Task.seq)
+    """Document order (models/plan.py Task.document_order); the statement joins Item."""
+    return Task.document_order()
 
 
 def page_number(raw: str | None) -> int:
@@ -206,7 +207,7 @@ def todo_parts(user):
 def _pending_submitted_at():
     """When each part's pending submission was made (the latest hand-in)."""
     return (select(Submission.part_id, func.max(Submission.submitted_at).label("at"))
-            .where(Submission.outcome == "pending").group_by(Submission.part_id).subquery())
+            .where(Submission.outcome == SubmissionOutcome.PENDING).group_by(Submission.part_id).subquery())
 
 
 def verify_parts(user):

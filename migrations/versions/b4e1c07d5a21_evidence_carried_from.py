@@ -1,14 +1,14 @@
 """evidence.carried_from_id: earlier evidence carried into a resubmission
 
 Revision ID: b4e1c07d5a21
-Revises: 681e495e97b5
+Revises: 1b8127a3c7ff
 Create Date: 2026-12-02 01:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = 'b4e1c07d5a21'
-down_revision = '681e495e97b5'
+down_revision = '1b8127a3c7ff'
 branch_labels = None
 depends_on = None
 

@@ -11,6 +11,8 @@ UNNAMED_CHAPTER = "（未分章）"
 from dataclasses import dataclass, field
 from datetime import date
 
+from workflow.vocabulary import ClauseSource
+
 
 @dataclass
 class DraftWarning:
@@ -38,7 +40,7 @@ class DraftTask:
     deadline: date | None = None
     deadline_text: str | None = None    # as written, e.g. "2022年12月", "长期"
     long_term: bool = False
-    clause_source: str = "own"          # "own" | "shared" (a later clause closes it) | "owner" (no clause)
+    clause_source: str = ClauseSource.OWN   # see workflow/vocabulary.py ClauseSource
     source_lines: list[int] = field(default_factory=list)
 
 

@@ -54,6 +54,7 @@ from datetime import date
 from pathlib import Path
 
 from workflow.text import clean_text, display_changing
+from workflow.vocabulary import ClauseSource
 
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
@@ -705,7 +706,7 @@ class _Entry:
     parts: list[str]
     lines: list[int]
     clause: _Clause | None = None
-    clause_source: str = "own"
+    clause_source: str = ClauseSource.OWN
 
 
 @dataclass
@@ -1009,7 +1010,7 @@ class _Assembler:
                 self.unplaced(block, "责任分工没有对应的任务条目")
                 return
             for entry in waiting:
-                entry.clause, entry.clause_source = clause, "shared"
+                entry.clause, entry.clause_source = clause, ClauseSource.SHARED
             return
         m = ENTRY_RE.match(block.norm)
         body = m.end() if m else 0
@@ -1029,8 +1030,8 @@ class _Assembler:
             clause = _parse_clause(block.norm[start:], block.text[start:], [])
             for other in entries:
                 if other.clause is None and other is not entry:
-                    other.clause, other.clause_source = clause, "shared"
-            entry.clause, entry.clause_source = clause, "own"
+                    other.clause, other.clause_source = clause, ClauseSource.SHARED
+            entry.clause, entry.clause_source = clause, ClauseSource.OWN
 
     def _contact(self, block: _Block) -> None:
         item = self.item
@@ -1081,7 +1082,7 @@ class _Assembler:
         if not task.text:
             self.warn("empty_task", f"{where}：没有任务内容", entry.lines[0], b.number)
         if clause is None:
-            task.clause_source = "owner"
+            task.clause_source = ClauseSource.OWNER
             task.lead_units = list(b.owner_units)
             self.warn("missing_deadline", f"{where}：未写明责任分工和完成时限，牵头单位按本项牵头单位处理",
                       entry.lines[0], b.number)

@@ -29,15 +29,13 @@ from sqlalchemy import select
 from workflow import audit
 from workflow.extensions import db
 from workflow.timeutil import CST, today_local, utcnow
+from workflow.vocabulary import NotificationKind, ReportKind, ReportStatus
 
 from . import data as report_data
 from .render import html_to_pdf, render_template_html
 
 log = logging.getLogger(__name__)
 
-KINDS = ("overall", "unit", "item")
-KIND_LABELS = report_data.KIND_LABELS
-STATUS_LABELS = {"pending": "排队中", "running": "生成中", "done": "已完成", "failed": "失败"}
 # Audit actions that change nothing a report shows; everything else (including
 # actions added later that this list does not know) counts as a data change.
 NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "login_alert", "logout",
@@ -69,7 +67,7 @@ def layout_version() -> str:
     pdf_templates = os.path.join(os.path.dirname(workflow_dir), "templates", "reports", "pdf")
     digest = hashlib.sha256()
     paths = [os.path.join(here, n) for n in ("data.py", "charts.py", "archive.py", "render.py")]
-    paths += [os.path.join(workflow_dir, n) for n in ("due.py", "states.py")]
+    paths += [os.path.join(workflow_dir, n) for n in ("due.py", "vocabulary.py")]
     paths += sorted(os.path.join(pdf_templates, n) for n in os.listdir(pdf_templates))
     for path in paths:
         with open(path, "rb") as fh:
@@ -112,7 +110,7 @@ def make_params(kind: str, *, plan_id=None, unit_id=None, item_number=None, as_o
     """Check and normalise what the user asked for; raise ReportError (Chinese)."""
     from models import Item, Plan, Unit
 
-    if kind not in KINDS:
+    if kind not in ReportKind.values():
         raise ReportError("报告类型无效，请选择总体进展、单位报告或事项详情。")
     if plan_id in (None, ""):
         plan_id = db.session.scalar(select(Plan.id).order_by(Plan.id.desc()).limit(1))
@@ -182,7 +180,7 @@ def find_reusable(params: Params, head: str):
 
     for row in db.session.scalars(
             select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
-                                        ReportArchive.status == "done").order_by(ReportArchive.id)):
+                                        ReportArchive.status == ReportStatus.DONE).order_by(ReportArchive.id)):
         if os.path.exists(path_for(row.sha256)):  # a lost file is rendered again, not served
             return row
     return None
@@ -193,7 +191,7 @@ def find_in_flight(params: Params, head: str):
 
     return db.session.scalar(
         select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
-                                    ReportArchive.status.in_(("pending", "running")),
+                                    ReportArchive.status.in_(ReportStatus.working()),
                                     ReportArchive.created_at >= utcnow() - STALE_AFTER)
         .order_by(ReportArchive.id).limit(1))
 
@@ -203,9 +201,9 @@ def expire_stale() -> int:
     from models import ReportArchive
 
     stale = db.session.scalars(select(ReportArchive).where(
-        ReportArchive.status.in_(("pending", "running")), ReportArchive.created_at < utcnow() - STALE_AFTER)).all()
+        ReportArchive.status.in_(ReportStatus.working()), ReportArchive.created_at < utcnow() - STALE_AFTER)).all()
     for row in stale:
-        row.status = "failed"
+        row.status = ReportStatus.FAILED
         row.error = "生成中断（服务可能已重启），请重新生成。"
         row.finished_at = utcnow()
     return len(stale)
@@ -237,7 +235,7 @@ def request_report(params: Params, user=None) -> Request:
     seq, chain = chain_head()
     archive = ReportArchive(kind=params.kind, params=params.as_dict(), params_key=params.key,
                             as_of=datetime.combine(params.as_of, time()), audit_head=chain, audit_seq=seq,
-                            input_head=head, status="pending", created_by_id=user.id if user else None,
+                            input_head=head, status=ReportStatus.PENDING, created_by_id=user.id if user else None,
                             created_at=utcnow())
     db.session.add(archive)
     db.session.flush()
@@ -301,7 +299,7 @@ def build_html(params: Params, generator: str) -> Built:
         figures = report_data.item(plan, item, params.as_of, params.near_days)
         subject = f"{item.label}" + (f" {item.subtitle}" if item.subtitle else "")
         stem = f"事项详情-{item.label}"
-    kind_label = KIND_LABELS[params.kind]
+    kind_label = ReportKind(params.kind).label
     title = f"{kind_label}{('：' + subject) if subject else ''}（截至 {params.as_of.isoformat()}）"
     meta = {
         "title": title, "kind_label": kind_label, "subject": subject, "plan_title": plan.title,
@@ -319,7 +317,7 @@ def build_html(params: Params, generator: str) -> Built:
 def describe_params(params: Params, plan=None) -> str:
     from models import Unit
 
-    parts = [f"类型 {KIND_LABELS[params.kind]}", f"方案 {params.plan}"]
+    parts = [f"类型 {ReportKind(params.kind).label}", f"方案 {params.plan}"]
     if params.unit is not None:
         unit = db.session.get(Unit, params.unit)
         parts.append(f"单位 {unit.name if unit else params.unit}")
@@ -352,10 +350,10 @@ def run(archive_id: int) -> None:
 
     write_transactions(True)
     archive = db.session.get(ReportArchive, archive_id)
-    if archive is None or archive.status not in ("pending", "running"):
+    if archive is None or archive.status not in ReportStatus.working():
         db.session.rollback()
         return
-    archive.status = "running"
+    archive.status = ReportStatus.RUNNING
     db.session.commit()
     try:
         write_transactions(False)
@@ -372,7 +370,7 @@ def run(archive_id: int) -> None:
             log.exception("report %s failed", archive_id)
         write_transactions(True)
         archive = db.session.get(ReportArchive, archive_id)
-        archive.status = "failed"
+        archive.status = ReportStatus.FAILED
         archive.error = message
         archive.finished_at = utcnow()
         _notify(archive, f"报告生成失败（存档 #{archive.id}）：{message}")
@@ -380,7 +378,7 @@ def run(archive_id: int) -> None:
         return
     write_transactions(True)
     archive = db.session.get(ReportArchive, archive_id)
-    archive.status = "done"
+    archive.status = ReportStatus.DONE
     archive.sha256 = sha
     archive.size = len(rendered.pdf)
     archive.pages = rendered.pages
@@ -404,7 +402,7 @@ def _notify(archive, message: str) -> None:
 
     if archive.created_by_id is None:
         return
-    db.session.add(Notification(user_id=archive.created_by_id, kind="report", message=message, created_at=utcnow()))
+    db.session.add(Notification(user_id=archive.created_by_id, kind=NotificationKind.REPORT, message=message, created_at=utcnow()))
 
 
 # ------------------------------------------------------------------ files
@@ -446,7 +444,7 @@ def verify_bytes(content: bytes) -> list:
 
     sha = hashlib.sha256(content).hexdigest()
     return db.session.scalars(select(ReportArchive).where(ReportArchive.sha256 == sha,
-                                                          ReportArchive.status == "done")
+                                                          ReportArchive.status == ReportStatus.DONE)
                               .order_by(ReportArchive.id)).all()
 
 

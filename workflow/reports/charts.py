@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from workflow.states import STATE_LABELS, TASK_STATES
+from workflow.vocabulary import STATE_LABELS, TASK_STATES
 
 FONT = "Noto Sans CJK SC"
 STATE_COLOURS = {

@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from workflow.extensions import db
+from workflow.vocabulary import ReportStatus
 
 report_cli = AppGroup("report", help="进展报告。")
 
@@ -54,7 +55,7 @@ def generate(kind, plan_id, unit_id, item_number, as_of, username, out: Path):
         jobs.run_now(current_app._get_current_object(), archive_id)
     db.session.remove()
     row = db.session.get(ReportArchive, archive_id)
-    if row.status != "done":
+    if row.status != ReportStatus.DONE:
         click.echo(f"生成失败（存档 #{row.id}）：{row.error}", err=True)
         sys.exit(1)
     try:
@@ -95,6 +96,5 @@ def list_reports(limit: int):
     from . import archive
 
     for row in db.session.scalars(select(ReportArchive).order_by(ReportArchive.id.desc()).limit(limit)):
-        click.echo(f"#{row.id}\t{archive.KIND_LABELS.get(row.kind, row.kind)}\t"
-                   f"{archive.STATUS_LABELS.get(row.status, row.status)}\t截至 {row.params.get('as_of')}\t"
+        click.echo(f"#{row.id}\t{row.kind_label}\t{row.status_label}\t截至 {row.params.get('as_of')}\t"
                    f"{format_local(row.created_at)}\t{row.filename or ''}\t{(row.sha256 or '')[:16]}")

@@ -13,13 +13,12 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
-from workflow.due import DUE_LABELS, LATE, NEAR, days_late, due_status
+from workflow.due import DUE_LABELS, LATE, NEAR, days_late, deadline_shown, due_status
 from workflow.extensions import db
-from workflow.states import CLOSED, IN_PROGRESS, PLANNED, STATE_LABELS, SUBMITTED, TASK_STATES, VERIFIED
 from workflow.timeutil import format_local
+from workflow.vocabulary import PART_STATES, STATE_LABELS, TASK_STATES, SubmissionOutcome, TaskKind, TaskState
 
-KIND_LABELS = {"overall": "总体进展报告", "unit": "单位报告", "item": "事项详情报告"}
-DONE_STATES = (VERIFIED, CLOSED)
+DONE_STATES = (TaskState.VERIFIED, TaskState.CLOSED)
 CN_DIGITS = "零一二三四五六七八九"
 
 
@@ -41,11 +40,6 @@ def unit_names(units) -> str:
     return "、".join(u.name for u in units)
 
 
-def _task_key(task):
-    # Document order: item position, then 工作任务 before 保障措施, then number.
-    return (task.item.position, 0 if task.kind == "task" else 1, task.seq)
-
-
 def _task_row(task, as_of: date, near_days: int) -> dict:
     status = due_status(task, as_of, near_days)
     return {
@@ -57,7 +51,7 @@ def _task_row(task, as_of: date, near_days: int) -> dict:
         "lead": unit_names(task.lead_units),
         "parts": [{"unit": p.unit.name, "state": p.state, "state_label": STATE_LABELS[p.state],
                    "progress": p.progress} for p in task.parts],
-        "deadline": _deadline_text(task),
+        "deadline": deadline_shown(task),
         "state": task.state,
         "state_label": STATE_LABELS[task.state],
         "due": status,
@@ -65,14 +59,6 @@ def _task_row(task, as_of: date, near_days: int) -> dict:
         "days_late": days_late(task, as_of) if status == LATE else 0,
         "days_left": (task.deadline - as_of).days if status == NEAR else None,
     }
-
-
-def _deadline_text(task) -> str:
-    if task.long_term:
-        return "长期"
-    if task.deadline is not None:
-        return task.deadline.isoformat()
-    return task.deadline_text or "未定"
 
 
 def _state_counts(tasks) -> dict:
@@ -107,7 +93,7 @@ def _plan_tasks(plan_id: int):
             selectinload(Task.lead_units),
             selectinload(Task.parts).joinedload(TaskPart.unit),
         )).unique().all()
-    return sorted(tasks, key=_task_key)
+    return sorted(tasks, key=lambda t: t.document_key)
 
 
 # ------------------------------------------------------------------ overall
@@ -153,9 +139,10 @@ def overall(plan, as_of: date, near_days: int) -> dict:
     for task in tasks:
         row = row_by_id[task.id]
         if row["due"] == LATE:
-            late_rows.append({**row, "behind": [p for p in row["parts"] if p["state"] != VERIFIED]})
+            late_rows.append({**row, "behind": [p for p in row["parts"] if p["state"] != TaskState.VERIFIED]})
         elif row["due"] == NEAR:
-            near_rows.append({**row, "behind": [p for p in row["parts"] if p["state"] in (PLANNED, IN_PROGRESS)]})
+            near_rows.append({**row, "behind": [p for p in row["parts"]
+                                                if p["state"] in (TaskState.PLANNED, TaskState.IN_PROGRESS)]})
     late_rows.sort(key=lambda r: -r["days_late"])  # stable: document order among equals
     near_rows.sort(key=lambda r: r["days_left"])
 
@@ -168,7 +155,7 @@ def overall(plan, as_of: date, near_days: int) -> dict:
         "plan": plan_header(plan),
         "summary": {**_summary(tasks, as_of, near_days), "n_items": len(items),
                     "not_applicable": len(not_applicable),
-                    "measures": sum(1 for t in tasks if t.kind == "measure")},
+                    "measures": sum(1 for t in tasks if t.kind == TaskKind.MEASURE)},
         "chapters": chapters,
         "lead_units": lead_units,
         "late": late_rows,
@@ -200,14 +187,13 @@ def _user_name(user) -> str:
 
 
 def _submission_rows(part) -> list[dict]:
-    outcome_labels = {"pending": "待核验", "returned": "退回", "verified": "核验通过", "reopened": "重新打开"}
     return [{
         "number": s.number,
         "statement": s.statement,
         "at": format_local(s.submitted_at),
         "by": _user_name(s.submitted_by),
         "outcome": s.outcome,
-        "outcome_label": outcome_labels.get(s.outcome, s.outcome),
+        "outcome_label": s.outcome_label,
         "decided_at": format_local(s.decided_at),
         "decided_by": _user_name(s.decided_by) if s.decided_by_id else "",
         "reason": s.decision_reason or "",
@@ -228,7 +214,7 @@ def _parts_of_unit(plan_id: int, unit_id: int):
             selectinload(TaskPart.submissions).joinedload(Submission.submitted_by),
             selectinload(TaskPart.submissions).joinedload(Submission.decided_by),
         )).unique().all()
-    return sorted(parts, key=lambda p: _task_key(p.task))
+    return sorted(parts, key=lambda p: p.task.document_key)
 
 
 def unit(plan, unit, as_of: date, near_days: int) -> dict:
@@ -240,7 +226,7 @@ def unit(plan, unit, as_of: date, near_days: int) -> dict:
         .where(Item.plan_id == plan.id, task_lead_units.c.unit_id == unit.id)
         .options(joinedload(Task.item), selectinload(Task.lead_units),
                  selectinload(Task.parts).joinedload(TaskPart.unit))).unique().all()
-    led = sorted(led, key=_task_key)
+    led = sorted(led, key=lambda t: t.document_key)
 
     part_rows = []
     returns = []
@@ -251,7 +237,7 @@ def unit(plan, unit, as_of: date, near_days: int) -> dict:
                           "progress": part.progress, "evidence": _evidence_rows(part),
                           "submissions": submissions})
         for s in submissions:
-            if s["outcome"] == "returned":
+            if s["outcome"] == SubmissionOutcome.RETURNED:
                 returns.append({**s, "submission": s["number"], "number": row["number"], "text": row["text"]})
     led_rows = [_task_row(t, as_of, near_days) for t in led]
 
@@ -272,15 +258,15 @@ def unit(plan, unit, as_of: date, near_days: int) -> dict:
         "unit": {"id": unit.id, "name": unit.name, "kind": unit.kind_label},
         "summary": {
             "parts": len(parts),
-            "part_states": {s: part_states.get(s, 0) for s in (PLANNED, IN_PROGRESS, SUBMITTED, VERIFIED)},
-            "parts_done": part_states.get(VERIFIED, 0),
-            "parts_rate": rate(part_states.get(VERIFIED, 0), len(parts)),
+            "part_states": {s: part_states.get(s, 0) for s in PART_STATES},
+            "parts_done": part_states.get(TaskState.VERIFIED, 0),
+            "parts_rate": rate(part_states.get(TaskState.VERIFIED, 0), len(parts)),
             "led": len(led),
             "led_done": sum(1 for t in led if t.state in DONE_STATES),
             "led_rate": rate(sum(1 for t in led if t.state in DONE_STATES), len(led)),
             "returns": len(returns),
             "late": len(late_rows),
-            "awaiting_review": sum(1 for t in led for p in t.parts if p.state == SUBMITTED),
+            "awaiting_review": sum(1 for t in led for p in t.parts if p.state == TaskState.SUBMITTED),
         },
         "parts": part_rows,
         "led": led_rows,
@@ -343,7 +329,7 @@ def item(plan, item_obj, as_of: date, near_days: int) -> dict:
             selectinload(Task.parts).selectinload(TaskPart.submissions).joinedload(Submission.submitted_by),
             selectinload(Task.parts).selectinload(TaskPart.submissions).joinedload(Submission.decided_by),
         )).unique().all()
-    tasks = sorted(tasks, key=_task_key)
+    tasks = sorted(tasks, key=lambda t: t.document_key)
     timeline = _timeline([t.id for t in tasks])
 
     def item_block(i: Item) -> dict:

@@ -174,7 +174,7 @@ class NewUserForm(UserForm):
 class UnitForm(FlaskForm):
     name = StringField("单位名称", filters=[_strip], validators=[
         DataRequired("请填写单位名称。"), Length(max=100, message="单位名称不能超过 100 字。")])
-    kind = SelectField("类别", choices=choices(UnitKind.LABELS.items()), validators=[DataRequired("请选择类别。")])
+    kind = SelectField("类别", choices=choices(UnitKind.labels().items()), validators=[DataRequired("请选择类别。")])
 
     def __init__(self, *args, unit=None, **kwargs):
         """``unit``: the unit being edited (its own name is not a conflict); None for a new one."""

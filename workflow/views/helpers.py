@@ -9,11 +9,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import NOT_ALLOWED, denial, may
+from workflow.due import UNDECIDED_SHOWN
 from workflow.errors import forbidden
 from workflow.extensions import db
 from workflow.services import STALE_MESSAGE, Forbidden, Refused, ServiceError, Stale
-from workflow.states import STATE_LABELS
 from workflow.timeutil import format_local
+from workflow.vocabulary import STATE_LABELS, ReportStatus, SubmissionOutcome, TaskKind, TaskState
 
 
 def safe_next(target: str | None) -> str | None:
@@ -82,10 +83,12 @@ def _undo(cleanup) -> None:
 
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(may=lambda action, obj=None: may(current_user, action, obj),
-                                 STATE_LABELS=STATE_LABELS)
+                                 STATE_LABELS=STATE_LABELS, TaskState=TaskState, TaskKind=TaskKind,
+                                 SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus,
+                                 DEADLINE_UNDECIDED=UNDECIDED_SHOWN)
     app.jinja_env.filters["localtime"] = format_local
     app.jinja_env.filters["detail_value"] = detail_value
-    app.jinja_env.filters["state_label"] = lambda s: STATE_LABELS.get(s, s)
+    app.jinja_env.filters["state_label"] = TaskState.label_of
 
 
 def detail_value(v) -> str:

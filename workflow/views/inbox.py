@@ -14,10 +14,6 @@ from .helpers import safe_next
 
 bp = Blueprint("inbox", __name__)
 
-KIND_LABELS = {"submitted": "待核验", "returned": "被退回", "urged": "催办", "verified": "已核验",
-               "closed": "已办结", "reopened": "重新打开", "report": "报告", "login_alert": "登录异常"}
-
-
 @bp.app_context_processor
 def _unread():
     # The header shows the count on every page of a signed-in user.
@@ -31,7 +27,7 @@ def _unread():
 def index():
     page = db.paginate(queries.inbox(current_user), page=queries.page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
-    return render_template("inbox/index.html", page=page, KIND_LABELS=KIND_LABELS)
+    return render_template("inbox/index.html", page=page)
 
 
 @bp.route("/inbox/<int:notification_id>/read", methods=["POST"])

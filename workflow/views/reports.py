@@ -19,6 +19,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from workflow.extensions import db
 from workflow.reports import archive, jobs, render
 from workflow.timeutil import today_local
+from workflow.vocabulary import ReportKind, ReportStatus
 
 from .forms import FlaskForm
 from .helpers import require
@@ -39,8 +40,7 @@ def _check_fonts_tooling(state) -> None:
 
 
 class ReportForm(FlaskForm):
-    kind = SelectField("报告类型", choices=[SelectChoice(k, v) for k, v in (("overall", "总体进展报告"), ("unit", "单位报告"),
-                                                                  ("item", "事项详情报告"))],
+    kind = SelectField("报告类型", choices=[SelectChoice(k.value, k.label) for k in ReportKind],
                        validators=[InputRequired("请选择报告类型。")])
     plan = SelectField("实施方案", validators=[InputRequired("请选择实施方案。")])
     unit = SelectField("单位（单位报告）", validators=[Optional()])
@@ -70,8 +70,7 @@ def index():
     page = db.paginate(select(ReportArchive).order_by(ReportArchive.id.desc()),
                        page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
-    return render_template("reports/index.html", page=page, KIND_LABELS=archive.KIND_LABELS,
-                           STATUS_LABELS=archive.STATUS_LABELS, stale_after=archive.STALE_AFTER,
+    return render_template("reports/index.html", page=page, stale_after=archive.STALE_AFTER,
                            describe=_describe_row)
 
 
@@ -85,7 +84,7 @@ def new():
         form.as_of.data = today_local().isoformat()
         if form.plan.choices:
             form.plan.data = form.plan.choices[0].value
-        form.kind.data = request.args.get("kind") if request.args.get("kind") in archive.KINDS else "overall"
+        form.kind.data = request.args.get("kind") if request.args.get("kind") in ReportKind.values() else ReportKind.OVERALL
     if not form.plan.choices:
         flash("尚未导入任何实施方案，无法生成报告。", "warning")
     if form.validate_on_submit():
@@ -120,10 +119,10 @@ def _describe_row(row) -> str:
     from models import Unit
 
     p = row.params or {}
-    if row.kind == "unit" and p.get("unit") is not None:
+    if row.kind == ReportKind.UNIT and p.get("unit") is not None:
         unit = db.session.get(Unit, p["unit"])
         return unit.name if unit else f"单位 {p['unit']}"
-    if row.kind == "item" and p.get("item"):
+    if row.kind == ReportKind.ITEM and p.get("item"):
         return f"第{p['item']}项"
     return ""
 
@@ -135,10 +134,10 @@ def status(archive_id: int):
 
     require("report.view")
     row = db.get_or_404(ReportArchive, archive_id)
-    working = row.status in ("pending", "running")
+    working = row.status in ReportStatus.working()
     response = make_response(render_template(
         "reports/status.html", row=row, working=working, refresh=REFRESH_SECONDS,
-        KIND_LABELS=archive.KIND_LABELS, STATUS_LABELS=archive.STATUS_LABELS, subject=_describe_row(row),
+        subject=_describe_row(row),
         params_text=archive.describe_params(archive.params_from_archive(row))))
     if working:
         # No script (the CSP forbids inline ones): the page reloads itself.
@@ -154,7 +153,7 @@ def download(archive_id: int):
 
     require("report.view")
     row = db.get_or_404(ReportArchive, archive_id)
-    if row.status != "done" or not row.sha256:
+    if row.status != ReportStatus.DONE or not row.sha256:
         abort(404)
     try:
         content = archive.read_pdf(row)

@@ -1,0 +1,153 @@
+"""The words the workflow stores, each with its Chinese label, in one place.
+
+Every vocabulary is a ``StrEnum`` whose members are written ``NAME = "stored value", "标签"``.
+A member *is* its stored string (``TaskState.PLANNED == "planned"``, the same hash, the same
+JSON), so rows, audit details and code still comparing with plain strings are unchanged.
+One lookup style for all of them: ``member.label``; ``Cls.label_of(value)`` for a value read
+from a row; ``Cls.labels()`` for the value → label dict templates iterate over;
+``Cls.values()`` for the plain strings (CHECK constraints, form validation).
+
+No imports from the application: models, the importer and the reports all read from here.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Vocabulary(StrEnum):
+    label: str
+
+    def __new__(cls, value: str, label: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        # Plain str, not members: transitions names an Enum state by its member
+        # name ("PLANNED"), and repr() of a member is not SQL.
+        return tuple(m.value for m in cls)
+
+    @classmethod
+    def labels(cls) -> dict[str, str]:
+        return {m.value: m.label for m in cls}
+
+    @classmethod
+    def label_of(cls, value: str | None) -> str:
+        """The label of a stored value; a value this vocabulary does not know is shown as it is."""
+        try:
+            return cls(value).label
+        except ValueError:
+            return "" if value is None else str(value)
+
+    @classmethod
+    def sql_check(cls, column: str) -> str:
+        """``column IN ('a', 'b')`` for a CheckConstraint on a column holding this vocabulary."""
+        return sql_in(column, cls.values())
+
+
+def sql_in(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+# ------------------------------------------------------------------ tasks and parts
+
+class TaskState(Vocabulary):
+    """States of a task and of its parts (承办); the transitions are workflow/machine.py."""
+    PLANNED = "planned", "计划"
+    IN_PROGRESS = "in_progress", "推进中"
+    SUBMITTED = "submitted", "已提交"
+    VERIFIED = "verified", "已核验"
+    CLOSED = "closed", "已办结"      # tasks only: the office closes a task, never a part
+
+
+class TaskKind(Vocabulary):
+    """The two lists of an item, in document order (工作任务 before 保障措施)."""
+    TASK = "task", "工作任务"
+    MEASURE = "measure", "保障措施"
+
+    @property
+    def short(self) -> str:
+        """The one character of a task number: 19-任2, 19-保1."""
+        return _TASK_KIND_SHORT[self]
+
+    @property
+    def rank(self) -> int:
+        return list(TaskKind).index(self)
+
+
+_TASK_KIND_SHORT = {TaskKind.TASK: "任", TaskKind.MEASURE: "保"}
+
+
+class ClauseSource(Vocabulary):
+    """Where the importer took a task's 责任分工 and 完成时限 from (workflow/importer/parse.py)."""
+    OWN = "own", "本条写明"
+    SHARED = "shared", "与相邻条目共用"          # a later clause closes several entries
+    OWNER = "owner", "未写明，按本项牵头单位"      # no clause: the item's owner leads
+
+
+class SubmissionOutcome(Vocabulary):
+    """What became of one hand-in; ``pending`` until the lead unit decides."""
+    PENDING = "pending", "待核验"
+    RETURNED = "returned", "已退回"
+    VERIFIED = "verified", "已核验"
+    REOPENED = "reopened", "已重新打开"    # verified, then the office reopened the task
+
+
+class NotificationKind(Vocabulary):
+    """Inbox messages (one row per recipient)."""
+    SUBMITTED = "submitted", "待核验"
+    RETURNED = "returned", "被退回"
+    URGED = "urged", "催办"
+    VERIFIED = "verified", "已核验"
+    CLOSED = "closed", "已办结"
+    REOPENED = "reopened", "重新打开"
+    REPORT = "report", "报告"
+    LOGIN_ALERT = "login_alert", "登录异常"
+
+
+# ------------------------------------------------------------------ organisation
+
+class UnitKind(Vocabulary):
+    OFFICE = "office", "办公室"        # 指挥部办公室
+    BUREAU = "bureau", "局/委/办"
+    BRANCH = "branch", "分局"
+    CENTER = "center", "中心"
+    TOWN = "town", "镇/街道"           # 镇、街道、开发区
+    GROUP = "group", "集合单位"         # 各镇（街道）: a collective addressee
+    OTHER = "other", "其他"
+
+
+# ------------------------------------------------------------------ reports
+
+class ReportKind(Vocabulary):
+    OVERALL = "overall", "总体进展报告"
+    UNIT = "unit", "单位报告"
+    ITEM = "item", "事项详情报告"
+
+
+class ReportStatus(Vocabulary):
+    PENDING = "pending", "排队中"
+    RUNNING = "running", "生成中"
+    DONE = "done", "已完成"
+    FAILED = "failed", "失败"
+
+    @classmethod
+    def working(cls) -> tuple[str, ...]:
+        """Queued or rendering: not finished yet."""
+        return (cls.PENDING.value, cls.RUNNING.value)
+
+
+# ------------------------------------------------------------------ the names workflow/states.py had
+
+# Plain strings (see Vocabulary.values): machine.py hands these to transitions.
+PLANNED = TaskState.PLANNED.value
+IN_PROGRESS = TaskState.IN_PROGRESS.value
+SUBMITTED = TaskState.SUBMITTED.value
+VERIFIED = TaskState.VERIFIED.value
+CLOSED = TaskState.CLOSED.value
+
+STATE_LABELS = TaskState.labels()
+PART_STATES = (PLANNED, IN_PROGRESS, SUBMITTED, VERIFIED)
+TASK_STATES = TaskState.values()
