@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from workflow.extensions import db
 from workflow.timeutil import utcnow
+from workflow.vocabulary import ReportKind, UnitKind
 
 GENESIS = "0" * 64
 
@@ -242,12 +243,12 @@ def _size(n) -> str:
 
 def _field_value(field: str, v, action: str) -> str:
     """One value of a user, unit or task field, as the pages show it."""
-    from models import Role, UnitKind
+    from models import Role
 
     if field == "role":
         return Role.LABELS.get(v, _plain_value(v))
     if field == "kind" and action.startswith("unit_"):
-        return UnitKind.LABELS.get(v, _plain_value(v))
+        return UnitKind.label_of(v) if v in UnitKind.values() else _plain_value(v)
     if field == "password" and v == "reset":
         return "已重置"
     return _plain_value(v)
@@ -286,9 +287,7 @@ def _value(key: str, v, action: str) -> str:
         if action in ("evidence_added", "evidence_removed"):
             return _EVIDENCE_KINDS.get(v, _plain_value(v))
         if action == "report_generated":
-            from workflow.reports.data import KIND_LABELS
-
-            return KIND_LABELS.get(v, _plain_value(v))
+            return ReportKind.label_of(v) if v in ReportKind.values() else _plain_value(v)
         return _field_value("kind", v, action)
     if key == "backend":
         return _BACKENDS.get(v, _plain_value(v))
@@ -311,9 +310,7 @@ def _value(key: str, v, action: str) -> str:
 
         return "，".join(f"{COUNT_LABELS.get(k, k)} {_plain_value(n)}" for k, n in v.items())
     if key == "params" and isinstance(v, dict):
-        from workflow.reports.data import KIND_LABELS
-
-        shown = {k: (KIND_LABELS.get(x, x) if k == "kind" else x) for k, x in v.items() if x is not None}
+        shown = {k: (ReportKind.label_of(x) if k == "kind" else x) for k, x in v.items() if x is not None}
         return "，".join(f"{_REPORT_PARAMS.get(k, k)} {_plain_value(x)}" for k, x in shown.items())
     return _plain_value(v)
 

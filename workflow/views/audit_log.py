@@ -13,6 +13,7 @@ from wtforms import SubmitField
 from workflow import audit, queries
 from workflow.audit import ACTION_LABELS, describe
 from workflow.extensions import db
+from workflow.vocabulary import ReportKind
 
 from .forms import FlaskForm
 from .helpers import require
@@ -87,7 +88,7 @@ def _archived(row) -> ArchivedReport:
 
     params = archive.params_from_archive(row)
     who = archive.generator_label(row.created_by) if row.created_by_id else archive.CLI_GENERATOR
-    return ArchivedReport(row.id, archive.KIND_LABELS.get(row.kind, row.kind), archive.describe_params(params),
+    return ArchivedReport(row.id, ReportKind.label_of(row.kind), archive.describe_params(params),
                           who, row.finished_at, row.pages)
 
 
