@@ -226,8 +226,8 @@ def login(app):
 @pytest.fixture
 def one_part_task(app, request):
     """The first seed task with one part and one lead unit (tests.helpers.OnePartTask).
-    By default the part is another unit's; ``@pytest.mark.parametrize("one_part_task",
-    [True], indirect=True)`` asks for one the lead unit owns itself."""
+    By default the part is another unit's; ``@tests.helpers.lead_owns_part`` (or
+    parametrising it indirectly with True) asks for one the lead unit owns itself."""
     from tests.helpers import one_part_task_in
 
     return one_part_task_in(app, lead_owns_part=getattr(request, "param", False))

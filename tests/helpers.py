@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pytest
 from sqlalchemy import func, select
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -98,6 +99,11 @@ class OnePartTask:
     def base(self) -> str:
         """The URL prefix of the part's actions."""
         return f"/tasks/{self.task_id}/parts/{self.part_id}"
+
+
+# Asks the ``one_part_task`` fixture for a part the lead unit owns itself.
+lead_owns_part = pytest.mark.parametrize("one_part_task", [pytest.param(True, id="lead_owns_part")],
+                                         indirect=True)
 
 
 def one_part_task_in(app, *, lead_owns_part: bool) -> OnePartTask:
