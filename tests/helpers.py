@@ -96,6 +96,11 @@ class OnePartTask:
     lead_leader: str       # username of the lead unit's leader (who verifies)
 
     @property
+    def ids(self) -> tuple[int, int, int, int]:
+        """(task_id, part_id, lead_unit_id, part_unit_id), for unpacking."""
+        return self.task_id, self.part_id, self.lead_unit_id, self.part_unit_id
+
+    @property
     def base(self) -> str:
         """The URL prefix of the part's actions."""
         return f"/tasks/{self.task_id}/parts/{self.part_id}"
