@@ -213,12 +213,13 @@ def office_client(app, client):
 
 @pytest.fixture
 def login(app):
-    """``login(username, password=DEMO_PASSWORD, *, client=None, expect=302)``:
-    a new test client of ``app`` (or ``client``) logged in through the real form."""
+    """``login(username, password=DEMO_PASSWORD, *, expect=302)``: a new test
+    client of ``app``, logged in through the real form (or, with ``expect``,
+    refused with that status)."""
     from tests.helpers import DEMO_PASSWORD, log_in
 
-    def login(username: str, password: str = DEMO_PASSWORD, *, client=None, expect: int = 302):
-        return log_in(client if client is not None else app.test_client(), username, password, expect=expect)
+    def login(username: str, password: str = DEMO_PASSWORD, *, expect: int = 302):
+        return log_in(app.test_client(), username, password, expect=expect)
 
     return login
 
