@@ -123,11 +123,3 @@ def one_part_task_in(app, *, lead_owns_part: bool) -> OnePartTask:
 def row_counts(db, *models) -> dict[str, int]:
     return {m.__name__: db.session.scalar(select(func.count()).select_from(m)) for m in models}
 
-
-# Old names, kept only until every module is switched to the fixtures.
-def client_for(app, username: str, password: str = DEMO_PASSWORD, expect: int = 302):
-    return log_in(app.test_client(), username, password, expect=expect)
-
-
-def login(client, username: str, password: str = DEMO_PASSWORD):
-    return log_in(client, username, password)
