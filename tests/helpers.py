@@ -122,4 +122,3 @@ def one_part_task_in(app, *, lead_owns_part: bool) -> OnePartTask:
 
 def row_counts(db, *models) -> dict[str, int]:
     return {m.__name__: db.session.scalar(select(func.count()).select_from(m)) for m in models}
-
