@@ -711,7 +711,7 @@ def test_login_hint_names_only_accounts_that_exist_and_each_signs_in(app, client
     assert re.fullmatch(r"u\d\d\.leader", accounts[3]) and accounts[4] == accounts[3].replace("leader", "staff")
     for name in accounts:
         fresh = app.test_client()
-        assert login(fresh, name).status_code == 302, name
+        assert log_in(fresh, name).status_code == 302, name
 
 
 def test_login_hint_absent_without_demo_accounts_and_in_production(app, client, tmp_path):
