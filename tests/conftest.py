@@ -164,6 +164,17 @@ def client(app):
 
 
 @pytest.fixture
+def app_context(app):
+    """The test body runs inside the app's context (for tests that call services
+    and queries directly); whatever it left uncommitted is rolled back."""
+    from workflow.extensions import db
+
+    with app.app_context():
+        yield
+        db.session.rollback()
+
+
+@pytest.fixture
 def runner(app):
     return app.test_cli_runner()
 

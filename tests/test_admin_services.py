@@ -21,11 +21,7 @@ def db_template():
     return "seed"
 
 
-@pytest.fixture(autouse=True)
-def ctx(app):
-    with app.app_context():
-        yield
-        db.session.rollback()
+pytestmark = pytest.mark.usefixtures("app_context")
 
 
 def user(name: str):

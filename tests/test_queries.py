@@ -16,12 +16,6 @@ def db_template() -> str:
     return "seed"
 
 
-@pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield
-
-
 def _tasks():
     from models import Task
     from workflow.extensions import db
@@ -51,7 +45,7 @@ def test_filters_parse_and_drop_bad_values():
     assert f.as_args() == {"plan": 1, "due": "late", "q": "债券"}
 
 
-def test_task_list_filters_match_python(ctx):
+def test_task_list_filters_match_python(app_context):
     from models import Item
     from workflow import queries
     from workflow.due import due_status
@@ -85,7 +79,7 @@ def test_task_list_filters_match_python(ctx):
     assert run(q="完全不存在的内容_%") == set()
 
 
-def test_document_order(ctx):
+def test_document_order(app_context):
     from workflow import queries
     from workflow.extensions import db
 
@@ -94,7 +88,7 @@ def test_document_order(ctx):
     assert keys == sorted(keys)
 
 
-def test_unit_users_see_their_tasks_only(ctx):
+def test_unit_users_see_their_tasks_only(app_context):
     from auth.permissions import may
     from workflow import queries
 
@@ -104,7 +98,7 @@ def test_unit_users_see_their_tasks_only(ctx):
     assert 0 < len(visible) < len(_tasks())
 
 
-def test_todo_and_verify_parts(ctx):
+def test_todo_and_verify_parts(app_context):
     from models import Evidence, Submission, TaskPart
     from workflow import queries
     from workflow.extensions import db
@@ -134,7 +128,7 @@ def test_todo_and_verify_parts(ctx):
     assert not {led[0].id, led[1].id} & set(_ids(queries.todo_parts(unit_user(led[0].unit_id, "staff"))))
 
 
-def test_overview_counts_match_python(ctx):
+def test_overview_counts_match_python(app_context):
     from workflow import queries
     from workflow.due import due_status
 
@@ -158,7 +152,7 @@ def test_overview_counts_match_python(ctx):
     assert queries.overview(999, TODAY, 14)["total"] == 0
 
 
-def test_inbox_unread_first(ctx):
+def test_inbox_unread_first(app_context):
     from models import Notification
     from workflow import queries
     from workflow.extensions import db
@@ -175,7 +169,7 @@ def test_inbox_unread_first(ctx):
     assert queries.unread_count(me) == 3
 
 
-def test_audit_filters_use_china_time_days(ctx, monkeypatch):
+def test_audit_filters_use_china_time_days(app_context, monkeypatch):
     from workflow import audit, queries
     from workflow.extensions import db
 
@@ -207,7 +201,7 @@ def test_like_pattern_escapes():
     assert like_pattern("50%_a\\b") == "%50\\%\\_a\\\\b%"
 
 
-def test_list_page_costs_the_same_queries_for_5_or_50_rows(app, ctx, count_queries):
+def test_list_page_costs_the_same_queries_for_5_or_50_rows(app, app_context, count_queries):
     from workflow import queries
     from workflow.extensions import db
 
