@@ -29,6 +29,7 @@ from workflow.extensions import db
 from workflow.text import clean_line
 from workflow.timeutil import utcnow
 from workflow.vocabulary import NotificationKind
+from workflow.views.urls import safe_next
 
 from .blueprint import bp
 from .forms import LoginForm, PasswordForm
@@ -127,8 +128,6 @@ def login():
     _audit("login", user=user)
     db.session.commit()          # on record first; only then signed in
     start_session(user)
-    from workflow.views.helpers import safe_next
-
     return redirect(safe_next(request.args.get("next")) or url_for("tasks.home"))
 
 

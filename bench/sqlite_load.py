@@ -65,7 +65,7 @@ def build(folder: Path, factor: int, extra_audit: int) -> Path:
         multiply_plan(app, factor)
     from models import AuditEntry, Task, User
     from workflow import audit
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
 
     with app.app_context():

@@ -792,7 +792,7 @@ def _write_restore(verified: Verified, backend: str, target: PgTarget | None, pg
 def restore(path: Path) -> Restored:
     """Restore an archive into this (empty) instance: check it all first,
     then the database, then the files, then the audit chain."""
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
 
     verified = verify_archive(path)
     manifest = verified.manifest

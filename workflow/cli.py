@@ -217,7 +217,7 @@ def backup_restore(path: Path):
 def storage_check(clean: bool, no_hashes: bool):
     """列出丢失、损坏、孤立和残留的文件；--clean 清理孤立与残留文件。"""
     from workflow import storage
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
 
     write_transactions()   # removals decide under the content lock (SQLite: BEGIN IMMEDIATE)
     found = storage.survey(check_hashes=not no_hashes)

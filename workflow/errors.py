@@ -89,7 +89,7 @@ def register(app: Flask) -> None:
         current_app.logger.error("database refused the request: %s", e)
         # The page itself only reads (who is signed in, the inbox count): on
         # SQLite it must not ask for the write lock the database just refused.
-        from workflow.app import write_transactions
+        from workflow.sqlite import write_transactions
 
         write_transactions(False)
         try:

@@ -346,7 +346,7 @@ def run(archive_id: int) -> None:
     as it goes. The rendering itself runs outside any transaction, so the
     database is never held while WeasyPrint works."""
     from models import ReportArchive
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
 
     write_transactions(True)
     archive = db.session.get(ReportArchive, archive_id)

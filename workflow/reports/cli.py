@@ -27,7 +27,7 @@ report_cli = AppGroup("report", help="进展报告。")
 def generate(kind, plan_id, unit_id, item_number, as_of, username, out: Path):
     """生成报告（同步），存档并写入 --out。"""
     from models import ReportArchive, User
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
 
     from . import archive, jobs, render
 

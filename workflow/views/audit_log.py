@@ -16,6 +16,7 @@ from workflow.extensions import db
 
 from .forms import FlaskForm
 from .helpers import require
+from .urls import page_number
 
 bp = Blueprint("audit_log", __name__)
 
@@ -27,7 +28,7 @@ def index():
     filters = queries.AuditFilters.from_args(request.args)
     for message in filters.errors:
         flash(message, "warning")
-    page = db.paginate(queries.audit_entries(filters), page=queries.page_number(request.args.get("page")),
+    page = db.paginate(queries.audit_entries(filters), page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.all_units(),
                            actions=ACTION_LABELS, describe=describe)

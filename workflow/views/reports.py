@@ -23,6 +23,7 @@ from workflow.vocabulary import ReportKind, ReportStatus
 
 from .forms import FlaskForm
 from .helpers import require
+from .urls import page_number
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -65,7 +66,6 @@ def index():
     from models import ReportArchive
 
     require("report.view")
-    from workflow.queries import page_number
 
     page = db.paginate(select(ReportArchive).order_by(ReportArchive.id.desc()),
                        page=page_number(request.args.get("page")),
