@@ -203,7 +203,7 @@ def update_user(target: User, user, *, password: str | None = None, **fields) ->
 # ---------------------------------------------------------------- units and aliases
 
 def _kind(kind) -> str:
-    if kind not in UnitKind.ALL:
+    if kind not in UnitKind.values():
         raise Invalid("请选择类别。", "kind")
     return kind
 
