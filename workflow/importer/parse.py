@@ -347,6 +347,7 @@ def _docx_text(data: bytes) -> str:
     except zipfile.BadZipFile:
         raise DocumentError("该文件已损坏或不是有效的 Word（.docx）文档。") from None
     try:
+        # Here: python-docx is loaded by the first .docx, not by every process.
         from docx import Document
         from docx.table import Table
         document = Document(io.BytesIO(data))

@@ -19,9 +19,10 @@ from wtforms.i18n import get_translations
 from wtforms import BooleanField, DateField, Field, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from models import Role, UnitKind
+from models import Role
 from workflow import admin_services
 from workflow.text import clean_line, clean_text
+from workflow.vocabulary import UnitKind
 
 from .urls import parse_id
 
