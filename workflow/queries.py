@@ -22,8 +22,8 @@ from models import (
 from models.plan import chapter_heading
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
-from workflow.vocabulary import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, SubmissionOutcome
 from workflow.timeutil import CST
+from workflow.vocabulary import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, SubmissionOutcome, TaskKind
 from workflow.views.urls import MAX_ID, parse_id
 
 UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
@@ -348,7 +348,7 @@ def task_ids_for_number(text: str) -> list[int] | None:
     m = TASK_NUMBER_RE.fullmatch(norm)
     if m is None:
         return None
-    kind = "task" if m["kind"] == "任" else "measure"
+    kind = next(k for k in TaskKind if k.short == m["kind"])
     return list(db.session.scalars(
         select(Task.id).join(Task.item).where(Item.number == m["item"], Task.kind == kind,
                                               Task.seq == int(m["seq"])).order_by(Task.id)))

@@ -11,6 +11,7 @@ from models import Chapter, Contact, Item, Plan, Section, Task, TaskPart, Unit, 
 from models.plan import item_owner_units, task_lead_units, task_responsible_units, task_sections
 from workflow import audit
 from workflow.extensions import db
+from workflow.vocabulary import TaskKind
 
 from .aliases import DEFAULT_ALIASES, fuzzy_key
 from .draft import Draft, DraftWarning
@@ -189,8 +190,8 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
         "items": len(draft.items),
         "sub_items": sum(1 for i in draft.items if i.parent),
         "not_applicable": sum(1 for i in draft.items if not i.applicable),
-        "tasks": sum(1 for t in tasks if t.kind == "task"),
-        "measures": sum(1 for t in tasks if t.kind == "measure"),
+        "tasks": sum(1 for t in tasks if t.kind == TaskKind.TASK),
+        "measures": sum(1 for t in tasks if t.kind == TaskKind.MEASURE),
         "units": len(set(units.canonical.values())),
         "parts": sum(len(set(units.canonical[n] for n in _working_units(t.lead_units, t.responsible_units)))
                      for t in tasks),
@@ -287,7 +288,7 @@ def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[D
             too_long(UnitAlias, "alias", name, f"第{d.number}项的牵头单位名称", last, d.number)
             too_long(Unit, "name", units.canonical.get(name, name), f"第{d.number}项的牵头单位名称", last, d.number)
         for t in d.tasks:
-            where = f"第{d.number}项 {'工作任务' if t.kind == 'task' else '保障措施'}第{t.seq}条"
+            where = f"第{d.number}项 {TaskKind.label_of(t.kind)}第{t.seq}条"
             tline = t.source_lines[-1] if t.source_lines else line
             too_long(Task, "deadline_text", t.deadline_text, f"{where}的完成时限", tline, d.number)
             if t.long_term and t.deadline is not None:
