@@ -6,12 +6,17 @@ migrations (and, for "seed", the real importer and demo loader) and then cloned
 for every test: a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL.
 
 A test module picks its starting data by overriding the ``db_template`` fixture.
+
+Shared set-up for the tests themselves (plain functions are in tests/helpers.py):
+``login`` (a logged-in test client), ``one_part_task`` (a seed task with one
+part, as ids and usernames) and ``count_queries`` (SQL statements on db.engine).
 """
 from __future__ import annotations
 
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -201,7 +206,56 @@ def office_client(app, client):
         db.session.add(User(username="viewer", display_name="区领导", unit_id=office.id, role=Role.VIEWER,
                             password_hash=hash_password("demo-2026")))
         db.session.commit()
-    from tests.helpers import login
+    from tests.helpers import log_in
 
-    login(client, "office")
-    return client
+    return log_in(client, "office")
+
+
+@pytest.fixture
+def login(app):
+    """``login(username, password=DEMO_PASSWORD, *, expect=302)``: a new test
+    client of ``app``, logged in through the real form (or, with ``expect``,
+    refused with that status)."""
+    from tests.helpers import DEMO_PASSWORD, log_in
+
+    def login(username: str, password: str = DEMO_PASSWORD, *, expect: int = 302):
+        return log_in(app.test_client(), username, password, expect=expect)
+
+    return login
+
+
+@pytest.fixture
+def one_part_task(app, request):
+    """The first seed task with one part and one lead unit (tests.helpers.OnePartTask).
+    By default the part is another unit's; ``@tests.helpers.lead_owns_part`` (or
+    parametrising it indirectly with True) asks for one the lead unit owns itself."""
+    from tests.helpers import one_part_task_in
+
+    return one_part_task_in(app, lead_owns_part=getattr(request, "param", False))
+
+
+@pytest.fixture
+def count_queries(app):
+    """``with count_queries() as statements: …`` — ``statements`` is the list of
+    SQL statements sent on the app's engine inside the block (``len`` is the count)."""
+    from sqlalchemy import event
+
+    from workflow.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @contextmanager
+    def counting():
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
+from tests.helpers import unit_username
 from workflow import audit, services
 from workflow.extensions import db
 
@@ -23,7 +24,7 @@ def chain(app):
         tasks = db.session.scalars(select(Task).order_by(Task.id).limit(4)).all()
         for task in tasks:
             part = task.parts[0]
-            worker = users[f"u{part.unit_id:02d}.staff"]
+            worker = users[unit_username(part.unit_id, "staff")]
             services.start_part(part, worker)
             services.record_progress(part, worker, 30, "已完成政策宣传3场，覆盖企业45家")
             db.session.commit()

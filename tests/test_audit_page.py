@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import csrf_token, login
+from tests.helpers import csrf_token, log_in
 from tests.test_audit import drop_append_only_guard
 from workflow import audit, services
 from workflow.extensions import db
@@ -121,7 +121,7 @@ def test_the_audit_page_shows_no_database_keys(app, client):
         services.submit_part(part, worker, statement="已完成全部工作")
         db.session.commit()
         task_id = task.id
-    login(client, "office")
+    log_in(client, "office")
     html = client.get(f"/audit?task={task_id}").get_data(as_text=True)
     details = _details(html)
     assert ("操作", "开始办理") in details and ("操作", "提交") in details
@@ -151,7 +151,7 @@ def test_task_filter_takes_the_number_users_see(app, client):
         assert re.fullmatch(r"\d+-保\d+", measure.number_label)
         assert re.fullmatch(r"\d+-\d+-任\d+", sub_task.number_label)
         expected = {tid: db.session.scalar(select(AuditEntry.id).where(AuditEntry.task_id == tid)) for tid in numbers}
-    login(client, "office")
+    log_in(client, "office")
     for task_id, number in numbers.items():
         for typed in (number, str(task_id), number.replace("-", "—").replace("1", "１")):
             html = client.get("/audit", query_string={"task": typed}).get_data(as_text=True)
@@ -171,7 +171,7 @@ def test_task_filter_takes_the_number_users_see(app, client):
 def test_integrity_page_says_the_chain_is_intact_then_where_it_breaks(app, client):
     from models import AuditEntry
 
-    login(client, "office")
+    log_in(client, "office")
     html = client.get("/audit/integrity").get_data(as_text=True)
     with app.app_context():
         count = db.session.query(AuditEntry).count()
@@ -188,15 +188,13 @@ def test_integrity_page_says_the_chain_is_intact_then_where_it_breaks(app, clien
     assert "第 2 条记录的内容与其哈希不符" in html and "第 1 条完好，问题自第 2 条起" in html
 
 
-def test_integrity_page_is_for_the_office_only(app):
-    from tests.helpers import client_for
-
+def test_integrity_page_is_for_the_office_only(app, login):
     for username in ("leader", "u02.staff", "u02.leader"):
-        other = client_for(app, username)
+        other = login(username)
         assert other.get("/audit/integrity").status_code == 403
         assert other.post("/audit/integrity", data={}).status_code in (400, 403)
         assert "完整性校验" not in other.get("/").get_data(as_text=True)
-    assert client_for(app, "office2").get("/audit/integrity").status_code == 200
+    assert login("office2").get("/audit/integrity").status_code == 200
 
 
 # ---------------------------------------------------------------- the integrity page: a report PDF
@@ -221,7 +219,7 @@ def test_an_uploaded_report_is_named_and_a_tampered_copy_is_not(app, client, tmp
     with app.app_context():
         row = db.session.scalar(select(ReportArchive).where(ReportArchive.status == "done"))
         archive_id, pages = row.id, row.pages
-    login(client, "office")
+    log_in(client, "office")
     response = _upload(client, pdf, "收到的报告.pdf")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -236,7 +234,7 @@ def test_an_uploaded_report_is_named_and_a_tampered_copy_is_not(app, client, tmp
 
 
 def test_report_upload_refuses_what_is_not_a_pdf_in_chinese(app, client):
-    login(client, "office")
+    log_in(client, "office")
     # Named .pdf or not, what is not a PDF inside is refused.
     for data, name in ((b"just text", "report.pdf"), (b"PK\x03\x04", "a.docx")):
         response = _upload(client, data, name)

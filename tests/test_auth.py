@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from auth.passwords import METHOD, hash_password, verify_password
-from tests.helpers import DEMO_PASSWORD, csrf_token, login, row_counts
+from tests.helpers import DEMO_PASSWORD, csrf_token, log_in, row_counts
 from workflow.config import DEFAULT_SECRET_KEY, normalise_database_url
 from workflow.extensions import db
 
@@ -215,7 +215,7 @@ def test_many_clients_failing_on_one_account_alert_the_office(app):
     # Not locked: the owner signs in, and the office sees the alert in its inbox.
     assert post_login(client_at(app, "10.4.0.1"), "u04.leader", DEMO_PASSWORD).status_code == 302
     office = client_at(app, "10.4.0.2")
-    login(office, "office")
+    log_in(office, "office")
     assert "登录异常" in office.get("/inbox").get_data(as_text=True)
 
 
@@ -297,7 +297,7 @@ def _replay(app, value: str):
 
 
 def test_logout_kills_a_copied_cookie(app, client):
-    login(client, "u05.staff")
+    log_in(client, "u05.staff")
     saved = _session_cookie(client)
     assert is_logged_in(_replay(app, saved))           # the copy works while the session lives
 
@@ -314,8 +314,8 @@ def test_logout_kills_a_copied_cookie(app, client):
 
 def test_password_change_ends_other_sessions(app, client):
     other = app.test_client()
-    login(client, "u06.staff")
-    login(other, "u06.staff")
+    log_in(client, "u06.staff")
+    log_in(other, "u06.staff")
     old_hash = get_user(app, "u06.staff").password_hash
 
     token = csrf_token(client, "/auth/password")
@@ -343,7 +343,7 @@ def test_password_change_ends_other_sessions(app, client):
 @pytest.mark.parametrize("weak", ["12345678", "abcdefgh", "abcdefg!", "1234567!", "!@#$%^&*"])
 def test_weak_new_password_is_refused_in_chinese(app, client, weak):
     """The form promises letters and digits: a symbol is neither."""
-    login(client, "u07.staff")
+    log_in(client, "u07.staff")
     token = csrf_token(client, "/auth/password")
     response = client.post("/auth/password", data={"csrf_token": token, "current": DEMO_PASSWORD,
                                                    "new": weak, "confirm": weak})
@@ -395,7 +395,7 @@ def test_login_without_csrf_token_is_refused(app, client):
 
 
 def test_logged_in_posts_without_csrf_token_change_nothing(app, client):
-    login(client, "u08.staff")
+    log_in(client, "u08.staff")
     before = get_user(app, "u08.staff")
     response = client.post("/auth/password", data={"current": DEMO_PASSWORD, "new": NEW_PASSWORD,
                                                    "confirm": NEW_PASSWORD})
@@ -428,7 +428,7 @@ def test_sessions_end_eight_hours_after_sign_in_however_busy(app):
     from auth.session import LOGIN_AT
 
     client = client_at(app, "10.6.0.1")
-    login(client, "u07.staff")
+    log_in(client, "u07.staff")
     with client.session_transaction() as sess:
         signed_in_at = sess[LOGIN_AT]
     assert is_logged_in(client) and is_logged_in(client)
@@ -440,14 +440,14 @@ def test_sessions_end_eight_hours_after_sign_in_however_busy(app):
     _ended_with(client, "登录已超过 8 小时，为安全起见请重新登录。")
     # The limit follows SESSION_HOURS.
     app.config["SESSION_HOURS"] = 2
-    login(client, "u07.staff")
+    log_in(client, "u07.staff")
     _shift_session(client, login_at=2 * 3600 + 1, seen=10)
     _ended_with(client, "登录已超过 2 小时，为安全起见请重新登录。")
 
 
 def test_idle_sessions_end(app):
     client = client_at(app, "10.6.0.2")
-    login(client, "u07.leader")
+    log_in(client, "u07.leader")
     assert app.config["SESSION_IDLE_MINUTES"] == 120
     _shift_session(client, seen=119 * 60)
     assert is_logged_in(client)                                   # and that request counts as activity
@@ -456,7 +456,7 @@ def test_idle_sessions_end(app):
     _shift_session(client, seen=120 * 60 + 1)
     _ended_with(client, "您已 120 分钟未操作，为安全起见已自动退出，请重新登录。")
     app.config["SESSION_IDLE_MINUTES"] = 0                        # 0: no idle limit
-    login(client, "u07.leader")
+    log_in(client, "u07.leader")
     _shift_session(client, seen=5 * 3600)
     assert is_logged_in(client)
 
@@ -471,7 +471,7 @@ MOVED = "检测到该登录会话在另一浏览器或网络地址上使用，�
 ])
 def test_a_copied_cookie_used_elsewhere_ends_that_session(app, address, agent, forwarded):
     victim = client_at(app, "10.7.0.1", "Mozilla/5.0 (victim)")
-    login(victim, "u08.leader")
+    log_in(victim, "u08.leader")
     thief = client_at(app, address, agent)
     if forwarded:
         thief.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded
@@ -483,7 +483,7 @@ def test_a_copied_cookie_used_elsewhere_ends_that_session(app, address, agent, f
 def test_binding_can_be_relaxed_to_the_browser(app):
     app.config["SESSION_BIND"] = "agent"
     user = client_at(app, "10.7.0.2", "Mozilla/5.0 (laptop)")
-    login(user, "u08.staff")
+    log_in(user, "u08.staff")
     user.environ_base["REMOTE_ADDR"] = "10.7.0.3"                # same browser, new address (Wi-Fi → cable)
     assert is_logged_in(user)
     user.environ_base["HTTP_USER_AGENT"] = "curl/8.0"
@@ -502,7 +502,7 @@ def test_behind_trusted_proxies_the_forwarded_address_counts(databases, tmp_path
             return client
 
         alice = via_proxy("172.16.0.5")
-        login(alice, "u09.leader")
+        log_in(alice, "u09.leader")
         with app.app_context():
             from models import AuditEntry
             ip = db.session.scalar(select(AuditEntry.ip).where(AuditEntry.action == "login"))
@@ -587,7 +587,7 @@ def test_any_write_on_a_read_only_database_is_a_chinese_503(app, read_only):
     from models import Unit
 
     office = client_at(app, "10.8.0.1")
-    login(office, "office")
+    log_in(office, "office")
     token = csrf_token(office, "/admin/units")
     read_only()
     assert office.get("/admin/units").status_code == 200          # reading still works
@@ -670,7 +670,7 @@ def test_sessions_expire(tmp_path):
                             password_hash=hash_password("demo-2026")))
         db.session.commit()
     client = app.test_client()
-    login(client, "office")
+    log_in(client, "office")
     assert client.get("/plans/").status_code == 200
     time.sleep(2.1)
     response = client.get("/plans/")
@@ -711,7 +711,7 @@ def test_login_hint_names_only_accounts_that_exist_and_each_signs_in(app, client
     assert re.fullmatch(r"u\d\d\.leader", accounts[3]) and accounts[4] == accounts[3].replace("leader", "staff")
     for name in accounts:
         fresh = app.test_client()
-        assert login(fresh, name).status_code == 302, name
+        assert log_in(fresh, name).status_code == 302, name
 
 
 def test_login_hint_absent_without_demo_accounts_and_in_production(app, client, tmp_path):

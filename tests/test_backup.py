@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import make_app
-from tests.helpers import client_for
+from tests.helpers import log_in, unit_user
 from workflow import backup
 from workflow.extensions import db
 
@@ -114,7 +114,7 @@ def generate_report(app) -> None:
 
 def open_parts(app, n: int) -> list[tuple[int, int]]:
     """(part id, its unit's staff user id) of n parts that accept evidence."""
-    from models import TaskPart, User
+    from models import TaskPart
     from workflow import services
     from workflow.sqlite import write_transactions
 
@@ -125,7 +125,7 @@ def open_parts(app, n: int) -> list[tuple[int, int]]:
         assert len(parts) == n
         jobs = []
         for part in parts:
-            staff = db.session.scalar(select(User).where(User.username == f"u{part.unit_id:02d}.staff"))
+            staff = unit_user(part.unit_id, "staff")
             if part.state == "planned":
                 services.start_part(part, staff)
             jobs.append((part.id, staff.id))
@@ -382,7 +382,7 @@ def test_backup_under_load_restores_into_a_fresh_instance(app, fresh, tmp_path, 
     for pdf in pdfs:
         code, out = invoke(restored, "report", "verify", str(pdf))
         assert code == 0, out
-    client = client_for(restored, "office")
+    client = log_in(restored.test_client(), "office")
     for evidence_id, data in expected.items():
         response = client.get(f"/evidence/{evidence_id}/download")
         assert response.status_code == 200, evidence_id

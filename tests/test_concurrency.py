@@ -18,7 +18,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from auth.passwords import hash_password
-from tests.helpers import CSRF_RE, DEMO_PASSWORD
+from tests.helpers import CSRF_RE, DEMO_PASSWORD, one_part_task_in, unit_username
 from workflow import audit, services
 from workflow.extensions import db
 from workflow.vocabulary import IN_PROGRESS, SUBMITTED, VERIFIED
@@ -163,21 +163,19 @@ class Scene:
     """A one-part task, its unit's staff, and two leaders of its lead unit."""
 
     def __init__(self, app):
-        from models import Role, Task, User
+        from models import Role, Unit, User
 
         self.app = app
+        found = one_part_task_in(app, lead_owns_part=False)
         with app.app_context():
-            task = next(t for t in db.session.scalars(select(Task).order_by(Task.id))
-                        if len(t.parts) == 1 and len(t.lead_units) == 1
-                        and t.parts[0].unit_id != t.lead_units[0].id)
-            lead = task.lead_units[0]
-            second = User(username=f"u{lead.id:02d}.leader2", display_name=f"{lead.name}副职负责人",
+            lead = db.session.get(Unit, found.lead_unit_id)
+            second = User(username=found.lead_leader + "2", display_name=f"{lead.name}副职负责人",
                           unit_id=lead.id, role=Role.UNIT_LEADER, password_hash=hash_password(SECOND_LEADER_PASSWORD))
             db.session.add(second)
             db.session.commit()
-            self.task_id, self.part_id = task.id, task.parts[0].id
-            self.staff = f"u{task.parts[0].unit_id:02d}.staff"
-            self.leader1, self.leader2 = f"u{lead.id:02d}.leader", second.username
+            self.task_id, self.part_id = found.task_id, found.part_id
+            self.staff = found.part_staff
+            self.leader1, self.leader2 = found.lead_leader, second.username
             db.session.remove()
 
     @contextmanager
@@ -345,7 +343,7 @@ def test_the_same_new_file_uploaded_twice_at_once(scene, server):
 
     with scene.session() as (part, users):
         services.start_part(part, users[scene.staff])
-        unit_leader = f"u{part.unit_id:02d}.leader"
+        unit_leader = unit_username(part.unit_id, "leader")
     staff, leader = scene.browsers["staff"], Browser(server)
     leader.login(unit_leader)
     tokens = {b: b.csrf(f"/tasks/{scene.task_id}") for b in (staff, leader)}

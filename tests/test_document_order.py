@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import login
+from tests.helpers import log_in
 from workflow.extensions import db
 
 AS_OF = date(2022, 6, 30)
@@ -61,7 +61,7 @@ def test_list_page_export_ledger_and_report_give_the_same_document_order(app, cl
     from workflow.vocabulary import TaskKind
 
     app.config["PER_PAGE"] = 1000   # the whole plan on one page
-    login(client, "office")
+    log_in(client, "office")
     with app.app_context():
         plan_id = _plan_id()
         tasks = db.session.scalars(select(Task).join(Item).where(Item.plan_id == plan_id)).all()
@@ -105,7 +105,7 @@ def test_deadline_is_shown_by_one_rule_on_pages_ledger_and_report(app, client):
     from workflow.due import deadline_shown
 
     app.config["PER_PAGE"] = 1000
-    login(client, "office")
+    log_in(client, "office")
     with app.app_context():
         long_term, dated, undecided = _three_tasks()
         cases = [(t.id, t.number_label, t.item.number, t.kind_label, t.seq, want) for t, want in (

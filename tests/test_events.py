@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from auth.permissions import can
 from models import Evidence, Role, Submission, Task, User
-from tests.helpers import client_for, csrf
+from tests.helpers import csrf, lead_owns_part, unit_username
 from workflow import machine, services
 from workflow.extensions import db
 from workflow.services import Forbidden, Refused
@@ -23,22 +23,6 @@ from workflow.vocabulary import CLOSED, IN_PROGRESS, SUBMITTED, VERIFIED
 @pytest.fixture
 def db_template():
     return "seed"
-
-
-def unit_user(unit_id: int, role: str) -> str:
-    return f"u{unit_id:02d}.{'leader' if role == Role.UNIT_LEADER else 'staff'}"
-
-
-def one_part_task(app, *, lead_owns_part: bool):
-    """(task id, part id, lead unit id): the first seed task with one part and
-    one lead unit, whose part is (or is not) the lead unit's own."""
-    with app.app_context():
-        for task in db.session.scalars(select(Task).order_by(Task.id)):
-            if len(task.parts) != 1 or len(task.lead_units) != 1 or task.long_term:
-                continue
-            if (task.parts[0].unit_id == task.lead_units[0].id) == lead_owns_part:
-                return task.id, task.parts[0].id, task.lead_units[0].id
-    raise AssertionError("no such task in the seed")
 
 
 def post(client, task_id: int, path: str, **fields):
@@ -83,10 +67,10 @@ def test_every_notice_names_a_known_recipient_and_fills_its_message():
 
 # ---------------------------------------------------------------- separation of duties
 
-def test_the_leader_who_submitted_sees_no_verify_button_but_who_else_may(app):
-    task_id, part_id, lead = one_part_task(app, lead_owns_part=True)
-    base = f"/tasks/{task_id}/parts/{part_id}"
-    boss = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+@lead_owns_part
+def test_the_leader_who_submitted_sees_no_verify_button_but_who_else_may(app, login, one_part_task):
+    task_id, part_id, base = one_part_task.task_id, one_part_task.part_id, one_part_task.base
+    boss = login(one_part_task.lead_leader)
     assert "已开始办理" in post(boss, task_id, f"{base}/start").text
     post(boss, task_id, f"{base}/evidence", text="会议纪要一份")
     assert "已提交" in post(boss, task_id, f"{base}/submit", statement="已全部完成。").text
@@ -100,7 +84,7 @@ def test_the_leader_who_submitted_sees_no_verify_button_but_who_else_may(app):
     assert forged.status_code == 403 and "职责分离" in forged.text
 
     # The office sees the button, and it works.
-    office = client_for(app, "office")
+    office = login("office")
     office_page = office.get(f"/tasks/{task_id}").text
     assert f'action="{base}/verify"' in office_page and "由办公室代为核验" in office_page
     assert "已核验通过" in post(office, task_id, f"{base}/verify").text
@@ -109,38 +93,38 @@ def test_the_leader_who_submitted_sees_no_verify_button_but_who_else_may(app):
         assert submission.outcome == "verified" and submission.decided_by.username == "office"
 
 
-def test_another_leader_of_the_lead_unit_is_named_and_the_office_stays_out(app):
-    task_id, part_id, lead = one_part_task(app, lead_owns_part=True)
+@lead_owns_part
+def test_another_leader_of_the_lead_unit_is_named_and_the_office_stays_out(app, login, one_part_task):
+    task_id, base = one_part_task.task_id, one_part_task.base
     with app.app_context():
-        first = db.session.scalar(select(User).where(User.username == unit_user(lead, Role.UNIT_LEADER)))
-        db.session.add(User(username="deputy", display_name="副局长王五", unit_id=lead, role=Role.UNIT_LEADER,
-                            password_hash=first.password_hash))
+        first = db.session.scalar(select(User).where(User.username == one_part_task.lead_leader))
+        db.session.add(User(username="deputy", display_name="副局长王五", unit_id=one_part_task.lead_unit_id,
+                            role=Role.UNIT_LEADER, password_hash=first.password_hash))
         db.session.commit()
-    base = f"/tasks/{task_id}/parts/{part_id}"
-    boss = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+    boss = login(one_part_task.lead_leader)
     post(boss, task_id, f"{base}/start")
     post(boss, task_id, f"{base}/evidence", text="会议纪要一份")
     post(boss, task_id, f"{base}/submit", statement="已全部完成。")
     page = boss.get(f"/tasks/{task_id}").text
     assert "可以核验的：副局长王五" in page and f'action="{base}/verify"' not in page
 
-    office = client_for(app, "office")
+    office = login("office")
     assert f'action="{base}/verify"' not in office.get(f"/tasks/{task_id}").text
-    deputy = client_for(app, "deputy")
+    deputy = login("deputy")
     assert f'action="{base}/verify"' in deputy.get(f"/tasks/{task_id}").text
     assert "已核验通过" in post(deputy, task_id, f"{base}/verify").text
 
 
-def test_without_the_office_fallback_the_page_says_whom_to_ask(app):
+@lead_owns_part
+def test_without_the_office_fallback_the_page_says_whom_to_ask(app, login, one_part_task):
     app.config["OFFICE_VERIFY_FALLBACK"] = False
-    task_id, part_id, lead = one_part_task(app, lead_owns_part=True)
-    base = f"/tasks/{task_id}/parts/{part_id}"
-    boss = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+    task_id, base = one_part_task.task_id, one_part_task.base
+    boss = login(one_part_task.lead_leader)
     post(boss, task_id, f"{base}/start")
     post(boss, task_id, f"{base}/evidence", text="会议纪要一份")
     post(boss, task_id, f"{base}/submit", statement="已全部完成。")
     assert "请联系系统管理员为牵头单位添加一名负责人账号" in boss.get(f"/tasks/{task_id}").text
-    office = client_for(app, "office")
+    office = login("office")
     page = office.get(f"/tasks/{task_id}").text
     assert f'action="{base}/verify"' not in page
     assert office.post(f"{base}/verify", data={"csrf_token": csrf(page), "version": "3"}).status_code == 403
@@ -157,13 +141,13 @@ SERVICE_FOR_RULE = {
 
 
 @pytest.mark.parametrize("action", sorted(machine.ACTION_RULES))
-def test_the_button_shows_exactly_when_the_service_accepts(app, action):
+def test_the_button_shows_exactly_when_the_service_accepts(app, one_part_task, action):
     assert set(SERVICE_FOR_RULE) == set(machine.ACTION_RULES)
     with app.app_context():
-        task = db.session.get(Task, one_part_task(app, lead_owns_part=False)[0])
+        task = db.session.get(Task, one_part_task.task_id)
         part = task.parts[0]
         actor = db.session.scalar(select(User).where(User.username == (
-            "office" if action.startswith("task.") else unit_user(part.unit_id, Role.UNIT_STAFF))))
+            "office" if action.startswith("task.") else unit_username(part.unit_id, Role.UNIT_STAFF))))
         for state in (machine.PLANNED, IN_PROGRESS, SUBMITTED, VERIFIED, CLOSED):
             if action.startswith("part.") and state == CLOSED:
                 continue
@@ -198,16 +182,13 @@ def test_a_closed_task_cannot_be_edited_through_the_service(app):
 
 # ---------------------------------------------------------------- resubmission
 
-def _submitted_then_returned(app):
+def _submitted_then_returned(login, one_part_task):
     """A part handed in with a file and a text, then returned; returns ids and clients."""
     from workflow.demo_activity import make_pdf
 
-    task_id, part_id, lead = one_part_task(app, lead_owns_part=False)
-    with app.app_context():
-        part_unit = get(Task, task_id).parts[0].unit_id
-    base = f"/tasks/{task_id}/parts/{part_id}"
-    staff = client_for(app, unit_user(part_unit, Role.UNIT_STAFF))
-    checker = client_for(app, unit_user(lead, Role.UNIT_LEADER))
+    task_id, part_id, base = one_part_task.task_id, one_part_task.part_id, one_part_task.base
+    staff = login(one_part_task.part_staff)
+    checker = login(one_part_task.lead_leader)
     post(staff, task_id, f"{base}/start")
     post(staff, task_id, f"{base}/progress", percent="60", note="已完成大部分")
     page = staff.get(f"/tasks/{task_id}").text
@@ -221,8 +202,8 @@ def _submitted_then_returned(app):
     return task_id, part_id, base, staff, checker
 
 
-def test_after_a_return_progress_is_the_last_reported_not_100(app):
-    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+def test_after_a_return_progress_is_the_last_reported_not_100(app, login, one_part_task):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(login, one_part_task)
     with app.app_context():
         part = get(Task, task_id).parts[0]
         assert (part.state, part.progress) == (IN_PROGRESS, 60)
@@ -230,8 +211,8 @@ def test_after_a_return_progress_is_the_last_reported_not_100(app):
     assert 'value="60"' in page and "60%" in page
 
 
-def test_earlier_evidence_is_offered_and_carried_only_when_chosen(app):
-    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+def test_earlier_evidence_is_offered_and_carried_only_when_chosen(app, login, one_part_task):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(login, one_part_task)
     page = staff.get(f"/tasks/{task_id}").text
     offered = re.findall(r'name="carry" value="(\d+)"', page)
     assert len(offered) == 2 and "沿用以前提交的材料" in page and "台账.pdf" in page
@@ -273,14 +254,14 @@ def test_earlier_evidence_is_offered_and_carried_only_when_chosen(app):
     assert checker.get(f"/evidence/{copy.id}/download").data.startswith(b"%PDF")
 
 
-def test_a_resubmission_with_new_evidence_may_keep_the_statement(app):
-    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+def test_a_resubmission_with_new_evidence_may_keep_the_statement(app, login, one_part_task):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(login, one_part_task)
     post(staff, task_id, f"{base}/evidence", text="现场照片8张")
     assert "已提交" in post(staff, task_id, f"{base}/submit", statement="已全部完成。").text
 
 
-def test_office_cannot_carry_or_submit_for_a_unit(app):
-    task_id, part_id, base, staff, checker = _submitted_then_returned(app)
+def test_office_cannot_carry_or_submit_for_a_unit(app, login, one_part_task):
+    task_id, part_id, base, staff, checker = _submitted_then_returned(login, one_part_task)
     with app.app_context():
         part = get(Task, task_id).parts[0]
         office = db.session.scalar(select(User).where(User.username == "office"))

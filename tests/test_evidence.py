@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from tests.conftest import make_app
-from tests.helpers import csrf_token, login
+from tests.helpers import csrf_token, find_seed_task, log_in, unit_user, unit_username, user_named
 from workflow import services, storage
 from workflow.demo_activity import make_pdf, make_png
 from workflow.extensions import db
@@ -59,16 +59,12 @@ HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></bod
 
 def started_part(app):
     """A one-part task whose part is in progress; returns (task_id, part_id, staff username)."""
-    from models import Task, User
-
     with app.app_context():
-        task = next(t for t in db.session.scalars(select(Task).order_by(Task.id)) if len(t.parts) == 1)
-        part = task.parts[0]
-        username = f"u{part.unit_id:02d}.staff"
-        worker = db.session.scalar(select(User).where(User.username == username))
-        services.start_part(part, worker)
+        part = find_seed_task(parts=1).parts[0]
+        username = unit_username(part.unit_id, "staff")
+        services.start_part(part, unit_user(part.unit_id, "staff"))
         db.session.commit()
-        ids = (task.id, part.id, username)
+        ids = (part.task_id, part.id, username)
         db.session.remove()
     return ids
 
@@ -109,7 +105,7 @@ def stored_files(app) -> list[Path]:
 @pytest.fixture
 def part(app, client):
     task_id, part_id, username = started_part(app)
-    login(client, username)
+    log_in(client, username)
     return task_id, part_id
 
 
@@ -188,22 +184,6 @@ def test_default_upload_folder_is_outside_static(tmp_path):
     assert upload_folder.parent == Path(app.instance_path).resolve()
 
 
-def test_unrelated_unit_cannot_download(app, client, part):
-    task_id, part_id = part
-    upload(client, app, task_id, part_id, make_pdf("secret"), "工作台账.pdf")
-    [(evidence_id, *_)] = evidence_rows(app)
-    from models import Task
-
-    with app.app_context():
-        task = db.session.get(Task, task_id)
-        involved = {u.id for u in task.lead_units} | {p.unit_id for p in task.parts}
-        outsider = next(i for i in range(2, 32) if i not in involved)
-        db.session.remove()
-    other = app.test_client()
-    login(other, f"u{outsider:02d}.staff")
-    assert other.get(f"/evidence/{evidence_id}/download").status_code == 403
-
-
 # ---------------------------------------------------------------- size limits
 
 @pytest.fixture
@@ -226,7 +206,7 @@ def padded_pdf(megabytes: float) -> bytes:
 def test_file_over_the_limit_is_refused(small_app):
     client = small_app.test_client()
     task_id, part_id, username = started_part(small_app)
-    login(client, username)
+    log_in(client, username)
     response = upload(client, small_app, task_id, part_id, padded_pdf(1.3), "工作台账.pdf")
     assert response.status_code == 200
     assert "文件超过 1 MB 的上限" in response.get_data(as_text=True)
@@ -240,7 +220,7 @@ def test_file_over_the_limit_is_refused(small_app):
 def test_request_over_the_limit_gets_a_chinese_413_page(small_app):
     client = small_app.test_client()
     task_id, part_id, username = started_part(small_app)
-    login(client, username)
+    log_in(client, username)
     response = upload(client, small_app, task_id, part_id, padded_pdf(3), "工作台账.pdf", follow=False)
     assert response.status_code == 413
     page = response.get_data(as_text=True)
@@ -264,12 +244,12 @@ def test_store_and_discard_unreferenced(app):
 
 
 def test_service_rollback_then_discard_leaves_nothing(app):
-    from models import Evidence, TaskPart, User
+    from models import Evidence, TaskPart
 
     task_id, part_id, username = started_part(app)
     with app.app_context():
         part = db.session.get(TaskPart, part_id)
-        worker = db.session.scalar(select(User).where(User.username == username))
+        worker = user_named(username)
         evidence = services.add_file_evidence(part, worker, make_pdf("rolled back"), "工作台账.pdf")
         sha = evidence.content_sha256
         assert os.path.exists(storage.path_for(sha))

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import csrf_token, login, row_counts
+from tests.helpers import csrf_token, log_in, row_counts
 from workflow.extensions import db
 
 
@@ -276,7 +276,7 @@ def test_upload_refuses_bad_documents(app, office_client):
 
 def test_upload_is_office_only(app, client, office_client, seed_bytes):
     office_client.post("/auth/logout", data={"csrf_token": csrf_token(office_client, "/plans/")})
-    login(client, "viewer")
+    log_in(client, "viewer")
     assert client.get("/plans/import").status_code == 403
     token = csrf_token(client, "/plans/")
     response = client.post("/plans/import", data={"csrf_token": token,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import csrf, csrf_token, login, row_counts
+from tests.helpers import csrf, csrf_token, row_counts
 from workflow.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tests.helpers import csrf_token, login
+from tests.helpers import csrf_token, log_in, unit_username
 from workflow.extensions import db
 
 USERS = ("office", "office2", "viewer", "R.leader", "R.staff", "L.leader", "L.staff", "X.leader", "X.staff")
@@ -71,7 +71,7 @@ def _username(label: str) -> str:
         return {"viewer": "leader"}.get(label, label)
     unit_key, role = label.split(".")
     unit = db.session.scalar(select(Unit).where(Unit.name == UNIT_NAMES[unit_key]))
-    return f"u{unit.id:02d}.{role}"
+    return unit_username(unit, role)
 
 
 def _user(label: str):
@@ -146,9 +146,7 @@ def _snapshot(app):
 def _client(app, label: str):
     with app.app_context():
         username = _username(label)
-    client = app.test_client()
-    login(client, username)
-    return client
+    return log_in(app.test_client(), username)
 
 
 def _act(app, label: str, action: str, client=None):
@@ -236,8 +234,7 @@ def test_who_sees_the_task_and_its_evidence(app, state):
     for label in USERS:
         with app.app_context():
             username = _username(label)
-        client = app.test_client()
-        login(client, username)
+        client = log_in(app.test_client(), username)
         expected = 200 if label in VIEWERS else 403
         assert client.get(f"/tasks/{task.id}").status_code == expected, (label, state)
         if evidence_id is not None:

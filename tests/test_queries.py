@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
+
+from tests.helpers import unit_user, user_named as _user
 
 
 @pytest.fixture
@@ -25,13 +27,6 @@ def _tasks():
     from workflow.extensions import db
 
     return db.session.scalars(select(Task)).all()
-
-
-def _user(username):
-    from models import User
-    from workflow.extensions import db
-
-    return db.session.scalar(select(User).where(User.username == username))
 
 
 def _ids(stmt) -> list[int]:
@@ -136,7 +131,7 @@ def test_todo_and_verify_parts(ctx):
     assert _ids(queries.verify_parts(_user("office"))) == [led[0].id, led[1].id]
     assert _ids(queries.verify_parts(_user("u05.leader"))) == []
     # Submitted parts leave their unit's to-do list.
-    assert not {led[0].id, led[1].id} & set(_ids(queries.todo_parts(_user(f"u{led[0].unit_id:02d}.staff"))))
+    assert not {led[0].id, led[1].id} & set(_ids(queries.todo_parts(unit_user(led[0].unit_id, "staff"))))
 
 
 def test_overview_counts_match_python(ctx):
@@ -212,27 +207,21 @@ def test_like_pattern_escapes():
     assert like_pattern("50%_a\\b") == "%50\\%\\_a\\\\b%"
 
 
-def test_list_page_costs_the_same_queries_for_5_or_50_rows(app, ctx):
+def test_list_page_costs_the_same_queries_for_5_or_50_rows(app, ctx, count_queries):
     from workflow import queries
     from workflow.extensions import db
 
     office = _user("office")
-    statements: list[str] = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
 
     def cost(per_page: int) -> int:
         db.session.expire_all()
-        statements.clear()
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with count_queries() as statements:
             page = db.paginate(queries.task_list(queries.TaskFilters(), office, TODAY, 14), page=1,
                                per_page=per_page)
             for task in page.items:     # everything a row shows
                 task.number_label, task.item.chapter.title, [u.name for u in task.lead_units]
                 [(p.unit.name, p.state) for p in task.parts]
             assert len(page.items) == per_page
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         return len(statements)
 
     assert cost(5) == cost(50) <= 8

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import make_app
-from tests.helpers import csrf_token, login
+from tests.helpers import csrf_token, log_in, unit_user
 from workflow import demo
 from workflow.vocabulary import ReportKind
 
@@ -63,7 +63,7 @@ def play_hostile_return(app):
     """A unit hands in evidence and a statement carrying markup; the lead unit
     returns it with a reason that is an <img> pointing at /etc/passwd — all
     through the services, as a user would."""
-    from models import TaskPart, User
+    from models import TaskPart
     from workflow import services
     from workflow.sqlite import write_transactions
     from workflow.extensions import db
@@ -72,8 +72,8 @@ def play_hostile_return(app):
         write_transactions(True)
         parts = db.session.scalars(select(TaskPart).order_by(TaskPart.id)).all()
         part = next(p for p in parts if p.state in ("planned", "in_progress"))
-        staff = db.session.scalar(select(User).where(User.username == f"u{part.unit_id:02d}.staff"))
-        leader = db.session.scalar(select(User).where(User.username == f"u{part.task.lead_units[0].id:02d}.leader"))
+        staff = unit_user(part.unit_id, "staff")
+        leader = unit_user(part.task.lead_units[0], "leader")
         if part.state == "planned":
             services.start_part(part, staff)
         services.add_text_evidence(part, staff, HOSTILE_EVIDENCE)
@@ -203,7 +203,7 @@ def test_archive_rows_files_and_audit_entries(env):
 
 
 def test_same_inputs_served_from_archive_and_changed_data_rendered_again(env):
-    from models import AuditEntry, ReportArchive, TaskPart, User
+    from models import AuditEntry, ReportArchive, TaskPart
     from workflow import services
     from workflow.sqlite import write_transactions
     from workflow.extensions import db
@@ -228,7 +228,7 @@ def test_same_inputs_served_from_archive_and_changed_data_rendered_again(env):
         write_transactions(True)
         part = next(p for p in db.session.scalars(select(TaskPart).order_by(TaskPart.id))
                     if p.task.item.number == env.item_number and p.state == "in_progress")
-        staff = db.session.scalar(select(User).where(User.username == f"u{part.unit_id:02d}.staff"))
+        staff = unit_user(part.unit_id, "staff")
         services.record_progress(part, staff, 60, "推进过半")
         db.session.commit()
         db.session.remove()
@@ -348,7 +348,7 @@ def test_web_generate_status_notify_download(app, client):
     from workflow.extensions import db
     from workflow.reports import jobs, render
 
-    login(client, "office2")
+    log_in(client, "office2")
     page = client.get("/reports/new")
     assert page.status_code == 200 and "生成报告" in page.text
     before = render.STATS["renders"]
@@ -384,7 +384,7 @@ def test_web_bad_input_is_refused_in_chinese_and_changes_nothing(app, client):
     from models import ReportArchive
     from workflow.extensions import db
 
-    login(client, "office")
+    log_in(client, "office")
     for data, message in ((dict(kind="item", plan="1", item="999", as_of=AS_OF), "没有第999项"),
                           (dict(kind="unit", plan="1", unit="", as_of=AS_OF), "需要选择单位"),
                           (dict(kind="overall", plan="1", as_of="2022-13-45"), "请使用 YYYY-MM-DD 格式")):
@@ -399,7 +399,7 @@ def test_web_permissions(app, client):
     from models import ReportArchive
     from workflow.extensions import db
 
-    login(client, "leader")  # viewer: may look and download, may not generate
+    log_in(client, "leader")  # viewer: may look and download, may not generate
     assert client.get("/reports/").status_code == 200
     assert client.get("/reports/new").status_code == 403
     token = csrf_token(client, "/reports/")  # the logout form carries one
@@ -409,7 +409,7 @@ def test_web_permissions(app, client):
         assert db.session.scalar(select(func.count(ReportArchive.id))) == 0
         db.session.remove()
     other = app.test_client()
-    login(other, "u02.staff")  # a unit's staff: no reports at all
+    log_in(other, "u02.staff")  # a unit's staff: no reports at all
     assert other.get("/reports/").status_code == 403
     assert other.get("/reports/new").status_code == 403
     assert ReportKind.values() == ("overall", "unit", "item")
@@ -427,7 +427,7 @@ def test_status_page_refreshes_itself_while_pending(app, client):
         db.session.commit()
         db.session.remove()
         write_transactions(False)
-    login(client, "leader")
+    log_in(client, "leader")
     page = client.get(f"/reports/{archive_id}")
     assert page.status_code == 200
     assert page.headers["Refresh"] == "3"

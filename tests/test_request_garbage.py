@@ -16,7 +16,7 @@ import gc
 import pytest
 from sqlalchemy.orm import InstanceState, Session
 
-from tests.helpers import login
+from tests.helpers import log_in, unit_username
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def cyclic_garbage_of(client, path: str) -> list:
                                   "/tasks/?state=submitted", "/tasks/todo", "/tasks/verify", "/plans/", "/plans/1",
                                   "/inbox", "/reports/", "/admin/users"])
 def test_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client, path):
-    login(client, "office")
+    log_in(client, "office")
     leftovers = cyclic_garbage_of(client, path)
     assert not leftovers, f"{path}: {len(leftovers)} sessions/rows in reference cycles"
 
@@ -64,9 +64,9 @@ def test_task_page_leaves_no_session_or_rows_to_the_garbage_collector(app, clien
         part = db.session.scalar(select(TaskPart).join(Evidence, Evidence.part_id == TaskPart.id)
                                  .where(Evidence.submission_id.is_not(None)).limit(1))
         task_id = part.task_id
-        username = {"office": "office", "lead_leader": f"u{part.task.lead_units[0].id:02d}.leader",
-                    "part_staff": f"u{part.unit_id:02d}.staff"}[who]
+        username = {"office": "office", "lead_leader": unit_username(part.task.lead_units[0], "leader"),
+                    "part_staff": unit_username(part.unit_id, "staff")}[who]
         db.session.remove()
-    login(client, username)
+    log_in(client, username)
     leftovers = cyclic_garbage_of(client, f"/tasks/{task_id}")
     assert not leftovers, f"/tasks/{task_id} as {who}: {len(leftovers)} sessions/rows in reference cycles"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers import find_seed_task as find_task, unit_user, user_named as user
 from workflow import audit, services
 from workflow.demo_activity import make_pdf, make_png
 from workflow.extensions import db
@@ -30,34 +31,12 @@ def ctx(app):
 
 # ---------------------------------------------------------------- helpers
 
-def user(name: str):
-    from models import User
-
-    found = db.session.scalar(select(User).where(User.username == name))
-    assert found is not None, name
-    return found
-
-
 def staff(unit):
-    return user(f"u{unit.id:02d}.staff")
+    return unit_user(unit, "staff")
 
 
 def leader(unit):
-    return user(f"u{unit.id:02d}.leader")
-
-
-def find_task(parts: int, lead_owns_part: bool | None = None):
-    """The first seed task with that many parts (and a lead unit that does or
-    does not own a part), so the tests do not hang on row ids."""
-    from models import Task
-
-    for task in db.session.scalars(select(Task).order_by(Task.id)):
-        if len(task.parts) != parts or len(task.lead_units) != 1:
-            continue
-        owns = task.lead_units[0].id in {p.unit_id for p in task.parts}
-        if lead_owns_part is None or owns == lead_owns_part:
-            return task
-    raise AssertionError("no such task in the seed plan")
+    return unit_user(unit, "leader")
 
 
 def unrelated_unit(task):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_URL
-from tests.helpers import csrf_token, login
+from tests.helpers import csrf_token, log_in
 from workflow import sqlite as plumbing
 
 if PG_URL:
@@ -64,7 +64,7 @@ def test_wal_is_emptied_once_the_process_is_idle(app, client):
     # SQLite's own checkpoint when the last connection closes cannot do it.
     other = sqlite3.connect(path)
     try:
-        login(client, "office")
+        log_in(client, "office")
         urge_a_few(client, app)
         assert wal_size(path) > 0
         assert wait_for(lambda: wal_size(path) == 0), "WAL not checkpointed after the requests ended"
@@ -78,7 +78,7 @@ def test_no_checkpoint_while_a_request_is_in_flight(app, client):
     path = db_path(app)
     other = sqlite3.connect(path)
     try:
-        login(client, "office")
+        log_in(client, "office")
         urge_a_few(client, app)
         plumbing._checkpointer.request_started()   # a request still running in this process
         try:
@@ -93,7 +93,7 @@ def test_no_checkpoint_while_a_request_is_in_flight(app, client):
 
 def test_checkpoint_gives_up_at_once_while_another_connection_reads(app, client):
     path = db_path(app)
-    login(client, "office")
+    log_in(client, "office")
     urge_a_few(client, app)
     reader = sqlite3.connect(path, isolation_level=None)
     try:

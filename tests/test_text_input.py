@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import client_for as login, csrf
-from tests.test_views_tasks import act, lead_and_part_units, user
+from tests.helpers import csrf
+from tests.test_views_tasks import act
 from workflow.extensions import db
 
 RLO, BEL = "\u202e", "\x07"
@@ -17,10 +17,10 @@ def db_template() -> str:
     return "seed"
 
 
-def test_a_unit_name_with_an_override_arrives_clean(app):
+def test_a_unit_name_with_an_override_arrives_clean(app, login):
     from models import AuditEntry, Unit
 
-    office = login(app, "office")
+    office = login("office")
     token = csrf(office.get("/admin/units").text)
     # "区档案馆" with a right-to-left override that would show "区馆案档" in a PDF, and a bell.
     response = office.post("/admin/units/new", data={"csrf_token": token, "name": f"区{RLO}档案馆{BEL}\t",
@@ -33,10 +33,10 @@ def test_a_unit_name_with_an_override_arrives_clean(app):
         assert RLO not in str(details) and BEL not in str(details)
 
 
-def test_a_user_name_field_becomes_one_clean_line(app):
+def test_a_user_name_field_becomes_one_clean_line(app, login):
     from models import User
 
-    office = login(app, "office")
+    office = login("office")
     page = office.get("/admin/users/new").text
     from models import Unit
 
@@ -50,16 +50,15 @@ def test_a_user_name_field_becomes_one_clean_line(app):
         person = db.session.scalar(select(User).where(User.username == "new.person"))
         assert person.display_name.strip() == "张三" and RLO not in person.display_name
     # The password is kept exactly as typed (it is hashed, never shown).
-    login(app, "new.person", f"pass{BEL}word-2026")
-    login(app, "new.person", "password-2026", expect=401)
+    login("new.person", f"pass{BEL}word-2026")
+    login("new.person", "password-2026", expect=401)
 
 
-def test_a_return_reason_and_a_progress_note_arrive_clean(app):
+def test_a_return_reason_and_a_progress_note_arrive_clean(app, login, one_part_task):
     from models import ProgressNote, Submission
 
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
-    base = f"/tasks/{task_id}/parts/{part_id}"
-    staff, leader = login(app, user(part_unit, "staff")), login(app, user(lead, "leader"))
+    task_id, part_id, base = one_part_task.task_id, one_part_task.part_id, one_part_task.base
+    staff, leader = login(one_part_task.part_staff), login(one_part_task.lead_leader)
     act(staff, task_id, f"{base}/start")
     # A multi-line field keeps its lines (CRLF becomes LF), loses the override and the bell.
     act(staff, task_id, f"{base}/progress", percent="50", note=f"第一行{RLO}完成\r\n第二行{BEL}")

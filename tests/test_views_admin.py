@@ -6,7 +6,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import client_for as login, csrf
+from tests.helpers import csrf, unit_username
 
 PASSWORD = "demo-2026"
 
@@ -46,23 +46,23 @@ def signed_in(client) -> bool:
     return response.status_code == 200
 
 
-def test_only_the_office_admin_manages(app):
+def test_only_the_office_admin_manages(app, login):
     anonymous = app.test_client()
     assert anonymous.get("/admin/users").status_code == 302
     for username in ("office2", "leader", "u02.leader"):
-        client = login(app, username)
+        client = login(username)
         for url in ("/admin/users", "/admin/units", "/admin/aliases", "/admin/users/new", "/admin/users/1"):
             assert client.get(url).status_code == 403, (username, url)
         assert client.post("/admin/units/new", data={"csrf_token": csrf(client.get("/").text),
                                                      "name": "新单位", "kind": "bureau"}).status_code == 403
-    office = login(app, "office")
+    office = login("office")
     for url in ("/admin/users", "/admin/units", "/admin/aliases", "/admin/users/new", "/admin/units/2"):
         assert office.get(url).status_code == 200, url
     assert office.get("/admin/users/999999").status_code == 404
 
 
-def test_create_user_then_role_change_ends_their_session(app):
-    office = login(app, "office")
+def test_create_user_then_role_change_ends_their_session(app, login):
+    office = login("office")
     page = office.get("/admin/users/new")
     unit_id = get_user(app, "u02.staff").unit_id
     form = {"csrf_token": csrf(page.text), "username": "u02.zhang", "display_name": "张三", "unit_id": str(unit_id),
@@ -80,7 +80,7 @@ def test_create_user_then_role_change_ends_their_session(app):
         "user_id": created.id, "username": "u02.zhang", "display_name": "张三", "role": "unit_staff",
         "unit_id": unit_id, "unit": "区发展改革局", "active": True})
 
-    zhang = login(app, "u02.zhang", "Zhang2026x")
+    zhang = login("u02.zhang", "Zhang2026x")
     assert signed_in(zhang)
     # A display-name change alone keeps the session.
     page = office.get(f"/admin/users/{created.id}")
@@ -99,22 +99,22 @@ def test_create_user_then_role_change_ends_their_session(app):
     assert details["sessions_ended"] is True
     assert entries(app, "user_updated")[0][1]["changes"] == {"display_name": {"old": "张三", "new": "张三丰"}}
     # They can sign in again, now as a leader.
-    assert login(app, "u02.zhang", "Zhang2026x").get("/tasks/verify").status_code == 200
+    assert login("u02.zhang", "Zhang2026x").get("/tasks/verify").status_code == 200
 
 
-def test_deactivate_reset_password_and_unit_change(app):
-    office = login(app, "office")
+def test_deactivate_reset_password_and_unit_change(app, login):
+    office = login("office")
     target = get_user(app, "u03.staff")
     other_unit = get_user(app, "u04.staff").unit_id
-    victim = login(app, "u03.staff")
+    victim = login("u03.staff")
     page = office.get(f"/admin/users/{target.id}")
     base = {"csrf_token": csrf(page.text), "display_name": target.display_name, "unit_id": str(target.unit_id),
             "role": target.role, "active": "y", "password": ""}
 
     office.post(f"/admin/users/{target.id}", data={**base, "password": "Reset2026a"})
     assert not signed_in(victim)
-    login(app, "u03.staff", PASSWORD, expect=401)
-    victim = login(app, "u03.staff", "Reset2026a")
+    login("u03.staff", PASSWORD, expect=401)
+    victim = login("u03.staff", "Reset2026a")
     assert entries(app, "user_updated")[-1][1]["changes"] == {"password": "reset"}
 
     office.post(f"/admin/users/{target.id}", data={**base, "unit_id": str(other_unit)})
@@ -126,12 +126,12 @@ def test_deactivate_reset_password_and_unit_change(app):
                                                    "unit_id": str(other_unit)})
     assert get_user(app, "u03.staff").active is False
     assert not signed_in(victim)
-    login(app, "u03.staff", "Reset2026a", expect=401)
+    login("u03.staff", "Reset2026a", expect=401)
     assert entries(app, "user_updated")[-1][1]["changes"] == {"active": {"old": True, "new": False}}
 
 
-def test_admin_cannot_demote_or_disable_themself(app):
-    office = login(app, "office")
+def test_admin_cannot_demote_or_disable_themself(app, login):
+    office = login("office")
     me = get_user(app, "office")
     page = office.get(f"/admin/users/{me.id}")
     response = office.post(f"/admin/users/{me.id}", data={
@@ -141,11 +141,11 @@ def test_admin_cannot_demote_or_disable_themself(app):
     assert get_user(app, "office").role == "office_admin" and signed_in(office)
 
 
-def test_units_and_aliases_are_audited(app):
+def test_units_and_aliases_are_audited(app, login):
     from models import Unit, UnitAlias
     from workflow.extensions import db
 
-    office = login(app, "office")
+    office = login("office")
     token = csrf(office.get("/admin/units").text)
     response = office.post("/admin/units/new", data={"csrf_token": token, "name": "区档案馆", "kind": "center"},
                            follow_redirects=True)
@@ -191,21 +191,21 @@ def test_units_and_aliases_are_audited(app):
     assert office.post(f"/admin/aliases/{alias_id}/delete", data={"csrf_token": token}).status_code == 404
 
 
-def test_audit_log_filters(app):
+def test_audit_log_filters(app, login):
     from models import Task, TaskPart
     from workflow.extensions import db
 
     with app.app_context():
         part = db.session.scalar(select(TaskPart).join(Task).order_by(Task.id))
         task_id, part_id, unit_id = part.task_id, part.id, part.unit_id
-    staff_name = f"u{unit_id:02d}.staff"
-    staff = login(app, staff_name)
+    staff_name = unit_username(unit_id, "staff")
+    staff = login(staff_name)
     page = staff.get(f"/tasks/{task_id}")
     version = re.search(r'parts/%d/start".*?name="version" value="(\d+)"' % part_id, page.text, re.S).group(1)
     staff.post(f"/tasks/{task_id}/parts/{part_id}/start", data={"csrf_token": csrf(page.text), "version": version})
-    login(app, "u05.leader")
+    login("u05.leader")
 
-    office2 = login(app, "office2")
+    office2 = login("office2")
 
     def rows(query: str) -> list[str]:
         html = office2.get("/audit" + query).text
@@ -229,7 +229,7 @@ def test_audit_log_filters(app):
     bad = office2.get("/audit?date_from=yesterday&task=abc")
     assert bad.status_code == 200 and "格式不正确" in bad.text
     for username in ("leader", staff_name):
-        assert login(app, username).get("/audit").status_code == 403
+        assert login(username).get("/audit").status_code == 403
 
 
 # ---------------------------------------------------------------- writes through the admin services
@@ -253,10 +253,10 @@ def any_alias(app) -> tuple[int, str, int]:
 
 
 @pytest.mark.parametrize("username", ["office2", "leader", "u02.leader", "u02.staff"])
-def test_every_admin_write_is_refused_to_others(app, username):
+def test_every_admin_write_is_refused_to_others(app, username, login):
     target = get_user(app, "u03.staff")
     alias_id, _, alias_unit = any_alias(app)
-    client = login(app, username)
+    client = login(username)
     token = csrf(client.get("/").text)
     before = admin_rows(app)
     user_form = {"csrf_token": token, "display_name": "改名", "unit_id": str(target.unit_id), "role": "viewer",
@@ -276,8 +276,8 @@ def test_every_admin_write_is_refused_to_others(app, username):
         target.display_name, target.role, target.active, target.password_hash, target.session_version)
 
 
-def test_name_conflicts_are_shown_at_their_field(app):
-    office = login(app, "office")
+def test_name_conflicts_are_shown_at_their_field(app, login):
+    office = login("office")
     _, alias, alias_unit = any_alias(app)
     unit_id = get_user(app, "u04.staff").unit_id
     assert unit_id != alias_unit
@@ -307,14 +307,14 @@ def test_name_conflicts_are_shown_at_their_field(app):
     assert admin_rows(app)["User"] == before["User"] and get_user(app, "u02.li") is None
 
 
-def test_a_name_taken_meanwhile_is_a_message_not_a_500(app, monkeypatch):
+def test_a_name_taken_meanwhile_is_a_message_not_a_500(app, monkeypatch, login):
     """Another writer (a plan import) may create the same name after the form's
     check: the unique constraint refuses it, and the admin reads why."""
     from workflow import admin_services
 
     for check in ("username_problem", "unit_name_problem", "alias_problem"):
         monkeypatch.setattr(admin_services, check, lambda *args: None)
-    office = login(app, "office")
+    office = login("office")
     _, alias, alias_unit = any_alias(app)
     token = csrf(office.get("/admin/units").text)
     before = admin_rows(app)
@@ -337,8 +337,8 @@ def test_a_name_taken_meanwhile_is_a_message_not_a_500(app, monkeypatch):
     assert admin_rows(app) == before
 
 
-def test_removing_an_alias_needs_the_csrf_token_and_returns_to_its_unit(app):
-    office = login(app, "office")
+def test_removing_an_alias_needs_the_csrf_token_and_returns_to_its_unit(app, login):
+    office = login("office")
     alias_id, alias, unit_id = any_alias(app)
     before = admin_rows(app)
     assert office.post(f"/admin/aliases/{alias_id}/delete", data={"back": str(unit_id)}).status_code == 400
@@ -358,8 +358,8 @@ def entries_unit(app, unit_id: int) -> str:
         return db.session.get(Unit, unit_id).name
 
 
-def test_names_typed_by_the_admin_are_escaped(app):
-    office = login(app, "office")
+def test_names_typed_by_the_admin_are_escaped(app, login):
+    office = login("office")
     unit_id = get_user(app, "u02.staff").unit_id
     token = csrf(office.get("/admin/aliases").text)
     response = office.post("/admin/aliases", data={"csrf_token": token, "alias": "<b>区档案委</b>",

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import client_for as login, csrf
+from tests.helpers import csrf, unit_username
 
 PASSWORD = "demo-2026"
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
@@ -59,21 +59,6 @@ def task_ids(html: str) -> set[int]:
     return {int(n) for n in re.findall(r'href="/tasks/(\d+)(?:#[^"]*)?"', html)}
 
 
-def lead_and_part_units(app):
-    """A task with a single part whose unit is not the (single) lead unit, as
-    (task_id, part_id, lead unit id, part unit id)."""
-    from models import Task
-    from workflow.extensions import db
-
-    with app.app_context():
-        for task in db.session.scalars(select(Task).order_by(Task.id)):
-            leads = [u.id for u in task.lead_units]
-            if len(task.parts) == 1 and len(leads) == 1 and task.parts[0].unit_id != leads[0] \
-                    and not task.long_term:
-                return task.id, task.parts[0].id, leads[0], task.parts[0].unit_id
-    raise AssertionError("seed has no such task")
-
-
 def unrelated_unit(app, task_id: int) -> int:
     from models import Task, Unit, UnitKind
     from workflow.extensions import db
@@ -83,10 +68,6 @@ def unrelated_unit(app, task_id: int) -> int:
         involved = {u.id for u in task.lead_units} | {p.unit_id for p in task.parts}
         return next(u.id for u in db.session.scalars(select(Unit).order_by(Unit.id))
                     if u.id not in involved and u.kind != UnitKind.OFFICE)
-
-
-def user(unit_id: int, role: str) -> str:
-    return f"u{unit_id:02d}.{role}"
 
 
 def db_state(app, task_id: int):
@@ -100,18 +81,18 @@ def db_state(app, task_id: int):
 
 # ---------------------------------------------------------------- lists
 
-def test_list_filters_by_state_unit_chapter_and_late(app):
+def test_list_filters_by_state_unit_chapter_and_late(app, login, one_part_task):
     from models import Chapter, Task
     from workflow.due import due_status
     from workflow.extensions import db
     from workflow.timeutil import today_local
 
     app.config["PER_PAGE"] = 1000
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
-    staff = login(app, user(part_unit, "staff"))
+    task_id, part_id, lead, part_unit = one_part_task.ids
+    staff = login(one_part_task.part_staff)
     assert "已开始办理" in act(staff, task_id, f"/tasks/{task_id}/parts/{part_id}/start").text
 
-    office = login(app, "office")
+    office = login("office")
     with app.app_context():
         tasks = db.session.scalars(select(Task)).all()
         everything = {t.id for t in tasks}
@@ -137,7 +118,7 @@ def test_list_filters_by_state_unit_chapter_and_late(app):
     assert bad.status_code == 200 and task_ids(bad.text) == everything and "已忽略" in bad.text
 
 
-def test_list_near_due_text_search_and_pagination(app):
+def test_list_near_due_text_search_and_pagination(app, login):
     from models import Task
     from workflow.extensions import db
     from workflow.timeutil import today_local
@@ -150,7 +131,7 @@ def test_list_near_due_text_search_and_pagination(app):
         total = db.session.query(Task).count()
         with_percent = {t.id for t in db.session.scalars(select(Task))
                         if "%" in t.text + (t.deadline_text or "") + (t.item.subtitle or "")}
-    office = login(app, "office")
+    office = login("office")
     page = office.get("/tasks/?due=near")
     assert task_ids(page.text) == {near_id} and "临期" in page.text
     assert near_id in task_ids(office.get("/tasks/?q=" + quote(words)).text)
@@ -167,32 +148,32 @@ def test_list_near_due_text_search_and_pagination(app):
     assert office.get("/tasks/?page=999").status_code == 200
 
 
-def test_unit_user_sees_only_tasks_of_their_unit(app):
+def test_unit_user_sees_only_tasks_of_their_unit(app, login, one_part_task):
     from models import Task
     from workflow.extensions import db
 
     app.config["PER_PAGE"] = 1000
-    task_id, _, lead, part_unit = lead_and_part_units(app)
+    task_id, _, lead, part_unit = one_part_task.ids
     other = unrelated_unit(app, task_id)
     with app.app_context():
         mine = {t.id for t in db.session.scalars(select(Task))
                 if other in [u.id for u in t.lead_units] or other in [p.unit_id for p in t.parts]}
-    client = login(app, user(other, "staff"))
+    client = login(unit_username(other, "staff"))
     assert task_ids(client.get("/tasks/").text) == mine
     assert task_id not in mine
     assert client.get(f"/tasks/{task_id}").status_code == 403
 
 
-def test_todo_and_verify_lists_for_unit_users(app):
+def test_todo_and_verify_lists_for_unit_users(app, login, one_part_task):
     from models import TaskPart
     from workflow.extensions import db
 
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+    task_id, part_id, lead, part_unit = one_part_task.ids
     with app.app_context():
         open_parts = db.session.scalars(select(TaskPart).where(TaskPart.unit_id == part_unit)).all()
         open_tasks = {p.task_id for p in open_parts}
     app.config["PER_PAGE"] = 1000
-    staff = login(app, user(part_unit, "staff"))
+    staff = login(one_part_task.part_staff)
     todo = staff.get("/tasks/todo")
     assert todo.status_code == 200 and task_ids(todo.text) == open_tasks
 
@@ -202,19 +183,19 @@ def test_todo_and_verify_lists_for_unit_users(app):
     # Submitted: no longer ours to act on.
     assert task_ids(staff.get("/tasks/todo").text) == open_tasks - {task_id}
 
-    leader = login(app, user(lead, "leader"))
+    leader = login(one_part_task.lead_leader)
     verify = leader.get("/tasks/verify")
     assert task_ids(verify.text) == {task_id} and "第 1 次提交" in verify.text
     assert task_id in task_ids(leader.get("/tasks/todo").text)
     assert task_id in task_ids(leader.get("/").text)        # the home summary lists it too
     # The part's own unit does not verify it.
-    assert task_id not in task_ids(login(app, user(part_unit, "leader")).get("/tasks/verify").text)
+    assert task_id not in task_ids(login(one_part_task.part_leader).get("/tasks/verify").text)
 
 
 # ---------------------------------------------------------------- the task page
 
-def test_task_page_shows_only_permitted_forms(app):
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+def test_task_page_shows_only_permitted_forms(app, login, one_part_task):
+    task_id, part_id, lead, part_unit = one_part_task.ids
     base = f"/tasks/{task_id}/parts/{part_id}"
 
     def forms(client):
@@ -225,8 +206,8 @@ def test_task_page_shows_only_permitted_forms(app):
             ("close", f"/tasks/{task_id}/close"), ("reopen", f"/tasks/{task_id}/reopen"),
             ("urge", f"/tasks/{task_id}/urge")) if form_html(html, action) is not None}
 
-    staff, leader = login(app, user(part_unit, "staff")), login(app, user(lead, "leader"))
-    office, viewer = login(app, "office"), login(app, "leader")
+    staff, leader = login(one_part_task.part_staff), login(one_part_task.lead_leader)
+    office, viewer = login("office"), login("leader")
     assert forms(staff) == {"start"}
     assert forms(leader) == set()
     assert forms(office) == {"urge"}
@@ -241,15 +222,15 @@ def test_task_page_shows_only_permitted_forms(app):
     act(staff, task_id, f"{base}/submit", statement="完成")
     assert forms(staff) == set()
     assert forms(leader) == {"verify", "return"}
-    assert forms(login(app, user(lead, "staff"))) == set()     # staff of the lead unit do not verify
+    assert forms(login(unit_username(lead, "staff"))) == set()     # staff of the lead unit do not verify
     assert forms(office) == set()
 
 
-def test_task_page_shows_source_units_and_deadline(app):
+def test_task_page_shows_source_units_and_deadline(app, login, one_part_task):
     from models import Task
     from workflow.extensions import db
 
-    task_id, *_ = lead_and_part_units(app)
+    task_id = one_part_task.task_id
     with app.app_context():
         task = db.session.get(Task, task_id)
         expected = [task.item.policy_text[:20], task.text[:20], task.lead_units[0].name, task.parts[0].unit.name,
@@ -258,7 +239,7 @@ def test_task_page_shows_source_units_and_deadline(app):
             expected.append(task.item.goal[:20])
         if task.deadline_text:
             expected.append(task.deadline_text)
-    html = login(app, "leader").get(f"/tasks/{task_id}").text
+    html = login("leader").get(f"/tasks/{task_id}").text
     from html import unescape
 
     text = unescape(html)
@@ -267,13 +248,13 @@ def test_task_page_shows_source_units_and_deadline(app):
     assert "已逾期" in text     # the seed's deadlines are in 2022
 
 
-def test_full_cycle_with_timeline(app):
+def test_full_cycle_with_timeline(app, login, one_part_task):
     from models import AuditEntry, Evidence, Submission
     from workflow.extensions import db
 
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+    task_id, part_id, lead, part_unit = one_part_task.ids
     base = f"/tasks/{task_id}/parts/{part_id}"
-    staff, leader, office = login(app, user(part_unit, "staff")), login(app, user(lead, "leader")), login(app, "office")
+    staff, leader, office = login(one_part_task.part_staff), login(one_part_task.lead_leader), login("office")
 
     def ok(response, message):
         assert response.status_code == 200
@@ -323,10 +304,10 @@ def test_full_cycle_with_timeline(app):
     assert re.search(r'href="/evidence/\d+/download"', page)
 
 
-def test_stale_version_warns_and_changes_nothing(app):
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+def test_stale_version_warns_and_changes_nothing(app, login, one_part_task):
+    task_id, part_id, lead, part_unit = one_part_task.ids
     base = f"/tasks/{task_id}/parts/{part_id}"
-    first, second = login(app, user(part_unit, "staff")), login(app, user(part_unit, "leader"))
+    first, second = login(one_part_task.part_staff), login(one_part_task.part_leader)
     act(first, task_id, f"{base}/start")
     page = second.get(f"/tasks/{task_id}").text          # both see version N
     old_version = version_in(page, f"{base}/progress")
@@ -344,10 +325,10 @@ def test_stale_version_warns_and_changes_nothing(app):
     assert flashes(response.text)[0][0] == "danger" and db_state(app, task_id) == before
 
 
-def test_return_without_reason_and_submit_without_evidence_are_refused(app):
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+def test_return_without_reason_and_submit_without_evidence_are_refused(app, login, one_part_task):
+    task_id, part_id, lead, part_unit = one_part_task.ids
     base = f"/tasks/{task_id}/parts/{part_id}"
-    staff, leader = login(app, user(part_unit, "staff")), login(app, user(lead, "leader"))
+    staff, leader = login(one_part_task.part_staff), login(one_part_task.lead_leader)
     act(staff, task_id, f"{base}/start")
     response = act(staff, task_id, f"{base}/submit", statement="完成")
     assert ("danger", "提交前请至少添加一项佐证材料（文件或文字）。") in flashes(response.text)
@@ -359,10 +340,10 @@ def test_return_without_reason_and_submit_without_evidence_are_refused(app):
     assert db_state(app, task_id) == before and before[1][0][0] == "submitted"
 
 
-def test_bad_requests_get_404_403_or_a_message(app):
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+def test_bad_requests_get_404_403_or_a_message(app, login, one_part_task):
+    task_id, part_id, lead, part_unit = one_part_task.ids
     other_task = task_id + 1
-    staff = login(app, user(part_unit, "staff"))
+    staff = login(one_part_task.part_staff)
     token = csrf(staff.get(f"/tasks/{task_id}").text)
     # A part that does not belong to the task in the URL.
     assert staff.post(f"/tasks/{other_task}/parts/{part_id}/start",
@@ -377,7 +358,7 @@ def test_bad_requests_get_404_403_or_a_message(app):
                 "/tasks/todo?page=99999999999", "/inbox?page=-1"):
         assert staff.get(url).status_code == 200, url
     # Someone who may not do it: 403, and nothing changes.
-    viewer = login(app, "leader")
+    viewer = login("leader")
     before = db_state(app, task_id)
     assert viewer.post(f"/tasks/{task_id}/parts/{part_id}/start",
                        data={"csrf_token": csrf(viewer.get("/").text), "version": "1"}).status_code == 403
@@ -399,12 +380,12 @@ def test_bad_requests_get_404_403_or_a_message(app):
     assert not os.path.exists(uploads) or not any(files for _, _, files in os.walk(uploads))
 
 
-def test_pending_evidence_can_be_withdrawn(app):
+def test_pending_evidence_can_be_withdrawn(app, login, one_part_task):
     from models import Evidence
     from workflow.extensions import db
 
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
-    staff = login(app, user(part_unit, "staff"))
+    task_id, part_id, lead, part_unit = one_part_task.ids
+    staff = login(one_part_task.part_staff)
     act(staff, task_id, f"/tasks/{task_id}/parts/{part_id}/start")
     act(staff, task_id, f"/tasks/{task_id}/parts/{part_id}/evidence", text="要撤回的材料")
     with app.app_context():
@@ -415,7 +396,7 @@ def test_pending_evidence_can_be_withdrawn(app):
     # Not of the task in the URL: 404; of someone else's unit: 403.
     assert staff.post(f"/tasks/{task_id + 1}/evidence/{evidence_id}/delete",
                       data={"csrf_token": token}).status_code == 404
-    outsider = login(app, user(other, "staff"))
+    outsider = login(unit_username(other, "staff"))
     assert outsider.post(action, data={"csrf_token": csrf(outsider.get("/").text)}).status_code == 403
     response = act(staff, task_id, action, version=False)
     assert ("success", "材料已撤回。") in flashes(response.text)
@@ -423,19 +404,19 @@ def test_pending_evidence_can_be_withdrawn(app):
         assert db.session.get(Evidence, evidence_id) is None
 
 
-def test_evidence_download_headers_and_permissions(app):
+def test_evidence_download_headers_and_permissions(app, login, one_part_task):
     from models import Evidence
     from workflow.extensions import db
 
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
-    staff = login(app, user(part_unit, "staff"))
+    task_id, part_id, lead, part_unit = one_part_task.ids
+    staff = login(one_part_task.part_staff)
     act(staff, task_id, f"/tasks/{task_id}/parts/{part_id}/start")
     act(staff, task_id, f"/tasks/{task_id}/parts/{part_id}/evidence",
         files={"file": (io.BytesIO(PDF), "验收报告（终稿）.pdf")})
     with app.app_context():
         evidence_id = db.session.scalar(select(Evidence.id).where(Evidence.kind == "file"))
 
-    for client in (staff, login(app, user(lead, "leader")), login(app, "leader")):
+    for client in (staff, login(one_part_task.lead_leader), login("leader")):
         response = client.get(f"/evidence/{evidence_id}/download")
         assert response.status_code == 200
         assert response.data == PDF
@@ -444,7 +425,7 @@ def test_evidence_download_headers_and_permissions(app):
         assert "filename*=UTF-8''" + quote("验收报告（终稿）.pdf") in disposition
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.mimetype == "application/pdf"
-    outsider = login(app, user(unrelated_unit(app, task_id), "leader"))
+    outsider = login(unit_username(unrelated_unit(app, task_id), "leader"))
     assert outsider.get(f"/evidence/{evidence_id}/download").status_code == 403
     # A text evidence downloads as a UTF-8 text file, to the same people.
     act(staff, task_id, f"/tasks/{task_id}/parts/{part_id}/evidence", text="工作台账已建立。")
@@ -458,13 +439,13 @@ def test_evidence_download_headers_and_permissions(app):
     assert staff.get("/evidence/999999/download").status_code == 404
 
 
-def test_notifications_reach_the_right_inboxes(app):
+def test_notifications_reach_the_right_inboxes(app, login, one_part_task):
     from models import Notification, User
     from workflow.extensions import db
 
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+    task_id, part_id, lead, part_unit = one_part_task.ids
     base = f"/tasks/{task_id}/parts/{part_id}"
-    staff, leader, office = login(app, user(part_unit, "staff")), login(app, user(lead, "leader")), login(app, "office")
+    staff, leader, office = login(one_part_task.part_staff), login(one_part_task.lead_leader), login("office")
     act(staff, task_id, f"{base}/start")
     act(office, task_id, f"/tasks/{task_id}/urge", version=False, message="请于本周内提交")
     act(staff, task_id, f"{base}/evidence", text="材料")
@@ -476,11 +457,11 @@ def test_notifications_reach_the_right_inboxes(app):
             uid = db.session.scalar(select(User.id).where(User.username == username))
             return {(n.kind, n.task_id) for n in db.session.scalars(select(Notification).where(Notification.user_id == uid))}
 
-    assert ("urged", task_id) in kinds(user(part_unit, "staff"))
-    assert ("returned", task_id) in kinds(user(part_unit, "leader"))
-    assert ("submitted", task_id) in kinds(user(lead, "leader"))
-    assert ("submitted", task_id) not in kinds(user(part_unit, "leader"))
-    outsider = user(unrelated_unit(app, task_id), "leader")
+    assert ("urged", task_id) in kinds(one_part_task.part_staff)
+    assert ("returned", task_id) in kinds(one_part_task.part_leader)
+    assert ("submitted", task_id) in kinds(one_part_task.lead_leader)
+    assert ("submitted", task_id) not in kinds(one_part_task.part_leader)
+    outsider = unit_username(unrelated_unit(app, task_id), "leader")
     assert not kinds(outsider)
 
     inbox = staff.get("/inbox").text
@@ -490,7 +471,7 @@ def test_notifications_reach_the_right_inboxes(app):
     assert inbox.index("请补充照片") < inbox.index("请于本周内提交")
     with app.app_context():
         note_id = db.session.scalar(select(Notification.id).join(User, User.id == Notification.user_id).where(
-            Notification.kind == "urged", User.username == user(part_unit, "staff")))
+            Notification.kind == "urged", User.username == one_part_task.part_staff))
     token = csrf(inbox)
     # Another user's notification is not theirs to mark.
     assert leader.post(f"/inbox/{note_id}/read", data={"csrf_token": csrf(leader.get("/inbox").text)}).status_code == 404
@@ -503,13 +484,13 @@ def test_notifications_reach_the_right_inboxes(app):
     assert 'class="count"' not in staff.get("/inbox").text
 
 
-def test_reopen_and_edit_by_the_office(app):
+def test_reopen_and_edit_by_the_office(app, login, one_part_task):
     from models import AuditEntry, Task
     from workflow.extensions import db
 
-    task_id, part_id, lead, part_unit = lead_and_part_units(app)
+    task_id, part_id, lead, part_unit = one_part_task.ids
     base = f"/tasks/{task_id}/parts/{part_id}"
-    staff, leader, office = login(app, user(part_unit, "staff")), login(app, user(lead, "leader")), login(app, "office")
+    staff, leader, office = login(one_part_task.part_staff), login(one_part_task.lead_leader), login("office")
 
     page = office.get(f"/tasks/{task_id}/edit")
     assert page.status_code == 200
@@ -529,7 +510,7 @@ def test_reopen_and_edit_by_the_office(app):
         assert (task.text, task.deadline.isoformat(), task.long_term) == ("修改后的任务内容", "2030-06-30", False)
         edit = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "task_edited"))
         assert edit.details["deadline"]["new"] == "2030-06-30"
-    assert login(app, user(lead, "leader")).get(f"/tasks/{task_id}/edit").status_code == 403
+    assert login(one_part_task.lead_leader).get(f"/tasks/{task_id}/edit").status_code == 403
 
     act(staff, task_id, f"{base}/start")
     act(staff, task_id, f"{base}/evidence", text="材料")
@@ -544,43 +525,32 @@ def test_reopen_and_edit_by_the_office(app):
     assert "核查发现数据有误" in response.text
 
 
-def test_home_overview_and_page_query_counts(app):
-    from sqlalchemy import event
-
+def test_home_overview_and_page_query_counts(app, login, count_queries):
     from models import Task
     from workflow.extensions import db
 
-    office, viewer = login(app, "office"), login(app, "leader")
+    office, viewer = login("office"), login("leader")
     with app.app_context():
         total = db.session.query(Task).count()
         big = max(db.session.scalars(select(Task)), key=lambda t: len(t.parts))
         big_id, big_parts = big.id, len(big.parts)
         small_id = next(t.id for t in db.session.scalars(select(Task)) if len(t.parts) == 1)
-        engine = db.engine
     for client in (office, viewer):
         for url in ("/", "/overview"):
             page = client.get(url)
             assert page.status_code == 200 and "按章节" in page.text and "按牵头单位" in page.text
             assert f">{total}<" in page.text
-    assert login(app, "u02.staff").get("/overview").status_code == 403
+    assert login("u02.staff").get("/overview").status_code == 403
 
-    statements: list[str] = []
-
-    def count(*args):
-        statements.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with count_queries() as statements:
         office.get(f"/tasks/{small_id}")
-        small = len(statements)
-        statements.clear()
+    small = len(statements)
+    with count_queries() as statements:
         assert office.get(f"/tasks/{big_id}").status_code == 200
-        big_count = len(statements)
-        statements.clear()
+    big_count = len(statements)
+    with count_queries() as statements:
         office.get("/tasks/")
-        list_count = len(statements)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    list_count = len(statements)
     assert big_parts >= 10
     # The same handful of queries whatever the number of parts or rows.
     assert big_count == small, (small, big_count)

@@ -95,6 +95,12 @@ def _install_request_hooks(app: Flask) -> None:
         # reads the committed state, instead of failing half-way through.
         sqlite.write_transactions(request.method not in ("GET", "HEAD", "OPTIONS"))
 
+    @app.teardown_request
+    def _end_write_request(error=None):
+        # The flag belongs to the request: code that runs after it in the same
+        # thread (a CLI command, a test) must not begin its transactions as a writer.
+        sqlite.write_transactions(False)
+
     @app.before_request
     def _refuse_nul_bytes():
         # PostgreSQL text cannot hold NUL; no real form or link has one.

@@ -292,7 +292,7 @@ def _value(key: str, v, action: str) -> str:
         return f"{v} 秒"
     if key == "submission":
         return f"第 {v} 次提交"
-    if key == "evidence" and isinstance(v, list):
+    if key in ("evidence", "carried") and isinstance(v, list):
         return "、".join(f"#{x}" for x in v) if v else "无"
     if key in ("evidence", "archive", "alias_id", "unit_id", "user_id") and isinstance(v, int):
         return f"#{v}"

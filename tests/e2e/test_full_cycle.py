@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from tests.helpers import unit_username
 from workflow.extensions import db
 
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
@@ -31,8 +32,8 @@ def subject(app):
         part = task.parts[0]
         staff_unit = db.session.scalar(select(Unit).where(Unit.name == "区财政局"))
         lead_unit = db.session.scalar(select(Unit).where(Unit.name == "区发展改革局"))
-        return {"task": task.id, "part": part.id, "staff": f"u{staff_unit.id:02d}.staff",
-                "leader": f"u{lead_unit.id:02d}.leader"}
+        return {"task": task.id, "part": part.id, "staff": unit_username(staff_unit, "staff"),
+                "leader": unit_username(lead_unit, "leader")}
 
 
 def _login(page, base: str, username: str) -> None:
