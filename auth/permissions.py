@@ -11,12 +11,12 @@ in Chinese when ``may`` says no. The matrix is written down in docs/permissions.
 from __future__ import annotations
 
 from flask import current_app, g, has_app_context
-
 from sqlalchemy import select
 
 from models import Role, Task, User
 from workflow.extensions import db
 from workflow.machine import refusal
+from workflow.vocabulary import SubmissionOutcome
 
 PLAN_ACTIONS = {
     "plan.view": set(Role.ALL),
@@ -62,7 +62,7 @@ def task_of(part):
 
 def pending_submission(part):
     latest = part.submissions[-1] if part.submissions else None
-    return latest if latest is not None and latest.outcome == "pending" else None
+    return latest if latest is not None and latest.outcome == SubmissionOutcome.PENDING else None
 
 
 def office_may_verify_config() -> bool:

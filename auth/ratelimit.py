@@ -29,6 +29,7 @@ from limits.storage import Storage
 from sqlalchemy import case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from models import RateLimitCounter
 from workflow.extensions import db
 
 
@@ -54,8 +55,6 @@ def limits_from(config_value: str):
 
 
 def _table():
-    from models import RateLimitCounter
-
     return RateLimitCounter.__table__
 
 

@@ -25,6 +25,7 @@ import time
 from flask import current_app, flash, request, session
 from flask_login import login_user, logout_user
 
+from models import User
 from workflow.extensions import db, login_manager
 
 from .blueprint import bp
@@ -44,8 +45,6 @@ MOVED = "检测到该登录会话在另一浏览器或网络地址上使用，�
 
 @login_manager.user_loader
 def load_user(session_id: str):
-    from models import User
-
     try:
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:

@@ -25,10 +25,14 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from models import Notification, Role, User
+from workflow import audit
+from workflow.demo import login_hint
 from workflow.extensions import db
 from workflow.text import clean_line
 from workflow.timeutil import utcnow
 from workflow.vocabulary import NotificationKind
+from workflow.views.urls import safe_next
 
 from .blueprint import bp
 from .forms import LoginForm, PasswordForm
@@ -48,14 +52,10 @@ _UNITS = {"second": "秒", "minute": "分钟", "hour": "小时", "day": "天", "
 
 
 def _audit(action: str, user=None, username: str | None = None, **details) -> None:
-    from workflow import audit
-
     audit.append(action, user=user, username=username, details=details or None)
 
 
 def _login_page(form):
-    from workflow.demo import login_hint
-
     return render_template("auth/login.html", form=form, demo_hint=login_hint())
 
 
@@ -94,8 +94,6 @@ def _backoff_reset(client: str, account: str) -> float | None:
 @limiter.limit(lambda: current_app.config["LOGIN_CLIENT_LIMIT"], methods=["POST"],
                error_message=_client_limit_message)
 def login():
-    from models import User
-
     if current_user.is_authenticated:
         return redirect(url_for("tasks.home"))
     form = LoginForm()
@@ -127,8 +125,6 @@ def login():
     _audit("login", user=user)
     db.session.commit()          # on record first; only then signed in
     start_session(user)
-    from workflow.views.helpers import safe_next
-
     return redirect(safe_next(request.args.get("next")) or url_for("tasks.home"))
 
 
@@ -153,8 +149,6 @@ def _record_failure(user, username: str, client: str, account: str) -> None:
 
 
 def _alert_office(user, item) -> None:
-    from models import Notification, Role, User
-
     window = window_zh(item)
     message = (f"账号“{user.display_name}（{user.username}）”在 {window} 内登录失败已达 {item.amount} 次，"
                f"可能有人在猜测其密码。该账号未被锁定，其他地址仍可正常登录；请与本人核实，必要时重置密码。")

@@ -45,7 +45,8 @@ def main() -> None:
     })
     with app.app_context():
         from auth.passwords import hash_password
-        from models import Role, Unit, UnitKind, User
+        from models import Role, Unit, User
+        from workflow.vocabulary import UnitKind
 
         upgrade()
         unit = Unit(name="区指挥部办公室", kind=UnitKind.OFFICE)

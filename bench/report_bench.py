@@ -46,7 +46,7 @@ def build_seed(app) -> str:
     from flask_migrate import upgrade
 
     from workflow import demo
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
 
     with app.app_context():
@@ -70,7 +70,7 @@ def multiply_plan(app, factor: int) -> None:
     from sqlalchemy import select
 
     from models import Chapter, Item, Plan, Task, TaskPart
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
 
     with app.app_context():

@@ -38,7 +38,7 @@ import threading
 import time
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,7 +65,7 @@ def build(folder: Path, factor: int, extra_audit: int) -> Path:
         multiply_plan(app, factor)
     from models import AuditEntry, Task, User
     from workflow import audit
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
 
     with app.app_context():

@@ -9,7 +9,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from workflow import due
 from workflow.extensions import db
+from workflow.importer.draft import UNNAMED_CHAPTER
 from workflow.vocabulary import PART_STATES, ClauseSource, TaskKind, TaskState, sql_in
 
 from .org import Section, Unit
@@ -86,8 +88,6 @@ class Chapter(db.Model):
 def chapter_heading(number: int, title: str, numeral=str) -> str:
     """"3、培育壮大有效需求"; the chapter the importer made for items before any
     heading has a number only for ordering, and is shown by its title alone."""
-    from workflow.importer.draft import UNNAMED_CHAPTER
-
     return title if title == UNNAMED_CHAPTER else f"{numeral(number)}、{title}"
 
 
@@ -200,9 +200,7 @@ class Task(db.Model):
 
     @property
     def deadline_shown(self) -> str:
-        from workflow.due import deadline_shown
-
-        return deadline_shown(self)
+        return due.deadline_shown(self)
 
     @property
     def label(self) -> str:

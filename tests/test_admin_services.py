@@ -335,7 +335,7 @@ def test_a_unit_and_an_alias_of_one_name_written_at_once_one_is_refused(app):
     import time
 
     from models import Unit, UnitAlias
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
 
     name = "区档案委"
     unit_id = unit_named("区财政局").id

@@ -116,7 +116,7 @@ def open_parts(app, n: int) -> list[tuple[int, int]]:
     """(part id, its unit's staff user id) of n parts that accept evidence."""
     from models import TaskPart
     from workflow import services
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
 
     with app.app_context():
         write_transactions(True)
@@ -153,7 +153,7 @@ class Load:
     def _run(self, index: int, part_id: int, user_id: int) -> None:
         from models import TaskPart, User
         from workflow import services
-        from workflow.app import write_transactions
+        from workflow.sqlite import write_transactions
         from workflow.demo_activity import make_png
 
         try:
@@ -209,7 +209,7 @@ class InFlight:
     def _run(self, app, part_id, user_id):
         from models import AuditEntry, TaskPart, User
         from workflow import services
-        from workflow.app import write_transactions
+        from workflow.sqlite import write_transactions
 
         try:
             with app.app_context():
@@ -237,7 +237,7 @@ def withdraw_pending_file(app, evidence_id: int) -> bool:
     the file it no longer references; returns whether the file was removed."""
     from models import Evidence, User
     from workflow import services, storage
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
 
     with app.app_context():
         write_transactions(True)
@@ -265,7 +265,7 @@ def test_backup_under_load_restores_into_a_fresh_instance(app, fresh, tmp_path, 
     # backup is still copying files, and its removal must wait.
     with app.app_context():
         from workflow import services
-        from workflow.app import write_transactions
+        from workflow.sqlite import write_transactions
         from workflow.demo_activity import make_pdf
 
         write_transactions(True)

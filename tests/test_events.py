@@ -17,7 +17,7 @@ from tests.helpers import csrf, lead_owns_part, unit_username
 from workflow import machine, services
 from workflow.extensions import db
 from workflow.services import Forbidden, Refused
-from workflow.states import CLOSED, IN_PROGRESS, SUBMITTED, VERIFIED
+from workflow.vocabulary import CLOSED, IN_PROGRESS, SUBMITTED, VERIFIED
 
 
 @pytest.fixture

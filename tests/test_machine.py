@@ -12,7 +12,7 @@ from transitions import Machine
 from models import Evidence, Submission, Task, TaskPart, User
 from workflow import machine
 from workflow.machine import PART_MACHINE, TASK_MACHINE, TransitionRefused, can_fire, derived_task_state, fire
-from workflow.states import CLOSED, IN_PROGRESS, PART_STATES, PLANNED, STATE_LABELS, SUBMITTED, TASK_STATES, VERIFIED
+from workflow.vocabulary import CLOSED, IN_PROGRESS, PART_STATES, PLANNED, STATE_LABELS, SUBMITTED, TASK_STATES, VERIFIED
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

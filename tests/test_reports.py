@@ -65,7 +65,7 @@ def play_hostile_return(app):
     through the services, as a user would."""
     from models import TaskPart
     from workflow import services
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
 
     with app.app_context():
@@ -205,7 +205,7 @@ def test_archive_rows_files_and_audit_entries(env):
 def test_same_inputs_served_from_archive_and_changed_data_rendered_again(env):
     from models import AuditEntry, ReportArchive, TaskPart
     from workflow import services
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
     from workflow.reports import render
 
@@ -416,7 +416,7 @@ def test_web_permissions(app, client):
 
 
 def test_status_page_refreshes_itself_while_pending(app, client):
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
     from workflow.reports import archive
 
@@ -438,7 +438,7 @@ def test_status_page_refreshes_itself_while_pending(app, client):
 
 def test_failed_and_stale_jobs_are_reported(app):
     from models import Notification, ReportArchive, User
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
     from workflow.reports import archive, jobs
     from workflow.timeutil import utcnow
@@ -470,7 +470,7 @@ def test_failed_and_stale_jobs_are_reported(app):
 
 def test_a_full_disk_fails_the_report_in_words(app, full_disk):
     from models import ReportArchive, User
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
     from workflow.reports import archive, jobs
 

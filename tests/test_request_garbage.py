@@ -51,16 +51,6 @@ def test_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client, pa
     assert not leftovers, f"{path}: {len(leftovers)} sessions/rows in reference cycles"
 
 
-def test_details_read_as_before(app, client):
-    from workflow.views.helpers import detail_value
-
-    assert detail_value({"units": ["区发展改革局", "区财政局"], "n": 2}) == "units=区发展改革局、区财政局，n=2"
-    assert detail_value(None) == "None" and detail_value("a<b") == "a<b"
-    log_in(client, "office")
-    page = client.get("/audit").get_data(as_text=True)
-    assert '<td data-label="详情" class="details"><div><span class="muted">' in page
-
-
 @pytest.mark.parametrize("who", ["office", "lead_leader", "part_staff"])
 def test_task_page_leaves_no_session_or_rows_to_the_garbage_collector(app, client, who):
     """The task page as each of the people who act on it sees it: their

@@ -11,7 +11,7 @@ from workflow import audit, services
 from workflow.demo_activity import make_pdf, make_png
 from workflow.extensions import db
 from workflow.services import Forbidden, Refused, Stale
-from workflow.states import CLOSED, IN_PROGRESS, PLANNED, SUBMITTED, VERIFIED
+from workflow.vocabulary import CLOSED, IN_PROGRESS, PLANNED, SUBMITTED, VERIFIED
 
 PDF = make_pdf("ledger")
 PNG = make_png(1)

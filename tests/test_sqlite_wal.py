@@ -112,7 +112,7 @@ def test_a_writer_is_not_blocked_by_idle_checkpoints(app):
     """Commits from a thread outside any request, while the checkpointer runs
     after each: every one goes through quickly."""
     from workflow import audit
-    from workflow.app import write_transactions
+    from workflow.sqlite import write_transactions
     from workflow.extensions import db
 
     slow: list[float] = []

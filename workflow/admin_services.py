@@ -22,10 +22,11 @@ from sqlalchemy.exc import IntegrityError
 
 from auth.passwords import hash_password, password_problem
 from auth.permissions import may
-from models import Role, Unit, UnitAlias, UnitKind, User
+from models import Role, Unit, UnitAlias, User
 from workflow import audit
 from workflow.extensions import db
 from workflow.services import Forbidden, Refused, ServiceError
+from workflow.vocabulary import UnitKind
 
 USERNAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 USERNAME_MESSAGE = "用户名只能包含字母、数字、点、下划线和连字符。"

@@ -4,13 +4,22 @@ from __future__ import annotations
 import os
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import sqlite
+import models  # noqa: F401  (registers every table on the metadata for Alembic)
+from auth import session as auth_session  # noqa: F401  (user loader, session checks on auth_bp)
+from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
+from auth.blueprint import bp as auth_bp
+from auth.ratelimit import limiter
+
+from . import errors, sqlite
+from .cli import register_cli
 from .config import DEFAULT_SECRET_KEY, Config
+from .errors import bad_request
 from .extensions import csrf, db, login_manager, migrate
-# Other code imports write_transactions from here.
-from .sqlite import _WRITE_TRANSACTION, write_transactions  # noqa: F401
+from .views import admin, audit_log, inbox, plans, reports, tasks, templating
+from .views.urls import MAX_ID
 
 
 def create_app(config: Config | dict | None = None) -> Flask:
@@ -58,24 +67,15 @@ def create_app(config: Config | dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
-    import models  # noqa: F401  (registers every table on the metadata for Alembic)
-
-    from auth import session as auth_session  # noqa: F401  (user loader, session checks on auth_bp)
-    from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
-    from auth.blueprint import bp as auth_bp
-    from .views import register_blueprints
-    from .cli import register_cli
-    from . import errors
-
     # Ids from URLs fit the database's integer: a larger number is a 404, not an overflow.
     app.url_map.converters["int"] = BoundedIntConverter
     _install_request_hooks(app)
-    from auth.ratelimit import limiter
-
     limiter.init_app(app)
     _trust_proxies(app)
     app.register_blueprint(auth_bp)
-    register_blueprints(app)
+    for module in (tasks, plans, inbox, admin, audit_log, reports):
+        app.register_blueprint(module.bp)
+    templating.register(app)
     register_cli(app)
     errors.register(app)
     sqlite.install(app)
@@ -83,7 +83,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
 
 
 class BoundedIntConverter(IntegerConverter):
-    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
@@ -93,13 +93,13 @@ def _install_request_hooks(app: Flask) -> None:
         # On SQLite a request that may write takes the write lock when its
         # transaction begins (BEGIN IMMEDIATE): a second writer then waits and
         # reads the committed state, instead of failing half-way through.
-        _WRITE_TRANSACTION.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+        sqlite.write_transactions(request.method not in ("GET", "HEAD", "OPTIONS"))
 
     @app.teardown_request
     def _end_write_request(error=None):
         # The flag belongs to the request: code that runs after it in the same
         # thread (a CLI command, a test) must not begin its transactions as a writer.
-        _WRITE_TRANSACTION.set(False)
+        sqlite.write_transactions(False)
 
     @app.before_request
     def _refuse_nul_bytes():
@@ -109,8 +109,6 @@ def _install_request_hooks(app: Flask) -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             values += list(request.form.values()) + [f.filename or "" for f in request.files.values()]
         if any(isinstance(v, str) and "\x00" in v for v in values):
-            from .errors import bad_request
-
             return bad_request("提交的内容含有无效字符（空字符），未处理。请检查后重试。")
 
     @app.after_request
@@ -131,8 +129,6 @@ def _trust_proxies(app: Flask) -> None:
     and the session binding (auth/) rely on request.remote_addr being right."""
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 

@@ -14,9 +14,11 @@ from datetime import date
 from flask import has_request_context, request
 from sqlalchemy import select
 
+from models import AuditEntry, AuditHead, Role
 from workflow.extensions import db
+from workflow.machine import EVENT_LABELS
 from workflow.timeutil import utcnow
-from workflow.vocabulary import ReportKind, UnitKind
+from workflow.vocabulary import STATE_LABELS, ReportKind, UnitKind
 
 GENESIS = "0" * 64
 
@@ -58,8 +60,6 @@ def compute_hash(entry) -> str:
 
 
 def _lock_head():
-    from models import AuditHead
-
     head = db.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
@@ -72,8 +72,6 @@ def append(action: str, *, user=None, username: str | None = None, task=None, pa
            from_state: str | None = None, to_state: str | None = None, reason: str | None = None,
            details: dict | None = None, ip: str | None = None):
     """Add one entry in the caller's transaction (flushes, never commits)."""
-    from models import AuditEntry
-
     head = _lock_head()
     if ip is None and has_request_context():
         ip = request.remote_addr
@@ -136,8 +134,6 @@ def _json_value(value):
 
 
 def head_hash() -> str:
-    from models import AuditHead
-
     head = db.session.get(AuditHead, 1)
     return head.hash if head else GENESIS
 
@@ -151,8 +147,6 @@ class Problem:
 
 def verify() -> list[Problem]:
     """Walk the chain in seq order; return every break found (empty: intact)."""
-    from models import AuditEntry, AuditHead
-
     problems: list[Problem] = []
     prev_hash = GENESIS
     expected_seq = 1
@@ -220,6 +214,11 @@ _REPORT_PARAMS = {"kind": "类型", "plan": "方案编号", "unit": "单位编�
 EMPTY = "（空）"
 
 
+def _vocabulary_label(vocabulary, v) -> str:
+    """A stored value's label; a value the vocabulary does not know reads as any other value."""
+    return vocabulary(v).label if isinstance(v, str) and v in vocabulary.values() else _plain_value(v)
+
+
 def _plain_value(v) -> str:
     """Any value, readably: 是/否, ``a、b`` for a list, ``键：值，…`` for a mapping."""
     if v is None or v == "":
@@ -243,12 +242,10 @@ def _size(n) -> str:
 
 def _field_value(field: str, v, action: str) -> str:
     """One value of a user, unit or task field, as the pages show it."""
-    from models import Role
-
     if field == "role":
         return Role.LABELS.get(v, _plain_value(v))
     if field == "kind" and action.startswith("unit_"):
-        return UnitKind.label_of(v) if v in UnitKind.values() else _plain_value(v)
+        return _vocabulary_label(UnitKind, v)
     if field == "password" and v == "reset":
         return "已重置"
     return _plain_value(v)
@@ -271,10 +268,6 @@ def _change(field: str, change, action: str) -> str:
 
 
 def _value(key: str, v, action: str) -> str:
-    from models import Role
-    from workflow.machine import EVENT_LABELS
-    from workflow.states import STATE_LABELS
-
     if key == "event":
         return EVENT_LABELS.get(v, _plain_value(v))
     if key in ("state", "from_state", "to_state"):
@@ -287,7 +280,7 @@ def _value(key: str, v, action: str) -> str:
         if action in ("evidence_added", "evidence_removed"):
             return _EVIDENCE_KINDS.get(v, _plain_value(v))
         if action == "report_generated":
-            return ReportKind.label_of(v) if v in ReportKind.values() else _plain_value(v)
+            return _vocabulary_label(ReportKind, v)
         return _field_value("kind", v, action)
     if key == "backend":
         return _BACKENDS.get(v, _plain_value(v))
@@ -306,7 +299,7 @@ def _value(key: str, v, action: str) -> str:
     if key == "audit_head" and isinstance(v, dict):
         return f"第 {v.get('seq')} 条（{str(v.get('hash', ''))[:16]}…）"
     if key == "counts" and isinstance(v, dict):
-        from workflow.importer.load import COUNT_LABELS
+        from workflow.importer.load import COUNT_LABELS   # here: the importer's loader imports this module
 
         return "，".join(f"{COUNT_LABELS.get(k, k)} {_plain_value(n)}" for k, n in v.items())
     if key == "params" and isinstance(v, dict):
@@ -328,7 +321,7 @@ def describe(entry) -> list[tuple[str, str]]:
     if not isinstance(details, dict):
         return [("详情", _plain_value(details))]
     if action == "task_edited":
-        from workflow.services import EDITABLE_FIELDS
+        from workflow.services import EDITABLE_FIELDS   # here: the services import this module
 
         return [(EDITABLE_FIELDS.get(f, f), _change(f, ch, action)) for f, ch in details.items()]
     labels = {**DETAIL_LABELS, **_ACTION_DETAIL_LABELS.get(action, {})}

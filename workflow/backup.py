@@ -44,6 +44,8 @@ from sqlalchemy.engine import make_url
 
 from workflow import audit, storage
 from workflow.extensions import db
+from workflow.reports import archive
+from workflow.sqlite import write_transactions
 from workflow.timeutil import format_local, utcnow
 
 FORMAT = "luoshi-backup"
@@ -445,8 +447,6 @@ def _os_error(exc: OSError) -> str:
 
 
 def _report_path(sha: str) -> str:
-    from workflow.reports import archive
-
     return archive.path_for(sha)
 
 
@@ -705,6 +705,7 @@ def check_target_empty(backend: str) -> None:
 
 
 def _known_revisions() -> tuple[set[str], set[str]]:
+    # Here: alembic.script takes about a second to import, and only a restore needs it.
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory(current_app.extensions["migrate"].directory)
@@ -792,8 +793,6 @@ def _write_restore(verified: Verified, backend: str, target: PgTarget | None, pg
 def restore(path: Path) -> Restored:
     """Restore an archive into this (empty) instance: check it all first,
     then the database, then the files, then the audit chain."""
-    from workflow.app import write_transactions
-
     verified = verify_archive(path)
     manifest = verified.manifest
     backend = db.engine.dialect.name

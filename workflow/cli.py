@@ -11,7 +11,15 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from models import AuditEntry, Item, Plan, Task
+from workflow import audit, backup, storage
+from workflow import demo as demo_module
+from workflow.demo_activity import describe as describe_activity
+from workflow.export import plan_as_dict, plan_as_xlsx
 from workflow.extensions import db
+from workflow.importer import service
+from workflow.reports.cli import report_cli
+from workflow.sqlite import write_transactions
 
 plan_cli = AppGroup("plan", help="导入、导出实施方案。")
 audit_cli = AppGroup("audit", help="审计链。")
@@ -28,8 +36,6 @@ def plan_import(path: Path, dry_run: bool, replace_invalid: bool):
     """导入实施方案汇编（.txt UTF-8/GB18030 或 .docx）。
 
     退出码：0 成功（或已导入过、试运行通过）；1 审核发现不能导入的问题；2 文件无法读取或写入失败。"""
-    from workflow.importer import service
-
     if not path.exists():
         raise click.ClickException(f"文件不存在：{path}")
     try:
@@ -70,8 +76,6 @@ def plan_import(path: Path, dry_run: bool, replace_invalid: bool):
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="输出文件；JSON 默认输出到标准输出。")
 def plan_export(plan_id: int, fmt: str, out: Path | None):
     """导出方案（JSON 或 xlsx 台账）。"""
-    from workflow.export import plan_as_dict, plan_as_xlsx
-
     if fmt == "json":
         data = plan_as_dict(plan_id)
         if data is None:
@@ -94,8 +98,6 @@ def plan_export(plan_id: int, fmt: str, out: Path | None):
 @plan_cli.command("list")
 def plan_list():
     """列出已导入的方案。"""
-    from models import Item, Plan, Task
-
     for plan in db.session.scalars(select(Plan).order_by(Plan.id)):
         tasks = db.session.scalar(select(func.count(Task.id)).join(Item).where(Item.plan_id == plan.id))
         click.echo(f"{plan.id}\t{plan.title}\t{tasks} 条任务\t{plan.source_sha256[:12]}")
@@ -104,9 +106,6 @@ def plan_list():
 @audit_cli.command("verify")
 def audit_verify():
     """校验审计链是否完整未被篡改。"""
-    from models import AuditEntry
-    from workflow import audit
-
     problems = audit.verify()
     count = db.session.scalar(select(func.count(AuditEntry.id)))
     if problems:
@@ -121,8 +120,6 @@ def audit_verify():
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup_create(path: Path):
     """备份数据库、佐证材料和报告文件到一个归档文件（应用可照常运行）。"""
-    from workflow import backup
-
     try:
         created = backup.create(path)
     except backup.BackupError as exc:
@@ -142,8 +139,6 @@ def backup_create(path: Path):
 
 def _or_exit(action, path: Path):
     """Run a backup action; a refusal prints its problems and exits 1."""
-    from workflow import backup
-
     try:
         return action(path)
     except backup.BackupError as exc:
@@ -157,8 +152,6 @@ def _or_exit(action, path: Path):
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup_verify(path: Path):
     """校验备份文件是否完整未被改动（不恢复）。"""
-    from workflow import backup
-
     verified = _or_exit(backup.verify_archive, path)
     manifest = verified.manifest
     click.echo(f"备份完整：{verified.path}（{verified.size} 字节，sha256 {verified.sha256}），"
@@ -173,8 +166,6 @@ def backup_verify(path: Path):
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup_restore(path: Path):
     """把备份恢复到一个空的实例（先校验整个备份，再写入）。恢复期间请停止应用。"""
-    from workflow import backup
-
     try:
         restored = _or_exit(backup.restore, path)
     except OperationalError as exc:
@@ -216,9 +207,6 @@ def backup_restore(path: Path):
 @click.option("--no-hashes", is_flag=True, help="不逐个核对文件内容的哈希（更快）。")
 def storage_check(clean: bool, no_hashes: bool):
     """列出丢失、损坏、孤立和残留的文件；--clean 清理孤立与残留文件。"""
-    from workflow import storage
-    from workflow.app import write_transactions
-
     write_transactions()   # removals decide under the content lock (SQLite: BEGIN IMMEDIATE)
     found = storage.survey(check_hashes=not no_hashes)
     click.echo(f"佐证材料文件 {found.evidence_files} 个，报告存档文件 {found.report_files} 个。")
@@ -250,12 +238,8 @@ def storage_check(clean: bool, no_hashes: bool):
               help="种子文档路径（默认：仓库自带的汇编）。")
 def demo(seed_path: Path | None):
     """演示模式：导入种子汇编、创建演示账号并打印，首次运行时生成演示办理记录。"""
-    from workflow import demo as demo_module
-
     if current_app.config["LUOSHI_ENV"] == "production":
         raise click.ClickException("生产环境不能创建演示账号。")
-    from workflow.demo_activity import describe as describe_activity
-
     accounts = demo_module.load_demo(seed_path)
     db.session.commit()
     click.echo(demo_module.describe(accounts))
@@ -271,6 +255,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(backup_cli)
     app.cli.add_command(storage_cli)
     app.cli.add_command(demo)
-    from workflow.reports.cli import report_cli
-
     app.cli.add_command(report_cli)

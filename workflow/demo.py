@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from auth.passwords import hash_password
+from models import Plan, Role, Unit, User
+from workflow.demo_activity import play_activity as play
 from workflow.extensions import db
+from workflow.importer import load, service
+from workflow.vocabulary import UnitKind
 
 SEED_PATH = Path(__file__).parent / "demo_data" / "zhoucun-2022-batch1.txt"
 OFFICE_NAME = "区指挥部办公室"
@@ -46,10 +51,6 @@ def login_hint() -> LoginHint | None:
 
     Never in production: `flask demo` refuses to run there, and a production
     database that somehow holds an "office" user must not have it advertised."""
-    from flask import current_app
-
-    from models import Role, Unit, UnitKind, User
-
     if current_app.config["LUOSHI_ENV"] == "production":
         return None
     names = [name for name, _, _ in OFFICE_ACCOUNTS]
@@ -68,8 +69,6 @@ def login_hint() -> LoginHint | None:
 
 
 def _user(username: str, display: str, unit, role: str, password_hash: str) -> DemoAccount:
-    from models import Role, User
-
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         user = User(username=username, display_name=display, unit_id=unit.id, role=role,
@@ -79,9 +78,6 @@ def _user(username: str, display: str, unit, role: str, password_hash: str) -> D
 
 
 def load_demo(seed_path: Path | None = None) -> list[DemoAccount]:
-    from models import Plan, Role, Unit, UnitKind
-    from workflow.importer import service
-
     office = db.session.scalar(select(Unit).where(Unit.name == OFFICE_NAME))
     if office is None:
         office = Unit(name=OFFICE_NAME, kind=UnitKind.OFFICE)
@@ -96,8 +92,6 @@ def load_demo(seed_path: Path | None = None) -> list[DemoAccount]:
     if not db.session.scalar(select(func.count(Plan.id))):
         path = seed_path or SEED_PATH
         rv = service.review_upload(path.read_bytes(), path.name)
-        from workflow.importer import load
-
         load.write(rv, user=None)
     for unit in db.session.scalars(select(Unit).where(Unit.kind != UnitKind.OFFICE).order_by(Unit.id)):
         leader, staff = unit_usernames(unit)
@@ -117,6 +111,4 @@ def describe(accounts: list[DemoAccount]) -> str:
 def play_activity() -> dict[str, int] | None:
     """Demo activity through the services (workflow/demo_activity.py); does
     nothing and returns None once any activity exists. The caller commits."""
-    from workflow.demo_activity import play_activity as play
-
     return play()

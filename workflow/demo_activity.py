@@ -16,6 +16,7 @@ from collections import Counter
 from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
+from models import Evidence, ProgressNote, Submission, Task, TaskPart, User
 from workflow import services
 from workflow.extensions import db
 from workflow.vocabulary import TaskState
@@ -141,8 +142,6 @@ def make_png(seed: int, width: int = 48, height: int = 32) -> bytes:
 
 def already_played() -> bool:
     """Any trace of work means the activity (or real use) already happened."""
-    from models import Evidence, ProgressNote, Submission, TaskPart
-
     return bool(db.session.scalar(select(
         exists().where(TaskPart.state != TaskState.PLANNED)
         | exists(select(Submission.id)) | exists(select(ProgressNote.id)) | exists(select(Evidence.id)))))
@@ -150,8 +149,6 @@ def already_played() -> bool:
 
 class _Player:
     def __init__(self, rng: random.Random):
-        from models import User
-
         self.rng = rng
         self.users = {u.username: u for u in db.session.scalars(select(User))}
         self.office = self.users["office"]
@@ -270,8 +267,6 @@ class _Player:
         self.decide(part, "verify")
 
     def play(self) -> Counter:
-        from models import Task, TaskPart
-
         # Everything the services will walk, loaded up front: a lazy load per
         # row would cost more than the activity itself.
         parts = selectinload(Task.parts)

@@ -5,6 +5,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InternalError, OperationalError, SQLAlchemyError
 
 from workflow.extensions import db
+from workflow.sqlite import write_transactions
 
 MESSAGES = {
     400: ("请求无效", "提交的内容无法处理，请返回重试。"),
@@ -89,8 +90,6 @@ def register(app: Flask) -> None:
         current_app.logger.error("database refused the request: %s", e)
         # The page itself only reads (who is signed in, the inbox count): on
         # SQLite it must not ask for the write lock the database just refused.
-        from workflow.app import write_transactions
-
         write_transactions(False)
         try:
             return _page(503)

@@ -6,14 +6,13 @@ import io
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from models import Item, Plan, Task
 from workflow.due import deadline_value
 from workflow.extensions import db
 from workflow.vocabulary import TaskState
 
 
 def _load_plan(plan_id: int):
-    from models import Item, Plan, Task
-
     return db.session.scalar(
         select(Plan).where(Plan.id == plan_id).options(
             selectinload(Plan.chapters),
@@ -70,6 +69,7 @@ LEDGER_HEADERS = ["序号", "章节", "事项", "类别", "序", "内容", "牵�
 
 
 def plan_as_xlsx(plan_id: int) -> bytes | None:
+    # Here: openpyxl is loaded by the first ledger export, not by every process.
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter

@@ -27,7 +27,12 @@ from typing import Callable
 
 from transitions import Machine, MachineError
 
-from .states import CLOSED, IN_PROGRESS, PART_STATES, PLANNED, STATE_LABELS, SUBMITTED, TASK_STATES, VERIFIED
+from models import TaskPart
+from workflow import storage
+# Plain strings, not TaskState members: transitions names an Enum state by its member name.
+from workflow.vocabulary import (
+    CLOSED, IN_PROGRESS, PART_STATES, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, NotificationKind, SubmissionOutcome,
+    TaskState)
 
 
 class TransitionRefused(Exception):
@@ -58,7 +63,7 @@ def needs_something_new(model, inputs) -> str | None:
     # A resubmission after a return answers the return: handing in the same
     # statement with nothing new would only bounce back.
     latest = model.submissions[-1] if model.submissions else None
-    if latest is None or latest.outcome != "returned":
+    if latest is None or latest.outcome != SubmissionOutcome.RETURNED:
         return None
     statement = (inputs.get("statement") or "").strip()
     if model.pending_evidence or statement != (latest.statement or "").strip():
@@ -70,8 +75,6 @@ def needs_something_new(model, inputs) -> str | None:
 def evidence_files_present(model, inputs) -> str | None:
     # A file lost on disk (a failed disk, a hand-made clean-up) must not be
     # handed in as if it were there: the lead unit would verify nothing.
-    from workflow import storage
-
     handed_in = list(model.pending_evidence) + list(inputs.get("carry") or ())
     missing = [e.filename or "文件" for e in handed_in
                if e.kind == "file" and not storage.file_present(e.content_sha256)]
@@ -108,7 +111,7 @@ PART_AND_LEAD_UNITS = "part_and_lead_units"
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str           # the inbox's notification kind
+    kind: NotificationKind
     to: str             # one of the recipient names above
     message: str        # format fields: {task} (its label), {unit} (the part's unit), {reason}
 
@@ -132,19 +135,19 @@ EVENTS: tuple[Event, ...] = (
     Event("part", "submit", (IN_PROGRESS,), SUBMITTED, "part.submit", "提交", "已提交，等待牵头单位核验。",
           guards=(needs_statement, needs_evidence, needs_something_new, evidence_files_present),
           inputs=("statement", "carry"),
-          notices=(Notice("submitted", LEAD_LEADERS, "{unit}已提交{task}的完成材料，请核验。"),)),
+          notices=(Notice(NotificationKind.SUBMITTED, LEAD_LEADERS, "{unit}已提交{task}的完成材料，请核验。"),)),
     Event("part", "verify", (SUBMITTED,), VERIFIED, "part.verify", "核验通过", "已核验通过。",
-          notices=(Notice("verified", PART_UNIT, "{task}（{unit}）已核验通过。"),)),
+          notices=(Notice(NotificationKind.VERIFIED, PART_UNIT, "{task}（{unit}）已核验通过。"),)),
     Event("part", "return", (SUBMITTED,), IN_PROGRESS, "part.return", "退回", "已退回，并已通知承办单位。",
           guards=(needs_reason,), inputs=("reason",),
-          notices=(Notice("returned", PART_UNIT, "{task}（{unit}）被退回：{reason}"),)),
+          notices=(Notice(NotificationKind.RETURNED, PART_UNIT, "{task}（{unit}）被退回：{reason}"),)),
     # Fired on every verified part when the office reopens the task.
     Event("part", "reopen", (VERIFIED,), IN_PROGRESS, None, "重新打开", guards=(needs_reason,), inputs=("reason",)),
     Event("task", "close", (VERIFIED,), CLOSED, "task.close", "办结", "任务已办结。",
-          notices=(Notice("closed", PART_AND_LEAD_UNITS, "{task}已办结。"),)),
+          notices=(Notice(NotificationKind.CLOSED, PART_AND_LEAD_UNITS, "{task}已办结。"),)),
     Event("task", "reopen", (VERIFIED, CLOSED), IN_PROGRESS, "task.reopen", "重新打开",
           "任务已重新打开，并已通知各承办单位。", guards=(needs_reason,), inputs=("reason",),
-          notices=(Notice("reopened", PART_UNITS, "{task}已被办公室重新打开：{reason}"),)),
+          notices=(Notice(NotificationKind.REOPENED, PART_UNITS, "{task}已被办公室重新打开：{reason}"),)),
 )
 
 EVENT_BY_KEY = {(e.subject, e.trigger): e for e in EVENTS}
@@ -165,8 +168,6 @@ TASK_MACHINE = Machine(states=list(TASK_STATES), transitions=_transitions("task"
 
 
 def subject_of(model) -> str:
-    from models import TaskPart
-
     return "part" if isinstance(model, TaskPart) else "task"
 
 
@@ -180,7 +181,7 @@ def can_fire(model, event: str) -> bool:
 
 
 def _state_refusal(state: str, label: str) -> str:
-    return f"当前状态为“{STATE_LABELS.get(state, state)}”，不能执行“{label}”。"
+    return f"当前状态为“{TaskState.label_of(state)}”，不能执行“{label}”。"
 
 
 def fire(model, event: str, **context) -> tuple[str, str]:
@@ -211,10 +212,10 @@ class Rule:
 
 ACTION_RULES: dict[str, Rule] = {
     "part.progress": Rule(lambda p: p.state == IN_PROGRESS,
-                          lambda p: f"当前状态为“{STATE_LABELS[p.state]}”，只有推进中的任务可以填报进度。"
+                          lambda p: f"当前状态为“{TaskState.label_of(p.state)}”，只有推进中的任务可以填报进度。"
                                     + ("请先点击“开始办理”。" if p.state == PLANNED else "")),
     "part.evidence": Rule(lambda p: p.state == IN_PROGRESS,
-                          lambda p: f"当前状态为“{STATE_LABELS[p.state]}”，不能添加或撤回材料。"
+                          lambda p: f"当前状态为“{TaskState.label_of(p.state)}”，不能添加或撤回材料。"
                                     + ("请先点击“开始办理”。" if p.state == PLANNED else "")),
     "task.urge": Rule(lambda t: bool(open_parts(t)), lambda t: "该任务已全部提交或办结，无需催办。"),
     "task.edit": Rule(lambda t: t.state not in (VERIFIED, CLOSED),

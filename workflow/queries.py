@@ -22,24 +22,14 @@ from models import (
 from models.plan import chapter_heading
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
-from workflow.vocabulary import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, SubmissionOutcome
 from workflow.timeutil import CST
+from workflow.vocabulary import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, SubmissionOutcome, TaskKind
+from workflow.views.urls import MAX_ID, parse_id
 
 UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
 
 
 # ---------------------------------------------------------------- helpers
-
-MAX_ID = 2**31 - 1   # an id beyond the INTEGER range cannot exist (and PostgreSQL would reject the query)
-
-
-def parse_id(raw: str | None) -> int | None:
-    """A row id from user input, or None if it is not one."""
-    raw = (raw or "").strip()
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID:
-        return int(raw)
-    return None
-
 
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` literally (``%`` and ``_`` escaped)."""
@@ -85,18 +75,6 @@ def list_options():
 def task_order():
     """Document order (models/plan.py Task.document_order); the statement joins Item."""
     return Task.document_order()
-
-
-def page_number(raw: str | None) -> int:
-    value = parse_id(raw)
-    return value if value is not None and value <= 100000 else 1
-
-
-def get_row(model, row_id: int):
-    """``session.get`` for an id from a URL; None for ids that cannot exist."""
-    if not 0 < row_id <= MAX_ID:
-        return None
-    return db.session.get(model, row_id)
 
 
 # ---------------------------------------------------------------- task list
@@ -370,7 +348,7 @@ def task_ids_for_number(text: str) -> list[int] | None:
     m = TASK_NUMBER_RE.fullmatch(norm)
     if m is None:
         return None
-    kind = "task" if m["kind"] == "任" else "measure"
+    kind = next(k for k in TaskKind if k.short == m["kind"])
     return list(db.session.scalars(
         select(Task.id).join(Task.item).where(Item.number == m["item"], Task.kind == kind,
                                               Task.seq == int(m["seq"])).order_by(Task.id)))

@@ -20,8 +20,8 @@ from models import Evidence, Notification, ProgressNote, Role, Submission, User
 from workflow import audit, machine, storage
 from workflow.extensions import db
 from workflow.machine import Event, refusal
-from workflow.states import CLOSED, IN_PROGRESS, VERIFIED
 from workflow.timeutil import utcnow
+from workflow.vocabulary import CLOSED, IN_PROGRESS, VERIFIED, NotificationKind, SubmissionOutcome
 
 
 class ServiceError(Exception):
@@ -80,7 +80,7 @@ def _stale_as_refusal(service):
 
 # ---------------------------------------------------------------- notifications
 
-def notify_units(units, task, kind: str, message: str, exclude_user=None, roles=None) -> None:
+def notify_units(units, task, kind: NotificationKind, message: str, exclude_user=None, roles=None) -> None:
     """One inbox row per active user of the units (optionally only some roles)."""
     unit_ids = list(dict.fromkeys(u.id for u in units))
     if not unit_ids:
@@ -215,14 +215,14 @@ def submit_part(part, user, statement: str | None, *, carry=(), expected_version
 @transition("part", "verify")
 def verify_part(part, user, *, expected_version=None):
     fired = _fire(part, "verify", user, expected_version=expected_version)
-    submission = _decide(part, user, "verified")
+    submission = _decide(part, user, SubmissionOutcome.VERIFIED)
     return _record(fired, user, submission=submission.number)
 
 
 @transition("part", "return")
 def return_part(part, user, reason: str | None, *, expected_version=None):
     fired = _fire(part, "return", user, expected_version=expected_version, reason=reason)
-    submission = _decide(part, user, "returned", fired.inputs["reason"])
+    submission = _decide(part, user, SubmissionOutcome.RETURNED, fired.inputs["reason"])
     _unfinished(part)
     return _record(fired, user, submission=submission.number)
 
@@ -240,7 +240,7 @@ def reopen_task(task, user, reason: str | None, *, expected_version=None):
         if part.state == VERIFIED:
             part_fired = _fire(part, "reopen", user, reason=fired.inputs["reason"])
             if part.submissions:
-                part.submissions[-1].outcome = "reopened"
+                part.submissions[-1].outcome = SubmissionOutcome.REOPENED
             _unfinished(part)
             _flush()
             audit.append("transition", user=user, part=part, from_state=part_fired.source,
@@ -254,7 +254,7 @@ def apply(obj, trigger: str, user, **inputs):
     return TRANSITIONS[(machine.subject_of(obj), trigger)](obj, user, **inputs)
 
 
-def _decide(part, user, outcome: str, reason: str | None = None):
+def _decide(part, user, outcome: SubmissionOutcome, reason: str | None = None):
     latest = part.submissions[-1]
     latest.outcome = outcome
     latest.decided_by_id = user.id
@@ -414,7 +414,7 @@ def urge(task, user, message: str | None = None):
     _require(user, "task.urge", task)
     behind = machine.open_parts(task)
     message = (message or "").strip() or "请抓紧推进并按时提交完成材料。"
-    notify_units([p.unit for p in behind], task, "urged", f"办公室催办{task.label}：{message}")
+    notify_units([p.unit for p in behind], task, NotificationKind.URGED, f"办公室催办{task.label}：{message}")
     audit.append("urge", user=user, task=task, reason=message, details={"units": [p.unit.name for p in behind]})
     _flush()
 

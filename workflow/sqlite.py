@@ -30,7 +30,7 @@ import time
 from contextvars import ContextVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,6 @@ def install(app) -> None:
     if not is_sqlite(uri):
         return
     idle = app.config.get("SQLITE_IDLE_CHECKPOINT_SECONDS", DEFAULT_IDLE_SECONDS)
-    from sqlalchemy.engine import make_url
-
     path = make_url(uri).database
     if idle and path and path != ":memory:":
         _checkpointer.register(path, float(idle))

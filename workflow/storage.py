@@ -28,6 +28,7 @@ import zipfile
 from flask import current_app
 from sqlalchemy import exists, select, text
 
+from models import Evidence, ReportArchive
 from workflow.extensions import db
 from workflow.text import clean_line
 
@@ -192,8 +193,6 @@ def write_once(target: str, data: bytes) -> bool:
 
 
 def is_referenced(sha256: str) -> bool:
-    from models import Evidence
-
     return bool(db.session.scalar(select(exists().where(Evidence.content_sha256 == sha256))))
 
 
@@ -309,7 +308,7 @@ def _walk(folder: str):
 
 def survey(check_hashes: bool = True) -> Survey:
     """Compare the files on disk with the rows that reference them."""
-    from models import Evidence, ReportArchive
+    # Here, not at the top: the report archive imports this module (write_once).
     from workflow.reports import archive as report_archive
 
     result = Survey()

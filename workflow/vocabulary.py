@@ -94,6 +94,15 @@ class SubmissionOutcome(Vocabulary):
     VERIFIED = "verified", "已核验"
     REOPENED = "reopened", "已重新打开"    # verified, then the office reopened the task
 
+    @classmethod
+    def decision_of(cls, value: str | None) -> str:
+        """What the lead unit decided, as a submission's history says it ("" while pending)."""
+        return _DECISIONS.get(value, "")
+
+
+_DECISIONS = {SubmissionOutcome.RETURNED: "退回", SubmissionOutcome.VERIFIED: "核验通过",
+              SubmissionOutcome.REOPENED: "核验通过（后重新打开）"}
+
 
 class NotificationKind(Vocabulary):
     """Inbox messages (one row per recipient)."""
@@ -139,7 +148,7 @@ class ReportStatus(Vocabulary):
         return (cls.PENDING.value, cls.RUNNING.value)
 
 
-# ------------------------------------------------------------------ the names workflow/states.py had
+# ------------------------------------------------------------------ states as plain strings
 
 # Plain strings (see Vocabulary.values): machine.py hands these to transitions.
 PLANNED = TaskState.PLANNED.value

@@ -5,13 +5,13 @@ only becomes rows once the office confirms it (see ``load.py``).
 """
 from __future__ import annotations
 
-#: The chapter that holds items written before any chapter heading (shown without a number).
-UNNAMED_CHAPTER = "（未分章）"
-
 from dataclasses import dataclass, field
 from datetime import date
 
-from workflow.vocabulary import ClauseSource
+from workflow.vocabulary import ClauseSource, TaskKind
+
+#: The chapter that holds items written before any chapter heading (shown without a number).
+UNNAMED_CHAPTER = "（未分章）"
 
 
 @dataclass
@@ -30,7 +30,7 @@ class DraftContact:
 
 @dataclass
 class DraftTask:
-    kind: str                    # "task" (工作任务) | "measure" (保障措施)
+    kind: TaskKind
     seq: int                     # 1-based order within (item, kind)
     text: str
     lead_units: list[str] = field(default_factory=list)         # names as written

@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from models import Chapter, Contact, Item, Plan, Section, Task, TaskPart, Unit, UnitAlias
+from models.plan import item_owner_units, task_lead_units, task_responsible_units, task_sections
+from workflow import audit
 from workflow.extensions import db
+from workflow.vocabulary import TaskKind
 
 from .aliases import DEFAULT_ALIASES, fuzzy_key
 from .draft import Draft, DraftWarning
+from .units import unit_kind
 
 
 def sha256_of(data: bytes) -> str:
@@ -116,8 +121,6 @@ def _written_unit_names(draft: Draft) -> list[str]:
 def plan_units(draft: Draft) -> tuple[UnitPlan, list[DraftWarning]]:
     """Resolve every unit name in the draft against the database and the known
     aliases, without writing anything."""
-    from models import Unit, UnitAlias
-
     existing = {u.name for u in db.session.scalars(select(Unit))}
     db_aliases = {a.alias: a.unit.name for a in db.session.scalars(select(UnitAlias))}
     written = _written_unit_names(draft)
@@ -169,8 +172,6 @@ def _working_units(lead: list[str], responsible: list[str]) -> list[str]:
 
 
 def review(draft: Draft, data: bytes, filename: str) -> Review:
-    from models import Plan
-
     sha = sha256_of(data)
     existing_id = db.session.scalar(select(Plan.id).where(Plan.source_sha256 == sha))
     units, unit_warnings = plan_units(draft)
@@ -189,8 +190,8 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
         "items": len(draft.items),
         "sub_items": sum(1 for i in draft.items if i.parent),
         "not_applicable": sum(1 for i in draft.items if not i.applicable),
-        "tasks": sum(1 for t in tasks if t.kind == "task"),
-        "measures": sum(1 for t in tasks if t.kind == "measure"),
+        "tasks": sum(1 for t in tasks if t.kind == TaskKind.TASK),
+        "measures": sum(1 for t in tasks if t.kind == TaskKind.MEASURE),
         "units": len(set(units.canonical.values())),
         "parts": sum(len(set(units.canonical[n] for n in _working_units(t.lead_units, t.responsible_units)))
                      for t in tasks),
@@ -224,8 +225,6 @@ def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[D
     numbers that fit their columns, every stored string within its column's
     length (PostgreSQL refuses longer ones; SQLite would keep them), a dated task
     never long-term."""
-    from models import Chapter, Contact, Item, Plan, Section, Task, Unit, UnitAlias
-
     problems: list[DraftWarning] = []
 
     def problem(code: str, message: str, line: int | None = None, item: str | None = None):
@@ -289,7 +288,7 @@ def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[D
             too_long(UnitAlias, "alias", name, f"第{d.number}项的牵头单位名称", last, d.number)
             too_long(Unit, "name", units.canonical.get(name, name), f"第{d.number}项的牵头单位名称", last, d.number)
         for t in d.tasks:
-            where = f"第{d.number}项 {'工作任务' if t.kind == 'task' else '保障措施'}第{t.seq}条"
+            where = f"第{d.number}项 {TaskKind.label_of(t.kind)}第{t.seq}条"
             tline = t.source_lines[-1] if t.source_lines else line
             too_long(Task, "deadline_text", t.deadline_text, f"{where}的完成时限", tline, d.number)
             if t.long_term and t.deadline is not None:
@@ -310,12 +309,6 @@ def writability_problems(draft: Draft, units: UnitPlan, filename: str) -> list[D
 def write(rv: Review, user=None):
     """Write the reviewed draft. Flushes, never commits: the caller commits, so
     that a failure anywhere leaves nothing behind. Returns the Plan."""
-    from models import Chapter, Contact, Item, Plan, Section, Task, TaskPart, Unit, UnitAlias
-    from models.plan import item_owner_units, task_lead_units, task_responsible_units, task_sections
-    from workflow import audit
-
-    from .units import unit_kind
-
     if rv.already_imported:
         return db.session.get(Plan, rv.existing_plan_id)
     draft = rv.draft

@@ -54,7 +54,7 @@ from datetime import date
 from pathlib import Path
 
 from workflow.text import clean_text, display_changing
-from workflow.vocabulary import ClauseSource
+from workflow.vocabulary import ClauseSource, TaskKind
 
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
@@ -77,7 +77,7 @@ SECTION_LABELS: dict[str, tuple[str, ...]] = {
 SECTION_NAMES = {"policy": "政策原文", "explanation": "情况说明", "goal": "落实目标",
                  "tasks": "工作任务", "measures": "保障措施"}
 #: Sections whose paragraphs are task entries, and the DraftTask.kind they produce.
-ENTRY_SECTIONS = {"tasks": "task", "measures": "measure"}
+ENTRY_SECTIONS = {"tasks": TaskKind.TASK, "measures": TaskKind.MEASURE}
 
 CLAUSE_LABELS: dict[str, tuple[str, ...]] = {
     "lead": ("牵头单位", "牵头部门", "主责单位", "主办单位", "牵头"),
@@ -347,6 +347,7 @@ def _docx_text(data: bytes) -> str:
     except zipfile.BadZipFile:
         raise DocumentError("该文件已损坏或不是有效的 Word（.docx）文档。") from None
     try:
+        # Here: python-docx is loaded by the first .docx, not by every process.
         from docx import Document
         from docx.table import Table
         document = Document(io.BytesIO(data))

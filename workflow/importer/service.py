@@ -9,6 +9,7 @@ from workflow.text import clean_line
 from . import load
 from .draft import DocumentError  # noqa: F401  (re-exported for callers)
 from .parse import InvalidBytesError  # noqa: F401  (re-exported for callers)
+from .parse import parse_bytes
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
@@ -25,8 +26,6 @@ def review_upload(data: bytes, filename: str, replace_invalid: bool = False) -> 
     ``replace_invalid`` is not set (with it, they are read as U+FFFD and warned)."""
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DocumentError("文件过大（超过 20 MB），不像是一份实施方案汇编。")
-    from .parse import parse_bytes
-
     filename = clean_line(filename or "") or "document"
     draft = parse_bytes(data, filename, replace_invalid=replace_invalid)
     return load.review(draft, data, filename)

@@ -19,6 +19,8 @@ import calendar
 import re
 from datetime import date
 
+from workflow.vocabulary import UnitKind
+
 # --------------------------------------------------------------------------- text
 
 # Characters rewritten by ``canon``.  Chinese brackets/colons/commas are the canonical
@@ -163,7 +165,7 @@ def split_units(text: str) -> list[str]:
     return split_unit_list(text)[0]
 
 
-def unit_kind(name: str) -> str:
+def unit_kind(name: str) -> UnitKind:
     """Classify a unit name: office | bureau | branch | center | town | group | other.
 
     Ordered from the most specific ending to the least: ``…局周村分局`` is a branch
@@ -171,18 +173,18 @@ def unit_kind(name: str) -> str:
     """
     name = squash(name)
     if name == COLLECTIVE_TOWNS or name.startswith("各"):
-        return "group"
+        return UnitKind.GROUP
     if name.endswith("办公室") or "指挥部" in name:
-        return "office"
+        return UnitKind.OFFICE
     if name.endswith("分局"):
-        return "branch"
+        return UnitKind.BRANCH
     if name.endswith("中心"):
-        return "center"
+        return UnitKind.CENTER
     if re.search(r"(镇|街道|街道办事处|开发区|园区|管委会)$", name):
-        return "town"
+        return UnitKind.TOWN
     if re.search(r"(局|委|办|委员会)$", name):
-        return "bureau"
-    return "other"
+        return UnitKind.BUREAU
+    return UnitKind.OTHER
 
 
 _JURISDICTION = re.compile(r"^(?:区|市|县|省|国家|各)")

@@ -26,11 +26,15 @@ from datetime import date, datetime, time, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from models import AuditEntry, AuditHead, Item, Notification, Plan, ReportArchive, Unit
 from workflow import audit
 from workflow.extensions import db
-from workflow.timeutil import CST, today_local, utcnow
+from workflow.sqlite import write_transactions
+from workflow.storage import storage_failure_message, write_once
+from workflow.timeutil import CST, format_local, today_local, utcnow
 from workflow.vocabulary import NotificationKind, ReportKind, ReportStatus
 
+from . import charts
 from . import data as report_data
 from .render import html_to_pdf, render_template_html
 
@@ -108,8 +112,6 @@ def parse_as_of(value) -> date:
 
 def make_params(kind: str, *, plan_id=None, unit_id=None, item_number=None, as_of=None) -> Params:
     """Check and normalise what the user asked for; raise ReportError (Chinese)."""
-    from models import Item, Plan, Unit
-
     if kind not in ReportKind.values():
         raise ReportError("报告类型无效，请选择总体进展、单位报告或事项详情。")
     if plan_id in (None, ""):
@@ -156,16 +158,12 @@ def params_from_archive(archive) -> Params:
 # ------------------------------------------------------------------ audit heads
 
 def chain_head() -> tuple[int, str]:
-    from models import AuditHead
-
     head = db.session.get(AuditHead, 1)
     return (head.seq, head.hash) if head is not None else (0, audit.GENESIS)
 
 
 def input_head() -> str:
     """Hash of the last audit entry that may change what a report shows."""
-    from models import AuditEntry
-
     found = db.session.scalar(
         select(AuditEntry.hash).where(AuditEntry.action.not_in(NON_DATA_ACTIONS))
         .order_by(AuditEntry.seq.desc()).limit(1))
@@ -176,8 +174,6 @@ def input_head() -> str:
 
 def find_reusable(params: Params, head: str):
     """A finished archive entry for these parameters and data, if any."""
-    from models import ReportArchive
-
     for row in db.session.scalars(
             select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
                                         ReportArchive.status == ReportStatus.DONE).order_by(ReportArchive.id)):
@@ -187,8 +183,6 @@ def find_reusable(params: Params, head: str):
 
 
 def find_in_flight(params: Params, head: str):
-    from models import ReportArchive
-
     return db.session.scalar(
         select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
                                     ReportArchive.status.in_(ReportStatus.working()),
@@ -198,8 +192,6 @@ def find_in_flight(params: Params, head: str):
 
 def expire_stale() -> int:
     """Mark jobs that can no longer finish (their process is gone) as failed."""
-    from models import ReportArchive
-
     stale = db.session.scalars(select(ReportArchive).where(
         ReportArchive.status.in_(ReportStatus.working()), ReportArchive.created_at < utcnow() - STALE_AFTER)).all()
     for row in stale:
@@ -219,8 +211,6 @@ class Request:
 def request_report(params: Params, user=None) -> Request:
     """Find or create the archive entry for these parameters (caller commits).
     A reused entry is itself audited, so the trail shows who obtained which report."""
-    from models import ReportArchive
-
     head = input_head()
     reusable = find_reusable(params, head)
     if reusable is not None:
@@ -243,8 +233,6 @@ def request_report(params: Params, user=None) -> Request:
 
 
 def _plan(plan_id: int):
-    from models import Plan
-
     return db.session.get(Plan, plan_id)
 
 
@@ -269,10 +257,6 @@ def begin_snapshot() -> None:
 
 def build_html(params: Params, generator: str) -> Built:
     """Read the data and fill the template (inside begin_snapshot's transaction)."""
-    from models import Item, Plan, Unit
-
-    from . import charts
-
     seq, chain = chain_head()
     head = input_head()
     plan = db.session.get(Plan, params.plan)
@@ -315,8 +299,6 @@ def build_html(params: Params, generator: str) -> Built:
 
 
 def describe_params(params: Params, plan=None) -> str:
-    from models import Unit
-
     parts = [f"类型 {ReportKind(params.kind).label}", f"方案 {params.plan}"]
     if params.unit is not None:
         unit = db.session.get(Unit, params.unit)
@@ -345,9 +327,6 @@ def run(archive_id: int) -> None:
     """Render one pending archive entry to the end (done or failed), committing
     as it goes. The rendering itself runs outside any transaction, so the
     database is never held while WeasyPrint works."""
-    from models import ReportArchive
-    from workflow.app import write_transactions
-
     write_transactions(True)
     archive = db.session.get(ReportArchive, archive_id)
     if archive is None or archive.status not in ReportStatus.working():
@@ -398,8 +377,6 @@ def run(archive_id: int) -> None:
 
 
 def _notify(archive, message: str) -> None:
-    from models import Notification
-
     if archive.created_by_id is None:
         return
     db.session.add(Notification(user_id=archive.created_by_id, kind=NotificationKind.REPORT, message=message, created_at=utcnow()))
@@ -419,8 +396,6 @@ def path_for(sha256: str) -> str:
 
 def store(pdf: bytes) -> str:
     """Write the PDF under its sha256 (never half-written: see storage.write_once)."""
-    from workflow.storage import storage_failure_message, write_once
-
     sha = hashlib.sha256(pdf).hexdigest()
     try:
         write_once(path_for(sha), pdf)
@@ -440,8 +415,6 @@ def read_pdf(archive) -> bytes:
 
 def verify_bytes(content: bytes) -> list:
     """The finished archive entries whose PDF is exactly these bytes."""
-    from models import ReportArchive
-
     sha = hashlib.sha256(content).hexdigest()
     return db.session.scalars(select(ReportArchive).where(ReportArchive.sha256 == sha,
                                                           ReportArchive.status == ReportStatus.DONE)
@@ -449,8 +422,6 @@ def verify_bytes(content: bytes) -> list:
 
 
 def describe_archive(archive) -> str:
-    from workflow.timeutil import format_local
-
     who = generator_label(archive.created_by) if archive.created_by_id else CLI_GENERATOR
     return (f"存档 #{archive.id}：{describe_params(params_from_archive(archive))}；生成人 {who}；"
             f"生成于 {format_local(archive.finished_at)}；{archive.pages or '?'} 页；"

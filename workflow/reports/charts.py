@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from workflow.vocabulary import STATE_LABELS, TASK_STATES
+from workflow.vocabulary import STATE_LABELS, TASK_STATES, TaskState
 
 FONT = "Noto Sans CJK SC"
 STATE_COLOURS = {
-    "planned": "#a0aec0", "in_progress": "#3b82f6", "submitted": "#d69e2e", "verified": "#38a169",
-    "closed": "#2d3748",
+    TaskState.PLANNED: "#a0aec0", TaskState.IN_PROGRESS: "#3b82f6", TaskState.SUBMITTED: "#d69e2e",
+    TaskState.VERIFIED: "#38a169", TaskState.CLOSED: "#2d3748",
 }
 WIDTH = 640  # CSS px: 169 mm, the A4 text width at our margins
 

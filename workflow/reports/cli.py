@@ -9,8 +9,13 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from models import ReportArchive, User
 from workflow.extensions import db
+from workflow.sqlite import write_transactions
+from workflow.timeutil import format_local
 from workflow.vocabulary import ReportStatus
+
+from . import archive, jobs, render
 
 report_cli = AppGroup("report", help="进展报告。")
 
@@ -26,11 +31,6 @@ report_cli = AppGroup("report", help="进展报告。")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="输出 PDF 文件")
 def generate(kind, plan_id, unit_id, item_number, as_of, username, out: Path):
     """生成报告（同步），存档并写入 --out。"""
-    from models import ReportArchive, User
-    from workflow.app import write_transactions
-
-    from . import archive, jobs, render
-
     if not render.harfbuzz_subset_available():
         click.echo("警告：" + render.HARFBUZZ_MISSING_MESSAGE, err=True)
     write_transactions(True)
@@ -72,8 +72,6 @@ def generate(kind, plan_id, unit_id, item_number, as_of, username, out: Path):
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def verify(path: Path):
     """校验 PDF 是否为未经改动的存档报告（按 sha256 查存档）。"""
-    from . import archive
-
     if not path.is_file():
         raise click.ClickException(f"文件不存在：{path}")
     matches = archive.verify_bytes(path.read_bytes())
@@ -90,11 +88,6 @@ def verify(path: Path):
 @click.option("--limit", type=int, default=20, show_default=True)
 def list_reports(limit: int):
     """列出最近的存档报告。"""
-    from models import ReportArchive
-    from workflow.timeutil import format_local
-
-    from . import archive
-
     for row in db.session.scalars(select(ReportArchive).order_by(ReportArchive.id.desc()).limit(limit)):
         click.echo(f"#{row.id}\t{row.kind_label}\t{row.status_label}\t截至 {row.params.get('as_of')}\t"
                    f"{format_local(row.created_at)}\t{row.filename or ''}\t{(row.sha256 or '')[:16]}")

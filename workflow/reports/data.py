@@ -13,8 +13,12 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
+from models import AuditEntry, Evidence, Item, Submission, Task, TaskPart, task_lead_units
+from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, LATE, NEAR, days_late, deadline_shown, due_status
 from workflow.extensions import db
+from workflow.machine import EVENT_LABELS
+from workflow.services import EDITABLE_FIELDS
 from workflow.timeutil import format_local
 from workflow.vocabulary import PART_STATES, STATE_LABELS, TASK_STATES, SubmissionOutcome, TaskKind, TaskState
 
@@ -85,8 +89,6 @@ def plan_header(plan) -> dict:
 
 
 def _plan_tasks(plan_id: int):
-    from models import Item, Task, TaskPart
-
     tasks = db.session.scalars(
         select(Task).join(Item).where(Item.plan_id == plan_id).options(
             joinedload(Task.item),
@@ -99,8 +101,6 @@ def _plan_tasks(plan_id: int):
 # ------------------------------------------------------------------ overall
 
 def overall(plan, as_of: date, near_days: int) -> dict:
-    from models import Item
-
     tasks = _plan_tasks(plan.id)
     items = db.session.scalars(
         select(Item).where(Item.plan_id == plan.id).order_by(Item.position)
@@ -201,8 +201,6 @@ def _submission_rows(part) -> list[dict]:
 
 
 def _parts_of_unit(plan_id: int, unit_id: int):
-    from models import Evidence, Item, Submission, Task, TaskPart
-
     parts = db.session.scalars(
         select(TaskPart).join(Task).join(Item).where(Item.plan_id == plan_id, TaskPart.unit_id == unit_id)
         .options(
@@ -218,8 +216,6 @@ def _parts_of_unit(plan_id: int, unit_id: int):
 
 
 def unit(plan, unit, as_of: date, near_days: int) -> dict:
-    from models import Item, Task, TaskPart, task_lead_units
-
     parts = _parts_of_unit(plan.id, unit.id)
     led = db.session.scalars(
         select(Task).join(Item).join(task_lead_units, task_lead_units.c.task_id == Task.id)
@@ -278,10 +274,6 @@ def unit(plan, unit, as_of: date, near_days: int) -> dict:
 # ------------------------------------------------------------------ item
 
 def _timeline(task_ids: list[int]) -> dict[int, list[dict]]:
-    from models import AuditEntry
-    from workflow.audit import ACTION_LABELS
-    from workflow.machine import EVENT_LABELS
-
     entries = db.session.scalars(
         select(AuditEntry).where(AuditEntry.task_id.in_(task_ids)).order_by(AuditEntry.seq)
         .options(joinedload(AuditEntry.user), joinedload(AuditEntry.unit))).all() if task_ids else []
@@ -305,8 +297,6 @@ def _timeline(task_ids: list[int]) -> dict[int, list[dict]]:
         if e.reason:
             notes.append(f"理由：{e.reason}")
         if e.action == "task_edited":
-            from workflow.services import EDITABLE_FIELDS
-
             notes.append("修改：" + "、".join(EDITABLE_FIELDS.get(k, k) for k in details))
         who = e.user.display_name if e.user is not None else (e.username or "系统")
         out[e.task_id].append({"seq": e.seq, "at": format_local(e.at), "who": who,
@@ -316,8 +306,6 @@ def _timeline(task_ids: list[int]) -> dict[int, list[dict]]:
 
 
 def item(plan, item_obj, as_of: date, near_days: int) -> dict:
-    from models import Evidence, Item, Submission, Task, TaskPart
-
     items = [item_obj] + list(item_obj.children)
     item_ids = [i.id for i in items]
     tasks = db.session.scalars(

@@ -14,6 +14,10 @@ import os
 import queue
 import threading
 
+from workflow.extensions import db
+
+from . import archive
+
 log = logging.getLogger(__name__)
 
 _queue: queue.Queue = queue.Queue()
@@ -59,10 +63,6 @@ def _work() -> None:
 
 def run_now(app, archive_id: int) -> None:
     """Render in this thread, in a fresh app context (own session)."""
-    from workflow.extensions import db
-
-    from . import archive
-
     with app.app_context():
         try:
             archive.run(archive_id)

@@ -62,6 +62,8 @@ class AssetRefused(ValueError):
 
 
 def _fetcher_class():
+    # WeasyPrint is imported where a PDF is made: it takes about two seconds, and
+    # web and CLI processes that never render one should not pay for it.
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class SafeFetcher(URLFetcher):

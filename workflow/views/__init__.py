@@ -1,10 +1,5 @@
-from flask import Flask
+"""The web views, one blueprint a module; workflow/app.py registers them.
 
-
-def register_blueprints(app: Flask) -> None:
-    from . import admin, audit_log, inbox, plans, reports, tasks
-    from .helpers import register_template_helpers
-
-    for module in (tasks, plans, inbox, admin, audit_log, reports):
-        app.register_blueprint(module.bp)
-    register_template_helpers(app)
+This file stays empty: workflow/queries.py imports workflow.views.urls, and
+anything imported here would then load with every query module (a cycle).
+"""

@@ -12,6 +12,7 @@ from workflow.extensions import db
 
 from .forms import AliasForm, NewUserForm, UnitForm, UserForm, choices
 from .helpers import commit_service, require
+from .urls import get_row, page_number, parse_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -24,7 +25,7 @@ def _only_admins():
 
 
 def _page(stmt):
-    return db.paginate(stmt, page=queries.page_number(request.args.get("page")),
+    return db.paginate(stmt, page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
 
 
@@ -57,7 +58,7 @@ def _flash_first(form) -> None:
 def users():
     role = request.args.get("role") or None
     q = (request.args.get("q") or "").strip()[:64] or None
-    unit_id = queries.parse_id(request.args.get("unit"))
+    unit_id = parse_id(request.args.get("unit"))
     page = _page(queries.users_list(unit_id, role if role in Role.ALL else None, q))
     return render_template("admin/users.html", page=page, units=queries.all_units(), roles=Role.LABELS,
                            unit_id=unit_id, role=role, q=q or "")
@@ -67,8 +68,8 @@ def users():
 def new_user():
     form = NewUserForm()
     form.unit_id.choices = _unit_choices()
-    if request.method == "GET" and queries.parse_id(request.args.get("unit")):
-        form.unit_id.data = queries.parse_id(request.args.get("unit"))
+    if request.method == "GET" and parse_id(request.args.get("unit")):
+        form.unit_id.data = parse_id(request.args.get("unit"))
     if form.validate_on_submit():
         created, error = commit_service(lambda: admin_services.create_user(
             _me(), username=form.username.data, display_name=form.display_name.data, unit_id=form.unit_id.data,
@@ -85,7 +86,7 @@ def new_user():
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 def edit_user(user_id: int):
-    user = queries.get_row(User, user_id)
+    user = get_row(User, user_id)
     if user is None:
         abort(404)
     form = UserForm(obj=user)
@@ -136,7 +137,7 @@ def new_unit():
 
 @bp.route("/units/<int:unit_id>", methods=["GET", "POST"])
 def edit_unit(unit_id: int):
-    unit = queries.get_row(Unit, unit_id)
+    unit = get_row(Unit, unit_id)
     if unit is None:
         abort(404)
     form = UnitForm(unit=unit)
@@ -180,7 +181,7 @@ def aliases():
 
 @bp.route("/aliases/<int:alias_id>/delete", methods=["POST"])
 def delete_alias(alias_id: int):
-    row = queries.get_row(UnitAlias, alias_id)
+    row = get_row(UnitAlias, alias_id)
     if row is None:
         abort(404)
     details, error = commit_service(lambda: admin_services.remove_alias(row, _me()))
@@ -193,7 +194,7 @@ def delete_alias(alias_id: int):
 
 def _back_or(default: str):
     """Back to the unit page the form was on (its alias list), else ``default``."""
-    back = queries.parse_id(request.form.get("back"))
+    back = parse_id(request.form.get("back"))
     if back:
         return redirect(url_for("admin.edit_unit", unit_id=back))
     return redirect(default)

@@ -2,6 +2,7 @@
 chain intact, and is an uploaded PDF an archived report."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, flash, render_template, request
@@ -10,13 +11,16 @@ from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import func, select
 from wtforms import SubmitField
 
+from models import AuditEntry
 from workflow import audit, queries
 from workflow.audit import ACTION_LABELS, describe
 from workflow.extensions import db
+from workflow.reports import archive
 from workflow.vocabulary import ReportKind
 
 from .forms import FlaskForm
 from .helpers import require
+from .urls import page_number
 
 bp = Blueprint("audit_log", __name__)
 
@@ -28,7 +32,7 @@ def index():
     filters = queries.AuditFilters.from_args(request.args)
     for message in filters.errors:
         flash(message, "warning")
-    page = db.paginate(queries.audit_entries(filters), page=queries.page_number(request.args.get("page")),
+    page = db.paginate(queries.audit_entries(filters), page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.all_units(),
                            actions=ACTION_LABELS, describe=describe)
@@ -52,8 +56,6 @@ class ChainState:
 
 
 def chain_state() -> ChainState:
-    from models import AuditEntry
-
     problems = audit.verify()
     count = db.session.scalar(select(func.count(AuditEntry.id))) or 0
     first = db.session.scalar(select(AuditEntry).order_by(AuditEntry.seq).limit(1))
@@ -84,8 +86,6 @@ class ReportCheck:
 
 
 def _archived(row) -> ArchivedReport:
-    from workflow.reports import archive
-
     params = archive.params_from_archive(row)
     who = archive.generator_label(row.created_by) if row.created_by_id else archive.CLI_GENERATOR
     return ArchivedReport(row.id, ReportKind.label_of(row.kind), archive.describe_params(params),
@@ -119,10 +119,6 @@ def integrity():
 @bp.route("/audit/integrity", methods=["POST"])
 @login_required
 def check_report():
-    import hashlib
-
-    from workflow.reports import archive
-
     require("audit.view")
     form = ReportCheckForm()
     if not form.validate_on_submit():

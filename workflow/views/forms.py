@@ -19,9 +19,12 @@ from wtforms.i18n import get_translations
 from wtforms import BooleanField, DateField, Field, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from models import Role, UnitKind
+from models import Role
 from workflow import admin_services
 from workflow.text import clean_line, clean_text
+from workflow.vocabulary import UnitKind
+
+from .urls import parse_id
 
 _ZH = get_translations(["zh"])
 
@@ -80,10 +83,10 @@ class IdListField(Field):
     def process_formdata(self, valuelist):
         self.data = []
         for raw in valuelist:
-            raw = (raw or "").strip()
-            if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31):
+            value = parse_id(raw)
+            if value is None:
                 raise ValueError("所选材料无效，请刷新页面后重新选择。")
-            self.data.append(int(raw))
+            self.data.append(value)
 
     def _value(self):
         return ""

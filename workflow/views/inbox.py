@@ -10,22 +10,15 @@ from workflow import queries
 from workflow.extensions import db
 from workflow.timeutil import utcnow
 
-from .helpers import safe_next
+from .urls import get_row, page_number, safe_next
 
 bp = Blueprint("inbox", __name__)
-
-@bp.app_context_processor
-def _unread():
-    # The header shows the count on every page of a signed-in user.
-    if current_user.is_authenticated:
-        return {"unread_inbox": queries.unread_count(current_user)}
-    return {"unread_inbox": 0}
 
 
 @bp.route("/inbox")
 @login_required
 def index():
-    page = db.paginate(queries.inbox(current_user), page=queries.page_number(request.args.get("page")),
+    page = db.paginate(queries.inbox(current_user), page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
     return render_template("inbox/index.html", page=page)
 
@@ -33,7 +26,7 @@ def index():
 @bp.route("/inbox/<int:notification_id>/read", methods=["POST"])
 @login_required
 def read(notification_id: int):
-    note = queries.get_row(Notification, notification_id)
+    note = get_row(Notification, notification_id)
     # Someone else's notification is answered as missing, not as forbidden.
     if note is None or note.user_id != current_user.id:
         abort(404)

@@ -1,19 +1,24 @@
 """Plans: list, upload → review → confirm, browse items, export."""
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
 from flask_login import current_user, login_required
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 from wtforms import HiddenField, SubmitField
 
+from models import Chapter, Item, Plan, Task
+from workflow.export import plan_as_dict, plan_as_xlsx
 from workflow.extensions import db
-from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message, write_once
 from workflow.importer import service
 from workflow.importer.load import COUNT_LABELS, PROBLEM_LABELS, WARNING_LABELS, Review, sha256_of
+from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message, write_once
 
 from .forms import FlaskForm
 from .helpers import require
@@ -96,8 +101,6 @@ def _review_page(rv, replace_invalid: bool = False):
 @bp.route("/")
 @login_required
 def index():
-    from models import Plan
-
     require("plan.view")
     plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
     return render_template("plans/index.html", plans=plans)
@@ -197,13 +200,6 @@ def confirm():
 @bp.route("/<int:plan_id>")
 @login_required
 def detail(plan_id: int):
-    from models import Plan
-
-    from sqlalchemy import func
-    from sqlalchemy.orm import selectinload
-
-    from models import Chapter, Item, Task
-
     require("plan.view")
     plan = db.session.scalar(select(Plan).where(Plan.id == plan_id).options(
         selectinload(Plan.chapters).selectinload(Chapter.items).selectinload(Item.owner_units)))
@@ -217,8 +213,6 @@ def detail(plan_id: int):
 @bp.route("/<int:plan_id>/items/<number>")
 @login_required
 def item(plan_id: int, number: str):
-    from models import Item
-
     require("plan.view")
     item = db.session.scalar(select(Item).where(Item.plan_id == plan_id, Item.number == number))
     if item is None:
@@ -229,11 +223,6 @@ def item(plan_id: int, number: str):
 @bp.route("/<int:plan_id>/export.<fmt>")
 @login_required
 def export(plan_id: int, fmt: str):
-    import io
-    import json
-
-    from workflow.export import plan_as_dict, plan_as_xlsx
-
     require("plan.export")
     if fmt == "json":
         data = plan_as_dict(plan_id)

@@ -16,6 +16,7 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
+from models import Plan, ReportArchive, Unit
 from workflow.extensions import db
 from workflow.reports import archive, jobs, render
 from workflow.timeutil import today_local
@@ -23,6 +24,7 @@ from workflow.vocabulary import ReportKind, ReportStatus
 
 from .forms import FlaskForm
 from .helpers import require
+from .urls import page_number
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -51,8 +53,6 @@ class ReportForm(FlaskForm):
 
 
 def _fill_choices(form: ReportForm) -> None:
-    from models import Plan, Unit
-
     plans = db.session.execute(select(Plan.id, Plan.title).order_by(Plan.id.desc())).all()
     form.plan.choices = [SelectChoice(str(pid), f"#{pid} {title}") for pid, title in plans]
     units = db.session.execute(select(Unit.id, Unit.name).order_by(Unit.name)).all()
@@ -62,10 +62,7 @@ def _fill_choices(form: ReportForm) -> None:
 @bp.route("/")
 @login_required
 def index():
-    from models import ReportArchive
-
     require("report.view")
-    from workflow.queries import page_number
 
     page = db.paginate(select(ReportArchive).order_by(ReportArchive.id.desc()),
                        page=page_number(request.args.get("page")),
@@ -116,8 +113,6 @@ def _harfbuzz() -> bool:
 
 
 def _describe_row(row) -> str:
-    from models import Unit
-
     p = row.params or {}
     if row.kind == ReportKind.UNIT and p.get("unit") is not None:
         unit = db.session.get(Unit, p["unit"])
@@ -130,8 +125,6 @@ def _describe_row(row) -> str:
 @bp.route("/<int:archive_id>")
 @login_required
 def status(archive_id: int):
-    from models import ReportArchive
-
     require("report.view")
     row = db.get_or_404(ReportArchive, archive_id)
     working = row.status in ReportStatus.working()
@@ -149,8 +142,6 @@ def status(archive_id: int):
 @bp.route("/<int:archive_id>/download")
 @login_required
 def download(archive_id: int):
-    from models import ReportArchive
-
     require("report.view")
     row = db.get_or_404(ReportArchive, archive_id)
     if row.status != ReportStatus.DONE or not row.sha256:

@@ -15,19 +15,16 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from auth.permissions import can, office_verifies, pending_submission, verifiers
 from models import Evidence, Plan, Role, Task, TaskPart
-from models.plan import chapter_heading
 from workflow import queries, services, storage
-from workflow.audit import ACTION_LABELS
-from workflow.due import DUE_LABELS, due_status
 from workflow.extensions import db
-from workflow.machine import EVENT_BY_KEY, EVENT_LABELS, EVENTS, refusal
+from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
 from workflow.services import Stale
 from workflow.timeutil import today_local
 
 from .forms import EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm
 from .helpers import CONFLICT_MESSAGE, commit_service, require
+from .urls import get_row, page_number, parse_id
 
 bp = Blueprint("tasks", __name__)
 
@@ -35,8 +32,6 @@ bp = Blueprint("tasks", __name__)
 PART_EVENTS = ",".join(e.trigger for e in EVENTS if e.subject == "part" and e.action)
 TASK_EVENTS = ",".join(e.trigger for e in EVENTS if e.subject == "task" and e.action)
 
-
-# ---------------------------------------------------------------- template helpers
 
 def _near_days() -> int:
     return current_app.config["NEAR_DUE_DAYS"]
@@ -46,60 +41,8 @@ def _per_page() -> int:
     return current_app.config["PER_PAGE"]
 
 
-@bp.app_template_global("due_of")
-def due_of(task) -> str | None:
-    return due_status(task, today_local(), _near_days())
-
-
-@bp.app_template_global("can")
-def can_current(action: str, obj) -> bool:
-    return can(current_user, action, obj)
-
-
-@bp.app_template_global("own_submission")
-def own_submission(part) -> bool:
-    """The part's pending submission was handed in by the current user."""
-    submission = pending_submission(part)
-    return submission is not None and submission.submitted_by_id == current_user.id
-
-
-@bp.app_template_filter("filesize")
-def filesize(size: int | None) -> str:
-    if not size:
-        return ""
-    if size < 1024:
-        return f"{size} 字节"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
-
-
-@bp.app_template_global("page_url")
-def page_url(page: int) -> str:
-    """This page's URL with its query args, at another page number. Only
-    plain args are carried over: "endpoint" or "_external"/"_scheme" from
-    the query string must not reach url_for as its own parameters."""
-    args = {k: v for k, v in request.args.items() if k != "endpoint" and not k.startswith("_")}
-    args.update(request.view_args or {})
-    args["page"] = page
-    return url_for(request.endpoint, **args)
-
-
-@bp.app_template_global("has_endpoint")
-def has_endpoint(name: str) -> bool:
-    return name in current_app.view_functions
-
-
-@bp.record_once
-def _label_globals(state) -> None:
-    # Globals, not a context processor: imported macros (_macros.html) see globals only.
-    state.app.jinja_env.globals.update(chapter_heading=chapter_heading, DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
-                                       EDIT_LABELS=services.EDITABLE_FIELDS, verifiers=verifiers,
-                                       office_verifies=office_verifies, carryable=services.carryable_evidence)
-
-
 def _page_arg() -> int:
-    return queries.page_number(request.args.get("page"))
+    return page_number(request.args.get("page"))
 
 
 def paginate(stmt):
@@ -139,7 +82,7 @@ def overview():
 def _overview(home: bool):
     user = current_user._get_current_object()
     plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
-    plan_id = queries.parse_id(request.args.get("plan"))
+    plan_id = parse_id(request.args.get("plan"))
     data = queries.overview(plan_id, today_local(), _near_days())
     to_close = queries.count_of(queries.to_close_tasks()) if user.is_office else 0
     verify_waiting = queries.verify_count(user)
@@ -201,14 +144,14 @@ def detail(task_id: int):
 # ---------------------------------------------------------------- actions
 
 def _load_task(task_id: int) -> Task:
-    task = queries.get_row(Task, task_id)
+    task = get_row(Task, task_id)
     if task is None:
         abort(404)
     return task
 
 
 def _load_part(task_id: int, part_id: int) -> tuple[Task, TaskPart]:
-    part = queries.get_row(TaskPart, part_id)
+    part = get_row(TaskPart, part_id)
     if part is None or part.task_id != task_id:
         abort(404)
     return part.task, part
@@ -325,7 +268,7 @@ def add_evidence(task_id: int, part_id: int):
 @bp.route("/tasks/<int:task_id>/evidence/<int:evidence_id>/delete", methods=["POST"])
 @login_required
 def delete_evidence(task_id: int, evidence_id: int):
-    evidence = queries.get_row(Evidence, evidence_id)
+    evidence = get_row(Evidence, evidence_id)
     if evidence is None or evidence.part.task_id != task_id:
         abort(404)
     require("part.evidence", evidence.part)
@@ -339,7 +282,7 @@ def delete_evidence(task_id: int, evidence_id: int):
 @bp.route("/evidence/<int:evidence_id>/download")
 @login_required
 def download(evidence_id: int):
-    evidence = queries.get_row(Evidence, evidence_id)
+    evidence = get_row(Evidence, evidence_id)
     if evidence is None:
         abort(404)
     require("evidence.download", evidence)

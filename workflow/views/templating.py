@@ -1,0 +1,87 @@
+"""Every Jinja global, filter and context processor of the application, registered by ``register(app)``.
+
+Globals rather than a context processor wherever the value does not depend on the
+request: imported macros (templates/_macros.html, reports/pdf/_macros.html) see the
+environment's globals but not the render context, and the PDF reports render
+outside any request (workflow/reports/render.py uses ``app.jinja_env`` directly).
+"""
+from __future__ import annotations
+
+from flask import Flask, current_app, request, url_for
+from flask_login import current_user
+
+from auth.permissions import can, may, office_verifies, pending_submission, verifiers
+from models.plan import chapter_heading
+from workflow import queries
+from workflow.audit import ACTION_LABELS
+from workflow.due import DUE_LABELS, UNDECIDED_SHOWN, due_status
+from workflow.machine import EVENT_LABELS
+from workflow.services import EDITABLE_FIELDS, carryable_evidence
+from workflow.timeutil import format_local, today_local
+from workflow.vocabulary import STATE_LABELS, ReportStatus, SubmissionOutcome, TaskKind, TaskState
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.globals.update(
+        # Questions about the signed-in user and the current request.
+        may=may_current, can=can_current, own_submission=own_submission, due_of=due_of,
+        page_url=page_url, has_endpoint=has_endpoint, verifiers=verifiers, office_verifies=office_verifies,
+        carryable=carryable_evidence, chapter_heading=chapter_heading,
+        # The vocabularies and their labels.
+        STATE_LABELS=STATE_LABELS, TaskState=TaskState, TaskKind=TaskKind,
+        SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus,
+        DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
+        EDIT_LABELS=EDITABLE_FIELDS, DEADLINE_UNDECIDED=UNDECIDED_SHOWN,
+    )
+    app.jinja_env.filters.update(localtime=format_local, state_label=TaskState.label_of, filesize=filesize)
+    # A context processor, not a global: the header's count is the signed-in
+    # user's unread messages at the moment this page renders, one query per page.
+    app.context_processor(_unread_inbox)
+
+
+def may_current(action: str, obj=None) -> bool:
+    return may(current_user, action, obj)
+
+
+def can_current(action: str, obj) -> bool:
+    return can(current_user, action, obj)
+
+
+def own_submission(part) -> bool:
+    """The part's pending submission was handed in by the current user."""
+    submission = pending_submission(part)
+    return submission is not None and submission.submitted_by_id == current_user.id
+
+
+def due_of(task) -> str | None:
+    return due_status(task, today_local(), current_app.config["NEAR_DUE_DAYS"])
+
+
+def filesize(size: int | None) -> str:
+    if not size:
+        return ""
+    if size < 1024:
+        return f"{size} 字节"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def page_url(page: int) -> str:
+    """This page's URL with its query args, at another page number. Only
+    plain args are carried over: "endpoint" or "_external"/"_scheme" from
+    the query string must not reach url_for as its own parameters."""
+    args = {k: v for k, v in request.args.items() if k != "endpoint" and not k.startswith("_")}
+    args.update(request.view_args or {})
+    args["page"] = page
+    return url_for(request.endpoint, **args)
+
+
+def has_endpoint(name: str) -> bool:
+    return name in current_app.view_functions
+
+
+def _unread_inbox() -> dict:
+    if current_user.is_authenticated:
+        return {"unread_inbox": queries.unread_count(current_user)}
+    return {"unread_inbox": 0}
