@@ -710,8 +710,9 @@ def test_login_hint_names_only_accounts_that_exist_and_each_signs_in(app, client
     assert len(accounts) == 5 and set(accounts) <= existing
     assert re.fullmatch(r"u\d\d\.leader", accounts[3]) and accounts[4] == accounts[3].replace("leader", "staff")
     for name in accounts:
-        fresh = app.test_client()
-        assert log_in(fresh, name).status_code == 302, name
+        # log_in asserts the sign-in redirected (302) and the session is theirs.
+        signed_in = log_in(app.test_client(), name)
+        assert signed_in.get("/").status_code == 200, name
 
 
 def test_login_hint_absent_without_demo_accounts_and_in_production(app, client, tmp_path):
