@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from transitions import Machine  # noqa: E402
 
-from workflow.machine import PART_TRANSITIONS, fire  # noqa: E402
+from workflow.machine import fire, transitions_for  # noqa: E402
 from workflow.vocabulary import PART_STATES, PLANNED  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def shared(parts) -> None:
 def per_row(parts) -> list:
     machines = []
     for part in parts:
-        machine = Machine(model=part, states=list(PART_STATES), transitions=PART_TRANSITIONS, initial=part.state,
+        machine = Machine(model=part, states=list(PART_STATES), transitions=transitions_for("part"), initial=part.state,
                           auto_transitions=False, send_event=True, model_attribute="state")
         machines.append(machine)
         machine.events["start"].trigger(part)

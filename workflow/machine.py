@@ -155,7 +155,8 @@ EVENT_FOR_ACTION = {e.action: e for e in EVENTS if e.action}
 EVENT_LABELS = {e.trigger: e.label for e in EVENTS}
 
 
-def _transitions(subject: str) -> list[dict]:
+def transitions_for(subject: str) -> list[dict]:
+    """The event table's rows for "part" or "task", as ``transitions`` takes them."""
     return [{"trigger": e.trigger, "source": list(e.source), "dest": e.dest,
              "conditions": [_condition(g) for g in e.guards]}
             for e in EVENTS if e.subject == subject]
@@ -163,8 +164,8 @@ def _transitions(subject: str) -> list[dict]:
 
 _COMMON = {"model": None, "initial": PLANNED, "auto_transitions": False, "send_event": True,
            "model_attribute": "state"}
-PART_MACHINE = Machine(states=list(PART_STATES), transitions=_transitions("part"), **_COMMON)
-TASK_MACHINE = Machine(states=list(TASK_STATES), transitions=_transitions("task"), **_COMMON)
+PART_MACHINE = Machine(states=list(PART_STATES), transitions=transitions_for("part"), **_COMMON)
+TASK_MACHINE = Machine(states=list(TASK_STATES), transitions=transitions_for("task"), **_COMMON)
 
 
 def subject_of(model) -> str:
