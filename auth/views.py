@@ -106,7 +106,10 @@ def login():
     account = account_key(username)
     reset_at = _backoff_reset(client, account)
     if reset_at is not None:
-        # Refused before the password is looked at, and nothing is written.
+        # Refused before the password is looked at. Only the per-client count
+        # of this POST is written: hammering a name that waits still uses up
+        # the client's allowance.
+        db.session.commit()
         flash(BACKOFF_MESSAGE.format(minutes=_minutes(reset_at)), "danger")
         return _login_page(form), 429, {
             "Retry-After": str(max(1, math.ceil(reset_at - time.time())))}

@@ -194,6 +194,17 @@ def test_per_client_cap_on_login_posts(app):
     assert sprayer.get("/auth/login").status_code == 200          # the cap is on POSTs only
 
 
+def test_posts_refused_by_the_back_off_count_towards_the_client_cap(app):
+    """Hammering one name after its back-off started still uses up the client's
+    allowance: the refused POSTs are counted, not rolled back with the request."""
+    app.config.update(LOGIN_CLIENT_LIMIT="6 per 10 minutes", LOGIN_BACKOFF="2 per 15 minutes")
+    hammer = client_at(app, "198.51.100.23")
+    assert [post_login(hammer, "u02.staff", "Summer2026").status_code for _ in range(6)] == [401, 401] + [429] * 4
+    response = post_login(hammer, "u03.staff", DEMO_PASSWORD)   # another name, the right password
+    assert response.status_code == 429
+    assert "本机（当前网络地址）登录尝试过于频繁" in response.get_data(as_text=True)
+
+
 def test_many_clients_failing_on_one_account_alert_the_office(app):
     from models import Notification, Role, User
 

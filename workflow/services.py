@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -21,7 +21,7 @@ from workflow import audit, machine, storage
 from workflow.extensions import db
 from workflow.machine import Event, refusal
 from workflow.timeutil import utcnow
-from workflow.vocabulary import CLOSED, IN_PROGRESS, VERIFIED, NotificationKind, SubmissionOutcome
+from workflow.vocabulary import CLOSED, VERIFIED, NotificationKind, SubmissionOutcome
 
 
 class ServiceError(Exception):
@@ -93,6 +93,24 @@ def notify_units(units, task, kind: NotificationKind, message: str, exclude_user
         if exclude_user is not None and user.id == exclude_user.id:
             continue
         db.session.add(Notification(user_id=user.id, task_id=task.id, kind=kind, message=message, created_at=now))
+
+
+def mark_read(notification, user) -> bool:
+    """The recipient read one notice (the office sees when). Reading is not audited."""
+    if notification.user_id != user.id:
+        raise Forbidden("这不是您的消息。")
+    if notification.read_at is not None:
+        return False
+    notification.read_at = utcnow()
+    _flush()
+    return True
+
+
+def mark_all_read(user) -> int:
+    """Every unread notice of the user, read now; how many."""
+    result = db.session.execute(update(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None)).values(read_at=utcnow()))
+    return result.rowcount
 
 
 # Who each recipient name in the event table (workflow/machine.py) is: (units, roles or None).
@@ -193,8 +211,10 @@ def start_part(part, user, *, expected_version=None):
 def submit_part(part, user, statement: str | None, *, carry=(), expected_version=None):
     """Hand in the pending evidence, and earlier evidence chosen to carry over
     (``carry``: ids of evidence from this part's earlier submissions)."""
+    # Who and when first: only then is the choice of earlier evidence worth reading.
+    _require(user, "part.submit", part, expected_version)
     carried = _carryable_chosen(part, carry)
-    fired = _fire(part, "submit", user, expected_version=expected_version, statement=statement, carry=carried)
+    fired = _fire(part, "submit", user, statement=statement, carry=carried)
     submission = Submission(part_id=part.id, number=len(part.submissions) + 1, statement=fired.inputs["statement"],
                             submitted_by_id=user.id, submitted_at=utcnow())
     db.session.add(submission)
@@ -242,10 +262,7 @@ def reopen_task(task, user, reason: str | None, *, expected_version=None):
             if part.submissions:
                 part.submissions[-1].outcome = SubmissionOutcome.REOPENED
             _unfinished(part)
-            _flush()
-            audit.append("transition", user=user, part=part, from_state=part_fired.source,
-                         to_state=part_fired.dest, reason=part_fired.inputs["reason"],
-                         details={"event": "reopen", "unit": part.unit.name})
+            _record(part_fired, user)
     return _record(fired, user)
 
 
@@ -284,8 +301,6 @@ def _carryable_chosen(part, chosen) -> list:
     ids = list(dict.fromkeys(int(i) for i in chosen or ()))
     if not ids:
         return []
-    if not part.submissions or part.state != IN_PROGRESS:
-        raise Refused("只有退回后重新提交时，才能沿用以前提交的材料。")
     offered = {e.id: e for e in carryable_evidence(part)}
     unknown = [i for i in ids if i not in offered]
     if unknown:

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import update
-
 from models import Notification
-from workflow import queries
+from workflow import queries, services
 from workflow.extensions import db
-from workflow.timeutil import utcnow
 
+from .helpers import commit_service
 from .urls import get_row, page_number, safe_next
 
 bp = Blueprint("inbox", __name__)
@@ -30,18 +28,15 @@ def read(notification_id: int):
     # Someone else's notification is answered as missing, not as forbidden.
     if note is None or note.user_id != current_user.id:
         abort(404)
-    if note.read_at is None:
-        note.read_at = utcnow()
-        db.session.commit()
+    user = current_user._get_current_object()
+    commit_service(lambda: services.mark_read(note, user))
     return redirect(safe_next(request.form.get("next")) or url_for("inbox.index"))
 
 
 @bp.route("/inbox/read-all", methods=["POST"])
 @login_required
 def read_all():
-    result = db.session.execute(
-        update(Notification).where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
-        .values(read_at=utcnow()))
-    db.session.commit()
-    flash(f"已将 {result.rowcount} 条消息标为已读。" if result.rowcount else "没有未读消息。", "info")
+    user = current_user._get_current_object()
+    count = commit_service(lambda: services.mark_all_read(user)).value
+    flash(f"已将 {count} 条消息标为已读。" if count else "没有未读消息。", "info")
     return redirect(url_for("inbox.index"))
