@@ -112,6 +112,15 @@ def test_another_leader_of_the_lead_unit_is_named_and_the_office_stays_out(app, 
     assert f'action="{base}/verify"' not in office.get(f"/tasks/{task_id}").text
     deputy = login("deputy")
     assert f'action="{base}/verify"' in deputy.get(f"/tasks/{task_id}").text
+    # The 待核验 list is what each can decide: the deputy's, not the submitter's.
+    link = f'href="/tasks/{task_id}#part-{one_part_task.part_id}"'
+    assert link in deputy.get("/tasks/verify").text and link not in boss.get("/tasks/verify").text
+    with app.app_context():
+        from workflow import queries
+
+        submitter, other = (db.session.scalar(select(User).where(User.username == name))
+                            for name in (one_part_task.lead_leader, "deputy"))
+        assert queries.verify_count(other) == queries.verify_count(submitter) + 1
     assert "已核验通过" in post(deputy, task_id, f"{base}/verify").text
 
 

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from models import (
@@ -188,15 +188,25 @@ def _pending_submitted_at():
             .where(Submission.outcome == SubmissionOutcome.PENDING).group_by(Submission.part_id).subquery())
 
 
+def _awaiting(user):
+    """The SQL form of "submitted, and waiting for this user's side": of the
+    tasks my unit leads for unit users — except what I handed in myself, which
+    someone else verifies (auth/permissions.py) — all of them for the office."""
+    clause = TaskPart.state == SUBMITTED
+    if user.role in UNIT_ROLES:
+        mine = (select(Submission.id).where(Submission.part_id == TaskPart.id,
+                                            Submission.outcome == SubmissionOutcome.PENDING,
+                                            Submission.submitted_by_id == user.id))
+        clause = and_(clause, TaskPart.task_id.in_(lead_task_ids(user.unit_id)), ~mine.exists())
+    return clause
+
+
 def verify_parts(user):
-    """Submitted parts awaiting a decision, oldest hand-in first: of the tasks
-    my unit leads for unit users, all of them for the office and viewers."""
+    """Submitted parts awaiting a decision (``_awaiting``), oldest hand-in first."""
     pending = _pending_submitted_at()
     stmt = (select(TaskPart).join(TaskPart.task).join(Task.item)
             .outerjoin(pending, pending.c.part_id == TaskPart.id)
-            .where(TaskPart.state == SUBMITTED))
-    if user.role in UNIT_ROLES:
-        stmt = stmt.where(TaskPart.task_id.in_(lead_task_ids(user.unit_id)))
+            .where(_awaiting(user)))
     return (stmt.options(selectinload(TaskPart.task).selectinload(Task.item),
                          selectinload(TaskPart.task).selectinload(Task.lead_units),
                          selectinload(TaskPart.unit),
@@ -205,10 +215,7 @@ def verify_parts(user):
 
 
 def verify_count(user) -> int:
-    stmt = select(func.count(TaskPart.id)).where(TaskPart.state == SUBMITTED)
-    if user.role in UNIT_ROLES:
-        stmt = stmt.where(TaskPart.task_id.in_(lead_task_ids(user.unit_id)))
-    return db.session.scalar(stmt) or 0
+    return db.session.scalar(select(func.count(TaskPart.id)).where(_awaiting(user))) or 0
 
 
 def to_close_tasks():
