@@ -193,6 +193,29 @@ def test_clock_outside_demo_mode_changes_no_page(app, login):
         assert archive.make_params("overall").as_of == real_today()
 
 
+@pytest.fixture
+def migrated_after_logging(tmp_path) -> str:
+    """A database migrated in this process after the application's logger was made
+    (in a fixture: Alembic's logging set-up also replaces the root handlers, the
+    capture's among them, for the rest of the phase it runs in)."""
+    from flask_migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    first = make_app(url, tmp_path)
+    first.logger.info("the application's logger exists before the migrations run")
+    with first.app_context():
+        upgrade()
+    return url
+
+
+def test_the_warning_survives_migrations_run_in_the_process(migrated_after_logging, tmp_path, caplog):
+    """Alembic's logging set-up (migrations/env.py) must not switch off the
+    application's logger that already exists: the warning is still written."""
+    with caplog.at_level(logging.WARNING):
+        make_app(migrated_after_logging, tmp_path, LUOSHI_ENV="development", LUOSHI_TODAY=CLOCK)
+    assert any("已忽略环境变量 LUOSHI_TODAY" in r.getMessage() for r in caplog.records)
+
+
 def test_no_warning_without_the_setting(databases, tmp_path, caplog):
     url = databases.clone("empty", tmp_path)
     with caplog.at_level(logging.WARNING):
