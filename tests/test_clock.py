@@ -117,7 +117,6 @@ def test_demo_clock_is_the_default_as_of_of_reports(app, login):
     with app.app_context():
         params = archive.make_params("overall")
         assert params.as_of == CLOCK_DAY
-        archive.begin_snapshot()
         built = archive.build_html(params, "测试")
     assert "截至 2022-09-30" in built.html and built.filename.endswith("-2022-09-30.pdf")
 
