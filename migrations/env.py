@@ -10,8 +10,10 @@ from alembic import context
 config = context.config
 
 # Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# This line sets up loggers basically. Loggers that exist already stay on: by
+# default fileConfig disables them, and a process that migrates in-process (the
+# tests, a command) would then lose the application's own warnings from then on.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

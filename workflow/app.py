@@ -18,6 +18,7 @@ from .cli import register_cli
 from .config import DEFAULT_SECRET_KEY, Config
 from .errors import bad_request
 from .extensions import csrf, db, login_manager, migrate
+from .timeutil import configure_clock
 from .views import admin, audit_log, inbox, plans, reports, tasks, templating
 from .views.urls import MAX_ID
 
@@ -58,6 +59,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = sqlite.engine_options(app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))
 
     _refuse_unsafe_production(app)
+    configure_clock(app)
     if app.config["LUOSHI_ENV"] == "production":
         # Behind TLS in production: cookies never travel in clear text.
         app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)

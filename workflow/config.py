@@ -33,6 +33,9 @@ class Config:
     REPORT_FOLDER = os.environ.get("REPORT_FOLDER")
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 20)
     NEAR_DUE_DAYS = _int("NEAR_DUE_DAYS", 14)
+    # The demo's "today" for deadlines (YYYY-MM-DD), honoured only when
+    # LUOSHI_ENV is "demo"; checked and applied by timeutil.configure_clock.
+    LUOSHI_TODAY = os.environ.get("LUOSHI_TODAY")
     # Separation of duties (docs/permissions.md): nobody decides on work they
     # handed in. When the only leader of the lead unit did, the office decides
     # in its place — unless this is set to 0, and another leader must be added.

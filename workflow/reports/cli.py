@@ -26,7 +26,7 @@ report_cli = AppGroup("report", help="进展报告。")
 @click.option("--plan", "plan_id", type=int, default=None, help="方案编号（默认最新导入的方案）")
 @click.option("--unit", "unit_id", type=int, default=None, help="单位编号（单位报告）")
 @click.option("--item", "item_number", default=None, help="事项编号，如 19-1（事项详情）")
-@click.option("--as-of", "as_of", default=None, help="截至日期 YYYY-MM-DD（默认今天；要复现同一报告请明确给出）")
+@click.option("--as-of", "as_of", default=None, help="截至日期 YYYY-MM-DD（默认今天，演示时钟设定时为其日期；要复现同一报告请明确给出）")
 @click.option("--user", "username", default=None, help="记为生成人的用户名（默认：命令行）")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="输出 PDF 文件")
 def generate(kind, plan_id, unit_id, item_number, as_of, username, out: Path):

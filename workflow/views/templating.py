@@ -17,7 +17,7 @@ from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, UNDECIDED_SHOWN, due_status
 from workflow.machine import EVENT_LABELS
 from workflow.services import EDITABLE_FIELDS, carryable_evidence
-from workflow.timeutil import format_local, today_local
+from workflow.timeutil import chinese_date, clock_date, format_local, today_local
 from workflow.vocabulary import STATE_LABELS, ReportStatus, SubmissionOutcome, TaskKind, TaskState
 
 
@@ -27,13 +27,16 @@ def register(app: Flask) -> None:
         may=may_current, can=can_current, own_submission=own_submission, due_of=due_of,
         page_url=page_url, has_endpoint=has_endpoint, verifiers=verifiers, office_verifies=office_verifies,
         carryable=carryable_evidence, chapter_heading=chapter_heading,
+        # The demo clock's day, or None: the header shows it on every page when set.
+        clock_date=clock_date,
         # The vocabularies and their labels.
         STATE_LABELS=STATE_LABELS, TaskState=TaskState, TaskKind=TaskKind,
         SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus,
         DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
         EDIT_LABELS=EDITABLE_FIELDS, DEADLINE_UNDECIDED=UNDECIDED_SHOWN,
     )
-    app.jinja_env.filters.update(localtime=format_local, state_label=TaskState.label_of, filesize=filesize)
+    app.jinja_env.filters.update(localtime=format_local, chinese_date=chinese_date, state_label=TaskState.label_of,
+                                 filesize=filesize)
     # A context processor, not a global: the header's count is the signed-in
     # user's unread messages at the moment this page renders, one query per page.
     app.context_processor(_unread_inbox)
