@@ -146,9 +146,15 @@ def db_template() -> str:
 
 
 @pytest.fixture
-def app(databases, db_template, tmp_path):
+def app_config() -> dict:
+    """Override in a module (or parametrise indirectly): extra configuration for ``app``."""
+    return {}
+
+
+@pytest.fixture
+def app(databases, db_template, app_config, tmp_path):
     url = databases.clone(db_template, tmp_path)
-    app = make_app(url, tmp_path)
+    app = make_app(url, tmp_path, **app_config)
     yield app
     from workflow.extensions import db
 

@@ -35,20 +35,6 @@ def app_config(request) -> dict:
     return getattr(request, "param", {"LUOSHI_ENV": "demo", "LUOSHI_TODAY": CLOCK})
 
 
-@pytest.fixture
-def app(databases, db_template, tmp_path, app_config):
-    """conftest's ``app`` on the seed, built with ``app_config`` (``login`` uses it)."""
-    url = databases.clone(db_template, tmp_path)
-    app = make_app(url, tmp_path, **app_config)
-    yield app
-    from workflow.extensions import db
-
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    databases.drop(url)
-
-
 def real_today() -> date:
     return datetime.now(CST).date()
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from tests.conftest import make_app
+from tests.conftest import PG_URL
 from workflow.extensions import db
 from workflow.timeutil import utcnow
 
@@ -17,19 +17,12 @@ PREVIOUS = "681e495e97b5"
 
 
 @pytest.fixture
-def app(databases, tmp_path):
-    url = databases.clone("empty", tmp_path)
-    extra = {}
-    if url.startswith("postgresql"):
-        # Every connection of the application, migrations included, runs in Shanghai time.
-        extra["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True,
-                                              "connect_args": {"options": f"-c timezone={ZONE}"}}
-    app = make_app(url, tmp_path, **extra)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    databases.drop(url)
+def app_config() -> dict:
+    if not PG_URL:
+        return {}
+    # Every connection of the application, migrations included, runs in Shanghai time.
+    return {"SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True,
+                                          "connect_args": {"options": f"-c timezone={ZONE}"}}}
 
 
 def _is_postgresql() -> bool:
