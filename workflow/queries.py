@@ -252,6 +252,7 @@ def task_for_page(task_id: int):
         selectinload(Task.responsible_units),
         selectinload(Task.sections),
         part_opts.selectinload(TaskPart.unit),
+        part_opts.selectinload(TaskPart.received_by),
         part_opts.selectinload(TaskPart.progress_notes).selectinload(ProgressNote.user),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.submitted_by),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.decided_by),
