@@ -30,7 +30,7 @@ PLAN_ACTIONS = {
 }
 
 UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
-OWNER_ACTIONS = ("part.start", "part.progress", "part.evidence", "part.submit")
+OWNER_ACTIONS = ("part.receive", "part.start", "part.progress", "part.evidence", "part.submit")
 LEAD_ACTIONS = ("part.verify", "part.return")
 OFFICE_TASK_ACTIONS = ("task.close", "task.reopen", "task.urge", "task.edit")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    JSON, Boolean, CheckConstraint, Column, Date, ForeignKey, Integer, String, Table, Text,
+    JSON, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Integer, String, Table, Text,
     UniqueConstraint, case,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -223,9 +223,13 @@ class TaskPart(db.Model):
     state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED, index=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)  # last reported percentage
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # 签收: the unit acknowledged the part (cleared when the office edits the task's text or deadline).
+    received_at: Mapped[datetime | None] = mapped_column(DateTime)
+    received_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
     task: Mapped[Task] = relationship(back_populates="parts")
     unit: Mapped[Unit] = relationship()
+    received_by = relationship("User", foreign_keys=[received_by_id])
     progress_notes = relationship("ProgressNote", back_populates="part", order_by="ProgressNote.at")
     submissions = relationship("Submission", back_populates="part", order_by="Submission.number")
     evidence = relationship("Evidence", back_populates="part", order_by="Evidence.id")

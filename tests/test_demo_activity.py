@@ -26,7 +26,7 @@ def fingerprint() -> dict:
 
     return {
         "tasks": rows(Task, "id", "state"),
-        "parts": rows(TaskPart, "id", "state", "progress"),
+        "parts": rows(TaskPart, "id", "state", "progress", "received_by_id"),
         "notes": rows(ProgressNote, "part_id", "percent", "note"),
         "submissions": rows(Submission, "part_id", "number", "statement", "outcome", "decision_reason",
                             "submitted_by_id", "decided_by_id"),
@@ -38,7 +38,7 @@ def fingerprint() -> dict:
 
 
 def test_the_activity_is_realistic(app):
-    from models import Evidence, ProgressNote, Submission, Task, TaskPart
+    from models import AuditEntry, Evidence, ProgressNote, Submission, Task, TaskPart
     from workflow.due import late_clause
     from workflow.timeutil import today_local
 
@@ -70,6 +70,20 @@ def test_the_activity_is_realistic(app):
             assert len(data) == evidence.size
             assert storage.check(data, evidence.filename) == evidence.mime
 
+        # 签收: most parts were received before they were started; some planned
+        # parts are received, others wait in the office's 待签收 list.
+        all_parts = db.session.scalars(select(TaskPart)).all()
+        started = [p for p in all_parts if p.state != "planned"]
+        received_first = [p for p in started if p.received_at is not None]
+        assert len(received_first) > 0.75 * len(started) and len(received_first) < len(started)
+        planned = [p for p in all_parts if p.state == "planned"]
+        assert 0 < sum(p.received_at is not None for p in planned) < len(planned)
+        for part in received_first[:20]:
+            receipt, start = (db.session.scalar(select(AuditEntry.seq).where(
+                AuditEntry.part_id == part.id, AuditEntry.action == "transition",
+                AuditEntry.details["event"].as_string() == event)) for event in ("receive", "start"))
+            assert receipt < start, part.id
+
         # All of it went through the services: every change is in the chain.
         assert audit.verify() == []
 
@@ -87,7 +101,7 @@ def test_flask_demo_plays_it_once_and_the_same_way(app, databases, tmp_path):
         with fresh.app_context():
             result = runner.invoke(args=["demo"])
             assert result.exit_code == 0, result.output
-            assert "演示活动：开始办理" in result.output
+            assert "演示活动：" in result.output and "开始办理" in result.output and "签收" in result.output
             db.session.remove()
             assert fingerprint() == expected        # seeded: the same activity every time
             db.session.remove()

@@ -19,6 +19,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 # The table as the office described it (docs/permissions.md), written out
 # here independently of workflow/machine.py.
 PART_ALLOWED = {
+    (PLANNED, "receive"): PLANNED,       # 签收: acknowledged, still planned
     (PLANNED, "start"): IN_PROGRESS,
     (IN_PROGRESS, "submit"): SUBMITTED,
     (SUBMITTED, "verify"): VERIFIED,
@@ -30,7 +31,7 @@ TASK_ALLOWED = {
     (VERIFIED, "reopen"): IN_PROGRESS,
     (CLOSED, "reopen"): IN_PROGRESS,
 }
-PART_EVENTS = ("start", "submit", "verify", "return", "reopen")
+PART_EVENTS = ("receive", "start", "submit", "verify", "return", "reopen")
 TASK_EVENTS = ("close", "reopen")
 
 
@@ -71,8 +72,8 @@ TASK_REFUSED = [(s, e) for s in TASK_STATES for e in TASK_EVENTS if (s, e) not i
 
 
 def test_the_refused_lists_are_not_empty():
-    # 4 states × 5 events − 5 allowed; 5 states × 2 events − 3 allowed
-    assert len(PART_REFUSED) == 15 and len(TASK_REFUSED) == 7
+    # 4 states × 6 events − 6 allowed; 5 states × 2 events − 3 allowed
+    assert len(PART_REFUSED) == 18 and len(TASK_REFUSED) == 7
 
 
 @pytest.mark.parametrize("source,event", PART_REFUSED)
@@ -106,7 +107,7 @@ def test_events_a_part_does_not_have_are_refused(event):
     assert part.state == SUBMITTED
 
 
-@pytest.mark.parametrize("event", ["start", "submit", "verify", "return"])
+@pytest.mark.parametrize("event", ["receive", "start", "submit", "verify", "return"])
 def test_part_only_events_are_refused_on_a_task(event):
     task = Task(state=IN_PROGRESS)
     with pytest.raises(TransitionRefused):

@@ -79,7 +79,9 @@ def test_upgrade_from_the_previous_head_keeps_every_row(app):
         upgrade()
         db.session.remove()
         assert _revision() == head
-        assert _snapshot() == before
+        # Every row is back; only what a later migration's columns held (a receipt) is lost with them.
+        assert _snapshot() == {name: [{k: (v if k in columns[name] else None) for k, v in r.items()} for r in rows]
+                               for name, rows in before.items()}
         # The rebuilt tables got their indexes and foreign keys back.
         with db.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), db.metadata) == []

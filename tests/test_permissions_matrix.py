@@ -20,6 +20,7 @@ STATES = ("planned", "in_progress", "submitted", "verified", "closed")
 
 # Who may (docs/permissions.md) …
 WHO = {
+    "part.receive": {"R.leader", "R.staff"},
     "part.start": {"R.leader", "R.staff"},
     "part.progress": {"R.leader", "R.staff"},
     "part.evidence": {"R.leader", "R.staff"},
@@ -33,6 +34,7 @@ WHO = {
 }
 # … and from which states (the machine).
 WHEN = {
+    "part.receive": {"planned"},
     "part.start": {"planned"},
     "part.progress": {"in_progress"},
     "part.evidence": {"in_progress"},
@@ -191,6 +193,7 @@ def test_refused_cells_change_nothing(app, state):
 ALLOWED = [(label, action, state) for action in WHO for label in sorted(WHO[action]) for state in sorted(WHEN[action])]
 
 EXPECTED_AFTER = {
+    ("part.receive", "planned"): ("planned", "planned"),
     ("part.start", "planned"): ("in_progress", "in_progress"),
     ("part.progress", "in_progress"): ("in_progress", "in_progress"),
     ("part.evidence", "in_progress"): ("in_progress", "in_progress"),

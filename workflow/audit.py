@@ -313,7 +313,7 @@ def describe(entry) -> list[tuple[str, str]]:
 
     An id is left out where the entry also carries the name it stands for
     (``unit_id`` beside ``unit``, ``user_id`` beside ``username``). A task edit's
-    details are its fields (services.EDITABLE_FIELDS), each with old and new."""
+    details are its fields (services.EDITABLE_FIELDS), each with old and new, and the units whose receipt it cleared."""
     details = entry.details
     if not details:
         return []
@@ -321,9 +321,9 @@ def describe(entry) -> list[tuple[str, str]]:
     if not isinstance(details, dict):
         return [("详情", _plain_value(details))]
     if action == "task_edited":
-        from workflow.services import EDITABLE_FIELDS   # here: the services import this module
+        from workflow.services import EDIT_DETAIL_LABELS   # here: the services import this module
 
-        return [(EDITABLE_FIELDS.get(f, f), _change(f, ch, action)) for f, ch in details.items()]
+        return [(EDIT_DETAIL_LABELS.get(f, f), _change(f, ch, action)) for f, ch in details.items()]
     labels = {**DETAIL_LABELS, **_ACTION_DETAIL_LABELS.get(action, {})}
     out = []
     for key, v in details.items():

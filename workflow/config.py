@@ -41,6 +41,11 @@ class Config:
     # in its place — unless this is set to 0, and another leader must be added.
     OFFICE_VERIFY_FALLBACK = os.environ.get("OFFICE_VERIFY_FALLBACK", "1") not in ("0", "false", "no", "")
     PER_PAGE = _int("PER_PAGE", 30)
+    # 签收 (receipt): whether a unit may start a part it has not received (the
+    # office's setting; 0 = receipt first), and after how many days since the
+    # plan's import an unreceived part is shown as overdue for receipt.
+    START_WITHOUT_RECEIPT = os.environ.get("START_WITHOUT_RECEIPT", "1") not in ("0", "false", "no", "")
+    RECEIPT_DUE_DAYS = _int("RECEIPT_DUE_DAYS", 3)
     # Sessions (auth/session.py, docs/security.md): they end SESSION_HOURS
     # after sign-in whatever happens, after SESSION_IDLE_MINUTES without a
     # request, on logout or password change, and when used from another

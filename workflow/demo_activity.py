@@ -17,7 +17,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
 from models import Evidence, ProgressNote, Submission, Task, TaskPart, User
-from workflow import services
+from workflow import machine, services
 from workflow.extensions import db
 from workflow.vocabulary import TaskState
 
@@ -143,13 +143,16 @@ def make_png(seed: int, width: int = 48, height: int = 32) -> bytes:
 def already_played() -> bool:
     """Any trace of work means the activity (or real use) already happened."""
     return bool(db.session.scalar(select(
-        exists().where(TaskPart.state != TaskState.PLANNED)
+        exists().where(TaskPart.state != TaskState.PLANNED) | exists().where(TaskPart.received_at.is_not(None))
         | exists(select(Submission.id)) | exists(select(ProgressNote.id)) | exists(select(Evidence.id)))))
 
 
 class _Player:
-    def __init__(self, rng: random.Random):
+    def __init__(self, rng: random.Random, receipts: random.Random):
         self.rng = rng
+        # Receipts draw from their own stream, so that the rest of the activity
+        # stays what it was before receipts existed.
+        self.receipts = receipts
         self.users = {u.username: u for u in db.session.scalars(select(User))}
         self.office = self.users["office"]
         self.stats: Counter = Counter()
@@ -171,7 +174,14 @@ class _Player:
         return self.rng.choice(PROGRESS_NOTES).format(**self.numbers())
 
     # what
+    def receive(self, part, chance: float) -> None:
+        if self.receipts.random() < chance:
+            services.receive_part(part, self.receipts.choice([self.staff(part.unit), self.leader(part.unit)]))
+            self.stats["签收"] += 1
+
     def start(self, part):
+        # Most units 签收 before they start; with START_WITHOUT_RECEIPT=0 every one must.
+        self.receive(part, 0.9 if machine.start_without_receipt_allowed() else 1.0)
         user = self.rng.choice([self.staff(part.unit), self.leader(part.unit)])
         services.start_part(part, user)
         self.stats["开始办理"] += 1
@@ -239,6 +249,8 @@ class _Player:
 
     def play_part(self, part, scenario: str) -> None:
         if scenario == "untouched":
+            # Some units have acknowledged their part, others not yet: the office's 待签收 list.
+            self.receive(part, 0.5)
             return
         self.start(part)
         if scenario == "started":
@@ -321,7 +333,7 @@ def play_activity(seed: int = SEED) -> dict[str, int] | None:
     Flushes through the services; the caller commits."""
     if already_played():
         return None
-    return dict(_Player(random.Random(seed)).play())
+    return dict(_Player(random.Random(seed), random.Random(seed + 1)).play())
 
 
 def describe(summary: dict[str, int] | None) -> str:

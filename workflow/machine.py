@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from flask import current_app, has_app_context
 from transitions import Machine, MachineError
 
 from models import TaskPart
@@ -90,6 +91,37 @@ def needs_reason(model, inputs) -> str | None:
     return None
 
 
+# Conditions: guards that read only the model, never the event's inputs. They
+# run at fire time like any guard, and ``refusal`` asks them too, so that a
+# button they forbid is not shown.
+
+def not_yet_received(model) -> str | None:
+    if model.received_at is not None:
+        return "该任务已签收，无需重复签收。"
+    return None
+
+
+RECEIPT_FIRST = "请先签收该任务，再开始办理。"
+
+
+def start_without_receipt_allowed() -> bool:
+    return bool(current_app.config.get("START_WITHOUT_RECEIPT", True)) if has_app_context() else True
+
+
+def received_if_required(model) -> str | None:
+    # The office's setting (START_WITHOUT_RECEIPT): work may begin only after 签收.
+    if model.received_at is None and not start_without_receipt_allowed():
+        return RECEIPT_FIRST
+    return None
+
+
+def _on_model(condition: Callable) -> Callable:
+    def guard(model, inputs) -> str | None:
+        return condition(model)
+    guard.__name__ = condition.__name__
+    return guard
+
+
 def _condition(guard: Callable) -> Callable:
     def condition(event) -> bool:
         message = guard(event.model, event.kwargs)
@@ -128,10 +160,15 @@ class Event:
     guards: tuple[Callable, ...] = ()
     inputs: tuple[str, ...] = ()    # what the event reads from its form
     notices: tuple[Notice, ...] = ()
+    conditions: tuple[Callable, ...] = ()   # guards on the model alone: refusal() asks them too
 
 
 EVENTS: tuple[Event, ...] = (
-    Event("part", "start", (PLANNED,), IN_PROGRESS, "part.start", "开始办理", "已开始办理。"),
+    # Reflexive: a received part is still planned, only acknowledged.
+    Event("part", "receive", (PLANNED,), PLANNED, "part.receive", "签收", "已签收。",
+          conditions=(not_yet_received,)),
+    Event("part", "start", (PLANNED,), IN_PROGRESS, "part.start", "开始办理", "已开始办理。",
+          conditions=(received_if_required,)),
     Event("part", "submit", (IN_PROGRESS,), SUBMITTED, "part.submit", "提交", "已提交，等待牵头单位核验。",
           guards=(needs_statement, needs_evidence, needs_something_new, evidence_files_present),
           inputs=("statement", "carry"),
@@ -158,7 +195,7 @@ EVENT_LABELS = {e.trigger: e.label for e in EVENTS}
 def transitions_for(subject: str) -> list[dict]:
     """The event table's rows for "part" or "task", as ``transitions`` takes them."""
     return [{"trigger": e.trigger, "source": list(e.source), "dest": e.dest,
-             "conditions": [_condition(g) for g in e.guards]}
+             "conditions": [_condition(_on_model(c)) for c in e.conditions] + [_condition(g) for g in e.guards]}
             for e in EVENTS if e.subject == subject]
 
 
@@ -229,7 +266,9 @@ def refusal(action: str, obj) -> str | None:
     Guards that read the action's inputs (a reason, a statement) run when it fires."""
     event = EVENT_FOR_ACTION.get(action)
     if event is not None:
-        return None if can_fire(obj, event.trigger) else _state_refusal(obj.state, event.label)
+        if not can_fire(obj, event.trigger):
+            return _state_refusal(obj.state, event.label)
+        return next((why for why in (c(obj) for c in event.conditions) if why), None)
     rule = ACTION_RULES.get(action)
     if rule is not None and not rule.open(obj):
         return rule.refusal(obj)

@@ -182,6 +182,42 @@ def todo_parts(user):
             .order_by(Task.deadline.is_(None), Task.deadline, *task_order()))
 
 
+# ---------------------------------------------------------------- receipt (签收)
+
+def unreceived_parts(unit_id: int | None = None, plan_id: int | None = None):
+    """Parts not yet acknowledged: still planned and never received (a part
+    already started has reached its unit, whatever the setting), oldest plan first."""
+    stmt = (select(TaskPart).join(TaskPart.task).join(Task.item).join(Item.plan)
+            .where(TaskPart.received_at.is_(None), TaskPart.state == PLANNED))
+    if unit_id is not None:
+        stmt = stmt.where(TaskPart.unit_id == unit_id)
+    if plan_id is not None:
+        stmt = stmt.where(Item.plan_id == plan_id)
+    return (stmt.options(selectinload(TaskPart.task).selectinload(Task.item).selectinload(Item.plan),
+                         selectinload(TaskPart.unit))
+            .order_by(Plan.imported_at, Plan.id, *task_order(), TaskPart.position))
+
+
+def receipt_cutoff(today: date, due_days: int) -> datetime:
+    """The naive UTC instant before which a plan was imported more than
+    ``due_days`` days ago, counted in China Standard Time days."""
+    midnight = datetime.combine(today - timedelta(days=due_days), time(0), tzinfo=CST)
+    return midnight.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def days_since_import(plan, today: date) -> int:
+    return (today - plan.imported_at.replace(tzinfo=timezone.utc).astimezone(CST).date()).days
+
+
+def unreceived_counts(today: date, due_days: int, plan_id: int | None = None) -> tuple[int, int]:
+    """(parts not yet received, of which overdue for receipt), one query."""
+    sub = unreceived_parts(plan_id=plan_id).order_by(None).with_only_columns(TaskPart.id, Plan.imported_at)
+    sub = sub.subquery()
+    late = func.sum(case((sub.c.imported_at < receipt_cutoff(today, due_days), 1), else_=0))
+    total, overdue = db.session.execute(select(func.count(), late).select_from(sub)).one()
+    return total or 0, overdue or 0
+
+
 def _pending_submitted_at():
     """When each part's pending submission was made (the latest hand-in)."""
     return (select(Submission.part_id, func.max(Submission.submitted_at).label("at"))
@@ -252,6 +288,7 @@ def task_for_page(task_id: int):
         selectinload(Task.responsible_units),
         selectinload(Task.sections),
         part_opts.selectinload(TaskPart.unit),
+        part_opts.selectinload(TaskPart.received_by),
         part_opts.selectinload(TaskPart.progress_notes).selectinload(ProgressNote.user),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.submitted_by),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.decided_by),

@@ -202,6 +202,33 @@ def transition(subject: str, trigger: str):
     return register
 
 
+@transition("part", "receive")
+def receive_part(part, user, *, expected_version=None):
+    """签收: the unit acknowledges that the part has reached it."""
+    fired = _fire(part, "receive", user, expected_version=expected_version)
+    part.received_at = utcnow()
+    part.received_by_id = user.id
+    return _record(fired, user)
+
+
+@_stale_as_refusal
+def receive_parts(parts, user) -> int:
+    """全部签收: every one of ``parts`` or none. A part that cannot be received
+    (already received, no longer planned, another unit's) refuses the whole
+    batch, named in the message, so nothing is half-done."""
+    parts = list(dict.fromkeys(parts))
+    if not parts:
+        raise Refused("请至少选择一项待签收的任务。")
+    blocked = [p for p in parts if denial(user, "part.receive", p) or refusal("part.receive", p)]
+    if blocked:
+        names = "、".join(f"{p.task.number_label}（{p.unit.name}）" for p in blocked[:10])
+        more = f"等 {len(blocked)} 项" if len(blocked) > 10 else ""
+        raise Refused(f"以下任务不能签收（已签收、已开始办理或不属于本单位），本次未签收任何任务：{names}{more}。")
+    for part in parts:
+        receive_part(part, user)
+    return len(parts)
+
+
 @transition("part", "start")
 def start_part(part, user, *, expected_version=None):
     return _record(_fire(part, "start", user, expected_version=expected_version), user)
@@ -435,6 +462,8 @@ def urge(task, user, message: str | None = None):
 
 
 EDITABLE_FIELDS = {"text": "任务内容", "deadline": "完成时限", "deadline_text": "时限原文", "long_term": "长期任务"}
+# A task edit's audit details: the fields, and the units whose receipt it cleared.
+EDIT_DETAIL_LABELS = {**EDITABLE_FIELDS, "receipts_cleared": "需重新签收的单位"}
 
 
 @_stale_as_refusal
@@ -449,11 +478,31 @@ def edit_task(task, user, *, expected_version=None, **changes):
         raise Refused("长期任务不能同时设置完成时限。")
     if not diff:
         return task
+    cleared = _clear_receipts(task) if set(diff) & RECEIPT_FIELDS else []
     _flush()
+    if cleared:
+        diff = {**diff, "receipts_cleared": [p.unit.name for p in cleared]}
     audit.append("task_edited", user=user, task=task, details=diff)
+    if cleared:
+        notify_units([p.unit for p in cleared], task, NotificationKind.RECEIPT_RESET,
+                     f"{task.label}：任务内容或时限已修改，请重新签收。")
     return task
+
+
+# What a unit acknowledged when it received a part: changing any of these asks for a new receipt.
+RECEIPT_FIELDS = {"text", "deadline", "deadline_text", "long_term"}
+
+
+def _clear_receipts(task) -> list:
+    """The received parts that are still planned (a part already started
+    cannot be received again, and its work goes on) lose their receipt."""
+    cleared = [p for p in task.parts if p.received_at is not None and p.state == machine.PLANNED]
+    for part in cleared:
+        part.received_at = None
+        part.received_by_id = None
+    return cleared
 
 
 __all__ = ["Forbidden", "Refused", "ServiceError", "Stale", "StorageError", "TRANSITIONS", "add_file_evidence",
            "add_text_evidence", "apply", "close_task", "edit_task", "record_progress", "remove_pending_evidence",
-           "reopen_task", "return_part", "start_part", "submit_part", "urge", "verify_part"]
+           "receive_part", "receive_parts", "reopen_task", "return_part", "start_part", "submit_part", "urge", "verify_part"]

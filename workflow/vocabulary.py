@@ -112,6 +112,7 @@ class NotificationKind(Vocabulary):
     VERIFIED = "verified", "已核验"
     CLOSED = "closed", "已办结"
     REOPENED = "reopened", "重新打开"
+    RECEIPT_RESET = "receipt_reset", "请重新签收"
     REPORT = "report", "报告"
     LOGIN_ALERT = "login_alert", "登录异常"
 

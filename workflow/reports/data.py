@@ -297,7 +297,7 @@ def _timeline(task_ids: list[int]) -> dict[int, list[dict]]:
         if e.reason:
             notes.append(f"理由：{e.reason}")
         if e.action == "task_edited":
-            notes.append("修改：" + "、".join(EDITABLE_FIELDS.get(k, k) for k in details))
+            notes.append("修改：" + "、".join(EDITABLE_FIELDS.get(k, k) for k in details if k != "receipts_cleared"))
         who = e.user.display_name if e.user is not None else (e.username or "系统")
         out[e.task_id].append({"seq": e.seq, "at": format_local(e.at), "who": who,
                                "unit": e.unit.name if e.unit is not None else "", "what": what,

@@ -80,12 +80,16 @@ class VersionedForm(FlaskForm):
 class IdListField(Field):
     """Row ids ticked in a list of checkboxes (rendered by the page itself)."""
 
+    def __init__(self, label=None, validators=None, invalid_message="所选材料无效，请刷新页面后重新选择。", **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.invalid_message = invalid_message
+
     def process_formdata(self, valuelist):
         self.data = []
         for raw in valuelist:
             value = parse_id(raw)
             if value is None:
-                raise ValueError("所选材料无效，请刷新页面后重新选择。")
+                raise ValueError(self.invalid_message)
             self.data.append(value)
 
     def _value(self):
@@ -128,6 +132,13 @@ class EditTaskForm(VersionedForm):
             self.deadline.errors.append("长期任务不能同时设置完成时限：请清空日期或取消“长期任务”。")
             return False
         return ok
+
+
+class BulkReceiveForm(FlaskForm):
+    """全部签收 on the to-do page: the ticked parts, or (``scope`` "all") every
+    part of my unit not yet received."""
+    part = IdListField("所选任务", default=list, invalid_message="所选任务无效，请刷新页面后重新选择。")
+    scope = StringField("范围", validators=[Optional()])
 
 
 # ---------------------------------------------------------------- admin

@@ -22,7 +22,7 @@ from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
 from workflow.services import Stale
 from workflow.timeutil import today_local
 
-from .forms import EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm
+from .forms import BulkReceiveForm, EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm
 from .helpers import CONFLICT_MESSAGE, commit_service, require
 from .urls import get_row, page_number, parse_id
 
@@ -35,6 +35,10 @@ TASK_EVENTS = ",".join(e.trigger for e in EVENTS if e.subject == "task" and e.ac
 
 def _near_days() -> int:
     return current_app.config["NEAR_DUE_DAYS"]
+
+
+def _receipt_due_days() -> int:
+    return current_app.config["RECEIPT_DUE_DAYS"]
 
 
 def _per_page() -> int:
@@ -86,8 +90,9 @@ def _overview(home: bool):
     data = queries.overview(plan_id, today_local(), _near_days())
     to_close = queries.count_of(queries.to_close_tasks()) if user.is_office else 0
     verify_waiting = queries.verify_count(user)
+    unreceived = queries.unreceived_counts(today_local(), _receipt_due_days(), plan_id)
     return render_template("tasks/overview.html", data=data, plans=plans, plan_id=plan_id, home=home,
-                           to_close=to_close, verify_waiting=verify_waiting,
+                           to_close=to_close, verify_waiting=verify_waiting, unreceived=unreceived,
                            multi_plan=len(plans) > 1 and plan_id is None)
 
 
@@ -113,11 +118,58 @@ def todo():
         verify = (db.session.scalars(queries.verify_parts(user).limit(10)).all()
                   if user.role == Role.UNIT_LEADER else [])
         verify_total = queries.verify_count(user) if user.role == Role.UNIT_LEADER else 0
-        return render_template("tasks/todo.html", page=page, verify=verify, verify_total=verify_total)
+        to_receive = queries.count_of(queries.unreceived_parts(unit_id=user.unit_id))
+        return render_template("tasks/todo.html", page=page, verify=verify, verify_total=verify_total,
+                               to_receive=to_receive)
     if user.is_office:
         page = paginate(queries.to_close_tasks())
-        return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user))
+        unreceived = queries.unreceived_counts(today_local(), _receipt_due_days())
+        return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
+                               unreceived=unreceived)
     return render_template("tasks/todo_office.html", page=None, verify_total=0)
+
+
+@bp.route("/tasks/todo/receive", methods=["POST"])
+@login_required
+def receive_bulk():
+    """全部签收: one transaction for the ticked parts (or all of my unit's not
+    yet received); any part that cannot be received refuses the whole batch."""
+    user = current_user._get_current_object()
+    if not _is_unit_user(user):
+        abort(403)
+    form = BulkReceiveForm()
+    if _form_errors(form):
+        return redirect(url_for("tasks.todo"))
+    if form.scope.data == "all":
+        parts = db.session.scalars(queries.unreceived_parts(unit_id=user.unit_id)).all()
+        if not parts:
+            flash("本单位没有待签收的任务。", "info")
+            return redirect(url_for("tasks.todo"))
+    else:
+        ids = list(dict.fromkeys(form.part.data))
+        parts = db.session.scalars(select(TaskPart).where(TaskPart.id.in_(ids))).all() if ids else []
+        if len(parts) != len(ids):
+            flash("所选任务不存在，请刷新页面后重新选择。", "danger")
+            return redirect(url_for("tasks.todo"))
+    outcome = commit_service(lambda: services.receive_parts(parts, user))
+    if outcome.error is not None:
+        flash(outcome.error.message, "warning" if isinstance(outcome.error, Stale) else "danger")
+    else:
+        flash(f"已签收 {outcome.value} 项任务。", "success")
+    return redirect(url_for("tasks.todo"))
+
+
+@bp.route("/tasks/unreceived")
+@login_required
+def unreceived():
+    """The office's view of who has not acknowledged their parts."""
+    require("overview.view")
+    today, due_days = today_local(), _receipt_due_days()
+    page = paginate(queries.unreceived_parts())
+    total, overdue = queries.unreceived_counts(today, due_days)
+    rows = [(p, queries.days_since_import(p.task.item.plan, today)) for p in page.items]
+    return render_template("tasks/unreceived.html", page=page, rows=rows, due_days=due_days, total=total,
+                           overdue=overdue)
 
 
 @bp.route("/tasks/verify")
