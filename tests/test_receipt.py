@@ -239,6 +239,8 @@ def test_the_office_list_counts_days_since_import_in_china_time(app, login, one_
         # 2022-09-26 17:30 UTC is 2022-09-27 01:30 in Beijing: three days before the 30th (four by UTC dates).
         plan.imported_at = datetime(2022, 9, 26, 17, 30)
         assert queries.days_since_import(plan, date(2022, 9, 30)) == 3
+        # A demo clock before the import (LUOSHI_TODAY) reads 0 days, never a negative count.
+        assert queries.days_since_import(plan, date(2022, 9, 1)) == 0
         assert queries.unreceived_counts(date(2022, 9, 30), 3) == (total, 0)     # 3 days is not "older than 3"
         assert queries.unreceived_counts(date(2022, 9, 30), 2) == (total, total)
         assert queries.unreceived_counts(date(2022, 10, 1), 3) == (total, total)

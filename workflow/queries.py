@@ -206,7 +206,9 @@ def receipt_cutoff(today: date, due_days: int) -> datetime:
 
 
 def days_since_import(plan, today: date) -> int:
-    return (today - plan.imported_at.replace(tzinfo=timezone.utc).astimezone(CST).date()).days
+    """Whole China Standard Time days since the plan was imported; never negative:
+    the demo clock (LUOSHI_TODAY) may read a day before a plan imported for real."""
+    return max(0, (today - plan.imported_at.replace(tzinfo=timezone.utc).astimezone(CST).date()).days)
 
 
 def unreceived_counts(today: date, due_days: int, plan_id: int | None = None) -> tuple[int, int]:
