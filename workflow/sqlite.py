@@ -27,6 +27,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from sqlalchemy import event
@@ -209,3 +210,35 @@ class _CountRequests:
             return self.wsgi_app(environ, start_response)
         finally:
             _checkpointer.request_ended()
+
+
+def _pragma_outside_transaction(raw, pragma: str) -> None:
+    # PRAGMA foreign_keys is silently ignored inside a transaction: end the one
+    # under way (SQLite DDL here is not transactional anyway) and begin it again.
+    was_open = raw.in_transaction
+    if was_open:
+        raw.execute("COMMIT")
+    raw.execute(pragma)
+    if was_open:
+        raw.execute("BEGIN")
+
+
+@contextmanager
+def foreign_keys_off(bind):
+    """For migrations that rebuild a table on SQLite (Alembic batch mode copies,
+    drops and renames it): with foreign keys on, the DROP of a parent table fires
+    every ON DELETE of its children, or fails. Off during the rebuild, then
+    ``foreign_key_check`` proves nothing was left dangling. A no-op elsewhere."""
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    raw = bind.connection.dbapi_connection
+    _pragma_outside_transaction(raw, "PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        dangling = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if dangling:
+            raise RuntimeError(f"foreign keys broken by the table rebuild: {dangling[:5]}")
+    finally:
+        # The pooled connection goes back to the application: keys on again.
+        _pragma_outside_transaction(raw, "PRAGMA foreign_keys=ON")

@@ -19,10 +19,11 @@ Revision ID: 1b8127a3c7ff
 Revises: 681e495e97b5
 Create Date: 2026-12-02 09:00:00
 """
-from contextlib import contextmanager
 
 from alembic import op
 import sqlalchemy as sa
+
+from workflow.sqlite import foreign_keys_off
 
 revision = '1b8127a3c7ff'
 down_revision = '681e495e97b5'
@@ -52,37 +53,8 @@ CHECKS = (
 )
 
 
-def _sqlite_pragma(raw, pragma: str) -> None:
-    # PRAGMA foreign_keys is silently ignored inside a transaction: end the one
-    # under way (SQLite DDL here is not transactional anyway) and begin it again.
-    was_open = raw.in_transaction
-    if was_open:
-        raw.execute("COMMIT")
-    raw.execute(pragma)
-    if was_open:
-        raw.execute("BEGIN")
-
-
-@contextmanager
-def _foreign_keys_off_on_sqlite():
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        yield
-        return
-    raw = bind.connection.dbapi_connection
-    _sqlite_pragma(raw, "PRAGMA foreign_keys=OFF")
-    try:
-        yield
-        dangling = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-        if dangling:
-            raise RuntimeError(f"foreign keys broken by the table rebuild: {dangling[:5]}")
-    finally:
-        # The pooled connection goes back to the application: keys on again.
-        _sqlite_pragma(raw, "PRAGMA foreign_keys=ON")
-
-
 def upgrade():
-    with _foreign_keys_off_on_sqlite():
+    with foreign_keys_off(op.get_bind()):
         for table in dict.fromkeys(t for t, _, _ in CHECKS):
             with op.batch_alter_table(table, schema=None) as batch_op:
                 for _, name, condition in (c for c in CHECKS if c[0] == table):
@@ -102,7 +74,7 @@ def downgrade():
             op.execute(f"""UPDATE "{table}" SET {column} =
                            timezone(current_setting('TimeZone'), timezone('UTC', {column}))""")
 
-    with _foreign_keys_off_on_sqlite():
+    with foreign_keys_off(op.get_bind()):
         for table in reversed(list(dict.fromkeys(t for t, _, _ in CHECKS))):
             with op.batch_alter_table(table, schema=None) as batch_op:
                 for _, name, _condition in (c for c in CHECKS if c[0] == table):

@@ -8,12 +8,13 @@ dangling (as in 1b8127a3c7ff).
 
 Revision ID: c5d2e8f41a07
 Revises: b4e1c07d5a21
-Create Date: 2026-12-10 01:00:00
+Create Date: 2026-12-02 02:30:00
 """
-from contextlib import contextmanager
 
 from alembic import op
 import sqlalchemy as sa
+
+from workflow.sqlite import foreign_keys_off
 
 revision = 'c5d2e8f41a07'
 down_revision = 'b4e1c07d5a21'
@@ -21,37 +22,8 @@ branch_labels = None
 depends_on = None
 
 
-def _sqlite_pragma(raw, pragma: str) -> None:
-    # PRAGMA foreign_keys is silently ignored inside a transaction: end the one
-    # under way (SQLite DDL here is not transactional anyway) and begin it again.
-    was_open = raw.in_transaction
-    if was_open:
-        raw.execute("COMMIT")
-    raw.execute(pragma)
-    if was_open:
-        raw.execute("BEGIN")
-
-
-@contextmanager
-def _foreign_keys_off_on_sqlite():
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        yield
-        return
-    raw = bind.connection.dbapi_connection
-    _sqlite_pragma(raw, "PRAGMA foreign_keys=OFF")
-    try:
-        yield
-        dangling = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-        if dangling:
-            raise RuntimeError(f"foreign keys broken by the table rebuild: {dangling[:5]}")
-    finally:
-        # The pooled connection goes back to the application: keys on again.
-        _sqlite_pragma(raw, "PRAGMA foreign_keys=ON")
-
-
 def upgrade():
-    with _foreign_keys_off_on_sqlite():
+    with foreign_keys_off(op.get_bind()):
         with op.batch_alter_table('task_part', schema=None) as batch_op:
             batch_op.add_column(sa.Column('received_at', sa.DateTime(), nullable=True))
             batch_op.add_column(sa.Column('received_by_id', sa.Integer(), nullable=True))
@@ -59,7 +31,7 @@ def upgrade():
 
 
 def downgrade():
-    with _foreign_keys_off_on_sqlite():
+    with foreign_keys_off(op.get_bind()):
         with op.batch_alter_table('task_part', schema=None) as batch_op:
             batch_op.drop_constraint('fk_task_part_received_by_id_user', type_='foreignkey')
             batch_op.drop_column('received_by_id')
