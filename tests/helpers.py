@@ -122,3 +122,12 @@ def one_part_task_in(app, *, lead_owns_part: bool) -> OnePartTask:
 
 def row_counts(db, *models) -> dict[str, int]:
     return {m.__name__: db.session.scalar(select(func.count()).select_from(m)) for m in models}
+
+
+def post_on_task_page(client, task_id: int, path: str, **fields):
+    """Load the task page as the user sees it and post the form whose action is
+    ``path``, with the CSRF token and the version that form shows; follows the redirect."""
+    page = client.get(f"/tasks/{task_id}")
+    version = re.search(r'action="%s"[^>]*>.*?name="version" value="(\d+)"' % re.escape(path), page.text, re.S)
+    data = {"csrf_token": csrf(page.text), "version": version.group(1) if version else "0", **fields}
+    return client.post(path, data=data, follow_redirects=True)

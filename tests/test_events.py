@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from auth.permissions import can
-from models import Evidence, Role, Submission, Task, User
-from tests.helpers import csrf, lead_owns_part, unit_username
+from models import Evidence, Role, Submission, Task, TaskPart, User
+from tests.helpers import csrf, lead_owns_part, post_on_task_page, unit_username
 from workflow import machine, services
 from workflow.extensions import db
 from workflow.services import Forbidden, Refused
+from workflow.timeutil import utcnow
 from workflow.vocabulary import CLOSED, IN_PROGRESS, SUBMITTED, VERIFIED
 
 
@@ -25,11 +26,7 @@ def db_template():
     return "seed"
 
 
-def post(client, task_id: int, path: str, **fields):
-    page = client.get(f"/tasks/{task_id}")
-    version = re.search(r'action="%s"[^>]*>.*?name="version" value="(\d+)"' % re.escape(path), page.text, re.S)
-    data = {"csrf_token": csrf(page.text), "version": version.group(1) if version else "0", **fields}
-    return client.post(path, data=data, follow_redirects=True)
+post = post_on_task_page
 
 
 def get(model, row_id):
@@ -235,10 +232,14 @@ def test_earlier_evidence_is_offered_and_carried_only_when_chosen(app, login, on
     assert "这是退回后的重新提交" in refused.text
     # Another part's evidence cannot be smuggled in.
     with app.app_context():
-        foreign = db.session.scalar(select(Evidence.id).where(Evidence.part_id != part_id).limit(1))
-    if foreign is not None:
-        assert "不属于该任务" in post(staff, task_id, f"{base}/submit", statement="已补充照片。",
-                                       carry=[str(foreign)]).text
+        other_part = db.session.scalar(select(TaskPart).where(TaskPart.id != part_id).order_by(TaskPart.id))
+        foreign = Evidence(part_id=other_part.id, kind="text", text="别的单位的材料",
+                           uploaded_by_id=db.session.scalar(select(User.id).limit(1)), uploaded_at=utcnow())
+        db.session.add(foreign)
+        db.session.commit()
+        foreign = foreign.id
+    assert "不属于该任务" in post(staff, task_id, f"{base}/submit", statement="已补充照片。",
+                                   carry=[str(foreign)]).text
     assert "所选材料无效" in post(staff, task_id, f"{base}/submit", statement="已补充照片。", carry=["x"]).text
     with app.app_context():
         assert len(db.session.scalars(select(Submission).where(Submission.part_id == part_id)).all()) == 1

@@ -240,7 +240,9 @@ def test_who_sees_the_task_and_its_evidence(app, state):
         client = log_in(app.test_client(), username)
         expected = 200 if label in VIEWERS else 403
         assert client.get(f"/tasks/{task.id}").status_code == expected, (label, state)
-        if evidence_id is not None:
+        if state == "planned":
+            assert evidence_id is None      # nothing handed in yet: only the task page to check
+        else:
             response = client.get(f"/evidence/{evidence_id}/download")
             assert response.status_code == expected, (label, state)
 

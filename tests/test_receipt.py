@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from auth.permissions import can
 from models import AuditEntry, Notification, Plan, TaskPart, User
-from tests.helpers import csrf, unit_user, unit_username
+from tests.helpers import csrf, post_on_task_page, unit_user
 from workflow import machine, services
 from workflow.extensions import db
+from workflow.services import Refused
 from workflow.timeutil import today_local
-from workflow.services import Forbidden, Refused
 from workflow.vocabulary import IN_PROGRESS, PLANNED, SUBMITTED, VERIFIED, NotificationKind
 
 
@@ -24,11 +24,7 @@ def db_template():
     return "seed"
 
 
-def post(client, task_id: int, path: str, **fields):
-    page = client.get(f"/tasks/{task_id}")
-    version = re.search(r'action="%s"[^>]*>.*?name="version" value="(\d+)"' % re.escape(path), page.text, re.S)
-    data = {"csrf_token": csrf(page.text), "version": version.group(1) if version else "0", **fields}
-    return client.post(path, data=data, follow_redirects=True)
+post = post_on_task_page
 
 
 def _count(model, *where):
@@ -157,7 +153,7 @@ def test_receive_all_on_the_todo_page_is_one_entry_per_part(app, login, one_part
     assert len(mine) >= 2
     staff = login(one_part_task.part_staff)
     page = staff.get("/tasks/todo").text
-    assert "全部签收" in page and f"尚未签收。" in page
+    assert "全部签收" in page and "尚未签收。" in page
     assert len(re.findall(r'type="checkbox" name="part" value="(\d+)" form="bulk-receive"', page)) == min(
         len(mine), app.config["PER_PAGE"])
     done = staff.post("/tasks/todo/receive", data={"csrf_token": csrf(page), "scope": "all"}, follow_redirects=True)

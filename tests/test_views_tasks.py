@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from tests.helpers import csrf, unit_username
 
-PASSWORD = "demo-2026"
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
 
