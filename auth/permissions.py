@@ -27,15 +27,25 @@ PLAN_ACTIONS = {
     "report.generate": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
     "report.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
     "overview.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
+    "round.open": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
+    "round.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
 }
 
 UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
-OWNER_ACTIONS = ("part.receive", "part.start", "part.progress", "part.evidence", "part.submit")
+OWNER_ACTIONS = ("part.receive", "part.start", "part.progress", "part.evidence", "part.submit",
+                 "part.extend", "part.file", "milestone.propose")
 LEAD_ACTIONS = ("part.verify", "part.return")
 OFFICE_TASK_ACTIONS = ("task.close", "task.reopen", "task.urge", "task.edit")
+# On a part, a round, an extension request: the office alone.
+OFFICE_ACTIONS = ("part.remind", "milestone.set", "round.close", "extension.grant", "extension.refuse")
+# The lead unit's leader decides on a unit's extension request or proposed milestone
+# (obj: the ExtensionRequest or Milestone), never on their own.
+LEAD_DECISIONS = {"extension.approve": "requested_by_id", "extension.decline": "requested_by_id",
+                  "milestone.approve": "proposed_by_id", "milestone.refuse": "proposed_by_id"}
 
 NOT_ALLOWED = "您没有执行此操作的权限。"
 OWN_SUBMISSION = "这次材料是您本人提交的，按职责分离不能由您本人核验或退回。"
+OWN_REQUEST = "这是您本人提出的申请，按职责分离不能由您本人审核。"
 
 def _authenticated(user) -> bool:
     return user is not None and getattr(user, "is_authenticated", False) and user.is_active
@@ -120,8 +130,18 @@ def denial(user, action: str, obj=None) -> str | None:
         if user.is_office and office_verifies(obj):
             return None
         return NOT_ALLOWED
-    if action in OFFICE_TASK_ACTIONS:
+    if action in OFFICE_TASK_ACTIONS or action in OFFICE_ACTIONS:
         return None if user.is_office else NOT_ALLOWED
+    if action in LEAD_DECISIONS:
+        task = task_of(obj.part)
+        if user.role == Role.UNIT_LEADER and is_lead_unit(user, task):
+            return OWN_REQUEST if getattr(obj, LEAD_DECISIONS[action]) == user.id else None
+        # As with verification: the office steps in when the lead unit has no
+        # other leader to decide (OFFICE_VERIFY_FALLBACK).
+        if user.is_office and office_may_verify_config() and not [
+                u for u in lead_leaders(task) if u.id != getattr(obj, LEAD_DECISIONS[action])]:
+            return None
+        return NOT_ALLOWED
     if action == "evidence.download":
         return denial(user, "task.view", task_of(obj.part))
     return NOT_ALLOWED

@@ -99,7 +99,7 @@ def multiply_plan(app, factor: int) -> None:
                 db.session.flush()
                 item_map[i.id] = copy
                 for t in i.tasks:
-                    task = Task(item_id=copy.id, kind=t.kind, seq=t.seq, text=t.text, deadline=t.deadline,
+                    task = Task(item_id=copy.id, kind=t.kind, seq=t.seq, text=t.text, deadline=t.deadline, deadline_original=t.deadline_original,
                                 deadline_text=t.deadline_text, long_term=t.long_term, clause_source=t.clause_source,
                                 source_lines=list(t.source_lines or []), state=t.state)
                     task.lead_units = list(t.lead_units)

@@ -20,4 +20,5 @@ from .plan import (  # noqa: F401
 from .audit import AuditEntry, AuditHead  # noqa: F401,E402
 from .evidence import Evidence, Notification, ProgressNote, Submission  # noqa: F401,E402
 from .report import ReportArchive  # noqa: F401,E402
+from .rhythm import ExtensionRequest, Milestone, ProgressRound, RoundPart  # noqa: F401,E402
 from .security import RateLimitCounter  # noqa: F401,E402

@@ -79,6 +79,8 @@ class Evidence(db.Model):
     # A resubmission may carry earlier evidence over: it gets a copy, pointing
     # at the item first handed in, so the earlier submission stays as it was.
     carried_from_id: Mapped[int | None] = mapped_column(ForeignKey("evidence.id"))
+    # A file handed in with a round's progress entry (still pending evidence of the part).
+    progress_note_id: Mapped[int | None] = mapped_column(ForeignKey("progress_note.id"))
 
     part = relationship("TaskPart", back_populates="evidence")
     submission: Mapped[Submission | None] = relationship(back_populates="evidence")

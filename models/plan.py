@@ -155,6 +155,8 @@ class Task(db.Model):
     seq: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     deadline: Mapped[date | None] = mapped_column(Date, index=True)
+    # As the plan first set it: reports show 原定时限 beside the deadline in force.
+    deadline_original: Mapped[date | None] = mapped_column(Date)
     deadline_text: Mapped[str | None] = mapped_column(String(100))
     long_term: Mapped[bool] = mapped_column(Boolean, default=False)
     clause_source: Mapped[str] = mapped_column(String(10), default=ClauseSource.OWN)
@@ -226,6 +228,12 @@ class TaskPart(db.Model):
     # 签收: the unit acknowledged the part (cleared when the office edits the task's text or deadline).
     received_at: Mapped[datetime | None] = mapped_column(DateTime)
     received_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # 延期: the part's own deadline once an extension is granted (NULL: the task's).
+    deadline: Mapped[date | None] = mapped_column(Date)
+    # 红色预警 holds until the lag is caught up (workflow/pace.py): set when a
+    # date or line changes under a red part, cleared by a progress report that catches up.
+    red_since: Mapped[datetime | None] = mapped_column(DateTime)
+    red_reason: Mapped[str | None] = mapped_column(String(200))
 
     task: Mapped[Task] = relationship(back_populates="parts")
     unit: Mapped[Unit] = relationship()
@@ -233,10 +241,17 @@ class TaskPart(db.Model):
     progress_notes = relationship("ProgressNote", back_populates="part", order_by="ProgressNote.at")
     submissions = relationship("Submission", back_populates="part", order_by="Submission.number")
     evidence = relationship("Evidence", back_populates="part", order_by="Evidence.id")
+    extensions = relationship("ExtensionRequest", back_populates="part", order_by="ExtensionRequest.id")
+    milestones = relationship("Milestone", back_populates="part", order_by="Milestone.on")
 
     # The ORM adds "WHERE version = <version read>" to every UPDATE and raises
     # StaleDataError when another transaction got there first.
     __mapper_args__ = {"version_id_col": version}
+
+    def deadline_in_force(self, task=None) -> date | None:
+        """The part's own (extended) deadline, else its task's. ``task`` saves a
+        lazy load where the caller has it (see auth.permissions.task_of)."""
+        return self.deadline or (task or self.task).deadline
 
     @property
     def pending_evidence(self):

@@ -28,12 +28,14 @@ from typing import Callable
 from flask import current_app, has_app_context
 from transitions import Machine, MachineError
 
-from models import TaskPart
+from models import ExtensionRequest, Milestone, ProgressRound, TaskPart
 from workflow import storage
+from workflow.timeutil import today_local
 # Plain strings, not TaskState members: transitions names an Enum state by its member name.
 from workflow.vocabulary import (
-    CLOSED, IN_PROGRESS, PART_STATES, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, NotificationKind, SubmissionOutcome,
-    TaskState)
+    CLOSED, GRANTED, IN_PROGRESS, PART_STATES, PENDING_LEAD, PENDING_OFFICE, PLANNED, REFUSED, ROUND_CLOSED,
+    ROUND_OPEN, SUBMITTED, TASK_STATES, VERIFIED, ExtensionState, MilestoneState, NotificationKind, RoundState,
+    SubmissionOutcome, TaskState)
 
 
 class TransitionRefused(Exception):
@@ -139,13 +141,14 @@ PART_UNIT = "part_unit"                 # every user of the unit that does the p
 LEAD_LEADERS = "lead_leaders"           # the leaders of the task's lead units (they verify)
 PART_UNITS = "part_units"               # every unit with a part of the task
 PART_AND_LEAD_UNITS = "part_and_lead_units"
+OFFICE = "office"                       # the office's admins and staff
 
 
 @dataclass(frozen=True)
 class Notice:
     kind: NotificationKind
     to: str             # one of the recipient names above
-    message: str        # format fields: {task} (its label), {unit} (the part's unit), {reason}
+    message: str        # format fields: {task} (its label), {unit} (the part's unit), {reason}, {date}
 
 
 @dataclass(frozen=True)
@@ -185,11 +188,45 @@ EVENTS: tuple[Event, ...] = (
     Event("task", "reopen", (VERIFIED, CLOSED), IN_PROGRESS, "task.reopen", "重新打开",
           "任务已重新打开，并已通知各承办单位。", guards=(needs_reason,), inputs=("reason",),
           notices=(Notice(NotificationKind.REOPENED, PART_UNITS, "{task}已被办公室重新打开：{reason}"),)),
+
+    # 延期申请 (an ExtensionRequest, asked by the part's unit: workflow/extension_services.py).
+    # The lead unit's leader decides first, then the office; a refusal needs its reason.
+    Event("extension", "approve", (PENDING_LEAD,), PENDING_OFFICE, "extension.approve", "同意并报办公室",
+          "已同意，报办公室审批。",
+          notices=(Notice(NotificationKind.EXTENSION, OFFICE,
+                          "{unit}申请将{task}的完成时限延至{date}，牵头单位已同意，请审批。"),)),
+    Event("extension", "decline", (PENDING_LEAD,), REFUSED, "extension.decline", "不同意延期",
+          "已不同意该延期申请，并已通知申请单位。", guards=(needs_reason,), inputs=("reason",),
+          notices=(Notice(NotificationKind.EXTENSION_DECIDED, PART_UNIT,
+                          "{task}（{unit}）的延期申请未获牵头单位同意：{reason}"),)),
+    Event("extension", "grant", (PENDING_OFFICE,), GRANTED, "extension.grant", "批准延期",
+          "已批准延期，完成时限已调整。",
+          notices=(Notice(NotificationKind.EXTENSION_DECIDED, PART_AND_LEAD_UNITS,
+                          "{task}（{unit}）的延期申请已批准，完成时限调整为{date}。"),)),
+    Event("extension", "refuse", (PENDING_OFFICE,), REFUSED, "extension.refuse", "不予延期",
+          "已不予延期，并已通知申请单位和牵头单位。", guards=(needs_reason,), inputs=("reason",),
+          notices=(Notice(NotificationKind.EXTENSION_DECIDED, PART_AND_LEAD_UNITS,
+                          "{task}（{unit}）的延期申请未获办公室批准：{reason}"),)),
+
+    # A milestone the part's unit proposed (the office sets its own directly): the lead unit decides.
+    Event("milestone", "approve", (MilestoneState.PROPOSED.value,), MilestoneState.APPROVED.value,
+          "milestone.approve", "确认节点", "已确认该进度节点。",
+          notices=(Notice(NotificationKind.MILESTONE, PART_UNIT, "{task}（{unit}）的进度节点已确认。"),)),
+    Event("milestone", "refuse", (MilestoneState.PROPOSED.value,), MilestoneState.REFUSED.value,
+          "milestone.refuse", "不同意节点", "已不同意该进度节点，并已通知承办单位。",
+          guards=(needs_reason,), inputs=("reason",),
+          notices=(Notice(NotificationKind.MILESTONE, PART_UNIT, "{task}（{unit}）的进度节点未获同意：{reason}"),)),
+
+    # 调度 (a ProgressRound: workflow/round_services.py): closing it produces its 调度通报.
+    Event("round", "close", (ROUND_OPEN,), ROUND_CLOSED, "round.close", "结束调度并生成通报",
+          "本轮调度已结束，调度通报正在生成。"),
 )
 
 EVENT_BY_KEY = {(e.subject, e.trigger): e for e in EVENTS}
 EVENT_FOR_ACTION = {e.action: e for e in EVENTS if e.action}
-EVENT_LABELS = {e.trigger: e.label for e in EVENTS}
+# By trigger, for messages and the audit log; triggers of different subjects that share a
+# name (reopen, approve, refuse) are told apart by ``EVENT_BY_KEY``.
+EVENT_LABELS = {e.trigger: e.label for e in EVENTS if e.subject in ("part", "task")}
 
 
 def transitions_for(subject: str) -> list[dict]:
@@ -199,18 +236,34 @@ def transitions_for(subject: str) -> list[dict]:
             for e in EVENTS if e.subject == subject]
 
 
-_COMMON = {"model": None, "initial": PLANNED, "auto_transitions": False, "send_event": True,
-           "model_attribute": "state"}
-PART_MACHINE = Machine(states=list(PART_STATES), transitions=transitions_for("part"), **_COMMON)
-TASK_MACHINE = Machine(states=list(TASK_STATES), transitions=transitions_for("task"), **_COMMON)
+_COMMON = {"model": None, "auto_transitions": False, "send_event": True, "model_attribute": "state"}
+
+# Each subject: its states (the first is where a new row starts) and its model.
+SUBJECTS = {
+    "part": (PART_STATES, TaskPart),
+    "task": (TASK_STATES, None),       # anything that is not one of the others is a Task
+    "extension": (ExtensionState.values(), ExtensionRequest),
+    "milestone": (MilestoneState.values(), Milestone),
+    "round": (RoundState.values(), ProgressRound),
+}
+MACHINES = {subject: Machine(states=list(states), initial=states[0], transitions=transitions_for(subject),
+                             **_COMMON)
+            for subject, (states, _model) in SUBJECTS.items()}
+PART_MACHINE = MACHINES["part"]
+TASK_MACHINE = MACHINES["task"]
+STATE_VOCABULARY = {"part": TaskState, "task": TaskState, "extension": ExtensionState,
+                    "milestone": MilestoneState, "round": RoundState}
 
 
 def subject_of(model) -> str:
-    return "part" if isinstance(model, TaskPart) else "task"
+    for subject, (_states, cls) in SUBJECTS.items():
+        if cls is not None and isinstance(model, cls):
+            return subject
+    return "task"
 
 
 def machine_for(model) -> Machine:
-    return PART_MACHINE if subject_of(model) == "part" else TASK_MACHINE
+    return MACHINES[subject_of(model)]
 
 
 def can_fire(model, event: str) -> bool:
@@ -218,8 +271,9 @@ def can_fire(model, event: str) -> bool:
     return event in machine_for(model).get_triggers(model.state)
 
 
-def _state_refusal(state: str, label: str) -> str:
-    return f"当前状态为“{TaskState.label_of(state)}”，不能执行“{label}”。"
+def _state_refusal(model, label: str) -> str:
+    state = STATE_VOCABULARY[subject_of(model)].label_of(model.state)
+    return f"当前状态为“{state}”，不能执行“{label}”。"
 
 
 def fire(model, event: str, **context) -> tuple[str, str]:
@@ -231,7 +285,7 @@ def fire(model, event: str, **context) -> tuple[str, str]:
     try:
         machine.events[event].trigger(model, **context)
     except MachineError:
-        raise TransitionRefused(_state_refusal(source, EVENT_LABELS.get(event, event))) from None
+        raise TransitionRefused(_state_refusal(model, EVENT_BY_KEY[(subject_of(model), event)].label)) from None
     return source, model.state
 
 
@@ -248,6 +302,44 @@ class Rule:
     refusal: Callable[[object], str]
 
 
+def late_extensions_allowed() -> bool:
+    return bool(current_app.config.get("LATE_EXTENSIONS", False)) if has_app_context() else False
+
+
+def _task(part):
+    # Not ``part.task`` where the page loaded it already (see auth.permissions.task_of).
+    from auth.permissions import task_of
+    return task_of(part)
+
+
+def extension_refusal(part) -> str | None:
+    """延期申请 is open before the part's deadline (after it only if the office allows
+    late requests), for a dated part not yet handed in, one request at a time."""
+    if part.state not in (PLANNED, IN_PROGRESS):
+        return f"当前状态为“{TaskState.label_of(part.state)}”，已提交或已核验的任务不能申请延期。"
+    task = _task(part)
+    if task.long_term:
+        return "长期任务没有完成时限，无需申请延期。"
+    deadline = part.deadline_in_force(task)
+    if deadline is None:
+        return "该任务尚未确定完成时限，不能申请延期；请联系办公室确定时限。"
+    if any(e.state in ExtensionState.pending() for e in part.extensions):
+        return "该任务已有一项延期申请正在审批，请等待审批结果。"
+    if today_local() > deadline and not late_extensions_allowed():
+        return (f"已超过完成时限（{deadline.isoformat()}），不能再申请延期。"
+                "如确有特殊情况，请联系办公室。")
+    return None
+
+
+def milestone_refusal(part) -> str | None:
+    if part.state not in (PLANNED, IN_PROGRESS):
+        return f"当前状态为“{TaskState.label_of(part.state)}”，不能设置进度节点。"
+    task = _task(part)
+    if task.long_term or part.deadline_in_force(task) is None:
+        return "长期任务或未定时限的任务按定期节点报送进展，不设进度节点。"
+    return None
+
+
 ACTION_RULES: dict[str, Rule] = {
     "part.progress": Rule(lambda p: p.state == IN_PROGRESS,
                           lambda p: f"当前状态为“{TaskState.label_of(p.state)}”，只有推进中的任务可以填报进度。"
@@ -258,6 +350,11 @@ ACTION_RULES: dict[str, Rule] = {
     "task.urge": Rule(lambda t: bool(open_parts(t)), lambda t: "该任务已全部提交或办结，无需催办。"),
     "task.edit": Rule(lambda t: t.state not in (VERIFIED, CLOSED),
                       lambda t: "已核验或已办结的任务不能修改；如需修改，请先重新打开。"),
+    "part.extend": Rule(lambda p: extension_refusal(p) is None, extension_refusal),
+    "part.remind": Rule(lambda p: p.state == PLANNED and p.received_at is None,
+                        lambda p: "该任务已签收或已开始办理，无需提醒签收。"),
+    "milestone.set": Rule(lambda p: milestone_refusal(p) is None, milestone_refusal),
+    "milestone.propose": Rule(lambda p: milestone_refusal(p) is None, milestone_refusal),
 }
 
 
@@ -267,7 +364,7 @@ def refusal(action: str, obj) -> str | None:
     event = EVENT_FOR_ACTION.get(action)
     if event is not None:
         if not can_fire(obj, event.trigger):
-            return _state_refusal(obj.state, event.label)
+            return _state_refusal(obj, event.label)
         return next((why for why in (c(obj) for c in event.conditions) if why), None)
     rule = ACTION_RULES.get(action)
     if rule is not None and not rule.open(obj):

@@ -17,10 +17,10 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import denial
 from models import Evidence, Notification, ProgressNote, Role, Submission, User
-from workflow import audit, machine, storage
+from workflow import audit, machine, pace, storage
 from workflow.extensions import db
 from workflow.machine import Event, refusal
-from workflow.timeutil import utcnow
+from workflow.timeutil import today_local, utcnow
 from workflow.vocabulary import CLOSED, VERIFIED, NotificationKind, SubmissionOutcome
 
 
@@ -252,6 +252,8 @@ def submit_part(part, user, statement: str | None, *, carry=(), expected_version
     part.evidence.extend(copies)
     part.submissions.append(submission)
     part.progress = 100
+    # Handed in: no colour, and a held red ends (a return starts from the rules again).
+    part.red_since = part.red_reason = None
     _flush()
     details = {"submission": submission.number, "evidence": [e.id for e in pending]}
     if copies:
@@ -373,7 +375,12 @@ def record_progress(part, user, percent: int, note: str, *, expected_version=Non
     db.session.add(entry)
     part.progress = int(percent)
     _flush()
-    audit.append("progress", user=user, part=part, details={"percent": int(percent), "note": note})
+    details = {"percent": int(percent), "note": note}
+    # The one way out of a held red: progress that catches up with the line in force.
+    if pace.release_if_caught_up(part, today_local()):
+        details["red_released"] = True
+        _flush()
+    audit.append("progress", user=user, part=part, details=details)
     return entry
 
 
@@ -463,7 +470,10 @@ def urge(task, user, message: str | None = None):
 
 EDITABLE_FIELDS = {"text": "任务内容", "deadline": "完成时限", "deadline_text": "时限原文", "long_term": "长期任务"}
 # A task edit's audit details: the fields, and the units whose receipt it cleared.
-EDIT_DETAIL_LABELS = {**EDITABLE_FIELDS, "receipts_cleared": "需重新签收的单位"}
+EDIT_DETAIL_LABELS = {**EDITABLE_FIELDS, "receipts_cleared": "需重新签收的单位",
+                      "extensions_superseded": "原批准的延期时限不再适用的单位"}
+# Changing these moves a part's planned-progress line.
+DATE_FIELDS = {"deadline", "long_term"}
 
 
 @_stale_as_refusal
@@ -473,15 +483,24 @@ def edit_task(task, user, *, expected_version=None, **changes):
     unknown = [field for field in changes if field not in EDITABLE_FIELDS]
     if unknown:
         raise Refused(f"字段“{unknown[0]}”不能修改。")
+    if set(audit.changes(task, changes, apply=False)) & DATE_FIELDS:
+        # A red part stays red through a date change until its progress catches up.
+        pace.hold_red(task.parts, today_local())
     diff = audit.changes(task, changes)
     if task.long_term and task.deadline is not None:
         raise Refused("长期任务不能同时设置完成时限。")
     if not diff:
         return task
     cleared = _clear_receipts(task) if set(diff) & RECEIPT_FIELDS else []
+    # The office's own date is the one in force for every part, extended or not.
+    extended = [p for p in task.parts if p.deadline is not None] if set(diff) & DATE_FIELDS else []
+    for part in extended:
+        part.deadline = None
     _flush()
     if cleared:
         diff = {**diff, "receipts_cleared": [p.unit.name for p in cleared]}
+    if extended:
+        diff = {**diff, "extensions_superseded": [p.unit.name for p in extended]}
     audit.append("task_edited", user=user, task=task, details=diff)
     if cleared:
         notify_units([p.unit for p in cleared], task, NotificationKind.RECEIPT_RESET,

@@ -113,8 +113,58 @@ class NotificationKind(Vocabulary):
     CLOSED = "closed", "已办结"
     REOPENED = "reopened", "重新打开"
     RECEIPT_RESET = "receipt_reset", "请重新签收"
+    RECEIPT_REMIND = "receipt_remind", "签收提醒"
+    ROUND_OPENED = "round_opened", "调度通知"
+    EXTENSION = "extension", "延期申请"
+    EXTENSION_DECIDED = "extension_decided", "延期审批结果"
+    MILESTONE = "milestone", "进度节点"
     REPORT = "report", "报告"
     LOGIN_ALERT = "login_alert", "登录异常"
+
+
+# ------------------------------------------------------------------ the office's rhythm
+
+class RoundKind(Vocabulary):
+    """调度: a progress round the office opens (workflow/round_services.py)."""
+    MONTHLY = "monthly", "月调度"
+    WEEKLY = "weekly", "周调度"
+    ADHOC = "adhoc", "专项调度"
+
+
+class RoundState(Vocabulary):
+    OPEN = "open", "报送中"
+    CLOSED = "closed", "已结束"
+
+
+class ExtensionState(Vocabulary):
+    """延期申请: the lead unit's leader decides first, then the office."""
+    PENDING_LEAD = "pending_lead", "待牵头单位审核"
+    PENDING_OFFICE = "pending_office", "待办公室审批"
+    GRANTED = "granted", "已批准"
+    REFUSED = "refused", "未批准"
+
+    @classmethod
+    def pending(cls) -> tuple[str, ...]:
+        return (cls.PENDING_LEAD.value, cls.PENDING_OFFICE.value)
+
+
+class MilestoneState(Vocabulary):
+    """A planned-progress point (date → %): set by the office, or proposed by the
+    doing unit and approved by the lead unit (workflow/extension_services.py)."""
+    PROPOSED = "proposed", "待牵头单位确认"
+    APPROVED = "approved", "已确认"
+    REFUSED = "refused", "未同意"
+
+
+class WarningLevel(Vocabulary):
+    """红黄蓝 (workflow/pace.py, docs/warnings.md), worst first."""
+    RED = "red", "红色预警"
+    YELLOW = "yellow", "黄色预警"
+    BLUE = "blue", "蓝色预警"
+
+    @property
+    def rank(self) -> int:
+        return list(WarningLevel).index(self)
 
 
 # ------------------------------------------------------------------ organisation
@@ -135,6 +185,7 @@ class ReportKind(Vocabulary):
     OVERALL = "overall", "总体进展报告"
     UNIT = "unit", "单位报告"
     ITEM = "item", "事项详情报告"
+    ROUND = "round", "调度通报"
 
 
 class ReportStatus(Vocabulary):
@@ -157,6 +208,14 @@ IN_PROGRESS = TaskState.IN_PROGRESS.value
 SUBMITTED = TaskState.SUBMITTED.value
 VERIFIED = TaskState.VERIFIED.value
 CLOSED = TaskState.CLOSED.value
+
+# The extension request's and the round's states, for their machines.
+PENDING_LEAD = ExtensionState.PENDING_LEAD.value
+PENDING_OFFICE = ExtensionState.PENDING_OFFICE.value
+GRANTED = ExtensionState.GRANTED.value
+REFUSED = ExtensionState.REFUSED.value
+ROUND_OPEN = RoundState.OPEN.value
+ROUND_CLOSED = RoundState.CLOSED.value
 
 STATE_LABELS = TaskState.labels()
 PART_STATES = (PLANNED, IN_PROGRESS, SUBMITTED, VERIFIED)

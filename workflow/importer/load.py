@@ -361,7 +361,7 @@ def write(rv: Review, user=None):
             db.session.add(Contact(item_id=item.id, position=i, name=c.name, phone=c.phone))
         for dt in d.tasks:
             task = Task(item_id=item.id, kind=dt.kind, seq=dt.seq, text=dt.text, deadline=dt.deadline,
-                        deadline_text=dt.deadline_text, long_term=dt.long_term,
+                        deadline_original=dt.deadline, deadline_text=dt.deadline_text, long_term=dt.long_term,
                         clause_source=dt.clause_source, source_lines=list(dt.source_lines))
             db.session.add(task)
             db.session.flush()

@@ -1,0 +1,325 @@
+"""序时进度 and 红黄蓝: how far along each part should be by today, and its colour.
+
+The rules (docs/warnings.md says the same, with the settings):
+
+Planned progress (序时进度) of a part not yet handed in, on day ``today``:
+- a dated part: a line from its start (the day its unit received it, else the
+  plan's issue date, else its import date) at 0% to its deadline in force (an
+  extension's, else the task's) at 100%; approved milestones (date → %) are
+  points on that line, joined straight;
+- on and after the deadline: 100%;
+- a long-term part (长期, 每月…) has no line: it has checkpoints (the end of every
+  month, or the day a "每月N日" deadline names) at which it must have reported.
+
+Colours, worst first (a part has one, with its reason):
+- 红 (red): overdue (past its deadline, not handed in); or behind planned
+  progress by ≥ WARN_RED_LAG points; or a long-term part that reported nothing
+  in the period of its last checkpoint. Red *holds* (``red_since``) when the
+  date or the line moves under it (an extension granted, a deadline edited,
+  a milestone changed): it is lifted only by a progress report that brings the
+  part within WARN_RED_LAG points of the line in force, never by the date alone.
+- 黄 (yellow): behind by ≥ WARN_YELLOW_LAG points; or returned WARN_RETURNS
+  times or more.
+- 蓝 (blue): due within NEAR_DUE_DAYS days (a long-term part: its next
+  checkpoint within WARN_CHECKPOINT_DAYS days with nothing reported since the
+  last one).
+A handed-in part (submitted or verified) has no colour. A task has the worst
+colour of its parts, with that part's reason and unit.
+"""
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from flask import current_app, has_app_context
+from sqlalchemy import func, select
+
+from workflow.timeutil import to_local, utcnow
+from workflow.vocabulary import IN_PROGRESS, PLANNED, MilestoneState, SubmissionOutcome, WarningLevel
+
+DEFAULTS = {
+    "WARN_YELLOW_LAG": 20,
+    "WARN_RED_LAG": 40,
+    "WARN_RETURNS": 2,
+    "NEAR_DUE_DAYS": 14,
+    "WARN_CHECKPOINT_DAYS": 5,
+}
+
+OPEN_STATES = (PLANNED, IN_PROGRESS)
+HELD = "；红色预警保持至报送进度赶上序时进度"
+
+
+@dataclass(frozen=True)
+class Settings:
+    yellow_lag: int
+    red_lag: int
+    returns: int
+    near_days: int
+    checkpoint_days: int
+
+    @classmethod
+    def current(cls) -> Settings:
+        config = current_app.config if has_app_context() else {}
+        get = lambda k: int(config.get(k, DEFAULTS[k]))  # noqa: E731
+        return cls(get("WARN_YELLOW_LAG"), get("WARN_RED_LAG"), get("WARN_RETURNS"), get("NEAR_DUE_DAYS"),
+                   get("WARN_CHECKPOINT_DAYS"))
+
+
+@dataclass(frozen=True)
+class Assessment:
+    level: WarningLevel | None
+    reason: str | None
+    planned: int | None          # 序时进度 (%), None where there is no line
+    lag: int | None              # planned − reported, when behind
+    deadline: date | None        # in force
+    overdue_days: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.level.label if self.level else ""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the rules read beyond the part and its task (loaded in bulk by ``assess_parts``)."""
+    start: date
+    milestones: tuple[tuple[date, int], ...] = ()
+    returns: int = 0
+    last_report: date | None = None
+
+
+NONE = Assessment(None, None, None, None, None)
+
+
+# ---------------------------------------------------------------- the line
+
+def planned_progress(start: date, deadline: date, today: date, milestones=()) -> int:
+    """The planned percentage on ``today`` (see the module's docstring)."""
+    if today >= deadline:
+        return 100
+    points = [(start, 0)] + sorted((d, p) for d, p in milestones if start < d < deadline) + [(deadline, 100)]
+    if today <= start:
+        return 0
+    for (d0, p0), (d1, p1) in zip(points, points[1:]):
+        if d0 <= today <= d1:
+            span = (d1 - d0).days or 1
+            return round(p0 + (p1 - p0) * (today - d0).days / span)
+    return 100
+
+
+# ---------------------------------------------------------------- long-term checkpoints
+
+_MONTHLY_DAY = re.compile(r"每月(\d{1,2})[日号]")
+
+
+def checkpoint_day(deadline_text: str | None) -> int | None:
+    """The day of the month a "每月N日前" deadline names, else None (the month's end)."""
+    m = _MONTHLY_DAY.search(deadline_text or "")
+    if m and 1 <= int(m.group(1)) <= 28:
+        return int(m.group(1))
+    return None
+
+
+def _checkpoint_in(year: int, month: int, day: int | None) -> date:
+    return date(year, month, day or calendar.monthrange(year, month)[1])
+
+
+def checkpoints_around(today: date, day: int | None) -> tuple[date, date, date]:
+    """(the checkpoint before the last, the last on or before today, the next after today)."""
+    here = _checkpoint_in(today.year, today.month, day)
+    months = [(today.year, today.month)]
+    y, m = today.year, today.month
+    for _ in range(2):
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+        months.append((y, m))
+    ny, nm = (today.year, today.month + 1) if today.month < 12 else (today.year + 1, 1)
+    previous = [_checkpoint_in(y, m, day) for y, m in months]
+    if here <= today:
+        return previous[1], here, _checkpoint_in(ny, nm, day)
+    return previous[2], previous[1], here
+
+
+# ---------------------------------------------------------------- the colour
+
+def _lag_reason(lag: int) -> str:
+    return f"落后序时进度 {lag} 个百分点"
+
+
+def raw(part, task, facts: Facts, today: date, settings: Settings) -> Assessment:
+    """The colour by the rules alone, without the red latch."""
+    if part.state not in OPEN_STATES:
+        return NONE
+    if task.long_term:
+        return _long_term(part, task, facts, today, settings)
+    deadline = part.deadline or task.deadline
+    if deadline is None:
+        return NONE
+    planned = planned_progress(facts.start, deadline, today, facts.milestones)
+    lag = max(planned - (part.progress or 0), 0)
+    overdue = (today - deadline).days if today > deadline else 0
+    level, reason = None, None
+    if overdue:
+        level, reason = WarningLevel.RED, f"已逾期 {overdue} 天"
+    elif lag >= settings.red_lag:
+        level, reason = WarningLevel.RED, _lag_reason(lag)
+    elif lag >= settings.yellow_lag:
+        level, reason = WarningLevel.YELLOW, _lag_reason(lag)
+    elif facts.returns >= settings.returns:
+        level, reason = WarningLevel.YELLOW, f"已被退回 {facts.returns} 次"
+    elif (deadline - today).days <= settings.near_days:
+        level, reason = WarningLevel.BLUE, f"距完成时限还有 {(deadline - today).days} 天"
+    return Assessment(level, reason, planned, lag or None, deadline, overdue)
+
+
+def _long_term(part, task, facts: Facts, today: date, settings: Settings) -> Assessment:
+    day = checkpoint_day(task.deadline_text)
+    before_last, last, upcoming = checkpoints_around(today, day)
+    reported = facts.last_report
+    level, reason = None, None
+    # A checkpoint counts once the part existed for a whole period before it.
+    if before_last >= facts.start and (reported is None or reported <= before_last):
+        level, reason = WarningLevel.RED, f"长期任务：{last.month}月{last.day}日节点前未报送进展"
+    elif facts.returns >= settings.returns:
+        level, reason = WarningLevel.YELLOW, f"已被退回 {facts.returns} 次"
+    elif (upcoming - today).days <= settings.checkpoint_days and (reported is None or reported <= last):
+        level, reason = WarningLevel.BLUE, f"长期任务：请于{upcoming.month}月{upcoming.day}日节点前报送进展"
+    return Assessment(level, reason, None, None, None)
+
+
+def assess(part, task, facts: Facts, today: date, settings: Settings | None = None) -> Assessment:
+    settings = settings or Settings.current()
+    found = raw(part, task, facts, today, settings)
+    if part.red_since is not None and part.state in OPEN_STATES and found.level != WarningLevel.RED:
+        return Assessment(WarningLevel.RED, f"时限调整前{part.red_reason or '为红色预警'}{HELD}", found.planned, found.lag,
+                          found.deadline, found.overdue_days)
+    return found
+
+
+def worst(assessments) -> Assessment:
+    """The worst of several (a task's parts): red before yellow before blue, then the larger lag."""
+    coloured = [a for a in assessments if a.level is not None]
+    if not coloured:
+        return NONE
+    return min(coloured, key=lambda a: (a.level.rank, -(a.lag or 0), -a.overdue_days))
+
+
+# ---------------------------------------------------------------- loading the facts
+
+def plan_start(plan) -> date:
+    return plan.issued_on or to_local(plan.imported_at).date()
+
+
+def facts_for(parts, tasks_by_id, plans_by_id) -> dict[int, Facts]:
+    """The facts of many parts in three queries (milestones, returns, last report)."""
+    from models import Milestone, ProgressNote, Submission
+
+    from workflow.extensions import db
+
+    ids = [p.id for p in parts]
+    milestones: dict[int, list] = {}
+    returns: dict[int, int] = {}
+    last: dict[int, date] = {}
+    for chunk in _chunks(ids):
+        for part_id, on, percent in db.session.execute(
+                select(Milestone.part_id, Milestone.on, Milestone.percent).where(
+                    Milestone.part_id.in_(chunk), Milestone.state == MilestoneState.APPROVED)):
+            milestones.setdefault(part_id, []).append((on, percent))
+        for part_id, n in db.session.execute(
+                select(Submission.part_id, func.count()).where(
+                    Submission.part_id.in_(chunk), Submission.outcome == SubmissionOutcome.RETURNED)
+                .group_by(Submission.part_id)):
+            returns[part_id] = n
+        for part_id, at in db.session.execute(
+                select(ProgressNote.part_id, func.max(ProgressNote.at)).where(ProgressNote.part_id.in_(chunk))
+                .group_by(ProgressNote.part_id)):
+            last[part_id] = to_local(at).date() if at else None
+    out = {}
+    for part in parts:
+        task = tasks_by_id[part.task_id]
+        start = plan_start(plans_by_id[task.item.plan_id]) if task.item.plan_id in plans_by_id else None
+        if part.received_at is not None:
+            start = to_local(part.received_at).date()
+        out[part.id] = Facts(start or date.min, tuple(milestones.get(part.id, ())), returns.get(part.id, 0),
+                             last.get(part.id))
+    return out
+
+
+def _chunks(ids, size: int = 500):
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+def assess_parts(parts, today: date, settings: Settings | None = None) -> dict[int, Assessment]:
+    """Every part's assessment, keyed by part id, with the facts loaded in bulk."""
+    from models import Plan
+
+    from workflow.extensions import db
+
+    parts = list(parts)
+    if not parts:
+        return {}
+    settings = settings or Settings.current()
+    tasks = {p.task_id: p.task for p in parts}
+    plan_ids = {t.item.plan_id for t in tasks.values()}
+    plans = {p.id: p for p in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
+    facts = facts_for(parts, tasks, plans)
+    return {p.id: assess(p, tasks[p.task_id], facts[p.id], today, settings) for p in parts}
+
+
+def assess_tasks(tasks, today: date, settings: Settings | None = None) -> dict[int, Assessment]:
+    """Each task's worst part, its reason prefixed with the unit when the task has several parts."""
+    tasks = list(tasks)
+    by_part = assess_parts([p for t in tasks for p in t.parts], today, settings)
+    out = {}
+    for task in tasks:
+        pairs = [(p, by_part[p.id]) for p in task.parts]
+        chosen = worst(a for _, a in pairs)
+        if chosen.level is not None and len(task.parts) > 1:
+            unit = next(p.unit.name for p, a in pairs if a is chosen)
+            chosen = Assessment(chosen.level, f"{unit}：{chosen.reason}", chosen.planned, chosen.lag,
+                                chosen.deadline, chosen.overdue_days)
+        out[task.id] = chosen
+    return out
+
+
+def assess_one(part, today: date) -> Assessment:
+    return assess_parts([part], today)[part.id]
+
+
+# ---------------------------------------------------------------- the latch
+
+def hold_red(parts, today: date) -> list:
+    """Before a part's date or line moves (extension granted, deadline edited,
+    milestones changed): a part that is red now stays red (``red_since``) until
+    its progress catches up. Returns the parts newly held."""
+    held = []
+    for part in parts:
+        if part.red_since is not None or part.state not in OPEN_STATES:
+            continue
+        found = assess_one(part, today)
+        if found.level == WarningLevel.RED:
+            part.red_since = utcnow()
+            part.red_reason = found.reason[:200]
+            held.append(part)
+    return held
+
+
+def release_if_caught_up(part, today: date) -> bool:
+    """After a progress report: the held red is lifted when the part is no
+    longer red by the rules (within WARN_RED_LAG of the line, not overdue)."""
+    if part.red_since is None:
+        return False
+    tasks = {part.task_id: part.task}
+    from models import Plan
+
+    from workflow.extensions import db
+
+    plan = db.session.get(Plan, part.task.item.plan_id)
+    facts = facts_for([part], tasks, {plan.id: plan})[part.id]
+    if raw(part, part.task, facts, today, Settings.current()).level == WarningLevel.RED:
+        return False
+    part.red_since = None
+    part.red_reason = None
+    return True
