@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import current_app, g, has_app_context
 from sqlalchemy import select
 
-from models import Role, Task, User
+from models import Role, Task, TaskPart, User
 from workflow.extensions import db
 from workflow.machine import refusal
 from workflow.vocabulary import SubmissionOutcome
@@ -68,6 +68,16 @@ def task_of(part):
     if task is None and part.task_id is not None:
         task = db.session.get(Task, part.task_id)
     return task if task is not None else part.task
+
+
+def part_of(obj):
+    """The part of an extension request or a milestone, without setting
+    ``obj.part``: on the task page, which loaded ``part.extensions`` and
+    ``part.milestones``, it would close the same kind of cycle (see task_of)."""
+    part = obj.__dict__.get("part")
+    if part is None and obj.part_id is not None:
+        part = db.session.get(TaskPart, obj.part_id)
+    return part if part is not None else obj.part
 
 
 def pending_submission(part):
@@ -133,7 +143,7 @@ def denial(user, action: str, obj=None) -> str | None:
     if action in OFFICE_TASK_ACTIONS or action in OFFICE_ACTIONS:
         return None if user.is_office else NOT_ALLOWED
     if action in LEAD_DECISIONS:
-        task = task_of(obj.part)
+        task = task_of(part_of(obj))
         if user.role == Role.UNIT_LEADER and is_lead_unit(user, task):
             return OWN_REQUEST if getattr(obj, LEAD_DECISIONS[action]) == user.id else None
         # As with verification: the office steps in when the lead unit has no

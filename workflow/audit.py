@@ -18,7 +18,7 @@ from models import AuditEntry, AuditHead, Role
 from workflow.extensions import db
 from workflow.machine import EVENT_LABELS
 from workflow.timeutil import utcnow
-from workflow.vocabulary import STATE_LABELS, ReportKind, UnitKind
+from workflow.vocabulary import STATE_LABELS, ExtensionState, MilestoneState, ReportKind, UnitKind
 
 GENESIS = "0" * 64
 
@@ -31,6 +31,10 @@ ACTION_LABELS = {
     "plan_imported": "导入方案", "transition": "状态变更", "task_state": "任务状态随分工变化", "evidence_removed": "撤回佐证材料", "evidence_added": "添加佐证材料",
     "progress": "进度填报", "task_edited": "修改任务", "urge": "催办", "report_generated": "生成报告",
     "backup_restored": "从备份恢复",
+    "extension_requested": "申请延期", "extension_approved": "牵头单位同意延期",
+    "extension_declined": "牵头单位不同意延期", "extension_granted": "办公室批准延期",
+    "extension_refused": "办公室不予延期", "milestones_set": "设置进度节点", "milestone_proposed": "提出进度节点",
+    "milestone_approved": "确认进度节点", "milestone_refused": "不同意进度节点",
 }
 
 
@@ -195,6 +199,10 @@ DETAIL_LABELS = {
     "archive_sha256": "备份文件 sha256", "backend": "数据库类型", "snapshot_at": "快照时间",
     "created_at": "备份时间", "evidence_files": "佐证文件数", "report_files": "报告文件数",
     "missing": "缺失文件数", "state": "状态", "from_state": "原状态", "to_state": "新状态",
+    "extension": "延期申请编号", "old_deadline": "申请时的完成时限", "new_deadline": "申请延至",
+    "progress": "申请时进度", "late": "超过时限后申请", "deadline_before": "调整前的现行时限",
+    "red_held": "红色预警保持至进度赶上", "milestone": "节点编号", "on": "节点日期",
+    "milestones_before": "原进度节点", "milestones": "进度节点", "proposals_replaced": "被取代的待确认节点",
 }
 #: Where one key means something else in one action.
 _ACTION_DETAIL_LABELS = {
@@ -271,7 +279,14 @@ def _value(key: str, v, action: str) -> str:
     if key == "event":
         return EVENT_LABELS.get(v, _plain_value(v))
     if key in ("state", "from_state", "to_state"):
+        # An extension request's and a milestone's states are their own vocabularies.
+        if action.startswith("extension_"):
+            return _vocabulary_label(ExtensionState, v)
+        if action.startswith("milestone"):
+            return _vocabulary_label(MilestoneState, v)
         return STATE_LABELS.get(v, _plain_value(v))
+    if key == "progress" and action.startswith("extension_"):
+        return f"{v}%"
     if key == "role":
         return Role.LABELS.get(v, _plain_value(v))
     if key == "changes":

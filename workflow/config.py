@@ -46,6 +46,10 @@ class Config:
     # plan's import an unreceived part is shown as overdue for receipt.
     START_WITHOUT_RECEIPT = os.environ.get("START_WITHOUT_RECEIPT", "1") not in ("0", "false", "no", "")
     RECEIPT_DUE_DAYS = _int("RECEIPT_DUE_DAYS", 3)
+    # 延期申请 after the deadline in force (docs/extensions.md). Off by default:
+    # an extension is asked for before the date is missed; once it is, the unit
+    # talks to the office. 1: the office accepts late requests, marked 逾期后申请.
+    LATE_EXTENSIONS = os.environ.get("LATE_EXTENSIONS", "0") in ("1", "true", "yes")
     # Sessions (auth/session.py, docs/security.md): they end SESSION_HOURS
     # after sign-in whatever happens, after SESSION_IDLE_MINUTES without a
     # request, on logout or password change, and when used from another

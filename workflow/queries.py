@@ -12,18 +12,22 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
+from flask import current_app
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from auth.permissions import may
 from models import (
-    AuditEntry, Chapter, Evidence, Item, Notification, Plan, ProgressNote, Role, Submission, Task, TaskPart, Unit,
-    User, task_lead_units,
+    AuditEntry, Chapter, Evidence, ExtensionRequest, Item, Milestone, Notification, Plan, ProgressNote, Role,
+    Submission, Task, TaskPart, Unit, User, task_lead_units,
 )
 from models.plan import chapter_heading
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
 from workflow.timeutil import CST
-from workflow.vocabulary import IN_PROGRESS, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, SubmissionOutcome, TaskKind
+from workflow.vocabulary import (
+    IN_PROGRESS, PENDING_LEAD, PENDING_OFFICE, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, ExtensionState,
+    SubmissionOutcome, TaskKind)
 from workflow.views.urls import MAX_ID, parse_id
 
 UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
@@ -296,6 +300,11 @@ def task_for_page(task_id: int):
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.decided_by),
         part_opts.selectinload(TaskPart.submissions).selectinload(Submission.evidence),
         part_opts.selectinload(TaskPart.evidence).selectinload(Evidence.uploaded_by),
+        part_opts.selectinload(TaskPart.extensions).selectinload(ExtensionRequest.requested_by),
+        part_opts.selectinload(TaskPart.extensions).selectinload(ExtensionRequest.lead_decided_by),
+        part_opts.selectinload(TaskPart.extensions).selectinload(ExtensionRequest.office_decided_by),
+        part_opts.selectinload(TaskPart.milestones).selectinload(Milestone.proposed_by),
+        part_opts.selectinload(TaskPart.milestones).selectinload(Milestone.decided_by),
     ))
     return db.session.scalar(stmt)
 
@@ -363,6 +372,74 @@ def overview(plan_id: int | None, today: date, near_days: int) -> dict:
     unit_rows = sorted(units.values(), key=lambda r: (-r["late"], -r["total"], r["name"]))
     return {"by_state": by_state, "total": totals[0], "late": int(totals[1]), "near": int(totals[2]),
             "chapters": list(chapters.values()), "units": unit_rows}
+
+
+# ---------------------------------------------------------------- 延期审批
+
+def _extension_options():
+    return (selectinload(ExtensionRequest.part).selectinload(TaskPart.unit),
+            selectinload(ExtensionRequest.part).selectinload(TaskPart.task).selectinload(Task.item),
+            selectinload(ExtensionRequest.part).selectinload(TaskPart.task).selectinload(Task.lead_units),
+            selectinload(ExtensionRequest.requested_by), selectinload(ExtensionRequest.lead_decided_by),
+            selectinload(ExtensionRequest.office_decided_by))
+
+
+def _decision_of(request) -> str:
+    return "extension.approve" if request.state == PENDING_LEAD else "extension.grant"
+
+
+def _deciding(user):
+    """The SQL form of "pending, and waiting for this user's decision"
+    (``permissions.denial`` for extension.approve / extension.grant), or None."""
+    if user.role == Role.UNIT_LEADER:
+        return and_(ExtensionRequest.state == PENDING_LEAD, ExtensionRequest.requested_by_id != user.id,
+                    TaskPart.task_id.in_(lead_task_ids(user.unit_id)))
+    if not user.is_office:
+        return None
+    if not current_app.config.get("OFFICE_VERIFY_FALLBACK", True):
+        return ExtensionRequest.state == PENDING_OFFICE
+    # The office steps in where the lead units have no active leader but the requester.
+    other_leader = (select(User.id).join(task_lead_units, task_lead_units.c.unit_id == User.unit_id)
+                    .where(task_lead_units.c.task_id == TaskPart.task_id, User.role == Role.UNIT_LEADER,
+                           User.active.is_(True), User.id != ExtensionRequest.requested_by_id))
+    return or_(ExtensionRequest.state == PENDING_OFFICE,
+               and_(ExtensionRequest.state == PENDING_LEAD, ~other_leader.exists()))
+
+
+def extensions_to_decide(user) -> list:
+    """The pending requests ``user`` may decide now, oldest first: a lead unit
+    leader's are its lead tasks' pending_lead ones not asked by them; the
+    office's are every pending_office one, and the pending_lead ones it decides
+    in the lead unit's place. ``permissions.may`` has the last word."""
+    clause = _deciding(user)
+    if clause is None:
+        return []
+    rows = db.session.scalars(select(ExtensionRequest).join(ExtensionRequest.part).where(clause)
+                              .options(*_extension_options())
+                              .order_by(ExtensionRequest.requested_at, ExtensionRequest.id)).all()
+    return [r for r in rows if may(user, _decision_of(r), r)]
+
+
+def extension_pending_count(user) -> int:
+    """The figure beside 延期审批 in the header (0 for those who decide nothing), one query."""
+    clause = _deciding(user)
+    if clause is None:
+        return 0
+    return db.session.scalar(select(func.count(ExtensionRequest.id)).join(ExtensionRequest.part).where(clause)) or 0
+
+
+EXTENSION_FILTERS = {"decided": ("granted", "refused"), "granted": ("granted",), "refused": ("refused",),
+                     "pending": ExtensionState.pending(), "all": ExtensionState.values()}
+
+
+def extension_requests(user, show: str):
+    """The requests on the tasks ``user`` may see, in a state group of
+    ``EXTENSION_FILTERS``, latest first (the page paginates)."""
+    states = EXTENSION_FILTERS.get(show, EXTENSION_FILTERS["decided"])
+    return (select(ExtensionRequest).join(ExtensionRequest.part).join(TaskPart.task)
+            .where(ExtensionRequest.state.in_(states), visible_clause(user))
+            .options(*_extension_options())
+            .order_by(ExtensionRequest.requested_at.desc(), ExtensionRequest.id.desc()))
 
 
 # ---------------------------------------------------------------- inbox

@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import denial
-from models import Evidence, Notification, ProgressNote, Role, Submission, User
+from models import Evidence, Notification, ProgressNote, Role, Submission, Unit, User
 from workflow import audit, machine, pace, storage
 from workflow.extensions import db
 from workflow.machine import Event, refusal
@@ -120,12 +120,19 @@ RECIPIENTS = {
     machine.LEAD_LEADERS: lambda task, part: (task.lead_units, (Role.UNIT_LEADER,)),
     machine.PART_UNITS: lambda task, part: ([p.unit for p in task.parts], None),
     machine.PART_AND_LEAD_UNITS: lambda task, part: ([p.unit for p in task.parts] + list(task.lead_units), None),
+    machine.OFFICE: lambda task, part: (office_units(), Role.OFFICE_ROLES),
 }
 
 
-def _send_notices(event: Event, task, part, user, inputs: dict) -> None:
+def office_units() -> list:
+    """The units the office's admins and staff belong to (usually the one 办公室)."""
+    return db.session.scalars(select(Unit).where(Unit.id.in_(
+        select(User.unit_id).where(User.role.in_(Role.OFFICE_ROLES), User.active.is_(True))))).all()
+
+
+def _send_notices(event: Event, task, part, user, inputs: dict, date: str = "") -> None:
     fields = {"task": task.label, "unit": part.unit.name if part is not None else "",
-              "reason": inputs.get("reason") or ""}
+              "reason": inputs.get("reason") or "", "date": date}
     for notice in event.notices:
         units, roles = RECIPIENTS[notice.to](task, part)
         # The one who acted knows already.

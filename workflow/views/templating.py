@@ -18,7 +18,8 @@ from workflow.due import DUE_LABELS, UNDECIDED_SHOWN, due_status
 from workflow.machine import EVENT_LABELS
 from workflow.services import EDITABLE_FIELDS, carryable_evidence
 from workflow.timeutil import chinese_date, clock_date, format_local, today_local
-from workflow.vocabulary import STATE_LABELS, ReportStatus, SubmissionOutcome, TaskKind, TaskState
+from workflow.vocabulary import (
+    STATE_LABELS, ExtensionState, MilestoneState, ReportStatus, SubmissionOutcome, TaskKind, TaskState)
 
 
 def register(app: Flask) -> None:
@@ -26,12 +27,13 @@ def register(app: Flask) -> None:
         # Questions about the signed-in user and the current request.
         may=may_current, can=can_current, own_submission=own_submission, due_of=due_of,
         page_url=page_url, has_endpoint=has_endpoint, verifiers=verifiers, office_verifies=office_verifies,
-        carryable=carryable_evidence, chapter_heading=chapter_heading,
+        carryable=carryable_evidence, chapter_heading=chapter_heading, pending_extensions=pending_extensions,
         # The demo clock's day, or None: the header shows it on every page when set.
         clock_date=clock_date,
         # The vocabularies and their labels.
         STATE_LABELS=STATE_LABELS, TaskState=TaskState, TaskKind=TaskKind,
-        SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus,
+        SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus, ExtensionState=ExtensionState,
+        MilestoneState=MilestoneState,
         DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
         EDIT_LABELS=EDITABLE_FIELDS, DEADLINE_UNDECIDED=UNDECIDED_SHOWN,
     )
@@ -54,6 +56,11 @@ def own_submission(part) -> bool:
     """The part's pending submission was handed in by the current user."""
     submission = pending_submission(part)
     return submission is not None and submission.submitted_by_id == current_user.id
+
+
+def pending_extensions() -> int:
+    """How many extension requests wait for the signed-in user's decision (the header's 延期审批)."""
+    return queries.extension_pending_count(current_user) if current_user.is_authenticated else 0
 
 
 def due_of(task) -> str | None:
