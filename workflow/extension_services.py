@@ -26,7 +26,7 @@ from workflow.services import (
     Forbidden, Refused, _check_version, _fire, _flush, _require, _send_notices, _stale_as_refusal, _touch,
     notify_units, office_units, transition)
 from workflow.timeutil import chinese_date, today_local, utcnow
-from workflow.vocabulary import MilestoneState, NotificationKind
+from workflow.vocabulary import PENDING_LEAD, MilestoneState, NotificationKind
 
 REASON_MAX = 2000
 NOTE_MAX = 200
@@ -60,7 +60,9 @@ def request_extension(part, user, new_deadline: date | None, reason: str | None,
         raise Refused("申请延至的日期须晚于今天。")
     # After the deadline only when the office allows it (LATE_EXTENSIONS): the rule said yes.
     late = today > deadline
-    request = ExtensionRequest(requested_by_id=user.id, requested_at=utcnow(), old_deadline=deadline,
+    # The plain value, not the member the model's default is: transitions reads an
+    # Enum state by its member name (workflow/vocabulary.py, Vocabulary.values).
+    request = ExtensionRequest(state=PENDING_LEAD, requested_by_id=user.id, requested_at=utcnow(), old_deadline=deadline,
                                new_deadline=new_deadline, reason=reason, progress=part.progress or 0, late=late)
     part.extensions.append(request)
     _flush()
@@ -206,7 +208,7 @@ def set_milestones(part, user, points, *, expected_version=None):
         db.session.delete(m)
     now = utcnow()
     for on, percent, note in sorted(rows, key=lambda r: r[0]):
-        db.session.add(Milestone(part_id=part.id, on=on, percent=percent, note=note, state=MilestoneState.APPROVED,
+        db.session.add(Milestone(part_id=part.id, on=on, percent=percent, note=note, state=MilestoneState.APPROVED.value,
                                  proposed_by_id=user.id, proposed_at=now, decided_by_id=user.id, decided_at=now))
     # The line is part of what the unit's page shows: another page open on the part is now stale.
     _touch(part)
@@ -236,7 +238,7 @@ def propose_milestone(part, user, on: date | None, percent, note: str | None, *,
     check_line(part, [(m.on, m.percent) for m in _approved(part)] + [(on, percent)], task)
     if any(m.on == on for m in part.milestones if m.state == MilestoneState.PROPOSED):
         raise Refused(f"{chinese_date(on)}已有一个待确认的进度节点，请等待牵头单位确认。")
-    milestone = Milestone(on=on, percent=percent, note=note, state=MilestoneState.PROPOSED,
+    milestone = Milestone(on=on, percent=percent, note=note, state=MilestoneState.PROPOSED.value,
                           proposed_by_id=user.id, proposed_at=utcnow())
     part.milestones.append(milestone)
     _flush()
