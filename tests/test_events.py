@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,10 +15,10 @@ from sqlalchemy import select
 from auth.permissions import can
 from models import Evidence, Role, Submission, Task, TaskPart, User
 from tests.helpers import csrf, lead_owns_part, post_on_task_page, unit_username
-from workflow import machine, services
+from workflow import extension_services, machine, services
 from workflow.extensions import db
 from workflow.services import Forbidden, Refused
-from workflow.timeutil import utcnow
+from workflow.timeutil import today_local, utcnow
 from workflow.vocabulary import CLOSED, IN_PROGRESS, SUBMITTED, VERIFIED
 
 
@@ -145,7 +146,14 @@ SERVICE_FOR_RULE = {
     "part.evidence": lambda part, task, u: services.add_text_evidence(part, u, "会议纪要"),
     "task.urge": lambda part, task, u: services.urge(task, u),
     "task.edit": lambda part, task, u: services.edit_task(task, u, text="新的任务内容"),
+    "part.extend": lambda part, task, u: extension_services.request_extension(
+        part, u, task.deadline + timedelta(days=30), "受天气影响。"),
+    "milestone.set": lambda part, task, u: extension_services.set_milestones(part, u, []),
+    "milestone.propose": lambda part, task, u: extension_services.propose_milestone(
+        part, u, task.deadline - timedelta(days=5), 90, None),
 }
+# Fired by the office; the others by the part's unit.
+OFFICE_RULES = {"task.urge", "task.edit", "milestone.set", "part.remind"}
 
 
 @pytest.mark.parametrize("action", sorted(machine.ACTION_RULES))
@@ -153,9 +161,11 @@ def test_the_button_shows_exactly_when_the_service_accepts(app, one_part_task, a
     assert set(SERVICE_FOR_RULE) == set(machine.ACTION_RULES)
     with app.app_context():
         task = db.session.get(Task, one_part_task.task_id)
+        # Ahead, so that the rules that read the date (延期申请) are open where the state allows.
+        task.deadline = today_local() + timedelta(days=60)
         part = task.parts[0]
         actor = db.session.scalar(select(User).where(User.username == (
-            "office" if action.startswith("task.") else unit_username(part.unit_id, Role.UNIT_STAFF))))
+            "office" if action in OFFICE_RULES else unit_username(part.unit_id, Role.UNIT_STAFF))))
         for state in (machine.PLANNED, IN_PROGRESS, SUBMITTED, VERIFIED, CLOSED):
             if action.startswith("part.") and state == CLOSED:
                 continue
