@@ -488,3 +488,28 @@ def test_the_decisions_page_lists_what_each_decides_and_the_decided(app, login, 
         outsider = next(u.username for u in db.session.scalars(select(User).where(User.role == "unit_leader"))
                         if u.unit_id not in {one_part_task.lead_unit_id, one_part_task.part_unit_id})
     assert "不符合条件。" not in login(outsider).get("/extensions?show=all").text
+
+
+# ---------------------------------------------------------------- no reference cycles (issue 7)
+
+@pytest.mark.parametrize("who", ["office", "lead_leader", "part_staff"])
+def test_the_pages_with_requests_and_milestones_leave_no_cycles(app, login, one_part_task, who):
+    """The decision buttons ask who decides a request or a milestone: that must
+    not tie the part's loaded ``extensions``/``milestones`` to their ``part``."""
+    from tests.test_request_garbage import cyclic_garbage_of
+
+    deadline = _prepare(app, one_part_task)
+    with app.app_context():
+        part = db.session.get(TaskPart, one_part_task.part_id)
+        staff = user_named(one_part_task.part_staff)
+        extension_services.request_extension(part, staff, deadline + timedelta(days=20), "理由。")
+        extension_services.propose_milestone(part, staff, deadline - timedelta(days=10), 80, None)
+        db.session.commit()
+    client = login({"office": "office", "lead_leader": one_part_task.lead_leader,
+                    "part_staff": one_part_task.part_staff}[who])
+    page = client.get(f"/tasks/{one_part_task.task_id}").text
+    if who == "lead_leader":
+        assert "/approve" in page           # the buttons that ask were rendered
+    for path in (f"/tasks/{one_part_task.task_id}", "/extensions", "/extensions?show=all"):
+        leftovers = cyclic_garbage_of(client, path)
+        assert not leftovers, f"{path}: {len(leftovers)} sessions/rows in reference cycles"
