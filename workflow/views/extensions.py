@@ -17,7 +17,7 @@ from wtforms import DateField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 from models import ExtensionRequest, Milestone, TaskPart
-from workflow import extension_services, queries, services  # noqa: F401  (extension_services: the rows' services)
+from workflow import extension_services, queries, services
 from workflow.extensions import db
 from workflow.machine import EVENT_BY_KEY
 from workflow.services import Stale
