@@ -201,7 +201,7 @@ DETAIL_LABELS = {
     "missing": "缺失文件数", "state": "状态", "from_state": "原状态", "to_state": "新状态",
     "extension": "延期申请编号", "old_deadline": "申请时的完成时限", "new_deadline": "申请延至",
     "progress": "申请时进度", "late": "超过时限后申请", "deadline_before": "调整前的现行时限",
-    "red_held": "红色预警保持至进度赶上", "milestone": "节点编号", "on": "节点日期",
+    "red_held": "红色预警保持至进度赶上", "red_released": "红色预警解除", "milestone": "节点编号", "on": "节点日期",
     "milestones_before": "原进度节点", "milestones": "进度节点", "proposals_replaced": "被取代的待确认节点",
 }
 #: Where one key means something else in one action.
