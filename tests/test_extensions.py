@@ -134,6 +134,8 @@ def test_request_approve_grant_moves_the_deadline_in_force_and_keeps_the_origina
     assert re.search(r"<dt>原定时限</dt><dd>%s" % re.escape(chinese_date(original)), block) if original else True
     assert f"<dt>现行时限</dt><dd>{chinese_date(new)}" in block and "已批准延期" in block
     assert "办公室批准延期" in block and "牵头单位同意" in block
+    # The timeline names each step with its dates.
+    assert f"{deadline.isoformat()} → {new.isoformat()}" in page.split('class="timeline"')[1]
     # The audit page reads the entries in Chinese.
     audit_page = office.get("/audit").text
     assert "办公室批准延期" in audit_page and "待办公室审批" in audit_page
@@ -210,7 +212,7 @@ def test_the_new_date_must_be_later_and_the_reason_given(app, login, one_part_ta
                                       new_deadline="", reason="理由").text
     bad = post(staff, one_part_task.task_id, f"{one_part_task.base}/extension", new_deadline="2026-13-45",
                reason="理由")
-    assert bad.status_code == 200 and "日期" in bad.text
+    assert bad.status_code == 200 and "不是有效的日期值" in bad.text
     assert _counts(app) == before
 
 
