@@ -361,6 +361,9 @@ def test_after_the_deadline_a_request_is_refused_unless_the_office_allows_late_o
         assert r.late is True and r.old_deadline == deadline
     page = login(one_part_task.lead_leader).get(f"/tasks/{one_part_task.task_id}").text
     assert "超过时限后申请" in page
+    audit_page = login("office").get(f"/audit?task={one_part_task.task_id}").text
+    assert '<span class="muted">超过时限后申请</span> 是' in audit_page
+    assert '<span class="muted">申请时进度</span> 0%' in audit_page
     # Even late, the new date lies ahead.
     with app.app_context():
         db.session.get(ExtensionRequest, r.id).state = ExtensionState.REFUSED

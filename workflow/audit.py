@@ -200,7 +200,7 @@ DETAIL_LABELS = {
     "created_at": "备份时间", "evidence_files": "佐证文件数", "report_files": "报告文件数",
     "missing": "缺失文件数", "state": "状态", "from_state": "原状态", "to_state": "新状态",
     "extension": "延期申请编号", "old_deadline": "申请时的完成时限", "new_deadline": "申请延至",
-    "progress": "申请时进度", "late": "超过时限后申请", "deadline_before": "调整前的现行时限",
+    "progress": "进度", "late": "逾期", "deadline_before": "调整前的现行时限",
     "red_held": "红色预警保持至进度赶上", "red_released": "红色预警解除", "milestone": "节点编号", "on": "节点日期",
     "milestones_before": "原进度节点", "milestones": "进度节点", "proposals_replaced": "被取代的待确认节点",
 }
@@ -212,6 +212,7 @@ _ACTION_DETAIL_LABELS = {
     "evidence_added": {"kind": "材料形式", "evidence": "材料编号"},
     "evidence_removed": {"kind": "材料形式", "evidence": "材料编号"},
     "plan_imported": {"sha256": "文件 sha256"},
+    "extension_requested": {"late": "超过时限后申请", "progress": "申请时进度"},
 }
 _EVIDENCE_KINDS = {"text": "文字材料", "file": "文件"}
 _BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
