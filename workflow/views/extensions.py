@@ -24,6 +24,7 @@ from workflow.services import Stale
 
 from .forms import TransitionForm, VersionedForm
 from .helpers import CONFLICT_MESSAGE, commit_service, require
+from .tasks import detail
 from .urls import get_row, page_number, safe_next
 
 bp = Blueprint("extensions", __name__)
@@ -70,7 +71,6 @@ def _stale_page(message: str, task_id: int | None):
     flash(message, "warning")
     if task_id is None:
         return _index_page(), 409
-    from .tasks import detail
     return detail(task_id), 409
 
 
