@@ -31,7 +31,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from flask import current_app, has_app_context
 from sqlalchemy import func, select
@@ -127,18 +127,18 @@ def _checkpoint_in(year: int, month: int, day: int | None) -> date:
 
 
 def checkpoints_around(today: date, day: int | None) -> tuple[date, date, date]:
-    """(the checkpoint before the last, the last on or before today, the next after today)."""
-    here = _checkpoint_in(today.year, today.month, day)
+    """(the checkpoint before the last, the last one before today, the next on or
+    after today): a checkpoint's own day still belongs to its period."""
     months = [(today.year, today.month)]
     y, m = today.year, today.month
     for _ in range(2):
         y, m = (y, m - 1) if m > 1 else (y - 1, 12)
         months.append((y, m))
     ny, nm = (today.year, today.month + 1) if today.month < 12 else (today.year + 1, 1)
-    previous = [_checkpoint_in(y, m, day) for y, m in months]
-    if here <= today:
-        return previous[1], here, _checkpoint_in(ny, nm, day)
-    return previous[2], previous[1], here
+    here, last, before = (_checkpoint_in(y, m, day) for y, m in months)
+    if here < today:
+        return last, here, _checkpoint_in(ny, nm, day)
+    return before, last, here
 
 
 # ---------------------------------------------------------------- the colour
