@@ -272,16 +272,18 @@ def assess_tasks(tasks, today: date, settings: Settings | None = None) -> dict[i
     """Each task's worst part, its reason prefixed with the unit when the task has several parts."""
     tasks = list(tasks)
     by_part = assess_parts([p for t in tasks for p in t.parts], today, settings)
-    out = {}
-    for task in tasks:
-        pairs = [(p, by_part[p.id]) for p in task.parts]
-        chosen = worst(a for _, a in pairs)
-        if chosen.level is not None and len(task.parts) > 1:
-            unit = next(p.unit.name for p, a in pairs if a is chosen)
-            chosen = Assessment(chosen.level, f"{unit}：{chosen.reason}", chosen.planned, chosen.lag,
-                                chosen.deadline, chosen.overdue_days)
-        out[task.id] = chosen
-    return out
+    return {task.id: of_task(task, by_part) for task in tasks}
+
+
+def of_task(task, by_part: dict[int, Assessment]) -> Assessment:
+    """The task's colour from its parts' assessments (``assess_parts``)."""
+    pairs = [(p, by_part[p.id]) for p in task.parts]
+    chosen = worst(a for _, a in pairs)
+    if chosen.level is not None and len(task.parts) > 1:
+        unit = next(p.unit.name for p, a in pairs if a is chosen)
+        chosen = Assessment(chosen.level, f"{unit}：{chosen.reason}", chosen.planned, chosen.lag,
+                            chosen.deadline, chosen.overdue_days)
+    return chosen
 
 
 def assess_one(part, today: date) -> Assessment:

@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from models import Evidence, Plan, Role, Task, TaskPart
-from workflow import queries, services, storage
+from workflow import pace, queries, services, storage
 from workflow.extensions import db
 from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
 from workflow.services import Stale
@@ -190,7 +190,9 @@ def detail(task_id: int):
     if task is None:
         abort(404)
     require("task.view", task)
-    return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task))
+    pace_of = pace.assess_parts(task.parts, today_local())
+    return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task),
+                           pace_of=pace_of, task_pace=pace.of_task(task, pace_of))
 
 
 # ---------------------------------------------------------------- actions
