@@ -14,15 +14,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from models import AuditEntry, Evidence, Item, Submission, Task, TaskPart, task_lead_units
+from workflow import pace
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, LATE, NEAR, days_late, deadline_shown, due_status
 from workflow.extensions import db
 from workflow.machine import EVENT_LABELS
 from workflow.services import EDITABLE_FIELDS
 from workflow.timeutil import format_local
-from workflow.vocabulary import PART_STATES, STATE_LABELS, TASK_STATES, SubmissionOutcome, TaskKind, TaskState
+from workflow.vocabulary import (
+    PART_STATES, STATE_LABELS, TASK_STATES, SubmissionOutcome, TaskKind, TaskState, WarningLevel)
 
 DONE_STATES = (TaskState.VERIFIED, TaskState.CLOSED)
+WARNING_ORDER = tuple(WarningLevel.values())     # red, yellow, blue
 CN_DIGITS = "零一二三四五六七八九"
 
 
@@ -44,8 +47,25 @@ def unit_names(units) -> str:
     return "、".join(u.name for u in units)
 
 
-def _task_row(task, as_of: date, near_days: int) -> dict:
+def _deadlines(task) -> dict:
+    """原定时限 / 调整后时限: the plan's date, and the one in force when it differs
+    (the office's edit, or a part's granted extension)."""
+    original = task.deadline_original
+    adjusted = [{"unit": p.unit.name, "deadline": p.deadline.isoformat()} for p in task.parts if p.deadline]
+    changed = original is not None and task.deadline != original
+    return {"deadline_original": original.isoformat() if original and (changed or adjusted) else "",
+            "deadline_adjusted": (deadline_shown(task) if changed else ""), "extended": adjusted}
+
+
+def _warning(assessment) -> dict:
+    return {"warning": assessment.level.value if assessment.level else None,
+            "warning_label": assessment.label, "warning_reason": assessment.reason or "",
+            "planned": assessment.planned}
+
+
+def _task_row(task, as_of: date, near_days: int, by_part: dict | None = None) -> dict:
     status = due_status(task, as_of, near_days)
+    by_part = by_part if by_part is not None else pace.assess_parts(task.parts, as_of)
     return {
         "id": task.id,
         "number": task.number_label,
@@ -54,7 +74,9 @@ def _task_row(task, as_of: date, near_days: int) -> dict:
         "text": task.text,
         "lead": unit_names(task.lead_units),
         "parts": [{"unit": p.unit.name, "state": p.state, "state_label": STATE_LABELS[p.state],
-                   "progress": p.progress} for p in task.parts],
+                   "progress": p.progress, **_warning(by_part[p.id])} for p in task.parts],
+        **_warning(pace.of_task(task, by_part)),
+        **_deadlines(task),
         "deadline": deadline_shown(task),
         "state": task.state,
         "state_label": STATE_LABELS[task.state],
@@ -105,8 +127,11 @@ def overall(plan, as_of: date, near_days: int) -> dict:
     items = db.session.scalars(
         select(Item).where(Item.plan_id == plan.id).order_by(Item.position)
         .options(selectinload(Item.owner_units))).all()
-    rows = [_task_row(t, as_of, near_days) for t in tasks]
+    by_part = pace.assess_parts([p for t in tasks for p in t.parts], as_of)
+    rows = [_task_row(t, as_of, near_days, by_part) for t in tasks]
     row_by_id = {r["id"]: r for r in rows}
+    warned = sorted((r for r in rows if r["warning"]),
+                    key=lambda r: WARNING_ORDER.index(r["warning"]))   # stable: document order within a colour
 
     chapters = []
     for chapter in plan.chapters:
@@ -160,6 +185,8 @@ def overall(plan, as_of: date, near_days: int) -> dict:
         "lead_units": lead_units,
         "late": late_rows,
         "near": near_rows,
+        "warned": warned,
+        "warnings": {level: sum(1 for r in rows if r["warning"] == level) for level in WARNING_ORDER},
         "not_applicable": not_applicable,
     }
 
@@ -224,18 +251,20 @@ def unit(plan, unit, as_of: date, near_days: int) -> dict:
                  selectinload(Task.parts).joinedload(TaskPart.unit))).unique().all()
     led = sorted(led, key=lambda t: t.document_key)
 
+    by_part = pace.assess_parts(list({p.id: p for t in [pt.task for pt in parts] + list(led)
+                                      for p in t.parts}.values()), as_of)
     part_rows = []
     returns = []
     for part in parts:
-        row = _task_row(part.task, as_of, near_days)
+        row = _task_row(part.task, as_of, near_days, by_part)
         submissions = _submission_rows(part)
         part_rows.append({**row, "part_state": part.state, "part_state_label": STATE_LABELS[part.state],
                           "progress": part.progress, "evidence": _evidence_rows(part),
-                          "submissions": submissions})
+                          "submissions": submissions, "own": _warning(by_part[part.id])})
         for s in submissions:
             if s["outcome"] == SubmissionOutcome.RETURNED:
                 returns.append({**s, "submission": s["number"], "number": row["number"], "text": row["text"]})
-    led_rows = [_task_row(t, as_of, near_days) for t in led]
+    led_rows = [_task_row(t, as_of, near_days, by_part) for t in led]
 
     late: dict[int, dict] = {}
     for row in [r for r in part_rows] + led_rows:
