@@ -541,3 +541,58 @@ def test_the_nav_links_rounds_for_the_office_and_viewers_only(app, login):
     with app.app_context():
         unit_id = db.session.scalar(select(TaskPart.unit_id).order_by(TaskPart.id).limit(1))
     assert 'href="/rounds/"' not in login(unit_username(unit_id, "staff")).get("/tasks/").text
+
+
+def test_the_filing_form_shows_exactly_when_the_service_accepts(app):
+    from auth.permissions import can
+    from models import RoundPart
+    from workflow import round_services
+    from workflow.services import Refused
+
+    round_id = open_round(app)
+    entry_id, _part_id, unit_id, _task_id = entries_of(app, round_id)[0]
+    with app.app_context():
+        entry = db.session.get(RoundPart, entry_id)
+        part, staff = entry.part, unit_user(unit_id, "staff")
+        for state in ("planned", "in_progress", "submitted", "verified"):
+            savepoint = db.session.begin_nested()
+            part.state = state
+            shown = can(staff, "part.file", part)
+            try:
+                round_services.file_round(entry, staff, 10, "推进中")
+                accepted = True
+            except Refused:
+                accepted = False
+            savepoint.rollback()
+            db.session.expire_all()   # the filing's conditional UPDATE is undone in the database only
+            assert shown == accepted == (state in ("planned", "in_progress")), state
+
+
+def test_the_audit_page_reads_a_rounds_entries_in_chinese(app, login):
+    from models import AuditEntry, ProgressRound
+    from workflow import audit, round_services
+
+    round_id = open_round(app)
+    entry_id, _part_id, unit_id, task_id = entries_of(app, round_id)[0]
+    file_on_task_page(login(unit_username(unit_id, "staff")), task_id, entry_id, percent=25)
+    with app.app_context():
+        round_services.close_round(db.session.get(ProgressRound, round_id), user_named("office"))
+        db.session.commit()
+        shown = {e.action: dict(audit.describe(e)) for e in db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action.in_(("round_opened", "round_filed", "round_closed"))))}
+        assert audit.ACTION_LABELS["round_opened"] == "发起调度" and audit.ACTION_LABELS["round_closed"] == "结束调度"
+        assert shown["round_filed"]["完成比例"] == "25%" and shown["round_filed"]["逾期报送"] == "否"
+        entries = len(entries_of(app, round_id))
+        assert shown["round_closed"]["未报送"] == str(entries - 1) and shown["round_closed"]["已报送"] == "1"
+    page = login("office").get("/audit").text
+    assert "发起调度" in page and "调度报送" in page and "结束调度" in page
+
+
+def test_the_round_close_row_has_its_service_registered(app):
+    from workflow import machine, round_services, services
+
+    row = machine.EVENT_BY_KEY[("round", "close")]
+    assert services.TRANSITIONS[("round", "close")] is round_services.close_round
+    assert row.action == "round.close" and re.search(r"[\u4e00-\u9fff]", row.success)
+    transition = machine.MACHINES["round"].events["close"].transitions
+    assert set(transition) == set(row.source) == {"open"}

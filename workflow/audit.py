@@ -196,9 +196,10 @@ DETAIL_LABELS = {
     "archive_sha256": "备份文件 sha256", "backend": "数据库类型", "snapshot_at": "快照时间",
     "created_at": "备份时间", "evidence_files": "佐证文件数", "report_files": "报告文件数",
     "missing": "缺失文件数", "state": "状态", "from_state": "原状态", "to_state": "新状态",
+    "round": "调度编号", "title": "调度名称", "due_on": "报送截止", "late": "逾期报送", "red_released": "解除红色预警",
 }
-_ROUND_DETAILS = {"round": "调度编号", "title": "调度名称", "due_on": "报送截止", "late": "逾期报送",
-                  "entries": "应报送任务", "filed": "已报送", "missing": "未报送", "red_released": "解除红色预警"}
+# A closed round's counts (round_services.filing_counts): "missing" is 未报送 there, not missing files.
+_ROUND_COUNTS = {"entries": "应报送任务", "filed": "已报送", "late": "逾期报送", "missing": "未报送"}
 #: Where one key means something else in one action.
 _ACTION_DETAIL_LABELS = {
     "backup_restored": {"archive": "备份文件", "audit_head": "备份时的审计链头"},
@@ -207,9 +208,7 @@ _ACTION_DETAIL_LABELS = {
     "evidence_added": {"kind": "材料形式", "evidence": "材料编号"},
     "evidence_removed": {"kind": "材料形式", "evidence": "材料编号"},
     "plan_imported": {"sha256": "文件 sha256"},
-    "round_opened": {**_ROUND_DETAILS},
-    "round_filed": {**_ROUND_DETAILS},
-    "round_closed": {**_ROUND_DETAILS},
+    "round_closed": _ROUND_COUNTS,
 }
 _EVIDENCE_KINDS = {"text": "文字材料", "file": "文件"}
 _BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
