@@ -288,13 +288,13 @@ def test_filing_after_the_due_date_is_late_by_the_china_date(app, login):
 
     due = today(app)
     round_id = open_round(app, due_on=due)
-    (first, _p1, unit_id, task_id), second = entries_of(app, round_id)[0], None
+    first, _part, unit_id, task_id = entries_of(app, round_id)[0]
     staff = login(unit_username(unit_id, "staff"))
     # On the due date itself: on time.
     set_clock(app, due)
     file_on_task_page(staff, task_id, first)
     rows = [r for r in entries_of(app, round_id) if r[0] != first]
-    second, _p2, unit2, task2 = rows[0]
+    second, _part, unit2, task2 = rows[0]
     set_clock(app, due + timedelta(days=1))
     other = login(unit_username(unit2, "staff"))
     response = file_on_task_page(other, task2, second)

@@ -18,6 +18,7 @@ from workflow import audit, services
 from workflow.extensions import db
 from workflow.machine import filing_refusal
 from workflow.reports import archive
+from workflow.reports.data import chinese_number
 from workflow.services import Forbidden, Refused, _flush, _stale_as_refusal
 from workflow.timeutil import today_local, utcnow
 from workflow.vocabulary import IN_PROGRESS, PLANNED, ROUND_OPEN, NotificationKind, ReportKind, RoundKind
@@ -56,7 +57,6 @@ def _parts_in_scope(plan, chapter_id, unit_ids, task_ids) -> tuple[list, str]:
         if chapter is None or chapter.plan_id != plan.id:
             raise Refused("所选章节不属于该方案。")
         query = query.where(Item.chapter_id == chapter.id)
-        from workflow.reports.data import chinese_number   # the chapters' numbering as the reports print it
         scope = chapter.heading(chinese_number)
     parts = db.session.scalars(query).unique().all()
     parts.sort(key=lambda p: (p.task.document_key, p.position, p.id))

@@ -21,6 +21,7 @@ from models import Chapter, Item, Plan, ProgressRound, RoundPart, Role, Task, Ta
 from workflow import round_services, storage
 from workflow.extensions import db
 from workflow.reports import jobs
+from workflow.reports.data import chinese_number
 from workflow.services import Stale
 from workflow.text import clean_text
 from workflow.timeutil import today_local
@@ -115,7 +116,6 @@ def _fill_choices(form: NewRoundForm) -> None:
     plans = db.session.execute(select(Plan.id, Plan.title).order_by(Plan.id.desc())).all()
     form.plan.choices = [SelectChoice(str(pid), f"#{pid} {title}") for pid, title in plans]
     chapters = db.session.scalars(select(Chapter).order_by(Chapter.plan_id.desc(), Chapter.number)).all()
-    from workflow.reports.data import chinese_number   # the chapters' numbering as the reports print it
     many = len(plans) > 1
     form.chapter.choices = [SelectChoice("", "（不限：全方案）")] + [
         SelectChoice(str(c.id), (f"#{c.plan_id} " if many else "") + c.heading(chinese_number)) for c in chapters]
