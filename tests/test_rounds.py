@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import csrf, csrf_token, row_counts, unit_user, unit_username, user_named
+from tests.test_concurrency import server  # noqa: F401  (the fixture: a real threaded server on the test app)
 from workflow.extensions import db
 
 needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None,
@@ -596,3 +597,53 @@ def test_the_round_close_row_has_its_service_registered(app):
     assert row.action == "round.close" and re.search(r"[\u4e00-\u9fff]", row.success)
     transition = machine.MACHINES["round"].events["close"].transitions
     assert set(transition) == set(row.source) == {"open"}
+
+
+# ---------------------------------------------------------------- real concurrent requests
+
+def test_two_filings_of_one_entry_at_once_make_one(app, server):
+    from models import ProgressNote, RoundPart
+    from tests.test_concurrency import Browser, post_when_released, race
+
+    round_id = open_round(app)
+    entry_id, part_id, unit_id, task_id = entries_of(app, round_id)[0]
+    browsers = [Browser(server), Browser(server)]
+    browsers[0].login(unit_username(unit_id, "staff"))
+    browsers[1].login(unit_username(unit_id, "leader"))
+    calls = [post_when_released(b, f"/rounds/entries/{entry_id}/file",
+                                {"csrf_token": b.csrf(f"/tasks/{task_id}"), "percent": str(20 + i), "note": f"第{i}次"})
+             for i, b in enumerate(browsers)]
+    flashes = race(*calls)
+    assert sum("本轮调度进展已报送" in f for f in flashes) == 1, flashes
+    assert sum("本轮已报送" in f or "已被他人更新" in f for f in flashes) == 1, flashes
+    with app.app_context():
+        assert db.session.scalar(select(func.count(ProgressNote.id)).where(ProgressNote.part_id == part_id)) == 1
+        entry = db.session.get(RoundPart, entry_id)
+        assert entry.note.percent == entry.part.progress
+
+
+def test_a_filing_racing_the_close_lands_before_it_or_not_at_all(app, server):
+    from models import ProgressRound, RoundPart
+    from tests.test_concurrency import Browser, post_when_released, race
+    from workflow.reports import jobs
+
+    round_id = open_round(app)
+    entry_id, _part_id, unit_id, task_id = entries_of(app, round_id)[0]
+    unit, office = Browser(server), Browser(server)
+    unit.login(unit_username(unit_id, "staff"))
+    office.login("office")
+    flashes = race(
+        post_when_released(unit, f"/rounds/entries/{entry_id}/file",
+                           {"csrf_token": unit.csrf(f"/tasks/{task_id}"), "percent": "30", "note": "赶在结束前"}),
+        post_when_released(office, f"/rounds/{round_id}/close",
+                           {"csrf_token": office.csrf(f"/rounds/{round_id}"), "version": "1"}))
+    assert jobs.wait_idle(120)
+    assert "本轮调度已结束，调度通报正在生成" in flashes[1], flashes
+    with app.app_context():
+        round_ = db.session.get(ProgressRound, round_id)
+        entry = db.session.get(RoundPart, entry_id)
+        assert round_.state == "closed"
+        if "本轮调度进展已报送" in flashes[0]:
+            assert entry.filed_at is not None and entry.filed_at <= round_.closed_at
+        else:
+            assert "本轮调度已结束" in flashes[0] and entry.note_id is None, flashes

@@ -198,6 +198,9 @@ def file_rounds(user, filings) -> int:
 def close_round(round_, user, *, expected_version=None):
     """结束调度: stamps the close and asks the report archive for its 调度通报
     (the caller commits, then hands ``round_.report_id`` to the report worker)."""
+    # The row lock first (PostgreSQL; SQLite's writer lock already serialises):
+    # a filing in flight commits before the close is stamped, or finds it closed.
+    db.session.refresh(round_, with_for_update=True)
     fired = services._fire(round_, "close", user, expected_version=expected_version)
     round_.closed_at = utcnow()
     round_.closed_by_id = user.id
