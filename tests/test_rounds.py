@@ -647,3 +647,24 @@ def test_a_filing_racing_the_close_lands_before_it_or_not_at_all(app, server):
             assert entry.filed_at is not None and entry.filed_at <= round_.closed_at
         else:
             assert "本轮调度已结束" in flashes[0] and entry.note_id is None, flashes
+
+
+def test_a_filing_that_catches_up_releases_a_held_red_like_a_progress_report(app, login):
+    from models import AuditEntry, RoundPart, TaskPart
+    from workflow.timeutil import utcnow
+
+    round_id = open_round(app)
+    entry_id, part_id, unit_id, task_id = entries_of(app, round_id)[0]
+    with app.app_context():
+        part = db.session.get(TaskPart, part_id)
+        part.task.long_term = False
+        part.task.deadline = today(app) + timedelta(days=300)
+        part.red_since, part.red_reason = utcnow(), "落后序时进度 40 个百分点"
+        db.session.commit()
+    file_on_task_page(login(unit_username(unit_id, "staff")), task_id, entry_id, percent=95, note="基本完成")
+    with app.app_context():
+        part = db.session.get(TaskPart, part_id)
+        assert part.red_since is None and part.red_reason is None
+        filed = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "round_filed"))
+        assert filed.details["red_released"] is True
+        assert db.session.get(RoundPart, entry_id).note.percent == 95
