@@ -145,7 +145,19 @@ SERVICE_FOR_RULE = {
     "part.evidence": lambda part, task, u: services.add_text_evidence(part, u, "会议纪要"),
     "task.urge": lambda part, task, u: services.urge(task, u),
     "task.edit": lambda part, task, u: services.edit_task(task, u, text="新的任务内容"),
+    # No round is open here: neither shown nor accepted (tests/test_rounds.py checks it with one open).
+    "part.file": lambda part, task, u: _file_any_round_entry(part, u),
 }
+
+
+def _file_any_round_entry(part, user):
+    from models import RoundPart
+    from workflow import round_services
+
+    entry = db.session.scalar(select(RoundPart).where(RoundPart.part_id == part.id).limit(1))
+    if entry is None:
+        raise Refused("该任务不在任何调度中。")
+    return round_services.file_round(entry, user, 10, "推进中")
 
 
 @pytest.mark.parametrize("action", sorted(machine.ACTION_RULES))

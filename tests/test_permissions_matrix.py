@@ -257,6 +257,8 @@ PLAN_WHO = {
     "report.generate": ("/reports/new", {"office", "office2"}),
     "audit.view": ("/audit", {"office", "office2"}),
     "admin.manage": ("/admin/users", {"office"}),
+    "round.open": ("/rounds/new", {"office", "office2"}),
+    "round.view": ("/rounds/", {"office", "office2", "viewer"}),
 }
 
 

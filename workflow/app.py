@@ -19,7 +19,7 @@ from .config import DEFAULT_SECRET_KEY, Config
 from .errors import bad_request
 from .extensions import csrf, db, login_manager, migrate
 from .timeutil import configure_clock
-from .views import admin, audit_log, inbox, plans, reports, tasks, templating
+from .views import admin, audit_log, inbox, plans, reports, rounds, tasks, templating
 from .views.urls import MAX_ID
 
 
@@ -75,7 +75,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     limiter.init_app(app)
     _trust_proxies(app)
     app.register_blueprint(auth_bp)
-    for module in (tasks, plans, inbox, admin, audit_log, reports):
+    for module in (tasks, plans, inbox, admin, audit_log, reports, rounds):
         app.register_blueprint(module.bp)
     templating.register(app)
     register_cli(app)

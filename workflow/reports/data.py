@@ -13,7 +13,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
-from models import AuditEntry, Evidence, Item, Submission, Task, TaskPart, task_lead_units
+from models import AuditEntry, Evidence, Item, RoundPart, Submission, Task, TaskPart, task_lead_units
 from workflow import pace
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, LATE, NEAR, days_late, deadline_shown, due_status
@@ -22,7 +22,7 @@ from workflow.machine import EVENT_LABELS
 from workflow.services import EDITABLE_FIELDS
 from workflow.timeutil import format_local
 from workflow.vocabulary import (
-    PART_STATES, STATE_LABELS, TASK_STATES, SubmissionOutcome, TaskKind, TaskState, WarningLevel)
+    PART_STATES, STATE_LABELS, TASK_STATES, RoundKind, RoundState, SubmissionOutcome, TaskKind, TaskState, WarningLevel)
 
 DONE_STATES = (TaskState.VERIFIED, TaskState.CLOSED)
 WARNING_ORDER = tuple(WarningLevel.values())     # red, yellow, blue
@@ -317,7 +317,7 @@ def _timeline(task_ids: list[int]) -> dict[int, list[dict]]:
         notes = []
         if details.get("unit"):
             notes.append(f"承办单位：{details['unit']}")
-        if e.action == "progress":
+        if e.action in ("progress", "round_filed"):
             notes.append(f"进度 {details.get('percent')}%：{details.get('note') or ''}")
         if e.action == "evidence_added":
             notes.append(details.get("filename") or details.get("text") or "")
@@ -377,4 +377,55 @@ def item(plan, item_obj, as_of: date, near_days: int) -> dict:
         "item": blocks[0],
         "children": blocks[1:],
         "summary": _summary(tasks, as_of, near_days),
+    }
+
+
+# ------------------------------------------------------------------ round (调度通报)
+
+def round_report(plan, round_) -> dict:
+    """The 调度通报 of one round: what it asked, and per unit which parts filed
+    on time, late (with the date, China Standard Time) or not at all."""
+    entries = db.session.scalars(
+        select(RoundPart).where(RoundPart.round_id == round_.id).options(
+            joinedload(RoundPart.part).joinedload(TaskPart.task).joinedload(Task.item),
+            joinedload(RoundPart.part).joinedload(TaskPart.unit),
+            joinedload(RoundPart.note))).unique().all()
+    units: dict[int, dict] = {}
+    for entry in sorted(entries, key=lambda e: (e.part.task.document_key, e.part.position, e.part.id)):
+        part, task = entry.part, entry.part.task
+        row = {"number": task.number_label, "text": task.text, "deadline": deadline_shown(task),
+               "filed_at": format_local(entry.filed_at), "filed_on": format_local(entry.filed_at, "%Y-%m-%d"),
+               "percent": entry.note.percent if entry.note is not None else None,
+               "note": entry.note.note if entry.note is not None else "",
+               "status": "missing" if entry.note_id is None else ("late" if entry.late else "on_time")}
+        row["status_label"] = {"missing": "未报送", "late": "逾期报送", "on_time": "按时报送"}[row["status"]]
+        unit = units.setdefault(part.unit_id, {"name": part.unit.name, "rows": []})
+        unit["rows"].append(row)
+    unit_rows = []
+    for unit in units.values():
+        rows = unit["rows"]
+        unit_rows.append({**unit, "parts": len(rows),
+                          "on_time": [r for r in rows if r["status"] == "on_time"],
+                          "late": [r for r in rows if r["status"] == "late"],
+                          "missing": [r for r in rows if r["status"] == "missing"]})
+    # Who owes most first, then who was late; among equals by name.
+    unit_rows.sort(key=lambda u: (-len(u["missing"]), -len(u["late"]), u["name"]))
+    total = len(entries)
+    filed = sum(1 for e in entries if e.note_id is not None)
+    late = sum(1 for e in entries if e.note_id is not None and e.late)
+    return {
+        "plan": plan_header(plan),
+        "round": {"id": round_.id, "title": round_.title, "kind": RoundKind.label_of(round_.kind),
+                  "scope": round_.scope or "全方案", "due_on": round_.due_on.isoformat(),
+                  "instructions": round_.instructions or "", "state": RoundState.label_of(round_.state),
+                  "opened_at": format_local(round_.opened_at), "closed_at": format_local(round_.closed_at),
+                  "opened_by": _user_name(round_.opened_by), "closed_by": _user_name(round_.closed_by)
+                  if round_.closed_by_id else ""},
+        "summary": {"parts": total, "units": len(unit_rows), "filed": filed, "on_time": filed - late, "late": late,
+                    "missing": total - filed, "rate": rate(filed, total), "on_time_rate": rate(filed - late, total),
+                    "late_units": sum(1 for u in unit_rows if u["late"]),
+                    "missing_units": sum(1 for u in unit_rows if u["missing"])},
+        "units": unit_rows,
+        "late_units": [u for u in unit_rows if u["late"]],
+        "missing_units": [u for u in unit_rows if u["missing"]],
     }

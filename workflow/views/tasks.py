@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from models import Evidence, Plan, Role, Task, TaskPart
-from workflow import pace, queries, services, storage
+from workflow import pace, queries, round_services, services, storage
 from workflow.extensions import db
 from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
 from workflow.services import Stale
@@ -120,7 +120,7 @@ def todo():
         verify_total = queries.verify_count(user) if user.role == Role.UNIT_LEADER else 0
         to_receive = queries.count_of(queries.unreceived_parts(unit_id=user.unit_id))
         return render_template("tasks/todo.html", page=page, verify=verify, verify_total=verify_total,
-                               to_receive=to_receive)
+                               to_receive=to_receive, round_entries=round_services.open_entries_of_unit(user.unit_id))
     if user.is_office:
         page = paginate(queries.to_close_tasks())
         unreceived = queries.unreceived_counts(today_local(), _receipt_due_days())

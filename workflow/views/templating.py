@@ -15,7 +15,7 @@ from models.plan import chapter_heading
 from workflow import queries
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, UNDECIDED_SHOWN, due_status
-from workflow.machine import EVENT_LABELS
+from workflow.machine import EVENT_LABELS, open_round_entry
 from workflow.services import EDITABLE_FIELDS, carryable_evidence
 from workflow.timeutil import chinese_date, clock_date, format_local, today_local
 from workflow.vocabulary import STATE_LABELS, ReportStatus, SubmissionOutcome, TaskKind, TaskState
@@ -26,7 +26,7 @@ def register(app: Flask) -> None:
         # Questions about the signed-in user and the current request.
         may=may_current, can=can_current, own_submission=own_submission, due_of=due_of,
         page_url=page_url, has_endpoint=has_endpoint, verifiers=verifiers, office_verifies=office_verifies,
-        carryable=carryable_evidence, chapter_heading=chapter_heading,
+        carryable=carryable_evidence, chapter_heading=chapter_heading, round_entry=open_round_entry,
         # The demo clock's day, or None: the header shows it on every page when set.
         clock_date=clock_date,
         # The vocabularies and their labels.
