@@ -164,3 +164,16 @@ def test_list_pages_assess_in_bulk_not_per_row(app, login, count_queries):
                 assert client.get(path).status_code == 200
             costs.append(len(statements))
         assert costs[0] == costs[1], (path, costs)
+
+
+@pytest.mark.parametrize("path", ["/tasks/?warning=red", "/tasks/?warning=yellow&page=2", "/tasks/unreceived", "/overview",
+                                  "/tasks/todo"])
+def test_coloured_pages_leave_no_rows_to_the_garbage_collector(app, client, path):
+    """pace reads ``part.task``; a task and its parts holding each other would be a
+    reference cycle (issue 7): queries.assess_tasks drops the back-reference."""
+    from tests.helpers import log_in
+    from tests.test_request_garbage import cyclic_garbage_of
+
+    log_in(client, "office")
+    leftovers = cyclic_garbage_of(client, path)
+    assert not leftovers, f"{path}: {len(leftovers)} sessions/rows in reference cycles"

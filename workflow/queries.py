@@ -165,13 +165,27 @@ def task_list(filters: TaskFilters, user, today: date, near_days: int):
     return stmt.options(*list_options()).order_by(*task_order())
 
 
+def assess_tasks(tasks, today: date) -> dict:
+    """``pace.assess_tasks``, then each part's reference to its task dropped
+    (expired, not changed): pace reads ``part.task``, and a task and its parts
+    holding each other would leave the page's rows to the cyclic garbage
+    collector (tests/test_request_garbage.py, issue 7)."""
+    tasks = list(tasks)
+    assessed = pace.assess_tasks(tasks, today)
+    for task in tasks:
+        for part in task.parts:
+            if "task" in part.__dict__:
+                db.session.expire(part, ["task"])
+    return assessed
+
+
 def with_warning(tasks, level: str | None, today: date) -> tuple[list, dict]:
     """(the tasks whose colour is ``level`` — all of them when None —, every
     task's assessment). The colour is decided in Python (workflow/pace.py), so
     the filter assesses the whole filtered set: at the seed's scale (189 tasks)
     a few queries and some milliseconds."""
     tasks = list(tasks)
-    assessed = pace.assess_tasks(tasks, today)
+    assessed = assess_tasks(tasks, today)
     if level is None:
         return tasks, assessed
     return [t for t in tasks if assessed[t.id].level == level], assessed
@@ -183,7 +197,7 @@ def warning_counts(plan_id: int | None, today: date) -> dict[str, int]:
     if plan_id is not None:
         stmt = stmt.where(Item.plan_id == plan_id)
     counts = {level.value: 0 for level in WarningLevel}
-    for a in pace.assess_tasks(db.session.scalars(stmt).all(), today).values():
+    for a in assess_tasks(db.session.scalars(stmt).all(), today).values():
         if a.level is not None:
             counts[a.level.value] += 1
     return counts

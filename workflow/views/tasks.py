@@ -148,7 +148,7 @@ def task_list():
         page = ListPage(tasks, _page_arg(), _per_page())
     else:
         page = paginate(stmt)
-        warnings = pace.assess_tasks(page.items, today)
+        warnings = queries.assess_tasks(page.items, today)
     return render_template("tasks/list.html", page=page, filters=filters, choices=queries.filter_choices(),
                            warnings=warnings, bulk_form=BulkTasksForm() if user.is_office else None)
 
@@ -210,13 +210,13 @@ def todo():
         stmt = queries.to_close_tasks()
         if fmt:
             tasks = db.session.scalars(stmt).all()
-            warnings = pace.assess_tasks(tasks, today)
+            warnings = queries.assess_tasks(tasks, today)
             return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of), [(t, warnings[t.id]) for t in tasks],
                                    today)
         page = paginate(stmt)
         unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
-                               unreceived=unreceived, warnings=pace.assess_tasks(page.items, today),
+                               unreceived=unreceived, warnings=queries.assess_tasks(page.items, today),
                                warning_counts=queries.warning_counts(None, today))
     return render_template("tasks/todo_office.html", page=None, verify_total=0)
 
