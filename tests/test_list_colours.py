@@ -13,7 +13,8 @@ from sqlalchemy import select
 from workflow.extensions import db
 
 CLOCK = date(2022, 6, 20)
-ROW = re.compile(r"<tr>\s*(?:<td data-label=\"选择\">.*?</td>\s*)?<td class=\"num\" data-label=\"编号\"><a [^>]*>([^<]+)</a>(.*?)</tr>", re.S)
+ROW = re.compile(r'<tr>\s*(?:<td data-label="选择">.*?</td>\s*)?'
+                 r'<td class="num" data-label="编号"><a [^>]*>([^<]+)</a>(.*?)</tr>', re.S)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from flask import send_file
 from workflow.audit import ACTION_LABELS, describe
 from workflow.due import DUE_LABELS, deadline_shown
 from workflow.machine import EVENT_LABELS
-from workflow.timeutil import format_local, to_local
+from workflow.timeutil import to_local
 from workflow.vocabulary import IN_PROGRESS, PLANNED, SubmissionOutcome, TaskState
 
 FORMATS = ("csv", "xlsx")

@@ -36,7 +36,8 @@ def index():
     fmt = (request.args.get("format") or "").strip()
     if fmt in tables.FORMATS:
         entries = db.session.scalars(queries.audit_entries(filters)).all()
-        return tables.download(fmt, "审计日志", "audit-log", tables.AUDIT_COLUMNS, [(e, None) for e in entries], today_local())
+        return tables.download(fmt, "审计日志", "audit-log", tables.AUDIT_COLUMNS, [(e, None) for e in entries],
+                               today_local())
     if fmt:
         flash(tables.FORMAT_ERROR, "warning")
     page = db.paginate(queries.audit_entries(filters), page=page_number(request.args.get("page")),

@@ -143,8 +143,8 @@ def task_list():
         # The colour is Python's (workflow/pace.py): the whole filtered set is assessed, then paged.
         tasks, warnings = queries.with_warning(db.session.scalars(stmt).all(), filters.warning, today)
         if fmt:
-            return tables.download(fmt, "任务列表", "tasks", tables.task_columns(due_of), [(t, warnings[t.id]) for t in tasks],
-                                   today)
+            return tables.download(fmt, "任务列表", "tasks", tables.task_columns(due_of),
+                                   [(t, warnings[t.id]) for t in tasks], today)
         page = ListPage(tasks, _page_arg(), _per_page())
     else:
         page = paginate(stmt)
@@ -197,8 +197,8 @@ def todo():
         if fmt:
             parts = db.session.scalars(stmt).all()
             warnings = pace.assess_parts(parts, today)
-            return tables.download(fmt, "我的待办", "todo", tables.todo_columns(due_of, current_app.config["START_WITHOUT_RECEIPT"]),
-                                   [(p, warnings[p.id]) for p in parts], today)
+            columns = tables.todo_columns(due_of, current_app.config["START_WITHOUT_RECEIPT"])
+            return tables.download(fmt, "我的待办", "todo", columns, [(p, warnings[p.id]) for p in parts], today)
         page = paginate(stmt)
         verify = (db.session.scalars(queries.verify_parts(user).limit(10)).all()
                   if user.role == Role.UNIT_LEADER else [])
@@ -211,8 +211,8 @@ def todo():
         if fmt:
             tasks = db.session.scalars(stmt).all()
             warnings = queries.assess_tasks(tasks, today)
-            return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of), [(t, warnings[t.id]) for t in tasks],
-                                   today)
+            return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of),
+                                   [(t, warnings[t.id]) for t in tasks], today)
         page = paginate(stmt)
         unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
@@ -304,7 +304,8 @@ def verify():
     fmt = _export_format()
     if fmt:
         parts = db.session.scalars(queries.verify_parts(user)).all()
-        return tables.download(fmt, "待核验", "verify", tables.verify_columns(due_of), [(p, None) for p in parts], today_local())
+        return tables.download(fmt, "待核验", "verify", tables.verify_columns(due_of), [(p, None) for p in parts],
+                               today_local())
     page = paginate(queries.verify_parts(user))
     return render_template("tasks/verify.html", page=page)
 
