@@ -13,11 +13,10 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
 
 from models import Evidence, Plan, Role, Task, TaskPart
-from flask_sqlalchemy.pagination import Pagination
-
 from workflow import bulk_services, pace, queries, services, storage, tables
 from workflow.extensions import db
 from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
