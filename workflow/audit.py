@@ -30,7 +30,7 @@ ACTION_LABELS = {
     "unit_updated": "修改单位", "alias_added": "新增别名", "alias_removed": "删除别名",
     "plan_imported": "导入方案", "transition": "状态变更", "task_state": "任务状态随分工变化", "evidence_removed": "撤回佐证材料", "evidence_added": "添加佐证材料",
     "progress": "进度填报", "task_edited": "修改任务", "urge": "催办", "report_generated": "生成报告",
-    "backup_restored": "从备份恢复",
+    "backup_restored": "从备份恢复", "receipt_reminded": "提醒签收",
     "round_opened": "发起调度", "round_filed": "调度报送", "round_closed": "结束调度",
 }
 
