@@ -251,8 +251,12 @@ def _chunks(ids, size: int = 500):
         yield ids[i:i + size]
 
 
-def assess_parts(parts, today: date, settings: Settings | None = None) -> dict[int, Assessment]:
-    """Every part's assessment, keyed by part id, with the facts loaded in bulk."""
+def assess_parts(parts, today: date, settings: Settings | None = None, tasks=None) -> dict[int, Assessment]:
+    """Every part's assessment, keyed by part id, with the facts loaded in bulk.
+    ``tasks`` (the parts' tasks, where the caller has them) spares reading
+    ``part.task``, which on a page that loaded the task with its parts would tie
+    the two in a reference cycle (see auth.permissions.task_of)."""
+    from auth.permissions import task_of
     from models import Plan
 
     from workflow.extensions import db
@@ -261,7 +265,8 @@ def assess_parts(parts, today: date, settings: Settings | None = None) -> dict[i
     if not parts:
         return {}
     settings = settings or Settings.current()
-    tasks = {p.task_id: p.task for p in parts}
+    known = {t.id: t for t in tasks or ()}
+    tasks = {p.task_id: known.get(p.task_id) or task_of(p) for p in parts}
     plan_ids = {t.item.plan_id for t in tasks.values()}
     plans = {p.id: p for p in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
     facts = facts_for(parts, tasks, plans)
@@ -271,7 +276,7 @@ def assess_parts(parts, today: date, settings: Settings | None = None) -> dict[i
 def assess_tasks(tasks, today: date, settings: Settings | None = None) -> dict[int, Assessment]:
     """Each task's worst part, its reason prefixed with the unit when the task has several parts."""
     tasks = list(tasks)
-    by_part = assess_parts([p for t in tasks for p in t.parts], today, settings)
+    by_part = assess_parts([p for t in tasks for p in t.parts], today, settings, tasks=tasks)
     return {task.id: of_task(task, by_part) for task in tasks}
 
 

@@ -166,17 +166,8 @@ def task_list(filters: TaskFilters, user, today: date, near_days: int):
 
 
 def assess_tasks(tasks, today: date) -> dict:
-    """``pace.assess_tasks``, then each part's reference to its task dropped
-    (expired, not changed): pace reads ``part.task``, and a task and its parts
-    holding each other would leave the page's rows to the cyclic garbage
-    collector (tests/test_request_garbage.py, issue 7)."""
-    tasks = list(tasks)
-    assessed = pace.assess_tasks(tasks, today)
-    for task in tasks:
-        for part in task.parts:
-            if "task" in part.__dict__:
-                db.session.expire(part, ["task"])
-    return assessed
+    """``pace.assess_tasks`` for a page's rows (one place for the lists to ask)."""
+    return pace.assess_tasks(tasks, today)
 
 
 def with_warning(tasks, level: str | None, today: date) -> tuple[list, dict]:

@@ -319,7 +319,7 @@ def detail(task_id: int):
     if task is None:
         abort(404)
     require("task.view", task)
-    pace_of = pace.assess_parts(task.parts, today_local())
+    pace_of = pace.assess_parts(task.parts, today_local(), tasks=[task])
     return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task),
                            pace_of=pace_of, task_pace=pace.of_task(task, pace_of))
 
