@@ -7,6 +7,10 @@ bash scripts/setup.sh
 
 export FLASK_APP=wsgi.py
 export LUOSHI_ENV=${LUOSHI_ENV:-demo}
+# The demo's story runs from April to September 2022 (workflow/demo_activity.py):
+# its clock stands on the story's last day, so that deadlines and colours read as
+# they did then. Demo mode only; production always runs on the real date.
+export LUOSHI_TODAY=${LUOSHI_TODAY:-2022-09-30}
 mkdir -p instance
 # A real random key, kept across restarts so that logins survive them.
 [[ -s instance/secret_key ]] || .venv/bin/python -c "import secrets; print(secrets.token_hex(32))" > instance/secret_key

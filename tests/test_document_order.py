@@ -44,7 +44,12 @@ def _ledger_rows(plan_id: int) -> list[tuple]:
     from workflow.export import plan_as_xlsx
 
     sheet = load_workbook(io.BytesIO(plan_as_xlsx(plan_id))).active
-    return list(sheet.iter_rows(min_row=3, values_only=True))
+    # One row per part: a task's rows are consecutive and repeat its columns.
+    rows = []
+    for r in sheet.iter_rows(min_row=3, values_only=True):
+        if not rows or rows[-1][2:5] != r[2:5]:
+            rows.append(r)
+    return rows
 
 
 def _report_rows(plan_id: int) -> list[dict]:
@@ -103,6 +108,7 @@ def _three_tasks():
 
 def test_deadline_is_shown_by_one_rule_on_pages_ledger_and_report(app, client):
     from workflow.due import deadline_shown
+    from workflow.export import LEDGER_HEADERS
 
     app.config["PER_PAGE"] = 1000
     log_in(client, "office")
@@ -112,7 +118,8 @@ def test_deadline_is_shown_by_one_rule_on_pages_ledger_and_report(app, client):
             (long_term, "长期"), (dated, dated.deadline.isoformat()), (undecided, "未定"))]
         assert [deadline_shown(t) for t in (long_term, dated, undecided)] == [c[-1] for c in cases]
         plan_id = _plan_id()
-        ledger = {(r[2], r[3], r[4]): r[9] for r in _ledger_rows(plan_id)}
+        original = LEDGER_HEADERS.index("原定时限")
+        ledger = {(r[2], r[3], r[4]): r[original] for r in _ledger_rows(plan_id)}
         report = {r["id"]: r["deadline"] for r in _report_rows(plan_id)}
     listed = dict(_list_page_rows(client, plan_id))
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from auth.permissions import can
 from models import Evidence, Role, Submission, Task, TaskPart, User
 from tests.helpers import csrf, lead_owns_part, post_on_task_page, unit_username
-from workflow import extension_services, machine, services
+from workflow import bulk_services, extension_services, machine, services
 from workflow.extensions import db
 from workflow.services import Forbidden, Refused
 from workflow.timeutil import today_local, utcnow
@@ -151,9 +151,22 @@ SERVICE_FOR_RULE = {
     "milestone.set": lambda part, task, u: extension_services.set_milestones(part, u, []),
     "milestone.propose": lambda part, task, u: extension_services.propose_milestone(
         part, u, task.deadline - timedelta(days=5), 90, None),
+    # No round is open here: neither shown nor accepted (tests/test_rounds.py checks it with one open).
+    "part.file": lambda part, task, u: _file_any_round_entry(part, u),
+    "part.remind": lambda part, task, u: bulk_services.remind_receipt([part], u),
 }
 # Fired by the office; the others by the part's unit.
 OFFICE_RULES = {"task.urge", "task.edit", "milestone.set", "part.remind"}
+
+
+def _file_any_round_entry(part, user):
+    from models import RoundPart
+    from workflow import round_services
+
+    entry = db.session.scalar(select(RoundPart).where(RoundPart.part_id == part.id).limit(1))
+    if entry is None:
+        raise Refused("该任务不在任何调度中。")
+    return round_services.file_round(entry, user, 10, "推进中")
 
 
 @pytest.mark.parametrize("action", sorted(machine.ACTION_RULES))

@@ -259,6 +259,8 @@ PLAN_WHO = {
     "report.generate": ("/reports/new", {"office", "office2"}),
     "audit.view": ("/audit", {"office", "office2"}),
     "admin.manage": ("/admin/users", {"office"}),
+    "round.open": ("/rounds/new", {"office", "office2"}),
+    "round.view": ("/rounds/", {"office", "office2", "viewer"}),
 }
 
 
@@ -266,7 +268,7 @@ def test_plan_wide_cells(app):
     from auth.permissions import PLAN_ACTIONS
     from models import Plan
 
-    assert set(PLAN_WHO) | set(PLAN_WHO_WITHOUT_PAGE) == set(PLAN_ACTIONS), "every plan-wide action has its row here"
+    assert set(PLAN_WHO) == set(PLAN_ACTIONS), "every plan-wide action has its row here"
     with app.app_context():
         plan_id = db.session.scalar(select(Plan.id))
     clients = {label: _client(app, label) for label in USERS}
@@ -305,8 +307,8 @@ def test_list_queries_agree_with_the_permission_module(app):
 # The actions added with rounds (调度), extension requests (延期申请) and
 # milestones (进度节点). Who (``denial``) is checked for every user on the object
 # each acts on; when (``refusal``) in every state of that object; and over HTTP
-# wherever the action has its route on this branch (the extension and
-# milestone routes of workflow/views/extensions.py).
+# for the extension and milestone routes (workflow/views/extensions.py; the
+# round routes over HTTP: tests/test_rounds.py).
 
 NEW_WHO = {
     "part.extend": {"R.leader", "R.staff"},
@@ -324,8 +326,8 @@ NEW_WHO = {
     "milestone.approve": {"L.leader"},
     "milestone.refuse": {"L.leader"},
 }
-# The object each acts on, and the states in which it is open. part.file has no
-# "when" rule yet (its service comes with the rounds).
+# The object each acts on, and the states in which it is open. part.file is open
+# only with an open round asking the part (tests/test_rounds.py checks it).
 NEW_WHEN = {
     "part.extend": ("part", {"planned", "in_progress"}),
     "part.remind": ("part", {"planned"}),
@@ -338,11 +340,6 @@ NEW_WHEN = {
     "milestone.approve": ("milestone", {"proposed"}),
     "milestone.refuse": ("milestone", {"proposed"}),
     "round.close": ("round", {"open"}),
-}
-# Plan-wide actions without a page on this branch yet (the rounds bring them): checked with ``denial``.
-PLAN_WHO_WITHOUT_PAGE = {
-    "round.open": {"office", "office2"},
-    "round.view": {"office", "office2", "viewer"},
 }
 ROUTED = ("part.extend", "milestone.set", "milestone.propose", "extension.approve", "extension.decline",
           "extension.grant", "extension.refuse", "milestone.approve", "milestone.refuse")
@@ -458,9 +455,6 @@ def test_every_new_action_has_its_row_for_every_user(app):
             for label in USERS:
                 why = denial(_user(label), action, objects[subject_of[action]])
                 assert (why is None) == (label in who), (action, label, why)
-        for action, who in PLAN_WHO_WITHOUT_PAGE.items():
-            for label in USERS:
-                assert (denial(_user(label), action) is None) == (label in who), (action, label)
 
 
 @pytest.mark.parametrize("state", STATES)

@@ -30,7 +30,8 @@ ACTION_LABELS = {
     "unit_updated": "修改单位", "alias_added": "新增别名", "alias_removed": "删除别名",
     "plan_imported": "导入方案", "transition": "状态变更", "task_state": "任务状态随分工变化", "evidence_removed": "撤回佐证材料", "evidence_added": "添加佐证材料",
     "progress": "进度填报", "task_edited": "修改任务", "urge": "催办", "report_generated": "生成报告",
-    "backup_restored": "从备份恢复",
+    "backup_restored": "从备份恢复", "receipt_reminded": "提醒签收",
+    "round_opened": "发起调度", "round_filed": "调度报送", "round_closed": "结束调度",
     "extension_requested": "申请延期", "extension_approved": "牵头单位同意延期",
     "extension_declined": "牵头单位不同意延期", "extension_granted": "办公室批准延期",
     "extension_refused": "办公室不予延期", "milestones_set": "设置进度节点", "milestone_proposed": "提出进度节点",
@@ -199,11 +200,14 @@ DETAIL_LABELS = {
     "archive_sha256": "备份文件 sha256", "backend": "数据库类型", "snapshot_at": "快照时间",
     "created_at": "备份时间", "evidence_files": "佐证文件数", "report_files": "报告文件数",
     "missing": "缺失文件数", "state": "状态", "from_state": "原状态", "to_state": "新状态",
+    "round": "调度编号", "title": "调度名称", "due_on": "报送截止", "late": "逾期报送", "red_released": "解除红色预警",
     "extension": "延期申请编号", "old_deadline": "申请时的完成时限", "new_deadline": "申请延至",
-    "progress": "进度", "late": "逾期", "deadline_before": "调整前的现行时限",
-    "red_held": "红色预警保持至进度赶上", "red_released": "红色预警解除", "milestone": "节点编号", "on": "节点日期",
+    "progress": "进度", "deadline_before": "调整前的现行时限",
+    "red_held": "红色预警保持至进度赶上", "milestone": "节点编号", "on": "节点日期",
     "milestones_before": "原进度节点", "milestones": "进度节点", "proposals_replaced": "被取代的待确认节点",
 }
+# A closed round's counts (round_services.filing_counts): "missing" is 未报送 there, not missing files.
+_ROUND_COUNTS = {"entries": "应报送任务", "filed": "已报送", "late": "逾期报送", "missing": "未报送"}
 #: Where one key means something else in one action.
 _ACTION_DETAIL_LABELS = {
     "backup_restored": {"archive": "备份文件", "audit_head": "备份时的审计链头"},
@@ -213,12 +217,13 @@ _ACTION_DETAIL_LABELS = {
     "evidence_removed": {"kind": "材料形式", "evidence": "材料编号"},
     "plan_imported": {"sha256": "文件 sha256"},
     "extension_requested": {"late": "超过时限后申请", "progress": "申请时进度"},
+    "round_closed": _ROUND_COUNTS,
 }
 _EVIDENCE_KINDS = {"text": "文字材料", "file": "文件"}
 _BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 _USER_FIELDS = {"display_name": "姓名", "role": "角色", "unit": "单位", "unit_id": "单位编号", "active": "启用",
                 "password": "密码", "name": "名称", "kind": "类型"}
-_REPORT_PARAMS = {"kind": "类型", "plan": "方案编号", "unit": "单位编号", "item": "事项编号", "as_of": "截至",
+_REPORT_PARAMS = {"kind": "类型", "plan": "方案编号", "unit": "单位编号", "item": "事项编号", "round": "调度编号", "as_of": "截至",
                   "near_days": "临期天数", "layout": "版式"}
 EMPTY = "（空）"
 

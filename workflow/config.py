@@ -33,6 +33,13 @@ class Config:
     REPORT_FOLDER = os.environ.get("REPORT_FOLDER")
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 20)
     NEAR_DUE_DAYS = _int("NEAR_DUE_DAYS", 14)
+    # 红黄蓝 (workflow/pace.py, docs/warnings.md): points behind planned progress
+    # for yellow and for red, returns of one part for yellow, and days before a
+    # long-term task's checkpoint for blue.
+    WARN_YELLOW_LAG = _int("WARN_YELLOW_LAG", 20)
+    WARN_RED_LAG = _int("WARN_RED_LAG", 40)
+    WARN_RETURNS = _int("WARN_RETURNS", 2)
+    WARN_CHECKPOINT_DAYS = _int("WARN_CHECKPOINT_DAYS", 5)
     # The demo's "today" for deadlines (YYYY-MM-DD), honoured only when
     # LUOSHI_ENV is "demo"; checked and applied by timeutil.configure_clock.
     LUOSHI_TODAY = os.environ.get("LUOSHI_TODAY")

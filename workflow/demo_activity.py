@@ -8,27 +8,37 @@ visited in id order). The caller commits once.
 """
 from __future__ import annotations
 
+import heapq
 import random
 import struct
 import zlib
 from collections import Counter
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
 from models import Evidence, ProgressNote, Submission, Task, TaskPart, User
-from workflow import machine, services
+from workflow import machine, pace, services
 from workflow.extensions import db
+from workflow.timeutil import played_at, utcnow
 from workflow.vocabulary import TaskState
 
 SEED = 2022
+# The story runs from the plan's issue to the demo clock's day (scripts/run.sh sets
+# LUOSHI_TODAY to it): April to September 2022, in China Standard Time.
+PLAN_START = date(2022, 4, 8)
+CLOCK_DAY = date(2022, 9, 30)
+CST_OFFSET = timedelta(hours=8)
+PLAN_MOMENT = datetime(2022, 4, 8, 9, 0) - CST_OFFSET
+END = datetime(2022, 9, 30, 18, 0) - CST_OFFSET
 
 # What happens to one part, and how often (weights). Many stay untouched or
 # in progress, so that the late list and the urge button have work to show.
 SCENARIOS = [
-    ("untouched", 34),
-    ("started", 14),
-    ("working", 15),
+    ("untouched", 12),
+    ("started", 9),
+    ("working", 42),
     ("submitted", 12),
     ("returned", 6),
     ("resubmitted", 5),
@@ -157,6 +167,8 @@ class _Player:
         self.office = self.users["office"]
         self.stats: Counter = Counter()
         self.files = 0
+        self.paces: dict[int, float] = {}
+        self.closed: list = []
 
     # who
     def staff(self, unit):
@@ -180,21 +192,9 @@ class _Player:
             self.stats["签收"] += 1
 
     def start(self, part):
-        # Most units 签收 before they start; with START_WITHOUT_RECEIPT=0 every one must.
-        self.receive(part, 0.9 if machine.start_without_receipt_allowed() else 1.0)
         user = self.rng.choice([self.staff(part.unit), self.leader(part.unit)])
         services.start_part(part, user)
         self.stats["开始办理"] += 1
-
-    def progress(self, part, count: int) -> str:
-        percent = part.progress or 0
-        text = ""
-        for _ in range(count):
-            percent = min(95, percent + self.rng.randint(10, 35))
-            text = self.note()
-            services.record_progress(part, self.staff(part.unit), percent, text)
-            self.stats["进度填报"] += 1
-        return text
 
     def evidence(self, part, files: int, texts: int) -> None:
         user = self.staff(part.unit)
@@ -247,36 +247,119 @@ class _Player:
         self.stats["退回"] += 1
         return reason, fix.format(**self.numbers())
 
-    def play_part(self, part, scenario: str) -> None:
+    # when
+    def at(self, day: date, hour_from: int = 9, hour_to: int = 17) -> datetime:
+        """A working moment of ``day`` (China Standard Time), as stored: naive UTC."""
+        local = datetime.combine(day, time(hour_from)) + timedelta(
+            minutes=self.rng.randint(0, (hour_to - hour_from) * 60))
+        return local - CST_OFFSET
+
+    def later(self, moment: datetime, days_from: int, days_to: int) -> datetime:
+        return self.at((moment + CST_OFFSET).date() + timedelta(days=self.rng.randint(days_from, days_to)))
+
+    def pace_of(self, unit) -> float:
+        """How closely a unit keeps to planned progress (some lag, some run ahead):
+        one draw per unit, so that units differ, as they do."""
+        if unit.id not in self.paces:
+            self.paces[unit.id] = self.rng.choice([0.45, 0.7, 0.85, 0.95, 1.0, 1.0, 1.05, 1.1])
+        return self.paces[unit.id]
+
+    def target(self, part, moment: datetime) -> int:
+        """The percentage a unit reports on ``moment``: its pace times the line's."""
+        task = part.task
+        day = (moment + CST_OFFSET).date()
+        deadline = task.deadline if task.deadline and task.deadline > PLAN_START else day + timedelta(days=120)
+        planned = pace.planned_progress(PLAN_START, deadline, day)
+        wobble = self.rng.randint(-8, 8)
+        return max(part.progress or 0, min(95, round(planned * self.pace_of(part.unit)) + wobble, 95), 5)
+
+    # the story of one part: a generator that yields the moment of its next step
+    def part_story(self, part, scenario: str):
+        received = self.later(PLAN_MOMENT, 1, 16)
         if scenario == "untouched":
             # Some units have acknowledged their part, others not yet: the office's 待签收 list.
-            self.receive(part, 0.5)
+            if self.receipts.random() < 0.5:
+                yield received
+                self.receive(part, 1.0)
             return
+        yield received
+        # Most units 签收 before they start; with START_WITHOUT_RECEIPT=0 every one must.
+        self.receive(part, 0.9 if machine.start_without_receipt_allowed() else 1.0)
+        yield self.later(received, 0, 20)
         self.start(part)
         if scenario == "started":
             if self.rng.random() < 0.4:
-                self.progress(part, 1)
+                yield self.later(received, 25, 60)
+                self.report(part)
             return
-        note = self.progress(part, 1 + (self.rng.random() < 0.35))
+        # Monthly reports from May; the story's last step decides how many there are.
+        finish = {"working": END, "submitted": self.at(date(2022, 9, self.rng.randint(1, 26))),
+                  "returned": self.at(date(2022, 8, self.rng.randint(1, 25))),
+                  "resubmitted": self.at(date(2022, 7, self.rng.randint(1, 20))),
+                  "verified": self.at(date(2022, self.rng.randint(5, 8), self.rng.randint(1, 25)))}[scenario]
+        month = 5
+        note = ""
+        while month <= 9:
+            moment = self.at(date(2022, month, self.rng.randint(1, 27)))
+            if moment >= finish:
+                break
+            yield moment
+            note = self.report(part)
+            month += 1
+        if not note:
+            yield self.later(finish, -10, -3)
+            note = self.report(part)
         if scenario == "working":
             if self.rng.random() < 0.6:
                 self.evidence(part, files=self.rng.randint(0, 1), texts=1)
             return
+        yield finish
         self.evidence(part, files=1 + (self.rng.random() < 0.25), texts=int(self.rng.random() < 0.4))
         self.submit(part, note)
         if scenario == "submitted":
             return
+        decided = self.later(finish, 2, 9)
         if scenario in ("returned", "resubmitted") or (scenario == "verified" and self.rng.random() < 0.2):
+            yield decided
             returned = self.decide(part, "return")
             if returned is None or scenario == "returned":
                 return
             _, fix = returned
             # The unit answers the return with new evidence, then hands in again.
+            yield self.later(decided, 4, 15)
             self.evidence(part, files=1, texts=self.rng.randint(0, 1))
-            self.submit(part, self.progress(part, 1), resubmit_fix=fix)
+            self.submit(part, self.report(part), resubmit_fix=fix)
             if scenario == "resubmitted":
                 return
+            decided = self.later(decided, 18, 30)
+        yield decided
         self.decide(part, "verify")
+        # The office closes most verified tasks a few days later.
+        if part.task.state == TaskState.VERIFIED and self.rng.random() < 0.7:
+            yield self.later(decided, 2, 10)
+            if part.task.state == TaskState.VERIFIED:
+                services.close_task(part.task, self.rng.choice([self.office, self.users.get("office2", self.office)]))
+                self.closed.append(part.task)
+                self.stats["办结"] += 1
+
+    def report(self, part) -> str:
+        text = self.note()
+        services.record_progress(part, self.staff(part.unit), self.target(part, utcnow()), text)
+        self.stats["进度填报"] += 1
+        return text
+
+    def office_story(self, tasks):
+        """The office, late in the story: reopens one closed task on review, urges
+        two that are behind."""
+        yield self.at(date(2022, 9, 28))
+        if self.closed:
+            services.reopen_task(self.rng.choice(self.closed), self.office, reason=REOPEN_REASON)
+            self.stats["重新打开"] += 1
+        yield self.at(date(2022, 9, 29))
+        behind = [t for t in tasks if any(p.state in (TaskState.PLANNED, TaskState.IN_PROGRESS) for p in t.parts)]
+        for task in self.rng.sample(behind, min(2, len(behind))):
+            services.urge(task, self.office, self.rng.choice(URGE_MESSAGES))
+            self.stats["催办"] += 1
 
     def play(self) -> Counter:
         # Everything the services will walk, loaded up front: a lazy load per
@@ -285,10 +368,11 @@ class _Player:
         tasks = db.session.scalars(select(Task).order_by(Task.id).options(
             selectinload(Task.item), selectinload(Task.lead_units), parts.selectinload(TaskPart.unit),
             parts.selectinload(TaskPart.submissions), parts.selectinload(TaskPart.evidence),
+            parts.selectinload(TaskPart.progress_notes),
         )).all()
         names = [name for name, _ in SCENARIOS]
         weights = [weight for _, weight in SCENARIOS]
-        verified = []
+        stories = []
         for task in tasks:
             # Parts of one task tend to move together: one draw per task, and
             # each further part keeps it or draws its own.
@@ -296,28 +380,9 @@ class _Player:
             for part in sorted(task.parts, key=lambda p: p.id):
                 if self.rng.random() < 0.4:
                     scenario = self.rng.choices(names, weights)[0]
-                self.play_part(part, scenario)
-            if task.state == TaskState.VERIFIED:
-                verified.append(task)
-
-        # The office closes most verified tasks, and reopens one on review.
-        closed = []
-        for task in verified:
-            if self.rng.random() < 0.7:
-                closer = self.rng.choice([self.office, self.users.get("office2", self.office)])
-                services.close_task(task, closer)
-                closed.append(task)
-                self.stats["办结"] += 1
-        if closed:
-            task = self.rng.choice(closed)
-            services.reopen_task(task, self.office, reason=REOPEN_REASON)
-            self.stats["重新打开"] += 1
-
-        # An urge or two for tasks that are behind.
-        behind = [t for t in tasks if any(p.state in (TaskState.PLANNED, TaskState.IN_PROGRESS) for p in t.parts)]
-        for task in self.rng.sample(behind, min(2, len(behind))):
-            services.urge(task, self.office, self.rng.choice(URGE_MESSAGES))
-            self.stats["催办"] += 1
+                stories.append(self.part_story(part, scenario))
+        stories.append(self.office_story(tasks))
+        self.run(stories)
 
         states = Counter(t.state for t in tasks)
         self.stats["任务：计划"] = states.get(TaskState.PLANNED, 0)
@@ -326,6 +391,32 @@ class _Player:
         self.stats["任务：已核验"] = states.get(TaskState.VERIFIED, 0)
         self.stats["任务：已办结"] = states.get(TaskState.CLOSED, 0)
         return self.stats
+
+    def run(self, stories) -> None:
+        """Play every story's steps in the order of their moments, each at its moment
+        (``timeutil.played_at``), so that the audit trail, the inbox and every date
+        read like April to September 2022. A step due after the story's end is not played."""
+        queue = []
+        for n, story in enumerate(stories):
+            self._advance(queue, n, story, None)
+        while queue:
+            moment, n, story = heapq.heappop(queue)
+            self._advance(queue, n, story, moment)
+
+    @staticmethod
+    def _advance(queue, n, story, moment) -> None:
+        try:
+            if moment is None:
+                upcoming = next(story)
+            else:
+                with played_at(moment):
+                    upcoming = next(story)
+        except StopIteration:
+            return
+        # A step is never before the one that came before it in its own story.
+        upcoming = max(upcoming, moment) if moment is not None else upcoming
+        if upcoming <= END:
+            heapq.heappush(queue, (upcoming, n, story))
 
 
 def play_activity(seed: int = SEED) -> dict[str, int] | None:

@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from flask import current_app, has_app_context
+from sqlalchemy import select
 from transitions import Machine, MachineError
 
-from models import ExtensionRequest, Milestone, ProgressRound, TaskPart
+from models import ExtensionRequest, Milestone, ProgressRound, RoundPart, TaskPart
 from workflow import storage
+from workflow.extensions import db
 from workflow.timeutil import today_local
 # Plain strings, not TaskState members: transitions names an Enum state by its member name.
 from workflow.vocabulary import (
@@ -340,6 +342,27 @@ def milestone_refusal(part) -> str | None:
     return None
 
 
+def open_round_entry(part):
+    """The part's entry in an open round that it has not filed yet (the one due
+    first), or None."""
+    if part.id is None:
+        return None
+    return db.session.scalar(
+        select(RoundPart).join(ProgressRound).where(
+            RoundPart.part_id == part.id, RoundPart.note_id.is_(None), ProgressRound.state == ROUND_OPEN)
+        .order_by(ProgressRound.due_on, ProgressRound.id).limit(1))
+
+
+def filing_refusal(part) -> str | None:
+    """调度报送 is open for a part not yet handed in that an open round asks and
+    that has not filed for it (a planned part files too, without starting)."""
+    if part.state not in (PLANNED, IN_PROGRESS):
+        return f"当前状态为“{TaskState.label_of(part.state)}”，已提交或已核验的任务无需报送调度进展。"
+    if open_round_entry(part) is None:
+        return "该任务没有待报送的调度（本轮已报送，或调度已结束）。"
+    return None
+
+
 ACTION_RULES: dict[str, Rule] = {
     "part.progress": Rule(lambda p: p.state == IN_PROGRESS,
                           lambda p: f"当前状态为“{TaskState.label_of(p.state)}”，只有推进中的任务可以填报进度。"
@@ -355,6 +378,7 @@ ACTION_RULES: dict[str, Rule] = {
                         lambda p: "该任务已签收或已开始办理，无需提醒签收。"),
     "milestone.set": Rule(lambda p: milestone_refusal(p) is None, milestone_refusal),
     "milestone.propose": Rule(lambda p: milestone_refusal(p) is None, milestone_refusal),
+    "part.file": Rule(lambda p: filing_refusal(p) is None, filing_refusal),
 }
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from flask import current_app, has_app_context
 from sqlalchemy import func, select
@@ -127,18 +127,18 @@ def _checkpoint_in(year: int, month: int, day: int | None) -> date:
 
 
 def checkpoints_around(today: date, day: int | None) -> tuple[date, date, date]:
-    """(the checkpoint before the last, the last on or before today, the next after today)."""
-    here = _checkpoint_in(today.year, today.month, day)
+    """(the checkpoint before the last, the last one before today, the next on or
+    after today): a checkpoint's own day still belongs to its period."""
     months = [(today.year, today.month)]
     y, m = today.year, today.month
     for _ in range(2):
         y, m = (y, m - 1) if m > 1 else (y - 1, 12)
         months.append((y, m))
     ny, nm = (today.year, today.month + 1) if today.month < 12 else (today.year + 1, 1)
-    previous = [_checkpoint_in(y, m, day) for y, m in months]
-    if here <= today:
-        return previous[1], here, _checkpoint_in(ny, nm, day)
-    return previous[2], previous[1], here
+    here, last, before = (_checkpoint_in(y, m, day) for y, m in months)
+    if here < today:
+        return last, here, _checkpoint_in(ny, nm, day)
+    return before, last, here
 
 
 # ---------------------------------------------------------------- the colour
@@ -251,8 +251,12 @@ def _chunks(ids, size: int = 500):
         yield ids[i:i + size]
 
 
-def assess_parts(parts, today: date, settings: Settings | None = None) -> dict[int, Assessment]:
-    """Every part's assessment, keyed by part id, with the facts loaded in bulk."""
+def assess_parts(parts, today: date, settings: Settings | None = None, tasks=None) -> dict[int, Assessment]:
+    """Every part's assessment, keyed by part id, with the facts loaded in bulk.
+    ``tasks`` (the parts' tasks, where the caller has them) spares reading
+    ``part.task``, which on a page that loaded the task with its parts would tie
+    the two in a reference cycle (see auth.permissions.task_of)."""
+    from auth.permissions import task_of
     from models import Plan
 
     from workflow.extensions import db
@@ -261,7 +265,8 @@ def assess_parts(parts, today: date, settings: Settings | None = None) -> dict[i
     if not parts:
         return {}
     settings = settings or Settings.current()
-    tasks = {p.task_id: p.task for p in parts}
+    known = {t.id: t for t in tasks or ()}
+    tasks = {p.task_id: known.get(p.task_id) or task_of(p) for p in parts}
     plan_ids = {t.item.plan_id for t in tasks.values()}
     plans = {p.id: p for p in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
     facts = facts_for(parts, tasks, plans)
@@ -271,17 +276,19 @@ def assess_parts(parts, today: date, settings: Settings | None = None) -> dict[i
 def assess_tasks(tasks, today: date, settings: Settings | None = None) -> dict[int, Assessment]:
     """Each task's worst part, its reason prefixed with the unit when the task has several parts."""
     tasks = list(tasks)
-    by_part = assess_parts([p for t in tasks for p in t.parts], today, settings)
-    out = {}
-    for task in tasks:
-        pairs = [(p, by_part[p.id]) for p in task.parts]
-        chosen = worst(a for _, a in pairs)
-        if chosen.level is not None and len(task.parts) > 1:
-            unit = next(p.unit.name for p, a in pairs if a is chosen)
-            chosen = Assessment(chosen.level, f"{unit}：{chosen.reason}", chosen.planned, chosen.lag,
-                                chosen.deadline, chosen.overdue_days)
-        out[task.id] = chosen
-    return out
+    by_part = assess_parts([p for t in tasks for p in t.parts], today, settings, tasks=tasks)
+    return {task.id: of_task(task, by_part) for task in tasks}
+
+
+def of_task(task, by_part: dict[int, Assessment]) -> Assessment:
+    """The task's colour from its parts' assessments (``assess_parts``)."""
+    pairs = [(p, by_part[p.id]) for p in task.parts]
+    chosen = worst(a for _, a in pairs)
+    if chosen.level is not None and len(task.parts) > 1:
+        unit = next(p.unit.name for p, a in pairs if a is chosen)
+        chosen = Assessment(chosen.level, f"{unit}：{chosen.reason}", chosen.planned, chosen.lag,
+                            chosen.deadline, chosen.overdue_days)
+    return chosen
 
 
 def assess_one(part, today: date) -> Assessment:

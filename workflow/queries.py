@@ -22,15 +22,18 @@ from models import (
     Submission, Task, TaskPart, Unit, User, task_lead_units,
 )
 from models.plan import chapter_heading
+from workflow import pace
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
 from workflow.timeutil import CST
 from workflow.vocabulary import (
     IN_PROGRESS, PENDING_LEAD, PENDING_OFFICE, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, ExtensionState,
-    SubmissionOutcome, TaskKind)
+    SubmissionOutcome, TaskKind, WarningLevel,
+)
 from workflow.views.urls import MAX_ID, parse_id
 
 UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
+WARNING_LEVELS = tuple(level.value for level in WarningLevel)
 
 
 # ---------------------------------------------------------------- helpers
@@ -92,6 +95,7 @@ class TaskFilters:
     state: str | None = None
     due: str | None = None
     q: str | None = None
+    warning: str | None = None       # red | yellow | blue: applied in Python (``with_warning``)
     errors: list[str] = field(default_factory=list)
 
     @classmethod
@@ -121,12 +125,18 @@ class TaskFilters:
                 f.errors.append("时限筛选无效，已忽略。")
         q = (args.get("q") or "").strip()
         f.q = q[:100] or None
+        warning = (args.get("warning") or "").strip()
+        if warning:
+            if warning in WARNING_LEVELS:
+                f.warning = warning
+            else:
+                f.errors.append("预警筛选无效，已忽略。")
         return f
 
     def as_args(self) -> dict:
         return {k: v for k, v in (("plan", self.plan), ("chapter", self.chapter), ("item", self.item),
                                    ("unit", self.unit), ("state", self.state), ("due", self.due),
-                                   ("q", self.q)) if v not in (None, "")}
+                                   ("q", self.q), ("warning", self.warning)) if v not in (None, "")}
 
     @property
     def active(self) -> bool:
@@ -156,6 +166,35 @@ def task_list(filters: TaskFilters, user, today: date, near_days: int):
         stmt = stmt.where(or_(Task.text.ilike(pattern, escape="\\"), Task.deadline_text.ilike(pattern, escape="\\"),
                               Item.subtitle.ilike(pattern, escape="\\"), Item.number == filters.q))
     return stmt.options(*list_options()).order_by(*task_order())
+
+
+def assess_tasks(tasks, today: date) -> dict:
+    """``pace.assess_tasks`` for a page's rows (one place for the lists to ask)."""
+    return pace.assess_tasks(tasks, today)
+
+
+def with_warning(tasks, level: str | None, today: date) -> tuple[list, dict]:
+    """(the tasks whose colour is ``level`` — all of them when None —, every
+    task's assessment). The colour is decided in Python (workflow/pace.py), so
+    the filter assesses the whole filtered set: at the seed's scale (189 tasks)
+    a few queries and some milliseconds."""
+    tasks = list(tasks)
+    assessed = assess_tasks(tasks, today)
+    if level is None:
+        return tasks, assessed
+    return [t for t in tasks if assessed[t.id].level == level], assessed
+
+
+def warning_counts(plan_id: int | None, today: date) -> dict[str, int]:
+    """Tasks per colour (red, yellow, blue), for the overview."""
+    stmt = (select(Task).join(Task.item).options(*list_options()))
+    if plan_id is not None:
+        stmt = stmt.where(Item.plan_id == plan_id)
+    counts = {level.value: 0 for level in WarningLevel}
+    for a in assess_tasks(db.session.scalars(stmt).all(), today).values():
+        if a.level is not None:
+            counts[a.level.value] += 1
+    return counts
 
 
 def filter_choices() -> dict:

@@ -373,21 +373,28 @@ def _sync_task(task, user) -> None:
 @_stale_as_refusal
 def record_progress(part, user, percent: int, note: str, *, expected_version=None):
     _require(user, "part.progress", part, expected_version)
+    return _progress_entry(part, user, percent, note)
+
+
+def _progress_entry(part, user, percent, note: str, *, action: str = "progress", **details):
+    """A progress note on an allowed part (the caller checked who and when):
+    the note, ``part.progress``, the red latch and the audit entry, in one place
+    for a plain progress report and a round's filing (workflow/round_services.py)."""
     note = (note or "").strip()
     if not note:
         raise Refused("请填写进度说明。")
-    if not 0 <= int(percent) <= 100:
+    if percent is None or not 0 <= int(percent) <= 100:
         raise Refused("完成比例须在 0 到 100 之间。")
     entry = ProgressNote(part_id=part.id, user_id=user.id, at=utcnow(), percent=int(percent), note=note)
     db.session.add(entry)
     part.progress = int(percent)
     _flush()
-    details = {"percent": int(percent), "note": note}
+    details = {"percent": int(percent), "note": note, **details}
     # The one way out of a held red: progress that catches up with the line in force.
     if pace.release_if_caught_up(part, today_local()):
         details["red_released"] = True
         _flush()
-    audit.append("progress", user=user, part=part, details=details)
+    audit.append(action, user=user, part=part, details=details)
     return entry
 
 
@@ -415,6 +422,14 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
     after the rollback (see ``views.tasks``): it removes the file only if no
     committed row uses it."""
     _require(user, "part.evidence", part, expected_version)
+    return _file_evidence(part, user, data, filename, description)
+
+
+def _file_evidence(part, user, data: bytes, filename: str, description: str | None = None, *,
+                   progress_note=None):
+    """Check the file by content, store it, add the pending evidence row and its
+    audit entry (the caller checked who and when). A round's filing hands its
+    files in here too, tied to its progress note."""
     name = storage.clean_filename(filename or "")
     try:
         mime = storage.check(data, name)
@@ -426,7 +441,7 @@ def add_file_evidence(part, user, data: bytes, filename: str, description: str |
         raise StorageError(exc.message) from None
     evidence = Evidence(part_id=part.id, kind="file", filename=name, content_sha256=sha, size=len(data),
                         mime=mime, text=(description or "").strip() or None, uploaded_by_id=user.id,
-                        uploaded_at=utcnow())
+                        uploaded_at=utcnow(), progress_note_id=progress_note.id if progress_note else None)
     db.session.add(evidence)
     part.evidence.append(evidence)
     _touch(part)

@@ -19,6 +19,8 @@ refused at start-up in every mode (``configure_clock``).
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta, timezone
 
 from flask import Flask, current_app, has_app_context
@@ -35,7 +37,28 @@ CLOCK_MIN, CLOCK_MAX = date(2000, 1, 1), date(2100, 12, 31)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+# Set only while the demo plays its history (workflow/demo_activity.py): the
+# moment, in naive UTC, at which the step being played happens.
+_played_at: ContextVar[datetime | None] = ContextVar("luoshi_played_at", default=None)
+
+
+@contextmanager
+def played_at(moment: datetime):
+    """Inside the block, ``utcnow()`` is ``moment`` (naive UTC) and ``today_local()``
+    its day in China Standard Time. For the demo's history alone: it plays April to
+    September 2022 through the real services, so every record carries the time the
+    story says. Nothing a user does runs inside it."""
+    token = _played_at.set(moment)
+    try:
+        yield
+    finally:
+        _played_at.reset(token)
+
+
 def utcnow() -> datetime:
+    played = _played_at.get()
+    if played is not None:
+        return played
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
@@ -61,6 +84,9 @@ def clock_date() -> date | None:
 def today_local() -> date:
     """Today for every deadline rule: the demo clock's day when set, else the real
     date in China Standard Time. Not for timestamps: those are ``utcnow()``."""
+    played = _played_at.get()
+    if played is not None:
+        return to_local(played).date()
     return clock_date() or real_today()
 
 

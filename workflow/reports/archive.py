@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from models import AuditEntry, AuditHead, Item, Notification, Plan, ReportArchive, Unit
+from models import AuditEntry, AuditHead, Item, Notification, Plan, ProgressRound, ReportArchive, Unit
 from workflow import audit
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
@@ -88,10 +88,15 @@ class Params:
     unit: int | None = None
     item: str | None = None
     layout: str = field(default_factory=layout_version)
+    round: int | None = None      # the ProgressRound of a 调度通报
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "plan": self.plan, "unit": self.unit, "item": self.item,
-                "as_of": self.as_of.isoformat(), "near_days": self.near_days, "layout": self.layout}
+        params = {"kind": self.kind, "plan": self.plan, "unit": self.unit, "item": self.item,
+                  "as_of": self.as_of.isoformat(), "near_days": self.near_days, "layout": self.layout}
+        # Only a 调度通报 names a round: the other kinds keep their keys (and archive matches).
+        if self.round is not None:
+            params["round"] = self.round
+        return params
 
     @property
     def key(self) -> str:
@@ -110,8 +115,9 @@ def parse_as_of(value) -> date:
         raise ReportError(f"截至日期“{str(value)[:30]}”无效，请使用 YYYY-MM-DD 格式，例如 2022-06-30。") from None
 
 
-def make_params(kind: str, *, plan_id=None, unit_id=None, item_number=None, as_of=None) -> Params:
-    """Check and normalise what the user asked for; raise ReportError (Chinese)."""
+def make_params(kind: str, *, plan_id=None, unit_id=None, item_number=None, as_of=None, round_id=None) -> Params:
+    """Check and normalise what the user asked for; raise ReportError (Chinese).
+    A 调度通报 (kind "round") needs its round, of the plan."""
     if kind not in ReportKind.values():
         raise ReportError("报告类型无效，请选择总体进展、单位报告或事项详情。")
     if plan_id in (None, ""):
@@ -145,14 +151,20 @@ def make_params(kind: str, *, plan_id=None, unit_id=None, item_number=None, as_o
         if found is None:
             raise ReportError(f"方案 {plan_id} 中没有第{number[:20]}项。")
         item = number
+    round_ = None
+    if kind == ReportKind.ROUND:
+        found = db.session.get(ProgressRound, round_id) if isinstance(round_id, int) else None
+        if found is None or found.plan_id != plan_id:
+            raise ReportError("调度通报由调度结束时生成：请在“调度”页面结束该轮调度。")
+        round_ = found.id
     return Params(kind=kind, plan=plan_id, as_of=as_of_date, near_days=int(current_app.config["NEAR_DUE_DAYS"]),
-                  unit=unit, item=item)
+                  unit=unit, item=item, round=round_)
 
 
 def params_from_archive(archive) -> Params:
     p = archive.params
     return Params(kind=p["kind"], plan=p["plan"], as_of=date.fromisoformat(p["as_of"]), near_days=p["near_days"],
-                  unit=p.get("unit"), item=p.get("item"), layout=p.get("layout", ""))
+                  unit=p.get("unit"), item=p.get("item"), layout=p.get("layout", ""), round=p.get("round"))
 
 
 # ------------------------------------------------------------------ audit heads
@@ -276,6 +288,13 @@ def build_html(params: Params, generator: str) -> Built:
         figures = report_data.unit(plan, unit, params.as_of, params.near_days)
         subject = unit.name
         stem = f"单位报告-{unit.name}"
+    elif params.kind == ReportKind.ROUND:
+        round_ = db.session.get(ProgressRound, params.round) if params.round is not None else None
+        if round_ is None or round_.plan_id != plan.id:
+            raise ReportError(f"调度 {params.round} 不存在。")
+        figures = report_data.round_report(plan, round_)
+        subject = round_.title
+        stem = f"调度通报-{round_.title}"
     else:
         item = db.session.scalar(select(Item).where(Item.plan_id == plan.id, Item.number == params.item))
         if item is None:
@@ -305,6 +324,9 @@ def describe_params(params: Params, plan=None) -> str:
         parts.append(f"单位 {unit.name if unit else params.unit}")
     if params.item is not None:
         parts.append(f"事项 第{params.item}项")
+    if params.round is not None:
+        round_ = db.session.get(ProgressRound, params.round)
+        parts.append(f"调度 {round_.title if round_ else params.round}")
     parts.append(f"截至 {params.as_of.isoformat()}")
     parts.append(f"临期天数 {params.near_days}")
     return "，".join(parts)

@@ -13,16 +13,19 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
-from models import AuditEntry, Evidence, Item, Submission, Task, TaskPart, task_lead_units
+from models import AuditEntry, Evidence, Item, RoundPart, Submission, Task, TaskPart, task_lead_units
+from workflow import pace
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, LATE, NEAR, days_late, deadline_shown, due_status
 from workflow.extensions import db
 from workflow.machine import EVENT_LABELS
 from workflow.services import EDITABLE_FIELDS
 from workflow.timeutil import format_local
-from workflow.vocabulary import PART_STATES, STATE_LABELS, TASK_STATES, SubmissionOutcome, TaskKind, TaskState
+from workflow.vocabulary import (
+    PART_STATES, STATE_LABELS, TASK_STATES, RoundKind, RoundState, SubmissionOutcome, TaskKind, TaskState, WarningLevel)
 
 DONE_STATES = (TaskState.VERIFIED, TaskState.CLOSED)
+WARNING_ORDER = tuple(WarningLevel.values())     # red, yellow, blue
 CN_DIGITS = "零一二三四五六七八九"
 
 
@@ -44,8 +47,25 @@ def unit_names(units) -> str:
     return "、".join(u.name for u in units)
 
 
-def _task_row(task, as_of: date, near_days: int) -> dict:
+def _deadlines(task) -> dict:
+    """原定时限 / 调整后时限: the plan's date, and the one in force when it differs
+    (the office's edit, or a part's granted extension)."""
+    original = task.deadline_original
+    adjusted = [{"unit": p.unit.name, "deadline": p.deadline.isoformat()} for p in task.parts if p.deadline]
+    changed = original is not None and task.deadline != original
+    return {"deadline_original": original.isoformat() if original and (changed or adjusted) else "",
+            "deadline_adjusted": (deadline_shown(task) if changed else ""), "extended": adjusted}
+
+
+def _warning(assessment) -> dict:
+    return {"warning": assessment.level.value if assessment.level else None,
+            "warning_label": assessment.label, "warning_reason": assessment.reason or "",
+            "planned": assessment.planned}
+
+
+def _task_row(task, as_of: date, near_days: int, by_part: dict | None = None) -> dict:
     status = due_status(task, as_of, near_days)
+    by_part = by_part if by_part is not None else pace.assess_parts(task.parts, as_of)
     return {
         "id": task.id,
         "number": task.number_label,
@@ -54,7 +74,9 @@ def _task_row(task, as_of: date, near_days: int) -> dict:
         "text": task.text,
         "lead": unit_names(task.lead_units),
         "parts": [{"unit": p.unit.name, "state": p.state, "state_label": STATE_LABELS[p.state],
-                   "progress": p.progress} for p in task.parts],
+                   "progress": p.progress, **_warning(by_part[p.id])} for p in task.parts],
+        **_warning(pace.of_task(task, by_part)),
+        **_deadlines(task),
         "deadline": deadline_shown(task),
         "state": task.state,
         "state_label": STATE_LABELS[task.state],
@@ -105,8 +127,11 @@ def overall(plan, as_of: date, near_days: int) -> dict:
     items = db.session.scalars(
         select(Item).where(Item.plan_id == plan.id).order_by(Item.position)
         .options(selectinload(Item.owner_units))).all()
-    rows = [_task_row(t, as_of, near_days) for t in tasks]
+    by_part = pace.assess_parts([p for t in tasks for p in t.parts], as_of)
+    rows = [_task_row(t, as_of, near_days, by_part) for t in tasks]
     row_by_id = {r["id"]: r for r in rows}
+    warned = sorted((r for r in rows if r["warning"]),
+                    key=lambda r: WARNING_ORDER.index(r["warning"]))   # stable: document order within a colour
 
     chapters = []
     for chapter in plan.chapters:
@@ -160,6 +185,8 @@ def overall(plan, as_of: date, near_days: int) -> dict:
         "lead_units": lead_units,
         "late": late_rows,
         "near": near_rows,
+        "warned": warned,
+        "warnings": {level: sum(1 for r in rows if r["warning"] == level) for level in WARNING_ORDER},
         "not_applicable": not_applicable,
     }
 
@@ -224,18 +251,20 @@ def unit(plan, unit, as_of: date, near_days: int) -> dict:
                  selectinload(Task.parts).joinedload(TaskPart.unit))).unique().all()
     led = sorted(led, key=lambda t: t.document_key)
 
+    by_part = pace.assess_parts(list({p.id: p for t in [pt.task for pt in parts] + list(led)
+                                      for p in t.parts}.values()), as_of)
     part_rows = []
     returns = []
     for part in parts:
-        row = _task_row(part.task, as_of, near_days)
+        row = _task_row(part.task, as_of, near_days, by_part)
         submissions = _submission_rows(part)
         part_rows.append({**row, "part_state": part.state, "part_state_label": STATE_LABELS[part.state],
                           "progress": part.progress, "evidence": _evidence_rows(part),
-                          "submissions": submissions})
+                          "submissions": submissions, "own": _warning(by_part[part.id])})
         for s in submissions:
             if s["outcome"] == SubmissionOutcome.RETURNED:
                 returns.append({**s, "submission": s["number"], "number": row["number"], "text": row["text"]})
-    led_rows = [_task_row(t, as_of, near_days) for t in led]
+    led_rows = [_task_row(t, as_of, near_days, by_part) for t in led]
 
     late: dict[int, dict] = {}
     for row in [r for r in part_rows] + led_rows:
@@ -288,7 +317,7 @@ def _timeline(task_ids: list[int]) -> dict[int, list[dict]]:
         notes = []
         if details.get("unit"):
             notes.append(f"承办单位：{details['unit']}")
-        if e.action == "progress":
+        if e.action in ("progress", "round_filed"):
             notes.append(f"进度 {details.get('percent')}%：{details.get('note') or ''}")
         if e.action == "evidence_added":
             notes.append(details.get("filename") or details.get("text") or "")
@@ -348,4 +377,55 @@ def item(plan, item_obj, as_of: date, near_days: int) -> dict:
         "item": blocks[0],
         "children": blocks[1:],
         "summary": _summary(tasks, as_of, near_days),
+    }
+
+
+# ------------------------------------------------------------------ round (调度通报)
+
+def round_report(plan, round_) -> dict:
+    """The 调度通报 of one round: what it asked, and per unit which parts filed
+    on time, late (with the date, China Standard Time) or not at all."""
+    entries = db.session.scalars(
+        select(RoundPart).where(RoundPart.round_id == round_.id).options(
+            joinedload(RoundPart.part).joinedload(TaskPart.task).joinedload(Task.item),
+            joinedload(RoundPart.part).joinedload(TaskPart.unit),
+            joinedload(RoundPart.note))).unique().all()
+    units: dict[int, dict] = {}
+    for entry in sorted(entries, key=lambda e: (e.part.task.document_key, e.part.position, e.part.id)):
+        part, task = entry.part, entry.part.task
+        row = {"number": task.number_label, "text": task.text, "deadline": deadline_shown(task),
+               "filed_at": format_local(entry.filed_at), "filed_on": format_local(entry.filed_at, "%Y-%m-%d"),
+               "percent": entry.note.percent if entry.note is not None else None,
+               "note": entry.note.note if entry.note is not None else "",
+               "status": "missing" if entry.note_id is None else ("late" if entry.late else "on_time")}
+        row["status_label"] = {"missing": "未报送", "late": "逾期报送", "on_time": "按时报送"}[row["status"]]
+        unit = units.setdefault(part.unit_id, {"name": part.unit.name, "rows": []})
+        unit["rows"].append(row)
+    unit_rows = []
+    for unit in units.values():
+        rows = unit["rows"]
+        unit_rows.append({**unit, "parts": len(rows),
+                          "on_time": [r for r in rows if r["status"] == "on_time"],
+                          "late": [r for r in rows if r["status"] == "late"],
+                          "missing": [r for r in rows if r["status"] == "missing"]})
+    # Who owes most first, then who was late; among equals by name.
+    unit_rows.sort(key=lambda u: (-len(u["missing"]), -len(u["late"]), u["name"]))
+    total = len(entries)
+    filed = sum(1 for e in entries if e.note_id is not None)
+    late = sum(1 for e in entries if e.note_id is not None and e.late)
+    return {
+        "plan": plan_header(plan),
+        "round": {"id": round_.id, "title": round_.title, "kind": RoundKind.label_of(round_.kind),
+                  "scope": round_.scope or "全方案", "due_on": round_.due_on.isoformat(),
+                  "instructions": round_.instructions or "", "state": RoundState.label_of(round_.state),
+                  "opened_at": format_local(round_.opened_at), "closed_at": format_local(round_.closed_at),
+                  "opened_by": _user_name(round_.opened_by), "closed_by": _user_name(round_.closed_by)
+                  if round_.closed_by_id else ""},
+        "summary": {"parts": total, "units": len(unit_rows), "filed": filed, "on_time": filed - late, "late": late,
+                    "missing": total - filed, "rate": rate(filed, total), "on_time_rate": rate(filed - late, total),
+                    "late_units": sum(1 for u in unit_rows if u["late"]),
+                    "missing_units": sum(1 for u in unit_rows if u["missing"])},
+        "units": unit_rows,
+        "late_units": [u for u in unit_rows if u["late"]],
+        "missing_units": [u for u in unit_rows if u["missing"]],
     }

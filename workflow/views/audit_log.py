@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 from wtforms import SubmitField
 
 from models import AuditEntry
-from workflow import audit, queries
+from workflow import audit, queries, tables
 from workflow.audit import ACTION_LABELS, describe
 from workflow.extensions import db
 from workflow.reports import archive
+from workflow.timeutil import today_local
 from workflow.vocabulary import ReportKind
 
 from .forms import FlaskForm
@@ -32,6 +33,13 @@ def index():
     filters = queries.AuditFilters.from_args(request.args)
     for message in filters.errors:
         flash(message, "warning")
+    fmt = (request.args.get("format") or "").strip()
+    if fmt in tables.FORMATS:
+        entries = db.session.scalars(queries.audit_entries(filters)).all()
+        return tables.download(fmt, "审计日志", "audit-log", tables.AUDIT_COLUMNS, [(e, None) for e in entries],
+                               today_local())
+    if fmt:
+        flash(tables.FORMAT_ERROR, "warning")
     page = db.paginate(queries.audit_entries(filters), page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.all_units(),

@@ -141,6 +141,21 @@ class BulkReceiveForm(FlaskForm):
     scope = StringField("范围", validators=[Optional()])
 
 
+class BulkTasksForm(FlaskForm):
+    """The office's bulk actions on the task list: the ticked tasks and a message."""
+    task_ids = IdListField("所选任务", default=list, invalid_message="所选任务无效，请刷新页面后重新选择。")
+    message = TextAreaField("内容", validators=[Optional(), Length(max=500, message="内容不能超过 500 字。")])
+    action = StringField("操作", validators=[Optional()])
+    next = StringField("返回", validators=[Optional()])
+
+
+class BulkRemindForm(FlaskForm):
+    """提醒签收 on the 待签收 page: the ticked parts."""
+    part = IdListField("所选任务", default=list, invalid_message="所选任务无效，请刷新页面后重新选择。")
+    message = TextAreaField("提醒内容", validators=[Optional(), Length(max=500, message="提醒内容不能超过 500 字。")])
+    next = StringField("返回", validators=[Optional()])
+
+
 # ---------------------------------------------------------------- admin
 
 def USERNAME_RULE(form, field) -> None:  # noqa: N802  (used like the WTForms validator it replaced)

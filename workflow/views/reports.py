@@ -16,7 +16,7 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
-from models import Plan, ReportArchive, Unit
+from models import Plan, ProgressRound, ReportArchive, Unit
 from workflow.extensions import db
 from workflow.reports import archive, jobs, render
 from workflow.timeutil import today_local
@@ -41,8 +41,12 @@ def _check_fonts_tooling(state) -> None:
     state.app.config["REPORT_HARFBUZZ_SUBSET"] = available
 
 
+# A 调度通报 comes from closing its round (workflow/round_services.py), never from this form.
+FORM_KINDS = [k for k in ReportKind if k != ReportKind.ROUND]
+
+
 class ReportForm(FlaskForm):
-    kind = SelectField("报告类型", choices=[SelectChoice(k.value, k.label) for k in ReportKind],
+    kind = SelectField("报告类型", choices=[SelectChoice(k.value, k.label) for k in FORM_KINDS],
                        validators=[InputRequired("请选择报告类型。")])
     plan = SelectField("实施方案", validators=[InputRequired("请选择实施方案。")])
     unit = SelectField("单位（单位报告）", validators=[Optional()])
@@ -81,7 +85,8 @@ def new():
         form.as_of.data = today_local().isoformat()
         if form.plan.choices:
             form.plan.data = form.plan.choices[0].value
-        form.kind.data = request.args.get("kind") if request.args.get("kind") in ReportKind.values() else ReportKind.OVERALL
+        asked = request.args.get("kind")
+        form.kind.data = asked if asked in [k.value for k in FORM_KINDS] else ReportKind.OVERALL
     if not form.plan.choices:
         flash("尚未导入任何实施方案，无法生成报告。", "warning")
     if form.validate_on_submit():
@@ -119,6 +124,9 @@ def _describe_row(row) -> str:
         return unit.name if unit else f"单位 {p['unit']}"
     if row.kind == ReportKind.ITEM and p.get("item"):
         return f"第{p['item']}项"
+    if row.kind == ReportKind.ROUND and p.get("round") is not None:
+        round_ = db.session.get(ProgressRound, p["round"])
+        return round_.title if round_ else f"调度 {p['round']}"
     return ""
 
 

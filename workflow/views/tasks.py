@@ -13,18 +13,22 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
 
 from models import Evidence, Plan, Role, Task, TaskPart
-from workflow import queries, services, storage
+from workflow import bulk_services, pace, queries, round_services, services, storage, tables
 from workflow.extensions import db
 from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
 from workflow.services import Stale
 from workflow.timeutil import today_local
 
-from .forms import BulkReceiveForm, EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm
+from .forms import (
+    BulkReceiveForm, BulkRemindForm, BulkTasksForm, EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm,
+)
 from .helpers import CONFLICT_MESSAGE, commit_service, require
-from .urls import get_row, page_number, parse_id
+from .templating import due_of
+from .urls import get_row, page_number, parse_id, safe_next
 
 bp = Blueprint("tasks", __name__)
 
@@ -55,6 +59,32 @@ def paginate(stmt):
 
 def _is_unit_user(user) -> bool:
     return user.role in (Role.UNIT_LEADER, Role.UNIT_STAFF)
+
+
+class ListPage(Pagination):
+    """One page of a list filtered in Python (the 红黄蓝 filter), with the
+    pager's interface of ``db.paginate``."""
+
+    def __init__(self, rows: list, page: int, per_page: int):
+        self._rows = rows
+        super().__init__(page=page, per_page=per_page, max_per_page=None, error_out=False)
+
+    def _query_items(self) -> list:
+        return self._rows[self._query_offset:self._query_offset + self.per_page]
+
+    def _query_count(self) -> int:
+        return len(self._rows)
+
+
+def _export_format() -> str | None:
+    """``?format=csv|xlsx``: the list's export instead of its page; anything else is named and ignored."""
+    fmt = (request.args.get("format") or "").strip()
+    if not fmt:
+        return None
+    if fmt in tables.FORMATS:
+        return fmt
+    flash(tables.FORMAT_ERROR, "warning")
+    return None
 
 
 # ---------------------------------------------------------------- home, lists
@@ -93,6 +123,7 @@ def _overview(home: bool):
     unreceived = queries.unreceived_counts(today_local(), _receipt_due_days(), plan_id)
     return render_template("tasks/overview.html", data=data, plans=plans, plan_id=plan_id, home=home,
                            to_close=to_close, verify_waiting=verify_waiting, unreceived=unreceived,
+                           warning_counts=queries.warning_counts(plan_id, today_local()),
                            multi_plan=len(plans) > 1 and plan_id is None)
 
 
@@ -104,28 +135,89 @@ def task_list():
     filters = queries.TaskFilters.from_args(request.args)
     for message in filters.errors:
         flash(message, "warning")
-    stmt = queries.task_list(filters, user, today_local(), _near_days())
-    page = paginate(stmt)
-    return render_template("tasks/list.html", page=page, filters=filters, choices=queries.filter_choices())
+    today = today_local()
+    stmt = queries.task_list(filters, user, today, _near_days())
+    fmt = _export_format()
+    if fmt or filters.warning:
+        # The colour is Python's (workflow/pace.py): the whole filtered set is assessed, then paged.
+        tasks, warnings = queries.with_warning(db.session.scalars(stmt).all(), filters.warning, today)
+        if fmt:
+            return tables.download(fmt, "任务列表", "tasks", tables.task_columns(due_of),
+                                   [(t, warnings[t.id]) for t in tasks], today)
+        page = ListPage(tasks, _page_arg(), _per_page())
+    else:
+        page = paginate(stmt)
+        warnings = queries.assess_tasks(page.items, today)
+    return render_template("tasks/list.html", page=page, filters=filters, choices=queries.filter_choices(),
+                           warnings=warnings, bulk_form=BulkTasksForm() if user.is_office else None)
+
+
+@bp.route("/tasks/bulk", methods=["POST"])
+@login_required
+def bulk():
+    """批量催办 / 提醒签收 on the ticked tasks of the task list (the office)."""
+    require("task.urge")
+    user = current_user._get_current_object()
+    form = BulkTasksForm()
+    back = safe_next(form.next.data) or url_for("tasks.task_list")
+    if _form_errors(form):
+        return redirect(back)
+    if form.action.data not in ("urge", "remind"):
+        flash("请选择要执行的批量操作。", "danger")
+        return redirect(back)
+    ids = list(dict.fromkeys(form.task_ids.data))
+    tasks = db.session.scalars(select(Task).where(Task.id.in_(ids))).all() if ids else []
+    if len(tasks) != len(ids):
+        flash("所选任务不存在，请刷新页面后重新选择。", "danger")
+        return redirect(back)
+    by_id = {t.id: t for t in tasks}
+    tasks = [by_id[i] for i in ids]
+    if form.action.data == "urge":
+        outcome = commit_service(lambda: bulk_services.urge_tasks(tasks, user, form.message.data))
+        success = "已催办 {} 项任务，相关单位将收到通知。"
+    else:
+        outcome = commit_service(lambda: bulk_services.remind_tasks(tasks, user, form.message.data))
+        success = "已提醒 {} 个单位签收。"
+    if outcome.error is not None:
+        flash(outcome.error.message, "warning" if isinstance(outcome.error, Stale) else "danger")
+    else:
+        flash(success.format(outcome.value), "success")
+    return redirect(back)
 
 
 @bp.route("/tasks/todo")
 @login_required
 def todo():
     user = current_user._get_current_object()
+    today = today_local()
+    fmt = _export_format()
     if _is_unit_user(user):
-        page = paginate(queries.todo_parts(user))
+        stmt = queries.todo_parts(user)
+        if fmt:
+            parts = db.session.scalars(stmt).all()
+            warnings = pace.assess_parts(parts, today)
+            columns = tables.todo_columns(due_of, current_app.config["START_WITHOUT_RECEIPT"])
+            return tables.download(fmt, "我的待办", "todo", columns, [(p, warnings[p.id]) for p in parts], today)
+        page = paginate(stmt)
         verify = (db.session.scalars(queries.verify_parts(user).limit(10)).all()
                   if user.role == Role.UNIT_LEADER else [])
         verify_total = queries.verify_count(user) if user.role == Role.UNIT_LEADER else 0
         to_receive = queries.count_of(queries.unreceived_parts(unit_id=user.unit_id))
         return render_template("tasks/todo.html", page=page, verify=verify, verify_total=verify_total,
-                               to_receive=to_receive)
+                               to_receive=to_receive, warnings=pace.assess_parts(page.items, today),
+                               round_entries=round_services.open_entries_of_unit(user.unit_id))
     if user.is_office:
-        page = paginate(queries.to_close_tasks())
-        unreceived = queries.unreceived_counts(today_local(), _receipt_due_days())
+        stmt = queries.to_close_tasks()
+        if fmt:
+            tasks = db.session.scalars(stmt).all()
+            warnings = queries.assess_tasks(tasks, today)
+            return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of),
+                                   [(t, warnings[t.id]) for t in tasks], today)
+        page = paginate(stmt)
+        unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
-                               unreceived=unreceived)
+                               unreceived=unreceived, warnings=queries.assess_tasks(page.items, today),
+                               warning_counts=queries.warning_counts(None, today))
     return render_template("tasks/todo_office.html", page=None, verify_total=0)
 
 
@@ -165,11 +257,43 @@ def unreceived():
     """The office's view of who has not acknowledged their parts."""
     require("overview.view")
     today, due_days = today_local(), _receipt_due_days()
+    fmt = _export_format()
+    if fmt:
+        parts = db.session.scalars(queries.unreceived_parts()).all()
+        warnings = pace.assess_parts(parts, today)
+        columns = tables.unreceived_columns(lambda p: queries.days_since_import(p.task.item.plan, today), due_days)
+        return tables.download(fmt, "待签收", "unreceived", columns, [(p, warnings[p.id]) for p in parts], today)
     page = paginate(queries.unreceived_parts())
     total, overdue = queries.unreceived_counts(today, due_days)
-    rows = [(p, queries.days_since_import(p.task.item.plan, today)) for p in page.items]
+    warnings = pace.assess_parts(page.items, today)
+    rows = [(p, queries.days_since_import(p.task.item.plan, today), warnings[p.id]) for p in page.items]
+    user = current_user._get_current_object()
     return render_template("tasks/unreceived.html", page=page, rows=rows, due_days=due_days, total=total,
-                           overdue=overdue)
+                           overdue=overdue, remind_form=BulkRemindForm() if user.is_office else None)
+
+
+@bp.route("/tasks/unreceived/remind", methods=["POST"])
+@login_required
+def remind():
+    """提醒签收 for the ticked parts of the 待签收 page (the office)."""
+    require("part.remind")
+    user = current_user._get_current_object()
+    form = BulkRemindForm()
+    back = safe_next(form.next.data) or url_for("tasks.unreceived")
+    if _form_errors(form):
+        return redirect(back)
+    ids = list(dict.fromkeys(form.part.data))
+    parts = db.session.scalars(select(TaskPart).where(TaskPart.id.in_(ids))).all() if ids else []
+    if len(parts) != len(ids):
+        flash("所选任务不存在，请刷新页面后重新选择。", "danger")
+        return redirect(back)
+    by_id = {p.id: p for p in parts}
+    outcome = commit_service(lambda: bulk_services.remind_receipt([by_id[i] for i in ids], user, form.message.data))
+    if outcome.error is not None:
+        flash(outcome.error.message, "warning" if isinstance(outcome.error, Stale) else "danger")
+    else:
+        flash(f"已提醒 {outcome.value} 个单位签收。", "success")
+    return redirect(back)
 
 
 @bp.route("/tasks/verify")
@@ -177,6 +301,11 @@ def unreceived():
 def verify():
     require("plan.view")
     user = current_user._get_current_object()
+    fmt = _export_format()
+    if fmt:
+        parts = db.session.scalars(queries.verify_parts(user)).all()
+        return tables.download(fmt, "待核验", "verify", tables.verify_columns(due_of), [(p, None) for p in parts],
+                               today_local())
     page = paginate(queries.verify_parts(user))
     return render_template("tasks/verify.html", page=page)
 
@@ -190,7 +319,9 @@ def detail(task_id: int):
     if task is None:
         abort(404)
     require("task.view", task)
-    return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task))
+    pace_of = pace.assess_parts(task.parts, today_local(), tasks=[task])
+    return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task),
+                           pace_of=pace_of, task_pace=pace.of_task(task, pace_of))
 
 
 # ---------------------------------------------------------------- actions

@@ -15,25 +15,27 @@ from models.plan import chapter_heading
 from workflow import queries
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, UNDECIDED_SHOWN, due_status
-from workflow.machine import EVENT_LABELS
+from workflow.machine import EVENT_LABELS, open_round_entry
 from workflow.services import EDITABLE_FIELDS, carryable_evidence
 from workflow.timeutil import chinese_date, clock_date, format_local, today_local
 from workflow.vocabulary import (
-    STATE_LABELS, ExtensionState, MilestoneState, ReportStatus, SubmissionOutcome, TaskKind, TaskState)
+    STATE_LABELS, ExtensionState, MilestoneState, ReportStatus, SubmissionOutcome, TaskKind, TaskState,
+    WarningLevel)
 
 
 def register(app: Flask) -> None:
     app.jinja_env.globals.update(
         # Questions about the signed-in user and the current request.
         may=may_current, can=can_current, own_submission=own_submission, due_of=due_of,
-        page_url=page_url, has_endpoint=has_endpoint, verifiers=verifiers, office_verifies=office_verifies,
-        carryable=carryable_evidence, chapter_heading=chapter_heading, pending_extensions=pending_extensions,
+        page_url=page_url, export_url=export_url, has_endpoint=has_endpoint, verifiers=verifiers,
+        office_verifies=office_verifies, carryable=carryable_evidence, chapter_heading=chapter_heading,
+        round_entry=open_round_entry, pending_extensions=pending_extensions,
         # The demo clock's day, or None: the header shows it on every page when set.
         clock_date=clock_date,
         # The vocabularies and their labels.
         STATE_LABELS=STATE_LABELS, TaskState=TaskState, TaskKind=TaskKind,
-        SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus, ExtensionState=ExtensionState,
-        MilestoneState=MilestoneState,
+        SubmissionOutcome=SubmissionOutcome, ReportStatus=ReportStatus, WarningLevel=WarningLevel,
+        ExtensionState=ExtensionState, MilestoneState=MilestoneState,
         DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
         EDIT_LABELS=EDITABLE_FIELDS, DEADLINE_UNDECIDED=UNDECIDED_SHOWN,
     )
@@ -84,6 +86,15 @@ def page_url(page: int) -> str:
     args = {k: v for k, v in request.args.items() if k != "endpoint" and not k.startswith("_")}
     args.update(request.view_args or {})
     args["page"] = page
+    return url_for(request.endpoint, **args)
+
+
+def export_url(fmt: str) -> str:
+    """This list's export (``?format=csv|xlsx``) with the current filters, as ``page_url`` carries them."""
+    args = {k: v for k, v in request.args.items()
+            if k not in ("endpoint", "page", "format") and not k.startswith("_")}
+    args.update(request.view_args or {})
+    args["format"] = fmt
     return url_for(request.endpoint, **args)
 
 

@@ -1,0 +1,241 @@
+"""What each list page shows, as columns defined once for its CSV and xlsx exports.
+
+A list's export is the rows of its filter (all of them, not the page) in the
+page's order, with the page's columns: each ``Column`` reads one row and gives
+text, a number, a date or a datetime. A row is ``(obj, assessment)``: the
+assessment is the row's 红黄蓝 from ``workflow.pace`` (None on lists without
+colours). Cells a spreadsheet would read as a formula are neutralised.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from urllib.parse import quote
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Callable
+
+from flask import send_file
+
+from workflow.audit import ACTION_LABELS, describe
+from workflow.due import DUE_LABELS, deadline_shown
+from workflow.machine import EVENT_LABELS
+from workflow.timeutil import to_local
+from workflow.vocabulary import IN_PROGRESS, PLANNED, SubmissionOutcome, TaskState
+
+FORMATS = ("csv", "xlsx")
+FORMAT_ERROR = "导出格式无效（应为 csv 或 xlsx），已显示列表。"
+
+# A spreadsheet runs a cell that begins with one of these as a formula (OWASP
+# "CSV injection"); tab and carriage return can hide such a start.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """Text that a spreadsheet would read as a formula, prefixed with ' so it stays text."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    value: Callable[[object, object], object]    # (obj, assessment) → str | int | date | datetime | None
+    width: int = 14
+
+
+def _units(units) -> str:
+    return "、".join(u.name for u in units)
+
+
+def _local(value: datetime | None):
+    """A stored (naive UTC) instant as the China Standard Time wall clock, for a date-time cell."""
+    local = to_local(value)
+    return local.replace(tzinfo=None, microsecond=0) if local else None
+
+
+def _warning(_, a) -> str:
+    return a.label if a is not None else ""
+
+
+def _warning_reason(_, a) -> str:
+    return (a.reason or "") if a is not None else ""
+
+
+def _due(status) -> str:
+    return DUE_LABELS.get(status, "") if status else ""
+
+
+WARNING_COLUMNS = (Column("预警", _warning, 10), Column("预警原因", _warning_reason, 36))
+
+
+def _part_state(p) -> str:
+    label = TaskState.label_of(p.state)
+    if p.state == IN_PROGRESS:
+        label += f" {p.progress or 0}%"
+    if p.submissions and p.submissions[-1].outcome == SubmissionOutcome.RETURNED and p.state in (PLANNED, IN_PROGRESS):
+        label += "（曾被退回）"
+    return label
+
+
+def _next_step(p, start_without_receipt: bool) -> str:
+    if p.state == PLANNED and not p.received_at:
+        return "签收或开始办理" if start_without_receipt else "签收后开始办理"
+    if p.state == PLANNED:
+        return "开始办理"
+    return "填报进度、添加材料并提交"
+
+
+def task_columns(due_of: Callable) -> tuple[Column, ...]:
+    """The task list (and the office's 待办结): ``due_of(task)`` is the page's 已逾期/临期 rule."""
+    return (
+        Column("编号", lambda t, a: t.number_label, 10),
+        Column("任务内容", lambda t, a: t.text, 60),
+        Column("牵头单位", lambda t, a: _units(t.lead_units), 20),
+        Column("承办单位", lambda t, a: "、".join(f"{p.unit.name}（{TaskState.label_of(p.state)}）" for p in t.parts), 30),
+        Column("完成时限", lambda t, a: deadline_shown(t), 12),
+        Column("状态", lambda t, a: " ".join(x for x in (TaskState.label_of(t.state), _due(due_of(t))) if x), 10),
+        *WARNING_COLUMNS,
+    )
+
+
+def todo_columns(due_of: Callable, start_without_receipt: bool) -> tuple[Column, ...]:
+    """A unit's to-do parts (todo.html)."""
+    return (
+        Column("编号", lambda p, a: p.task.number_label, 10),
+        Column("任务内容", lambda p, a: p.task.text, 60),
+        Column("牵头单位", lambda p, a: _units(p.task.lead_units), 20),
+        Column("完成时限", lambda p, a: " ".join(x for x in (deadline_shown(p.task), _due(due_of(p.task))) if x), 14),
+        Column("状态", lambda p, a: _part_state(p), 14),
+        Column("下一步", lambda p, a: _next_step(p, start_without_receipt), 20),
+        *WARNING_COLUMNS,
+    )
+
+
+def _last_submission(p):
+    return p.submissions[-1] if p.submissions else None
+
+
+def verify_columns(due_of: Callable) -> tuple[Column, ...]:
+    """Parts awaiting verification (verify.html); handed in, so without a colour."""
+    return (
+        Column("编号", lambda p, a: p.task.number_label, 10),
+        Column("任务内容", lambda p, a: p.task.text, 60),
+        Column("承办单位", lambda p, a: p.unit.name, 20),
+        Column("完成时限", lambda p, a: " ".join(x for x in (deadline_shown(p.task), _due(due_of(p.task))) if x), 14),
+        Column("状态", lambda p, a: TaskState.label_of(p.state), 10),
+        Column("提交时间", lambda p, a: _local(_last_submission(p).submitted_at) if _last_submission(p) else None, 18),
+        Column("提交次数", lambda p, a: _last_submission(p).number if _last_submission(p) else None, 8),
+        Column("提交人", lambda p, a: (_last_submission(p).submitted_by.display_name
+                                     if _last_submission(p) and _last_submission(p).submitted_by else ""), 12),
+    )
+
+
+def unreceived_columns(days_since: Callable, due_days: int) -> tuple[Column, ...]:
+    """The 待签收 list: ``days_since(part)`` is whole days since its plan was imported."""
+    return (
+        Column("承办单位", lambda p, a: p.unit.name, 20),
+        Column("编号", lambda p, a: p.task.number_label, 10),
+        Column("任务内容", lambda p, a: p.task.text, 60),
+        Column("方案导入日期", lambda p, a: to_local(p.task.item.plan.imported_at).date(), 12),
+        Column("已过天数", lambda p, a: days_since(p), 8),
+        Column("超期未签收", lambda p, a: "是" if days_since(p) > due_days else "", 10),
+        *WARNING_COLUMNS,
+    )
+
+
+def _audit_action(e) -> str:
+    d = e.details if isinstance(e.details, dict) else {}
+    if e.action == "transition" and d.get("event"):
+        label = EVENT_LABELS.get(d["event"], d["event"])
+    else:
+        label = ACTION_LABELS.get(e.action, e.action)
+    if isinstance(d.get("unit"), str):
+        label += f"（{d['unit']}）"
+    if e.from_state or e.to_state:
+        label += f" {TaskState.label_of(e.from_state) if e.from_state else ''} → " \
+                 f"{TaskState.label_of(e.to_state) if e.to_state else ''}"
+    return label
+
+
+AUDIT_COLUMNS = (
+    Column("序号", lambda e, a: e.seq, 8),
+    Column("时间", lambda e, a: _local(e.at), 18),
+    Column("用户", lambda e, a: e.username or "系统", 14),
+    Column("单位", lambda e, a: e.unit.name if e.unit else "", 18),
+    Column("IP", lambda e, a: e.ip or "", 14),
+    Column("操作", lambda e, a: _audit_action(e), 24),
+    Column("任务", lambda e, a: e.task.number_label if e.task else "", 10),
+    Column("理由/内容", lambda e, a: e.reason or "", 30),
+    Column("详情", lambda e, a: "；".join(f"{label}：{value}" for label, value in describe(e)), 50),
+)
+
+
+# ---------------------------------------------------------------- the two formats
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def as_csv(columns, rows) -> bytes:
+    """UTF-8 with a byte-order mark: Excel opens it as UTF-8 only with one."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([c.header for c in columns])
+    for obj, assessment in rows:
+        writer.writerow([neutralise(_text(c.value(obj, assessment))) for c in columns])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def as_xlsx(columns, rows, title: str) -> bytes:
+    # Here: openpyxl is loaded by the first export, not by every process.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = title[:31]
+    ws.append([c.header for c in columns])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for obj, assessment in rows:
+        ws.append([neutralise(c.value(obj, assessment)) for c in columns])
+    for i, c in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = c.width
+    for cells in ws.iter_rows(min_row=2):
+        for cell in cells:
+            if isinstance(cell.value, datetime):
+                cell.number_format = "yyyy-mm-dd hh:mm:ss"
+            elif isinstance(cell.value, date):
+                cell.number_format = "yyyy-mm-dd"
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{ws.max_row}"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+MIMETYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def download(fmt: str, name: str, slug: str, columns, rows, today: date):
+    """The response: ``name``-date.csv / .xlsx, the Chinese name as RFC 5987
+    ``filename*`` (UTF-8) and ``slug``-date as the ASCII ``filename`` for
+    clients that do not read it."""
+    rows = list(rows)
+    data = as_csv(columns, rows) if fmt == "csv" else as_xlsx(columns, rows, name)
+    response = send_file(io.BytesIO(data), mimetype=MIMETYPES[fmt])
+    stem = f"-{today.isoformat()}.{fmt}"
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{slug}{stem}\"; filename*=UTF-8''{quote(name + stem, safe='')}")
+    # The lists are not public: no shared cache may keep a copy.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
