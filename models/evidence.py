@@ -41,7 +41,7 @@ class Submission(db.Model):
     statement: Mapped[str] = mapped_column(Text)          # 完成情况说明
     submitted_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     submitted_at: Mapped[datetime] = mapped_column(DateTime)
-    outcome: Mapped[str] = mapped_column(String(10), default=SubmissionOutcome.PENDING)
+    outcome: Mapped[str] = mapped_column(String(10), default=SubmissionOutcome.PENDING.value)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)   # the 退回 reason

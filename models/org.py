@@ -37,7 +37,7 @@ class Unit(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    kind: Mapped[str] = mapped_column(String(20), default=UnitKind.OTHER)
+    kind: Mapped[str] = mapped_column(String(20), default=UnitKind.OTHER.value)
     created_at: Mapped[datetime] = created_at_column()
 
     sections: Mapped[list[Section]] = relationship(back_populates="unit", order_by="Section.name")

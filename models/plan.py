@@ -159,9 +159,10 @@ class Task(db.Model):
     deadline_original: Mapped[date | None] = mapped_column(Date)
     deadline_text: Mapped[str | None] = mapped_column(String(100))
     long_term: Mapped[bool] = mapped_column(Boolean, default=False)
-    clause_source: Mapped[str] = mapped_column(String(10), default=ClauseSource.OWN)
+    clause_source: Mapped[str] = mapped_column(String(10), default=ClauseSource.OWN.value)
     source_lines: Mapped[list[int]] = mapped_column(JSON, default=list)
-    state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED, index=True)
+    # Defaults are plain values, not members: transitions reads an Enum state by its name.
+    state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED.value, index=True)
     # Optimistic concurrency: every state change is "UPDATE … WHERE version = :seen".
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -222,7 +223,7 @@ class TaskPart(db.Model):
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED, index=True)
+    state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED.value, index=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)  # last reported percentage
     version: Mapped[int] = mapped_column(Integer, default=1)
     # 签收: the unit acknowledged the part (cleared when the office edits the task's text or deadline).

@@ -29,7 +29,7 @@ class ReportArchive(db.Model):
     # report generation skipped): same params + same input_head = same report.
     input_head: Mapped[str | None] = mapped_column(String(64), index=True)
     pages: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default=ReportStatus.PENDING)
+    status: Mapped[str] = mapped_column(String(10), default=ReportStatus.PENDING.value)
     error: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     size: Mapped[int | None] = mapped_column(BigInteger)

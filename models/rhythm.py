@@ -21,13 +21,13 @@ class ProgressRound(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(10), default=RoundKind.MONTHLY)
+    kind: Mapped[str] = mapped_column(String(10), default=RoundKind.MONTHLY.value)
     title: Mapped[str] = mapped_column(String(200))           # "2022年6月调度"
     instructions: Mapped[str | None] = mapped_column(Text)    # "每月5日前报送上月进展"
     # What the round covers, as chosen when it was opened (shown on its page and in its 通报).
     scope: Mapped[str] = mapped_column(String(300), default="")
     due_on: Mapped[date] = mapped_column(Date)                # filing deadline (China Standard Time)
-    state: Mapped[str] = mapped_column(String(10), default=RoundState.OPEN, index=True)
+    state: Mapped[str] = mapped_column(String(10), default=RoundState.OPEN.value, index=True)
     opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     opened_at: Mapped[datetime] = mapped_column(DateTime)
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
@@ -80,7 +80,7 @@ class ExtensionRequest(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     part_id: Mapped[int] = mapped_column(ForeignKey("task_part.id", ondelete="CASCADE"), index=True)
-    state: Mapped[str] = mapped_column(String(20), default=ExtensionState.PENDING_LEAD, index=True)
+    state: Mapped[str] = mapped_column(String(20), default=ExtensionState.PENDING_LEAD.value, index=True)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     requested_at: Mapped[datetime] = mapped_column(DateTime)
     old_deadline: Mapped[date] = mapped_column(Date)          # the part's deadline when asked
@@ -132,7 +132,7 @@ class Milestone(db.Model):
     on: Mapped[date] = mapped_column(Date)
     percent: Mapped[int] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(10), default=MilestoneState.APPROVED)
+    state: Mapped[str] = mapped_column(String(10), default=MilestoneState.APPROVED.value)
     proposed_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     proposed_at: Mapped[datetime] = mapped_column(DateTime)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))

@@ -65,6 +65,9 @@ def test_upgrade_from_the_previous_head_keeps_every_row(app):
         head = _head()
         assert _revision() == head
         before = _snapshot()
+        assert any(r["kind"] == "round" for r in before["report_archive"])
+        # A round's 调度通报 has no kind below 284f95b310f5: it goes down with the rounds.
+        before["report_archive"] = [r for r in before["report_archive"] if r["kind"] != "round"]
         assert before["task_part"] and before["submission"] and before["audit_entry"] and before["notification"]
         assert {s for (s,) in db.session.execute(text("SELECT DISTINCT state FROM task_part"))} >= {
             "planned", "in_progress", "submitted", "verified"}
@@ -83,8 +86,9 @@ def test_upgrade_from_the_previous_head_keeps_every_row(app):
         assert _revision() == head
         # Every row is back; only what a later migration's columns held (a receipt) is lost with
         # them, except what the migration derives again from the rows (the original deadline).
-        assert _snapshot() == {name: [{k: (v if k in columns.get(name, ()) or (name, k) in REDERIVED else None)
-                                       for k, v in r.items()} for r in rows]
+        # A table a later migration made comes back empty.
+        assert _snapshot() == {name: [{k: (v if k in columns[name] or (name, k) in REDERIVED else None)
+                                       for k, v in r.items()} for r in rows] if name in columns else []
                                for name, rows in before.items()}
         # The rebuilt tables got their indexes and foreign keys back.
         with db.engine.connect() as conn:

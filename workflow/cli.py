@@ -247,6 +247,10 @@ def demo(seed_path: Path | None):
     activity = demo_module.play_activity()
     db.session.commit()
     click.echo(describe_activity(activity))
+    # The rounds the story closed asked for their 调度通报: rendered now, once the story is in.
+    rendered = demo_module.render_pending_reports(current_app._get_current_object())
+    if rendered:
+        click.echo(f"调度通报：已生成 {rendered} 份。")
 
 
 def register_cli(app: Flask) -> None:

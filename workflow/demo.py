@@ -112,3 +112,18 @@ def play_activity() -> dict[str, int] | None:
     """Demo activity through the services (workflow/demo_activity.py); does
     nothing and returns None once any activity exists. The caller commits."""
     return play()
+
+
+def render_pending_reports(app) -> int:
+    """Render every report the demo's story asked for and left queued (the
+    closed rounds' 调度通报), in this process; how many."""
+    from models import ReportArchive
+    from workflow.reports import jobs
+    from workflow.vocabulary import ReportStatus
+
+    ids = db.session.scalars(select(ReportArchive.id).where(ReportArchive.status == ReportStatus.PENDING)
+                             .order_by(ReportArchive.id)).all()
+    db.session.commit()
+    for archive_id in ids:
+        jobs.run_now(app, archive_id)
+    return len(ids)

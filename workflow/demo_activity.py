@@ -19,10 +19,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
 from models import Evidence, ProgressNote, Submission, Task, TaskPart, User
-from workflow import machine, pace, services
+from workflow import extension_services, machine, pace, round_services, services
 from workflow.extensions import db
 from workflow.timeutil import played_at, utcnow
-from workflow.vocabulary import TaskState
+from workflow.vocabulary import ROUND_OPEN, RoundKind, TaskState
 
 SEED = 2022
 # The story runs from the plan's issue to the demo clock's day (scripts/run.sh sets
@@ -102,6 +102,21 @@ URGE_MESSAGES = [
     "请抓紧推进，按时提交完成情况说明和佐证材料。",
 ]
 
+# The office's monthly rounds: (opens, due, closes or None: still open at the clock, title, instructions).
+ROUNDS = [
+    (date(2022, 6, 1), date(2022, 6, 5), date(2022, 6, 12), "2022年5月调度", "请于6月5日前报送5月工作进展，附相关佐证。"),
+    (date(2022, 8, 1), date(2022, 8, 5), date(2022, 8, 12), "2022年7月调度", "请于8月5日前报送7月工作进展。"),
+    (date(2022, 9, 26), date(2022, 10, 8), None, "2022年9月调度", "请于10月8日前报送9月及三季度工作进展。"),
+]
+
+EXTENSION_REASONS = [
+    "上级资金尚未下达，项目申报需待市级评审结果，申请延期。",
+    "受疫情影响现场工作暂停约一个月，申请相应延长完成时限。",
+    "涉及企业较多、材料审核量大，需增加一轮复核，申请延期。",
+]
+DECLINE_REASON = "该任务为年度重点任务，时限不宜调整，请倒排工期、加快推进。"
+REFUSE_REASON = "该任务须与全市同步完成，不予延期；请制定赶超措施并按月报送。"
+
 REOPEN_REASON = "复核发现佐证材料中的企业名单与台账不一致，请重新核实后提交。"
 
 
@@ -168,6 +183,9 @@ class _Player:
         self.stats: Counter = Counter()
         self.files = 0
         self.paces: dict[int, float] = {}
+        self.open_entries: dict[int, object] = {}     # part id → its entry in the open round
+        self.closed_rounds: list = []
+        self.extended: set[int] = set()
         self.closed: list = []
 
     # who
@@ -300,12 +318,14 @@ class _Player:
         month = 5
         note = ""
         while month <= 9:
-            moment = self.at(date(2022, month, self.rng.randint(1, 27)))
+            moment = self.report_moment(part, month)
+            month += 1
+            if moment is None:
+                continue
             if moment >= finish:
                 break
             yield moment
             note = self.report(part)
-            month += 1
         if not note:
             yield self.later(finish, -10, -3)
             note = self.report(part)
@@ -343,10 +363,120 @@ class _Player:
                 self.stats["办结"] += 1
 
     def report(self, part) -> str:
+        """A progress entry; while a round asks this part for one, it is the round's filing."""
         text = self.note()
-        services.record_progress(part, self.staff(part.unit), self.target(part, utcnow()), text)
-        self.stats["进度填报"] += 1
+        entry = self.open_entries.pop(part.id, None)
+        if entry is not None and entry.round.state == ROUND_OPEN:
+            round_services.file_round(entry, self.staff(part.unit), self.target(part, utcnow()), text)
+            self.stats["调度报送"] += 1
+        else:
+            services.record_progress(part, self.staff(part.unit), self.target(part, utcnow()), text)
+            self.stats["进度填报"] += 1
         return text
+
+    def report_moment(self, part, month: int) -> datetime | None:
+        """When the part reports in ``month``: during a round of that month most file
+        by its due date, some a few days late, a few not at all (None)."""
+        for opens, due, closes, _title, _text in ROUNDS:
+            if opens.month == month:
+                draw = self.rng.random()
+                if closes is None:
+                    # The round still open on the clock's day: about half have filed.
+                    return self.at(opens + timedelta(days=self.rng.randint(1, 4))) if draw < 0.5 else None
+                if draw < 0.72:
+                    return self.at(opens + timedelta(days=self.rng.randint(1, max(1, (due - opens).days))))
+                if draw < 0.88:
+                    return self.at(due + timedelta(days=self.rng.randint(1, max(1, (closes - due).days - 1))))
+                return None
+        return self.at(date(2022, month, self.rng.randint(1, 27)))
+
+    # the office's rounds, extension requests and milestones
+    def round_story(self, plan):
+        for opens, due, closes, title, text in ROUNDS:
+            yield self.at(opens, 9, 10)
+            round_ = round_services.open_round(plan, self.office, kind=RoundKind.MONTHLY, title=title, due_on=due,
+                                               instructions=text)
+            self.open_entries.update({e.part_id: e for e in round_.entries})
+            self.stats["发起调度"] += 1
+            if closes is None:
+                continue
+            yield self.at(closes, 16, 17)
+            round_services.close_round(round_, self.office)
+            self.closed_rounds.append(round_)
+            self.open_entries = {k: e for k, e in self.open_entries.items() if e.round_id != round_.id}
+            self.stats["结束调度"] += 1
+
+    def candidates(self, tasks, *, before: date | None = None, after: date | None = None):
+        """Parts in progress of a task with a lead unit (its leader decides; staff
+        ask), with a deadline in (after, before], in document order."""
+        for task in tasks:
+            if task.long_term or task.deadline is None:
+                continue
+            if before and task.deadline > before or after and task.deadline <= after:
+                continue
+            for part in task.parts:
+                if part.state == TaskState.IN_PROGRESS and part.id not in self.extended and task.lead_units:
+                    yield part
+
+    def lead_leader(self, part):
+        return self.leader(part.task.lead_units[0])
+
+    def extension_story(self, tasks):
+        """延期申请 as they happen: granted (before and after a deadline the office
+        let slip), refused by the office, declined by the lead unit, and two still
+        waiting — one for the lead unit, one for the office."""
+        plans = [
+            # (asked on, the deadline window, new deadline, outcome)
+            (date(2022, 6, 20), (date(2022, 6, 1), date(2022, 7, 31)), date(2022, 10, 12), "granted"),
+            (date(2022, 8, 16), (date(2022, 12, 1), date(2022, 12, 31)), date(2023, 3, 31), "granted"),
+            (date(2022, 8, 22), (date(2022, 12, 1), date(2022, 12, 31)), date(2023, 6, 30), "refused"),
+            (date(2022, 9, 5), (date(2022, 12, 1), date(2022, 12, 31)), date(2023, 2, 28), "declined"),
+            (date(2022, 9, 20), (date(2022, 12, 1), date(2022, 12, 31)), date(2023, 1, 31), "with_office"),
+            (date(2022, 9, 27), (date(2022, 12, 1), date(2022, 12, 31)), date(2023, 3, 15), "with_lead"),
+        ]
+        for asked, (after, before), new_deadline, outcome in plans:
+            yield self.at(asked)
+            # The one that ends granted despite a red: the unit furthest behind.
+            pool = list(self.candidates(tasks, before=before, after=after - timedelta(days=1)))
+            if not pool:
+                continue
+            part = min(pool, key=lambda p: (p.progress, p.id)) if outcome == "granted" else self.rng.choice(pool)
+            self.extended.add(part.id)
+            request = extension_services.request_extension(
+                part, self.staff(part.unit), new_deadline, self.rng.choice(EXTENSION_REASONS))
+            self.stats["延期申请"] += 1
+            if outcome == "with_lead":
+                continue
+            yield self.later(utcnow(), 1, 2)
+            if outcome == "declined":
+                extension_services.decline_extension(request, self.lead_leader(part), reason=DECLINE_REASON)
+                continue
+            extension_services.approve_extension(request, self.lead_leader(part))
+            if outcome == "with_office":
+                continue
+            yield self.later(utcnow(), 1, 3)
+            if outcome == "granted":
+                extension_services.grant_extension(request, self.office)
+                self.stats["批准延期"] += 1
+            else:
+                extension_services.refuse_extension(request, self.office, reason=REFUSE_REASON)
+
+    def milestone_story(self, tasks):
+        """The office sets a front-loaded line for two parts; a unit proposes one,
+        its lead unit approves."""
+        yield self.at(date(2022, 5, 10))
+        pool = list(self.candidates(tasks, before=date(2022, 12, 31), after=date(2022, 11, 30)))
+        for part in pool[:2]:
+            extension_services.set_milestones(part, self.office, [(date(2022, 6, 30), 40, "完成摸底和方案制定"),
+                                                                  (date(2022, 9, 30), 80, "主体工作基本完成")])
+            self.stats["进度节点"] += 1
+        if len(pool) > 2:
+            part = pool[2]
+            milestone = extension_services.propose_milestone(part, self.staff(part.unit), date(2022, 8, 31), 60,
+                                                             "完成资金拨付")
+            yield self.later(utcnow(), 1, 3)
+            extension_services.approve_milestone(milestone, self.lead_leader(part))
+            self.stats["进度节点"] += 1
 
     def office_story(self, tasks):
         """The office, late in the story: reopens one closed task on review, urges
@@ -382,6 +512,9 @@ class _Player:
                     scenario = self.rng.choices(names, weights)[0]
                 stories.append(self.part_story(part, scenario))
         stories.append(self.office_story(tasks))
+        stories.append(self.round_story(tasks[0].item.plan))
+        stories.append(self.extension_story(tasks))
+        stories.append(self.milestone_story(tasks))
         self.run(stories)
 
         states = Counter(t.state for t in tasks)
