@@ -303,3 +303,21 @@ def test_office_cannot_carry_or_submit_for_a_unit(app, login, one_part_task):
         with pytest.raises(Forbidden):
             services.submit_part(part, office, "代为提交", carry=[e.id for e in services.carryable_evidence(part)])
         db.session.rollback()
+
+
+def test_a_return_shows_the_progress_reported_before_it_even_when_the_notes_were_read_earlier(app, login,
+                                                                                             one_part_task):
+    """The part's progress notes read before a report in the same transaction do not
+    hide that report: a return brings the part back to it (not to 0%)."""
+    with app.app_context():
+        part = get(TaskPart, one_part_task.part_id)
+        staff = db.session.scalar(select(User).where(User.username == one_part_task.part_staff))
+        leader = db.session.scalar(select(User).where(User.username == one_part_task.lead_leader))
+        assert part.progress_notes == []          # loaded now, before the report below
+        services.start_part(part, staff)
+        services.record_progress(part, staff, 40, "已完成前期工作")
+        services.add_text_evidence(part, staff, "会议纪要一份")
+        services.submit_part(part, staff, statement="已全部完成。")
+        services.return_part(part, leader, reason="请补充材料")
+        db.session.commit()
+        assert part.progress == 40

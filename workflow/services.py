@@ -319,7 +319,10 @@ def _decide(part, user, outcome: SubmissionOutcome, reason: str | None = None):
 def _unfinished(part) -> None:
     """Work sent back is not finished, whatever the submission claimed: the
     part shows the progress last reported before it, below 100%."""
-    reported = part.progress_notes[-1].percent if part.progress_notes else 0
+    # Asked of the database, not ``part.progress_notes``: loaded earlier in the
+    # transaction, that collection does not have the notes added since.
+    reported = db.session.scalar(select(ProgressNote.percent).where(ProgressNote.part_id == part.id)
+                                 .order_by(ProgressNote.at.desc(), ProgressNote.id.desc()).limit(1)) or 0
     part.progress = min(reported, 99)
 
 
