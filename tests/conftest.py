@@ -66,6 +66,8 @@ def _build(name: str, app) -> None:
         if name == "activity" and hasattr(demo, "play_activity"):
             demo.play_activity()
             db.session.commit()
+            # As `flask demo` does: the 调度通报 of the rounds the story closed.
+            demo.render_pending_reports(app)
         db.session.remove()
         db.engine.dispose()
 
@@ -84,8 +86,8 @@ class Databases:
 
     def template(self, name: str) -> str:
         if name not in self.templates:
-            # Each template keeps its own upload folder (the activity stores
-            # evidence files), copied with the database to every clone.
+            # Each template keeps its own upload and report folders (the activity
+            # stores evidence files and 调度通报), copied with the database to every clone.
             folder = self.root / name
             folder.mkdir(exist_ok=True)
             if self.admin is None:
@@ -103,9 +105,9 @@ class Databases:
 
     def clone(self, name: str, tmp: Path) -> str:
         source = self.template(name)
-        uploads = self.root / name / "uploads"
-        if uploads.exists():
-            shutil.copytree(uploads, tmp / "uploads")
+        for kept in ("uploads", "reports"):
+            if (self.root / name / kept).exists():
+                shutil.copytree(self.root / name / kept, tmp / kept)
         if self.admin is None:
             target = tmp / "luoshi.sqlite"
             shutil.copyfile(source, target)

@@ -85,6 +85,8 @@ def _cases(app):
 def _page_rows(html: str, pattern) -> list[str]:
     # The to-do page for a unit leader has a second table (待我核验) after the first.
     html = html.split("<h2>待我核验</h2>")[0]
+    # A unit's to-do page also has its round filings (调度报送) above the list.
+    html = re.sub(r'<section class="card" id="round-filing">.*?</section>', "", html, flags=re.S)
     return pattern.findall(html)
 
 

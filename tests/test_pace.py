@@ -229,3 +229,20 @@ def test_the_facts_of_many_parts_take_a_fixed_number_of_queries(app, count_queri
         with count_queries() as many:
             pace.assess_parts(parts, date(2022, 9, 30))
         assert len(parts) > 100 and len(many) == len(few)
+
+
+def test_a_receipt_stamped_after_the_clock_day_does_not_move_the_start(app):
+    """Under the demo clock a receipt made now carries the real date: the line
+    still starts at the plan's date, so the part keeps its colour."""
+    with app.app_context():
+        task, part = _dated_part_of_one_part_task()
+        task.deadline = date(2022, 12, 31)
+        part.progress = 0
+        part.received_at = datetime(2026, 12, 2, 3, 0)
+        db.session.commit()
+        found = pace.assess_one(part, date(2022, 9, 30))
+        assert found.planned == pace.planned_progress(START, date(2022, 12, 31), date(2022, 9, 30)) > 0
+        assert found.level == WarningLevel.RED
+        part.received_at = datetime(2022, 6, 30, 2, 0)     # 10:00 CST on 30 June: the line starts there
+        assert pace.assess_one(part, date(2022, 9, 30)).planned == pace.planned_progress(
+            date(2022, 6, 30), date(2022, 12, 31), date(2022, 9, 30))

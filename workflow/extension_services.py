@@ -148,7 +148,7 @@ def part_start(part, task=None) -> date:
     """Where the part's planned-progress line starts (the rule of workflow/pace.py)."""
     task = task or task_of(part)
     plan = db.session.get(Plan, task.item.plan_id)
-    return pace.facts_for([part], {part.task_id: task}, {plan.id: plan})[part.id].start
+    return pace.facts_for([part], {part.task_id: task}, {plan.id: plan}, today_local())[part.id].start
 
 
 def check_line(part, points, task=None) -> None:

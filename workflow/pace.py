@@ -211,7 +211,7 @@ def plan_start(plan) -> date:
     return plan.issued_on or to_local(plan.imported_at).date()
 
 
-def facts_for(parts, tasks_by_id, plans_by_id) -> dict[int, Facts]:
+def facts_for(parts, tasks_by_id, plans_by_id, today: date | None = None) -> dict[int, Facts]:
     """The facts of many parts in three queries (milestones, returns, last report)."""
     from models import Milestone, ProgressNote, Submission
 
@@ -239,8 +239,11 @@ def facts_for(parts, tasks_by_id, plans_by_id) -> dict[int, Facts]:
     for part in parts:
         task = tasks_by_id[part.task_id]
         start = plan_start(plans_by_id[task.item.plan_id]) if task.item.plan_id in plans_by_id else None
-        if part.received_at is not None:
-            start = to_local(part.received_at).date()
+        received = to_local(part.received_at).date() if part.received_at is not None else None
+        # A receipt stamped after "today" happens only under the demo clock (its
+        # timestamps are real): it does not move the line past the clock's day.
+        if received is not None and (today is None or received <= today):
+            start = received
         out[part.id] = Facts(start or date.min, tuple(milestones.get(part.id, ())), returns.get(part.id, 0),
                              last.get(part.id))
     return out
@@ -269,7 +272,7 @@ def assess_parts(parts, today: date, settings: Settings | None = None, tasks=Non
     tasks = {p.task_id: known.get(p.task_id) or task_of(p) for p in parts}
     plan_ids = {t.item.plan_id for t in tasks.values()}
     plans = {p.id: p for p in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
-    facts = facts_for(parts, tasks, plans)
+    facts = facts_for(parts, tasks, plans, today)
     return {p.id: assess(p, tasks[p.task_id], facts[p.id], today, settings) for p in parts}
 
 
@@ -324,7 +327,7 @@ def release_if_caught_up(part, today: date) -> bool:
     from workflow.extensions import db
 
     plan = db.session.get(Plan, part.task.item.plan_id)
-    facts = facts_for([part], tasks, {plan.id: plan})[part.id]
+    facts = facts_for([part], tasks, {plan.id: plan}, today)[part.id]
     if raw(part, part.task, facts, today, Settings.current()).level == WarningLevel.RED:
         return False
     part.red_since = None
