@@ -178,3 +178,30 @@ def test_coloured_pages_leave_no_rows_to_the_garbage_collector(app, client, path
     log_in(client, "office")
     leftovers = cyclic_garbage_of(client, path)
     assert not leftovers, f"{path}: {len(leftovers)} sessions/rows in reference cycles"
+
+
+def test_the_overview_counts_red_and_yellow_per_chapter_and_lead_unit(app, login):
+    """The overview's chapter and lead-unit tables carry each colour's count, linked
+    to the task list filtered by that chapter or unit and colour."""
+    with app.app_context():
+        tasks, assessed = _assessed_tasks()
+        by_chapter: Counter = Counter()
+        by_unit: Counter = Counter()
+        for task in tasks:
+            level = assessed[task.id].level
+            if level is not None:
+                by_chapter[(task.item.chapter_id, level.value)] += 1
+                for unit in task.lead_units:
+                    by_unit[(unit.id, level.value)] += 1
+    assert any(level == "red" for _, level in by_chapter) and any(level == "yellow" for _, level in by_chapter)
+    page = login("office").get("/overview").get_data(as_text=True)
+    links = {(m.group(1), m.group(2), m.group(3)): int(m.group(4)) for m in re.finditer(
+        r'href="/tasks/\?(chapter|unit)=(\d+)&amp;warning=(red|yellow)[^"]*">(\d+)</a>', page)}
+    for (chapter_id, level), n in by_chapter.items():
+        if level in ("red", "yellow"):
+            assert links[("chapter", str(chapter_id), level)] == n
+    for (unit_id, level), n in by_unit.items():
+        if level in ("red", "yellow"):
+            assert links[("unit", str(unit_id), level)] == n
+    shown = sum(n for (kind, _, _), n in links.items() if kind == "chapter")
+    assert shown == sum(n for (_, level), n in by_chapter.items() if level in ("red", "yellow"))

@@ -3,7 +3,8 @@
 ``EVENTS`` is the table: one row per event with its trigger, source and target
 states, guards, the permission action that fires it, the inputs it reads from
 its form, its Chinese label and success message, and who is told. Everything
-else is derived from it: the two ``transitions`` Machines, ``EVENT_LABELS``,
+else is derived from it: one ``transitions`` Machine per subject (a part, a
+task, an extension request, a proposed milestone, a round), ``EVENT_LABELS``,
 ``EVENT_FOR_ACTION`` (which permission fires which event), the routes and
 success messages of the task page (workflow/views/tasks.py) and the notices the
 services send (workflow/services.py).

@@ -186,15 +186,33 @@ def with_warning(tasks, level: str | None, today: date) -> tuple[list, dict]:
 
 
 def warning_counts(plan_id: int | None, today: date) -> dict[str, int]:
-    """Tasks per colour (red, yellow, blue), for the overview."""
+    """Tasks per colour (red, yellow, blue)."""
+    return warning_breakdown(plan_id, today)["total"]
+
+
+def warning_breakdown(plan_id: int | None, today: date) -> dict:
+    """Tasks per colour in all (``total``), per chapter id and per lead unit id
+    (a task with several lead units counts under each), for the overview: one
+    assessment of the plan's tasks."""
     stmt = (select(Task).join(Task.item).options(*list_options()))
     if plan_id is not None:
         stmt = stmt.where(Item.plan_id == plan_id)
-    counts = {level.value: 0 for level in WarningLevel}
-    for a in assess_tasks(db.session.scalars(stmt).all(), today).values():
-        if a.level is not None:
-            counts[a.level.value] += 1
-    return counts
+    tasks = db.session.scalars(stmt).all()
+    assessed = assess_tasks(tasks, today)
+
+    def empty() -> dict[str, int]:
+        return {level.value: 0 for level in WarningLevel}
+
+    total, chapters, units = empty(), {}, {}
+    for task in tasks:
+        level = assessed[task.id].level
+        if level is None:
+            continue
+        total[level.value] += 1
+        chapters.setdefault(task.item.chapter_id, empty())[level.value] += 1
+        for unit in task.lead_units:
+            units.setdefault(unit.id, empty())[level.value] += 1
+    return {"total": total, "chapters": chapters, "units": units, "empty": empty()}
 
 
 def filter_choices() -> dict:

@@ -121,9 +121,10 @@ def _overview(home: bool):
     to_close = queries.count_of(queries.to_close_tasks()) if user.is_office else 0
     verify_waiting = queries.verify_count(user)
     unreceived = queries.unreceived_counts(today_local(), _receipt_due_days(), plan_id)
+    warnings = queries.warning_breakdown(plan_id, today_local())
     return render_template("tasks/overview.html", data=data, plans=plans, plan_id=plan_id, home=home,
                            to_close=to_close, verify_waiting=verify_waiting, unreceived=unreceived,
-                           warning_counts=queries.warning_counts(plan_id, today_local()),
+                           warnings=warnings, warning_counts=warnings["total"],
                            multi_plan=len(plans) > 1 and plan_id is None)
 
 
