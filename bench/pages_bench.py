@@ -31,7 +31,6 @@ def make_app(folder: Path):
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.sqlite'}",
         "UPLOAD_FOLDER": str(folder / "uploads"), "REPORT_FOLDER": str(folder / "reports"),
         "LUOSHI_ENV": "demo", "LUOSHI_TODAY": CLOCK, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
     })
 
 

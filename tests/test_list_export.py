@@ -220,3 +220,50 @@ def test_an_unknown_format_shows_the_page_with_a_message(app, login):
     assert "导出格式无效" in r.get_data(as_text=True)
     r = login("office").get("/audit?format=../x")
     assert r.status_code == 200 and "导出格式无效" in r.get_data(as_text=True)
+
+
+def test_a_round_and_the_extension_requests_export_what_their_pages_list(app, login):
+    """The round page (every part it asked for, with its filing) and 延期审批's list
+    of requests export as CSV with a BOM and as xlsx; a unit cannot export a round."""
+    from datetime import date
+
+    from sqlalchemy import func
+
+    from models import ExtensionRequest, Plan, TaskPart, User
+    from workflow import round_services
+
+    with app.app_context():
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        plan = db.session.scalar(select(Plan))
+        round_ = round_services.open_round(plan, office, kind="adhoc", title="专项调度=测试", due_on=date(2100, 1, 1))
+        entries = len(round_.entries)
+        part = db.session.scalar(select(TaskPart).order_by(TaskPart.id))
+        db.session.add(ExtensionRequest(part_id=part.id, state="pending_lead", requested_by_id=office.id,
+                                        requested_at=plan.imported_at, old_deadline=date(2022, 12, 31),
+                                        new_deadline=date(2023, 3, 31), reason="=HYPERLINK(\"x\")", progress=10))
+        db.session.commit()
+        round_id = round_.id
+    client = login("office")
+    page = client.get(f"/rounds/{round_id}").get_data(as_text=True)
+    assert "format=csv" in page
+    response = client.get(f"/rounds/{round_id}?format=csv")
+    assert response.data.startswith("\ufeff".encode())
+    rows = _csv(response)
+    assert rows[0][:4] == ["承办单位", "编号", "任务内容", "报送情况"] and len(rows) - 1 == entries
+    assert {r[3] for r in rows[1:]} == {"未报送"}
+    assert _xlsx(client.get(f"/rounds/{round_id}?format=xlsx"))
+    with app.app_context():
+        requests = db.session.scalar(select(func.count(ExtensionRequest.id)))
+    rows = _csv(client.get("/extensions?show=all&format=csv"))
+    assert len(rows) - 1 == requests
+    assert "'=HYPERLINK(\"x\")" in [r[rows[0].index("申请理由")] for r in rows[1:]]
+    staff = login(unit_username_of_first_part(app))
+    assert staff.get(f"/rounds/{round_id}?format=csv").status_code == 403
+
+
+def unit_username_of_first_part(app) -> str:
+    from models import TaskPart
+    from tests.helpers import unit_username
+
+    with app.app_context():
+        return unit_username(db.session.scalar(select(TaskPart.unit_id).order_by(TaskPart.id)), "staff")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable
 
-from flask import send_file
+from flask import flash, request, send_file
 
 from workflow.audit import ACTION_LABELS, describe
 from workflow.due import DUE_LABELS, deadline_shown
@@ -29,6 +29,17 @@ FORMAT_ERROR = "导出格式无效（应为 csv 或 xlsx），已显示列表。
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP
 # "CSV injection"); tab and carriage return can hide such a start.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def requested_format() -> str | None:
+    """``?format=csv|xlsx``: the list's export instead of its page; anything else is named and ignored."""
+    fmt = (request.args.get("format") or "").strip()
+    if not fmt:
+        return None
+    if fmt in FORMATS:
+        return fmt
+    flash(FORMAT_ERROR, "warning")
+    return None
 
 
 def neutralise(value):
@@ -142,6 +153,44 @@ def unreceived_columns(days_since: Callable, due_days: int) -> tuple[Column, ...
         Column("已过天数", lambda p, a: days_since(p), 8),
         Column("超期未签收", lambda p, a: "是" if days_since(p) > due_days else "", 10),
         *WARNING_COLUMNS,
+    )
+
+
+def _filing(e) -> str:
+    if e.note_id is None:
+        return "未报送"
+    return "逾期报送" if e.late else "按时报送"
+
+
+def round_columns() -> tuple[Column, ...]:
+    """A round's page: every part it asked for, unit by unit, with its filing."""
+    return (
+        Column("承办单位", lambda e, a: e.part.unit.name, 20),
+        Column("编号", lambda e, a: e.part.task.number_label, 10),
+        Column("任务内容", lambda e, a: e.part.task.text, 60),
+        Column("报送情况", lambda e, a: _filing(e), 10),
+        Column("报送时间", lambda e, a: _local(e.filed_at), 17),
+        Column("完成比例 %", lambda e, a: e.note.percent if e.note is not None else None, 10),
+        Column("进展说明", lambda e, a: e.note.note if e.note is not None else "", 50),
+    )
+
+
+def extension_columns() -> tuple[Column, ...]:
+    """延期审批's list of requests."""
+    return (
+        Column("编号", lambda r, a: r.part.task.number_label, 10),
+        Column("任务内容", lambda r, a: r.part.task.text, 50),
+        Column("承办单位", lambda r, a: r.part.unit.name, 20),
+        Column("原时限", lambda r, a: r.old_deadline, 12),
+        Column("申请延至", lambda r, a: r.new_deadline, 12),
+        Column("申请理由", lambda r, a: r.reason, 40),
+        Column("申请时进度 %", lambda r, a: r.progress, 10),
+        Column("申请人", lambda r, a: r.requested_by.display_name if r.requested_by else "", 14),
+        Column("申请时间", lambda r, a: _local(r.requested_at), 17),
+        Column("状态", lambda r, a: r.state_label, 14),
+        Column("牵头单位意见", lambda r, a: r.lead_reason or ("同意" if r.lead_decided_at else ""), 24),
+        Column("办公室意见", lambda r, a: r.office_reason or ("批准" if r.office_decided_at else ""), 24),
+        Column("决定时间", lambda r, a: _local(r.decided_at), 17),
     )
 
 

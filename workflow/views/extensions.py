@@ -17,10 +17,11 @@ from wtforms import DateField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 from models import ExtensionRequest, Milestone, TaskPart
-from workflow import extension_services, queries, services
+from workflow import extension_services, queries, services, tables
 from workflow.extensions import db
 from workflow.machine import EVENT_BY_KEY
 from workflow.services import Stale
+from workflow.timeutil import today_local
 
 from .forms import TransitionForm, VersionedForm
 from .helpers import CONFLICT_MESSAGE, commit_service, require
@@ -210,6 +211,11 @@ SHOW_LABELS = {"decided": "已审结", "granted": "已批准", "refused": "未�
 def _index_page():
     user = current_user._get_current_object()
     show = request.args.get("show") if request.args.get("show") in SHOW_LABELS else "decided"
+    fmt = tables.requested_format()
+    if fmt:
+        rows = db.session.scalars(queries.extension_requests(user, show)).all()
+        return tables.download(fmt, f"延期申请（{SHOW_LABELS[show]}）", f"extensions-{show}",
+                               tables.extension_columns(), [(r, None) for r in rows], today_local())
     page = db.paginate(queries.extension_requests(user, show), page=page_number(request.args.get("page")),
                        per_page=30, error_out=False)
     return render_template("extensions/index.html", to_decide=queries.extensions_to_decide(user), page=page,

@@ -18,7 +18,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from models import Chapter, Item, Plan, ProgressRound, RoundPart, Role, Task, TaskPart, Unit
-from workflow import round_services, storage
+from workflow import round_services, storage, tables
 from workflow.extensions import db
 from workflow.reports import jobs
 from workflow.reports.data import chinese_number
@@ -198,8 +198,13 @@ def _load_round(round_id: int) -> ProgressRound:
 def detail(round_id: int):
     round_ = _load_round(round_id)
     require("round.view", round_)
+    units = round_services.entries_by_unit(round_)
+    fmt = tables.requested_format()
+    if fmt:
+        return tables.download(fmt, round_.title, f"round-{round_.id}", tables.round_columns(),
+                               [(e, None) for u in units for e in u["entries"]], today_local())
     form = CloseRoundForm()
-    return render_template("rounds/detail.html", round=round_, units=round_services.entries_by_unit(round_),
+    return render_template("rounds/detail.html", round=round_, units=units,
                            counts=round_services.filing_counts(round_), form=form)
 
 

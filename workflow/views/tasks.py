@@ -76,15 +76,7 @@ class ListPage(Pagination):
         return len(self._rows)
 
 
-def _export_format() -> str | None:
-    """``?format=csv|xlsx``: the list's export instead of its page; anything else is named and ignored."""
-    fmt = (request.args.get("format") or "").strip()
-    if not fmt:
-        return None
-    if fmt in tables.FORMATS:
-        return fmt
-    flash(tables.FORMAT_ERROR, "warning")
-    return None
+_export_format = tables.requested_format
 
 
 # ---------------------------------------------------------------- home, lists
