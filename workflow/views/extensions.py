@@ -24,7 +24,7 @@ from workflow.services import Stale
 from workflow.timeutil import today_local
 
 from .forms import TransitionForm, VersionedForm
-from .helpers import CONFLICT_MESSAGE, commit_service, require
+from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
 from .tasks import detail
 from .urls import get_row, page_number, safe_next
 
@@ -58,15 +58,6 @@ def _task_url(task_id: int, part_id: int | None = None) -> str:
     return url_for("tasks.detail", task_id=task_id, _anchor=f"part-{part_id}" if part_id else None)
 
 
-def _first_error(form) -> str | None:
-    if form.validate():
-        return None
-    for errors in form.errors.values():
-        for error in errors:
-            return error if isinstance(error, str) else "表单内容无效，请检查后重试。"
-    return "表单内容无效，请检查后重试。"
-
-
 def _stale_page(message: str, task_id: int | None):
     """The page shown again, with the message, as a 409: the user sees what changed."""
     flash(message, "warning")
@@ -95,7 +86,7 @@ def request_extension(task_id: int, part_id: int):
     require("part.extend", part)
     back = _task_url(task_id, part_id)
     form = ExtensionRequestForm()
-    error = _first_error(form)
+    error = first_error(form)
     if error:
         flash(error, "danger")
         return redirect(back)
@@ -118,7 +109,7 @@ def _decide(obj, subject: str, decision: str):
     part = db.session.get(TaskPart, obj.part_id)
     form = DecisionForm()
     back = _back(form, part.task_id, part.id)
-    error = _first_error(form)
+    error = first_error(form)
     if error:
         flash(error, "danger")
         return redirect(back)
@@ -185,7 +176,7 @@ def milestones(task_id: int, part_id: int):
         "set" if current_user.is_office else "propose")
     require(f"milestone.{mode}", part)
     back = _task_url(task_id, part_id)
-    error = _first_error(form)
+    error = first_error(form)
     rows, problem = _milestone_rows()
     if error or problem:
         flash(error or problem, "danger")

@@ -60,3 +60,16 @@ def _undo(cleanup) -> None:
     db.session.rollback()
     if cleanup is not None:
         cleanup()
+
+
+INVALID_FORM = "表单内容无效，请检查后重试。"
+
+
+def first_error(form) -> str | None:
+    """The first problem of an invalid form (validated here), in Chinese; None if it is valid."""
+    if form.validate():
+        return None
+    for errors in form.errors.values():
+        for error in errors:
+            return error if isinstance(error, str) else INVALID_FORM
+    return INVALID_FORM

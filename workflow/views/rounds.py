@@ -28,7 +28,7 @@ from workflow.timeutil import today_local
 from workflow.vocabulary import RoundKind
 
 from .forms import FlaskForm, IdListField, VersionedForm, WholeNumberField
-from .helpers import CONFLICT_MESSAGE, commit_service, require
+from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
 from .urls import get_row, page_number, parse_id, safe_next
 
 bp = Blueprint("rounds", __name__, url_prefix="/rounds")
@@ -236,15 +236,6 @@ def _is_unit_user(user) -> bool:
     return user.role in (Role.UNIT_LEADER, Role.UNIT_STAFF)
 
 
-def _form_error(form) -> str | None:
-    if form.validate():
-        return None
-    for errors in form.errors.values():
-        for error in errors:
-            return error if isinstance(error, str) else "表单内容无效，请检查后重试。"
-    return "表单内容无效，请检查后重试。"
-
-
 @bp.route("/entries/<int:entry_id>/file", methods=["POST"])
 @login_required
 def file_entry(entry_id: int):
@@ -256,7 +247,7 @@ def file_entry(entry_id: int):
     require("part.file", part)
     target = url_for("tasks.detail", task_id=part.task_id, _anchor=f"part-{part.id}")
     form = FilingForm()
-    problem = _form_error(form)
+    problem = first_error(form)
     if problem:
         flash(problem, "danger")
         return redirect(target)
@@ -290,7 +281,7 @@ def file_bulk():
         abort(403)
     back = url_for("tasks.todo", _anchor="round-filing")
     form = BulkFilingForm()
-    problem = _form_error(form)
+    problem = first_error(form)
     if problem:
         flash(problem, "danger")
         return redirect(back)

@@ -26,7 +26,7 @@ from workflow.timeutil import today_local
 from .forms import (
     BulkReceiveForm, BulkRemindForm, BulkTasksForm, EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm,
 )
-from .helpers import CONFLICT_MESSAGE, commit_service, require
+from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
 from .templating import due_of
 from .urls import get_row, page_number, parse_id, safe_next
 
@@ -339,14 +339,10 @@ def _to_task(task_id: int, anchor: str | None = None):
 
 def _form_errors(form) -> bool:
     """Flash the first problem of an invalid form; True if there was one."""
-    if form.validate():
-        return False
-    for errors in form.errors.values():
-        for error in errors:
-            flash(error if isinstance(error, str) else "表单内容无效，请检查后重试。", "danger")
-            return True
-    flash("表单内容无效，请检查后重试。", "danger")
-    return True
+    problem = first_error(form)
+    if problem:
+        flash(problem, "danger")
+    return problem is not None
 
 
 def _run(action: Callable[[], object], task_id: int, success: str, anchor: str | None = None,
