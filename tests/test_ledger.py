@@ -104,7 +104,7 @@ def test_ledger_original_and_adjusted_deadline_latest_progress_dates_and_extensi
     from models import ExtensionRequest
     from tests.helpers import unit_user
     from workflow import services
-    from workflow.timeutil import utcnow
+    from workflow.timeutil import to_local, utcnow
 
     with app.app_context():
         plan_id = _plan_id()
@@ -140,7 +140,11 @@ def test_ledger_original_and_adjusted_deadline_latest_progress_dates_and_extensi
     assert row["最新进展"].value == "已完成前期调研"
     # Recorded today (real time): the date column is the CST date of the entry, not the demo clock.
     assert isinstance(row["最新进展日期"].value, datetime) and isinstance(row["签收日期"].value, datetime)
-    assert row["延期申请"].value == "2 次，最近一次待牵头单位审核"
+    # Every request with its decision, oldest first.
+    asked = to_local(utcnow()).date().isoformat()
+    assert row["延期申请"].value.split("\n") == [
+        f"{asked} 申请延至 {extended.isoformat()}，已批准（{asked}）",
+        f"{asked} 申请延至 {(extended + timedelta(days=30)).isoformat()}，待牵头单位审核"]
     assert today_local == CLOCK
     # A part without an extension: no adjusted deadline, no request.
     assert untouched["调整后时限"].value is None and untouched["延期申请"].value is None
@@ -188,7 +192,7 @@ def test_json_export_parts_carry_progress_colour_deadlines_extensions_and_rounds
     from tests.helpers import unit_user
     from workflow import pace
     from workflow.export import plan_as_dict
-    from workflow.timeutil import utcnow
+    from workflow.timeutil import to_local, utcnow
 
     with app.app_context():
         plan_id = _plan_id()

@@ -151,9 +151,15 @@ def _original(task) -> date | str:
 
 
 def _extensions(part) -> str:
-    if not part.extensions:
-        return ""
-    return f"{len(part.extensions)} 次，最近一次{ExtensionState.label_of(part.extensions[-1].state)}"
+    """Every request and its decision, oldest first: "2022-08-16 申请延至 2023-03-31，已批准（2022-08-19）"."""
+    lines = []
+    for x in part.extensions:
+        decided = _local_date(x.decided_at)
+        reason = x.office_reason or x.lead_reason
+        lines.append(f"{_local_date(x.requested_at).isoformat()} 申请延至 {x.new_deadline.isoformat()}，"
+                     f"{ExtensionState.label_of(x.state)}"
+                     + (f"（{decided.isoformat()}）" if decided else "") + (f"：{reason}" if reason else ""))
+    return "\n".join(lines)
 
 
 def _part_cells(part, task, a) -> list:
