@@ -101,10 +101,15 @@ def test_bulk_urge_urges_every_selected_task_with_one_audit_entry_each(app, logi
         from models import Notification
 
         entries = _entries("urge")
-        assert [e.task_id for e in entries] == ids
+        # One entry per part urged (every part of these tasks is still open).
+        assert list(dict.fromkeys(e.task_id for e in entries)) == ids
+        from models import TaskPart
+
+        unit_of = {p.id: p.unit_id for p in db.session.scalars(select(TaskPart).where(TaskPart.task_id.in_(ids)))}
+        assert {(e.task_id, unit_of[e.part_id]) for e in entries} == {(t, u) for t in ids for u in units[t]}
         assert all(e.reason == "请本周内报送进展" for e in entries)
         after = _counts()
-        assert after["AuditEntry"] == before["AuditEntry"] + 3
+        assert after["AuditEntry"] == before["AuditEntry"] + sum(len(u) for u in units.values())
         for task_id in ids:
             notes = db.session.scalars(select(Notification).where(Notification.task_id == task_id,
                                                                   Notification.kind == "urged")).all()

@@ -484,12 +484,14 @@ def _touch(part) -> None:
 
 @_stale_as_refusal
 def urge(task, user, message: str | None = None):
-    """催办: notify every unit whose part is not yet submitted."""
+    """催办: notify every unit whose part is not yet submitted; one audit entry
+    per part urged (the unit's record says it was urged, and when)."""
     _require(user, "task.urge", task)
     behind = machine.open_parts(task)
     message = (message or "").strip() or "请抓紧推进并按时提交完成材料。"
     notify_units([p.unit for p in behind], task, NotificationKind.URGED, f"办公室催办{task.label}：{message}")
-    audit.append("urge", user=user, task=task, reason=message, details={"units": [p.unit.name for p in behind]})
+    for part in behind:
+        audit.append("urge", user=user, part=part, reason=message, details={"unit": part.unit.name})
     _flush()
 
 
