@@ -31,7 +31,7 @@ PLAN_ACTIONS = {
     "round.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
 }
 
-UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
+UNIT_ROLES = Role.UNIT_ROLES
 OWNER_ACTIONS = ("part.receive", "part.start", "part.progress", "part.evidence", "part.submit",
                  "part.extend", "part.file", "milestone.propose")
 LEAD_ACTIONS = ("part.verify", "part.return")
@@ -118,6 +118,13 @@ def office_verifies(part) -> bool:
             and not verifiers(part))
 
 
+def office_decides_for_lead(task, requester_id: int | None) -> bool:
+    """As with verification: the office decides a lead unit's step on a request
+    or proposal when the lead units have no active leader but its author
+    (OFFICE_VERIFY_FALLBACK)."""
+    return office_may_verify_config() and not [u for u in lead_leaders(task) if u.id != requester_id]
+
+
 def denial(user, action: str, obj=None) -> str | None:
     """Why ``user`` may not do ``action`` on ``obj`` (Chinese), or None if they may."""
     if not _authenticated(user):
@@ -146,10 +153,7 @@ def denial(user, action: str, obj=None) -> str | None:
         task = task_of(part_of(obj))
         if user.role == Role.UNIT_LEADER and is_lead_unit(user, task):
             return OWN_REQUEST if getattr(obj, LEAD_DECISIONS[action]) == user.id else None
-        # As with verification: the office steps in when the lead unit has no
-        # other leader to decide (OFFICE_VERIFY_FALLBACK).
-        if user.is_office and office_may_verify_config() and not [
-                u for u in lead_leaders(task) if u.id != getattr(obj, LEAD_DECISIONS[action])]:
+        if user.is_office and office_decides_for_lead(task, getattr(obj, LEAD_DECISIONS[action])):
             return None
         return NOT_ALLOWED
     if action == "evidence.download":

@@ -29,6 +29,7 @@ class Role:
     }
     ALL = tuple(LABELS)
     OFFICE_ROLES = (OFFICE_ADMIN, OFFICE_STAFF)
+    UNIT_ROLES = (UNIT_LEADER, UNIT_STAFF)
 
 
 class Unit(db.Model):
@@ -107,6 +108,11 @@ class User(UserMixin, db.Model):
     @property
     def is_office(self) -> bool:
         return self.role in Role.OFFICE_ROLES
+
+    @property
+    def is_unit_user(self) -> bool:
+        """A unit's leader or staff (the office and viewers are not)."""
+        return self.role in Role.UNIT_ROLES
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"

@@ -170,8 +170,9 @@ def test_list_pages_assess_in_bulk_not_per_row(app, login, count_queries):
 @pytest.mark.parametrize("path", ["/tasks/?warning=red", "/tasks/?warning=yellow&page=2", "/tasks/unreceived", "/overview",
                                   "/tasks/todo"])
 def test_coloured_pages_leave_no_rows_to_the_garbage_collector(app, client, path):
-    """pace reads ``part.task``; a task and its parts holding each other would be a
-    reference cycle (issue 7): queries.assess_tasks drops the back-reference."""
+    """pace must not set ``part.task`` on a page that loaded the task with its parts:
+    a task and its parts holding each other would be a reference cycle (issue 7).
+    It takes the tasks, or asks ``permissions.task_of``."""
     from tests.helpers import log_in
     from tests.test_request_garbage import cyclic_garbage_of
 

@@ -31,7 +31,7 @@ PLAN_START = date(2022, 4, 8)
 CLOCK_DAY = date(2022, 9, 30)
 CST_OFFSET = timedelta(hours=8)
 PLAN_MOMENT = datetime(2022, 4, 8, 9, 0) - CST_OFFSET
-END = datetime(2022, 9, 30, 18, 0) - CST_OFFSET
+END = datetime.combine(CLOCK_DAY, time(18)) - CST_OFFSET
 
 # What happens to one part, and how often (weights). Many stay untouched or
 # in progress, so that the late list and the urge button have work to show.
@@ -184,7 +184,6 @@ class _Player:
         self.files = 0
         self.paces: dict[int, float] = {}
         self.open_entries: dict[int, object] = {}     # part id → its entry in the open round
-        self.closed_rounds: list = []
         self.extended: set[int] = set()
         self.closed: list = []
 
@@ -402,7 +401,6 @@ class _Player:
                 continue
             yield self.at(closes, 16, 17)
             round_services.close_round(round_, self.office)
-            self.closed_rounds.append(round_)
             self.open_entries = {k: e for k, e in self.open_entries.items() if e.round_id != round_.id}
             self.stats["结束调度"] += 1
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from auth.permissions import denial, lead_leaders, office_may_verify_config, part_of, task_of
+from auth.permissions import denial, office_decides_for_lead, part_of, task_of
 from models import ExtensionRequest, Milestone, Plan, Role
 from workflow import audit, pace
 from workflow.machine import refusal
@@ -33,12 +33,6 @@ NOTE_MAX = 200
 
 
 # ---------------------------------------------------------------- extension requests
-
-def _nobody_else_decides(task, requester_id: int) -> bool:
-    """The lead units have no active leader but the requester: the office
-    decides their step (OFFICE_VERIFY_FALLBACK), so it is the one to tell."""
-    return office_may_verify_config() and not [u for u in lead_leaders(task) if u.id != requester_id]
-
 
 @_stale_as_refusal
 def request_extension(part, user, new_deadline: date | None, reason: str | None, *, expected_version=None):
@@ -74,7 +68,7 @@ def request_extension(part, user, new_deadline: date | None, reason: str | None,
                f"{chinese_date(new_deadline)}{'（已超过原时限）' if late else ''}，请审核。")
     notify_units(task.lead_units, task, NotificationKind.EXTENSION, message, exclude_user=user,
                  roles=(Role.UNIT_LEADER,))
-    if _nobody_else_decides(task, user.id):
+    if office_decides_for_lead(task, user.id):
         notify_units(office_units(), task, NotificationKind.EXTENSION,
                      message + "牵头单位没有其他负责人，由办公室代为审核。", exclude_user=user, roles=Role.OFFICE_ROLES)
     return request
@@ -248,7 +242,7 @@ def propose_milestone(part, user, on: date | None, percent, note: str | None, *,
     message = f"{part.unit.name}提出{task.label}的进度节点：{chinese_date(on)}完成 {percent}%，请确认。"
     notify_units(task.lead_units, task, NotificationKind.MILESTONE, message, exclude_user=user,
                  roles=(Role.UNIT_LEADER,))
-    if _nobody_else_decides(task, user.id):
+    if office_decides_for_lead(task, user.id):
         notify_units(office_units(), task, NotificationKind.MILESTONE,
                      message + "牵头单位没有其他负责人，由办公室代为确认。", exclude_user=user, roles=Role.OFFICE_ROLES)
     return milestone

@@ -36,6 +36,9 @@ from datetime import date
 from flask import current_app, has_app_context
 from sqlalchemy import func, select
 
+from auth.permissions import task_of
+from models import Milestone, Plan, ProgressNote, Submission
+from workflow.extensions import db
 from workflow.timeutil import to_local, utcnow
 from workflow.vocabulary import IN_PROGRESS, PLANNED, MilestoneState, SubmissionOutcome, WarningLevel
 
@@ -213,10 +216,6 @@ def plan_start(plan) -> date:
 
 def facts_for(parts, tasks_by_id, plans_by_id, today: date | None = None) -> dict[int, Facts]:
     """The facts of many parts in three queries (milestones, returns, last report)."""
-    from models import Milestone, ProgressNote, Submission
-
-    from workflow.extensions import db
-
     ids = [p.id for p in parts]
     milestones: dict[int, list] = {}
     returns: dict[int, int] = {}
@@ -259,11 +258,6 @@ def assess_parts(parts, today: date, settings: Settings | None = None, tasks=Non
     ``tasks`` (the parts' tasks, where the caller has them) spares reading
     ``part.task``, which on a page that loaded the task with its parts would tie
     the two in a reference cycle (see auth.permissions.task_of)."""
-    from auth.permissions import task_of
-    from models import Plan
-
-    from workflow.extensions import db
-
     parts = list(parts)
     if not parts:
         return {}
@@ -322,10 +316,6 @@ def release_if_caught_up(part, today: date) -> bool:
     if part.red_since is None:
         return False
     tasks = {part.task_id: part.task}
-    from models import Plan
-
-    from workflow.extensions import db
-
     plan = db.session.get(Plan, part.task.item.plan_id)
     facts = facts_for([part], tasks, {plan.id: plan}, today)[part.id]
     if raw(part, part.task, facts, today, Settings.current()).level == WarningLevel.RED:

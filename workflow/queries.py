@@ -32,7 +32,7 @@ from workflow.vocabulary import (
 )
 from workflow.views.urls import MAX_ID, parse_id
 
-UNIT_ROLES = (Role.UNIT_LEADER, Role.UNIT_STAFF)
+UNIT_ROLES = Role.UNIT_ROLES
 WARNING_LEVELS = tuple(level.value for level in WarningLevel)
 
 
@@ -168,18 +168,13 @@ def task_list(filters: TaskFilters, user, today: date, near_days: int):
     return stmt.options(*list_options()).order_by(*task_order())
 
 
-def assess_tasks(tasks, today: date) -> dict:
-    """``pace.assess_tasks`` for a page's rows (one place for the lists to ask)."""
-    return pace.assess_tasks(tasks, today)
-
-
 def with_warning(tasks, level: str | None, today: date) -> tuple[list, dict]:
     """(the tasks whose colour is ``level`` — all of them when None —, every
     task's assessment). The colour is decided in Python (workflow/pace.py), so
     the filter assesses the whole filtered set: at the seed's scale (189 tasks)
     a few queries and some milliseconds."""
     tasks = list(tasks)
-    assessed = assess_tasks(tasks, today)
+    assessed = pace.assess_tasks(tasks, today)
     if level is None:
         return tasks, assessed
     return [t for t in tasks if assessed[t.id].level == level], assessed
@@ -198,7 +193,7 @@ def warning_breakdown(plan_id: int | None, today: date) -> dict:
     if plan_id is not None:
         stmt = stmt.where(Item.plan_id == plan_id)
     tasks = db.session.scalars(stmt).all()
-    assessed = assess_tasks(tasks, today)
+    assessed = pace.assess_tasks(tasks, today)
 
     def empty() -> dict[str, int]:
         return {level.value: 0 for level in WarningLevel}

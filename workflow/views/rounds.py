@@ -17,7 +17,7 @@ from wtforms import DateField, SelectField, SelectMultipleField, StringField, Te
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from models import Chapter, Item, Plan, ProgressRound, RoundPart, Role, Task, TaskPart, Unit
+from models import Chapter, Item, Plan, ProgressRound, RoundPart, Task, TaskPart, Unit
 from workflow import round_services, storage, tables
 from workflow.extensions import db
 from workflow.reports import jobs
@@ -29,7 +29,7 @@ from workflow.vocabulary import RoundKind
 
 from .forms import FlaskForm, IdListField, VersionedForm, WholeNumberField
 from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
-from .urls import get_row, page_number, parse_id, safe_next
+from .urls import get_row, page_number, parse_id, rows_in_order, safe_next
 
 bp = Blueprint("rounds", __name__, url_prefix="/rounds")
 
@@ -232,10 +232,6 @@ def close(round_id: int):
 
 # ---------------------------------------------------------------- the units
 
-def _is_unit_user(user) -> bool:
-    return user.role in (Role.UNIT_LEADER, Role.UNIT_STAFF)
-
-
 @bp.route("/entries/<int:entry_id>/file", methods=["POST"])
 @login_required
 def file_entry(entry_id: int):
@@ -277,7 +273,7 @@ def file_bulk():
     """Several parts at once, from the to-do page: every row with a 进展说明 is
     filed, all or none."""
     user = current_user._get_current_object()
-    if not _is_unit_user(user):
+    if not user.is_unit_user:
         abort(403)
     back = url_for("tasks.todo", _anchor="round-filing")
     form = BulkFilingForm()
@@ -285,14 +281,13 @@ def file_bulk():
     if problem:
         flash(problem, "danger")
         return redirect(back)
-    ids = list(dict.fromkeys(form.entry.data))
-    entries = {e.id: e for e in db.session.scalars(select(RoundPart).where(RoundPart.id.in_(ids)))} if ids else {}
-    if len(entries) != len(ids):
+    entries = rows_in_order(RoundPart, form.entry.data)
+    if entries is None:
         flash("所选任务不存在，请刷新页面后重试。", "danger")
         return redirect(back)
     filings = []
-    for entry_id in ids:
-        entry = entries[entry_id]
+    for entry in entries:
+        entry_id = entry.id
         # Per object, before reading anything else: another unit's entry is a 403.
         require("part.file", entry.part)
         note = clean_text(request.form.get(f"note-{entry_id}") or "").strip()

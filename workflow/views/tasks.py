@@ -28,7 +28,10 @@ from .forms import (
 )
 from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
 from .templating import due_of
-from .urls import get_row, page_number, parse_id, safe_next
+from .urls import get_row, page_number, parse_id, rows_in_order, safe_next
+
+# A ticked row that no longer exists (or never did: a forged form).
+GONE = "所选任务不存在，请刷新页面后重新选择。"
 
 bp = Blueprint("tasks", __name__)
 
@@ -57,10 +60,6 @@ def paginate(stmt):
     return db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False)
 
 
-def _is_unit_user(user) -> bool:
-    return user.role in (Role.UNIT_LEADER, Role.UNIT_STAFF)
-
-
 class ListPage(Pagination):
     """One page of a list filtered in Python (the 红黄蓝 filter), with the
     pager's interface of ``db.paginate``."""
@@ -76,9 +75,6 @@ class ListPage(Pagination):
         return len(self._rows)
 
 
-_export_format = tables.requested_format
-
-
 # ---------------------------------------------------------------- home, lists
 
 @bp.route("/")
@@ -87,7 +83,7 @@ def home():
         return redirect(url_for("auth.login"))
     require("plan.view")
     user = current_user._get_current_object()
-    if _is_unit_user(user):
+    if user.is_unit_user:
         today = today_local()
         summary = queries.my_summary(user, today, _near_days())
         todo = db.session.scalars(queries.todo_parts(user).limit(10)).all()
@@ -130,7 +126,7 @@ def task_list():
         flash(message, "warning")
     today = today_local()
     stmt = queries.task_list(filters, user, today, _near_days())
-    fmt = _export_format()
+    fmt = tables.requested_format()
     if fmt or filters.warning:
         # The colour is Python's (workflow/pace.py): the whole filtered set is assessed, then paged.
         tasks, warnings = queries.with_warning(db.session.scalars(stmt).all(), filters.warning, today)
@@ -140,7 +136,7 @@ def task_list():
         page = ListPage(tasks, _page_arg(), _per_page())
     else:
         page = paginate(stmt)
-        warnings = queries.assess_tasks(page.items, today)
+        warnings = pace.assess_tasks(page.items, today)
     return render_template("tasks/list.html", page=page, filters=filters, choices=queries.filter_choices(),
                            warnings=warnings, bulk_form=BulkTasksForm() if user.is_office else None)
 
@@ -158,13 +154,10 @@ def bulk():
     if form.action.data not in ("urge", "remind"):
         flash("请选择要执行的批量操作。", "danger")
         return redirect(back)
-    ids = list(dict.fromkeys(form.task_ids.data))
-    tasks = db.session.scalars(select(Task).where(Task.id.in_(ids))).all() if ids else []
-    if len(tasks) != len(ids):
-        flash("所选任务不存在，请刷新页面后重新选择。", "danger")
+    tasks = rows_in_order(Task, form.task_ids.data)
+    if tasks is None:
+        flash(GONE, "danger")
         return redirect(back)
-    by_id = {t.id: t for t in tasks}
-    tasks = [by_id[i] for i in ids]
     if form.action.data == "urge":
         outcome = commit_service(lambda: bulk_services.urge_tasks(tasks, user, form.message.data))
         success = "已催办 {} 项任务，相关单位将收到通知。"
@@ -183,8 +176,8 @@ def bulk():
 def todo():
     user = current_user._get_current_object()
     today = today_local()
-    fmt = _export_format()
-    if _is_unit_user(user):
+    fmt = tables.requested_format()
+    if user.is_unit_user:
         stmt = queries.todo_parts(user)
         if fmt:
             parts = db.session.scalars(stmt).all()
@@ -203,13 +196,13 @@ def todo():
         stmt = queries.to_close_tasks()
         if fmt:
             tasks = db.session.scalars(stmt).all()
-            warnings = queries.assess_tasks(tasks, today)
+            warnings = pace.assess_tasks(tasks, today)
             return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of),
                                    [(t, warnings[t.id]) for t in tasks], today)
         page = paginate(stmt)
         unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
-                               unreceived=unreceived, warnings=queries.assess_tasks(page.items, today),
+                               unreceived=unreceived, warnings=pace.assess_tasks(page.items, today),
                                warning_counts=queries.warning_counts(None, today))
     return render_template("tasks/todo_office.html", page=None, verify_total=0)
 
@@ -220,7 +213,7 @@ def receive_bulk():
     """全部签收: one transaction for the ticked parts (or all of my unit's not
     yet received); any part that cannot be received refuses the whole batch."""
     user = current_user._get_current_object()
-    if not _is_unit_user(user):
+    if not user.is_unit_user:
         abort(403)
     form = BulkReceiveForm()
     if _form_errors(form):
@@ -231,10 +224,9 @@ def receive_bulk():
             flash("本单位没有待签收的任务。", "info")
             return redirect(url_for("tasks.todo"))
     else:
-        ids = list(dict.fromkeys(form.part.data))
-        parts = db.session.scalars(select(TaskPart).where(TaskPart.id.in_(ids))).all() if ids else []
-        if len(parts) != len(ids):
-            flash("所选任务不存在，请刷新页面后重新选择。", "danger")
+        parts = rows_in_order(TaskPart, form.part.data)
+        if parts is None:
+            flash(GONE, "danger")
             return redirect(url_for("tasks.todo"))
     outcome = commit_service(lambda: services.receive_parts(parts, user))
     if outcome.error is not None:
@@ -250,7 +242,7 @@ def unreceived():
     """The office's view of who has not acknowledged their parts."""
     require("overview.view")
     today, due_days = today_local(), _receipt_due_days()
-    fmt = _export_format()
+    fmt = tables.requested_format()
     if fmt:
         parts = db.session.scalars(queries.unreceived_parts()).all()
         warnings = pace.assess_parts(parts, today)
@@ -275,13 +267,11 @@ def remind():
     back = safe_next(form.next.data) or url_for("tasks.unreceived")
     if _form_errors(form):
         return redirect(back)
-    ids = list(dict.fromkeys(form.part.data))
-    parts = db.session.scalars(select(TaskPart).where(TaskPart.id.in_(ids))).all() if ids else []
-    if len(parts) != len(ids):
-        flash("所选任务不存在，请刷新页面后重新选择。", "danger")
+    parts = rows_in_order(TaskPart, form.part.data)
+    if parts is None:
+        flash(GONE, "danger")
         return redirect(back)
-    by_id = {p.id: p for p in parts}
-    outcome = commit_service(lambda: bulk_services.remind_receipt([by_id[i] for i in ids], user, form.message.data))
+    outcome = commit_service(lambda: bulk_services.remind_receipt(parts, user, form.message.data))
     if outcome.error is not None:
         flash(outcome.error.message, "warning" if isinstance(outcome.error, Stale) else "danger")
     else:
@@ -294,7 +284,7 @@ def remind():
 def verify():
     require("plan.view")
     user = current_user._get_current_object()
-    fmt = _export_format()
+    fmt = tables.requested_format()
     if fmt:
         parts = db.session.scalars(queries.verify_parts(user)).all()
         return tables.download(fmt, "待核验", "verify", tables.verify_columns(due_of), [(p, None) for p in parts],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+
 from workflow.extensions import db
 
 MAX_ID = 2**31 - 1   # an id beyond the INTEGER range cannot exist (and PostgreSQL would reject the query)
@@ -32,6 +34,16 @@ def get_row(model, row_id: int):
     if not 0 < row_id <= MAX_ID:
         return None
     return db.session.get(model, row_id)
+
+
+def rows_in_order(model, ids) -> list | None:
+    """The rows of the ticked ``ids`` (repeats dropped), in the order ticked; None
+    when any of them does not exist (a forged or stale form)."""
+    ids = list(dict.fromkeys(ids or ()))
+    if not ids:
+        return []
+    found = {row.id: row for row in db.session.scalars(select(model).where(model.id.in_(ids)))}
+    return [found[i] for i in ids] if len(found) == len(ids) else None
 
 
 def safe_next(target: str | None) -> str | None:
