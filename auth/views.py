@@ -25,12 +25,11 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from models import Notification, Role, User
-from workflow import audit
+from models import Role, User
+from workflow import audit, notices
 from workflow.demo import login_hint
 from workflow.extensions import db
 from workflow.text import clean_line
-from workflow.timeutil import utcnow
 from workflow.vocabulary import NotificationKind
 from workflow.views.urls import safe_next
 
@@ -156,10 +155,7 @@ def _alert_office(user, item) -> None:
     message = (f"账号“{user.display_name}（{user.username}）”在 {window} 内登录失败已达 {item.amount} 次，"
                f"可能有人在猜测其密码。该账号未被锁定，其他地址仍可正常登录；请与本人核实，必要时重置密码。")
     admins = db.session.scalars(select(User).where(User.role == Role.OFFICE_ADMIN, User.active.is_(True))).all()
-    now = utcnow()
-    for admin in admins:
-        db.session.add(Notification(user_id=admin.id, task_id=None, kind=NotificationKind.LOGIN_ALERT, message=message,
-                                    created_at=now))
+    notices.send(admins, NotificationKind.LOGIN_ALERT, message)
     _audit("login_alert", user=user, failures=item.amount, window=window)
 
 

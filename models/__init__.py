@@ -22,3 +22,5 @@ from .evidence import Evidence, Notification, ProgressNote, Submission  # noqa: 
 from .report import ReportArchive  # noqa: F401,E402
 from .rhythm import ExtensionRequest, Milestone, ProgressRound, RoundPart  # noqa: F401,E402
 from .security import RateLimitCounter  # noqa: F401,E402
+from .notice import Delivery, WorkerBeat  # noqa: F401,E402
+from .reminder import Escalation, Reminder, ReminderRule, RoundSchedule, SweepRun  # noqa: F401,E402

@@ -40,6 +40,10 @@ class Unit(db.Model):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default=UnitKind.OTHER.value)
     created_at: Mapped[datetime] = created_at_column()
+    # The unit's work-group robot (企业微信/钉钉 webhook): notices to its users are posted there too.
+    robot_kind: Mapped[str | None] = mapped_column(String(10))
+    robot_url: Mapped[str | None] = mapped_column(String(500))
+    robot_secret: Mapped[str | None] = mapped_column(String(200))   # 钉钉 加签; 企业微信 has none
 
     sections: Mapped[list[Section]] = relationship(back_populates="unit", order_by="Section.name")
     aliases: Mapped[list[UnitAlias]] = relationship(back_populates="unit", cascade="all, delete-orphan")
@@ -91,6 +95,10 @@ class User(UserMixin, db.Model):
     # every cookie issued before worthless, even a copied one.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = created_at_column()
+    # Where notices reach this user besides the inbox (the settings page, workflow/notices/).
+    email: Mapped[str | None] = mapped_column(String(254))
+    notify_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_robot: Mapped[bool] = mapped_column(Boolean, default=True)
 
     unit: Mapped[Unit] = relationship(back_populates="users")
 

@@ -37,6 +37,11 @@ class ReportArchive(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The worker's claim (workflow/reports/jobs.py): tries so far, its pulse, who, how far.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    worker: Mapped[str | None] = mapped_column(String(120))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
 
     created_by = relationship("User")
 

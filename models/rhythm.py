@@ -34,6 +34,8 @@ class ProgressRound(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The 调度通报 generated when the round closed.
     report_id: Mapped[int | None] = mapped_column(ForeignKey("report_archive.id"))
+    # Opened by a RoundSchedule: "schedule:<id>:<period>", unique, so the sweep opens each once.
+    schedule_key: Mapped[str | None] = mapped_column(String(60), unique=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     plan = relationship("Plan")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Luoshi needs on a Debian machine: system packages (a CJK
-# font and HarfBuzz subsetting for PDFs; for tests also PostgreSQL, poppler
-# and Chromium) and the Python packages in .venv. Safe to run again: it only
+# font and HarfBuzz subsetting for PDFs; for tests also PostgreSQL, Redis,
+# poppler and Chromium) and the Python packages in .venv. Safe to run again: it only
 # installs what is missing.
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --test   runtime and what the test suite needs
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNTIME_PKGS=(fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 python3-venv)
-TEST_PKGS=(postgresql poppler-utils chromium)
+TEST_PKGS=(postgresql redis-server poppler-utils chromium)
 
 want=("${RUNTIME_PKGS[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${TEST_PKGS[@]}")

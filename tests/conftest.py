@@ -43,6 +43,12 @@ def make_app(database_url: str, tmp: Path, **extra):
         # scrypt with a lower work factor: the suite logs in hundreds of times.
         # tests/test_auth.py checks the production default separately.
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+        # The embedded queue, one per test; no worker runs unless a test starts
+        # one (tests/test_background.py) or drains the queue itself (background.drain).
+        "QUEUE_URL": f"sqlite:///{tmp / 'queue.sqlite3'}",
+        # Outside notices go at once whatever the hour the suite runs (quiet hours: their own tests).
+        "QUIET_HOURS": "",
+        "MAIL_SERVER": None,
     }
     config.update(extra)
     app = create_app(config)

@@ -349,7 +349,8 @@ def _new_report(client, **data):
 def test_web_generate_status_notify_download(app, client):
     from models import AuditEntry, Notification, ReportArchive, User
     from workflow.extensions import db
-    from workflow.reports import jobs, render
+    from workflow import background
+    from workflow.reports import render
 
     log_in(client, "office2")
     page = client.get("/reports/new")
@@ -358,7 +359,7 @@ def test_web_generate_status_notify_download(app, client):
     response = _new_report(client, kind="item", plan="1", item="1", as_of=AS_OF)
     assert response.status_code == 302
     archive_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
-    assert jobs.wait_idle(120)
+    assert background.drain(app) == 1
     assert render.STATS["renders"] == before + 1
 
     status = client.get(f"/reports/{archive_id}")
@@ -422,8 +423,8 @@ def test_web_permissions(app, client):
     log_in(other, "u02.staff")  # a unit's staff: no reports at all
     assert other.get("/reports/").status_code == 403
     assert other.get("/reports/new").status_code == 403
-    # A 调度通报 (round) is made by closing its round, not here (tests/test_rounds.py).
-    assert ReportKind.values() == ("overall", "unit", "item", "round")
+    # A 调度通报 (round) is made by closing its round, a 督办通报 (bulletin) on the 督办 page: not here.
+    assert ReportKind.values() == ("overall", "unit", "item", "round", "bulletin")
 
 
 def test_status_page_refreshes_itself_while_pending(app, client):
@@ -447,8 +448,12 @@ def test_status_page_refreshes_itself_while_pending(app, client):
     assert client.get(f"/reports/{archive_id}/download").status_code == 404
 
 
-def test_failed_and_stale_jobs_are_reported(app):
+def test_failed_and_abandoned_jobs_are_reported(app):
+    """A report that cannot be made fails with its reason; one whose worker died
+    (its heartbeat stopped) is tried again, and after REPORT_ATTEMPTS tries is
+    marked failed with a message and a notice."""
     from models import Notification, ReportArchive, User
+    from workflow import background
     from workflow.sqlite import write_transactions
     from workflow.extensions import db
     from workflow.reports import archive, jobs
@@ -458,24 +463,37 @@ def test_failed_and_stale_jobs_are_reported(app):
         write_transactions(True)
         office = db.session.scalar(select(User).where(User.username == "office"))
         params = archive.make_params("item", item_number="1", as_of=AS_OF)
-        broken = archive.request_report(archive.Params(**{**params.__dict__, "item": "不存在"}), user=office).archive
-        stale = archive.request_report(archive.make_params("overall", as_of=AS_OF), user=office).archive
-        stale.created_at = utcnow() - archive.STALE_AFTER - timedelta(minutes=1)
-        broken_id, stale_id = broken.id, stale.id
+        broken = archive.request_report(archive.Params(**{**params.__dict__, "item": "不存在"}), user=office,
+                                        queue=False).archive
+        once = archive.request_report(archive.make_params("overall", as_of=AS_OF), user=office, queue=False).archive
+        twice = archive.request_report(archive.make_params("unit", unit_id=office.unit_id, as_of=AS_OF),
+                                       user=office, queue=False).archive
+        long_ago = utcnow() - timedelta(seconds=app.config["JOB_STALE_SECONDS"] + 5)
+        for row, attempts in ((once, 1), (twice, app.config["REPORT_ATTEMPTS"])):
+            row.status, row.attempts, row.heartbeat_at, row.worker = "running", attempts, long_ago, "elsewhere:1"
+        broken_id, once_id, twice_id = broken.id, once.id, twice.id
         db.session.commit()
         db.session.remove()
         write_transactions(False)
     jobs.run_now(app, broken_id)
     with app.app_context():
         write_transactions(True)
-        assert archive.expire_stale() == 1
+        assert jobs.watchdog() == {"retried": 1, "failed": 1, "requeued": 0}
         db.session.commit()
         write_transactions(False)
         broken = db.session.get(ReportArchive, broken_id)
         assert broken.status == "failed" and "没有第不存在项" in broken.error
-        assert db.session.get(ReportArchive, stale_id).status == "failed"
+        gave_up = db.session.get(ReportArchive, twice_id)
+        assert gave_up.status == "failed" and "后台处理程序已停止" in gave_up.error
+        assert db.session.get(ReportArchive, once_id).status == "pending"
         assert db.session.scalar(select(Notification).where(Notification.kind == "report",
-                                                            Notification.message.contains("失败"))) is not None
+                                                            Notification.message.contains("后台处理程序已停止")))
+        db.session.remove()
+    # The retry was queued by the watchdog's commit: a worker (here, this thread) renders it.
+    assert background.drain(app) == 1
+    with app.app_context():
+        retried = db.session.get(ReportArchive, once_id)
+        assert retried.status == "done" and retried.attempts == 2 and retried.progress == 100
         db.session.remove()
 
 

@@ -422,7 +422,7 @@ def test_a_closed_round_takes_no_filing(app, login):
 def test_closing_produces_an_archived_verifiable_report_naming_late_and_missing_units(app, login, tmp_path):
     from models import AuditEntry, ProgressRound, ReportArchive, Unit
     from workflow import audit
-    from workflow.reports import jobs
+    from workflow import background
 
     due = today(app)
     round_id = open_round(app, title="2022年6月调度", due_on=due, instructions="每月5日前报送上月进展")
@@ -446,7 +446,7 @@ def test_closing_produces_an_archived_verifiable_report_naming_late_and_missing_
     response = office.post(f"/rounds/{round_id}/close", data={"csrf_token": csrf(page.text), "version": version},
                            follow_redirects=True)
     assert "本轮调度已结束" in response.text
-    assert jobs.wait_idle(120)
+    assert background.drain(app) == 1
     with app.app_context():
         round_ = db.session.get(ProgressRound, round_id)
         assert round_.state == "closed" and round_.closed_by.username == "office" and round_.closed_at is not None
@@ -625,7 +625,7 @@ def test_two_filings_of_one_entry_at_once_make_one(app, server):
 def test_a_filing_racing_the_close_lands_before_it_or_not_at_all(app, server):
     from models import ProgressRound, RoundPart
     from tests.test_concurrency import Browser, post_when_released, race
-    from workflow.reports import jobs
+    from workflow import background
 
     round_id = open_round(app)
     entry_id, _part_id, unit_id, task_id = entries_of(app, round_id)[0]
@@ -637,7 +637,7 @@ def test_a_filing_racing_the_close_lands_before_it_or_not_at_all(app, server):
                            {"csrf_token": unit.csrf(f"/tasks/{task_id}"), "percent": "30", "note": "赶在结束前"}),
         post_when_released(office, f"/rounds/{round_id}/close",
                            {"csrf_token": office.csrf(f"/rounds/{round_id}"), "version": "1"}))
-    assert jobs.wait_idle(120)
+    assert background.drain(app) == 1
     assert "本轮调度已结束，调度通报正在生成" in flashes[1], flashes
     with app.app_context():
         round_ = db.session.get(ProgressRound, round_id)

@@ -13,7 +13,9 @@ from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
 from auth.blueprint import bp as auth_bp
 from auth.ratelimit import limiter
 
-from . import errors, sqlite
+from . import errors, reminders, sqlite  # noqa: F401  (reminders: its jobs and ticks)
+from .notices import delivery as notice_delivery, quiet  # noqa: F401  (the delivery jobs)
+from .reports import jobs as report_jobs  # noqa: F401  (the report job)
 from .cli import register_cli
 from .config import DEFAULT_SECRET_KEY, Config
 from .errors import bad_request
@@ -59,6 +61,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = sqlite.engine_options(app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))
 
     _refuse_unsafe_production(app)
+    _check_background_settings(app)
     configure_clock(app)
     if app.config["LUOSHI_ENV"] == "production":
         # Behind TLS in production: cookies never travel in clear text.
@@ -133,6 +136,15 @@ def _trust_proxies(app: Flask) -> None:
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
+
+def _check_background_settings(app: Flask) -> None:
+    """A malformed time setting stops the start with a message, not the worker at night."""
+    try:
+        quiet.parse(app.config.get("QUIET_HOURS"))
+        reminders.parse_sweep_time(app.config.get("REMINDER_TIME") or "08:30")
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def _refuse_unsafe_production(app: Flask) -> None:

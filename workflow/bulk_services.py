@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from auth.permissions import denial
-from models import Notification, User
-from workflow import audit, services
-from workflow.extensions import db
+from workflow import audit, notices, services
 from workflow.machine import refusal
 from workflow.services import Forbidden, Refused, _stale_as_refusal
-from workflow.timeutil import utcnow
 from workflow.vocabulary import NotificationKind
 
 NAMED = 10   # rows named in a refusal; the rest are counted
@@ -72,15 +69,13 @@ def remind_receipt(parts, user, message: str | None = None) -> int:
         by_unit.setdefault(part.unit_id, []).append(part)
         audit.append("receipt_reminded", user=user, part=part, reason=message,
                      details={"unit": part.unit.name})
-    now = utcnow()
     for unit_id, unit_parts in by_unit.items():
         labels = "、".join(p.task.label for p in unit_parts)
         text = f"办公室提醒签收：{len(unit_parts)} 项任务尚未签收（{labels}）。{message}"
         # One task: the notice links to it; several: the unit's to-do page lists them.
         task_id = unit_parts[0].task_id if len({p.task_id for p in unit_parts}) == 1 else None
-        for recipient in db.session.scalars(db.select(User).where(User.unit_id == unit_id, User.active.is_(True))):
-            db.session.add(Notification(user_id=recipient.id, task_id=task_id, kind=NotificationKind.RECEIPT_REMIND,
-                                        message=text, created_at=now))
+        notices.send(notices.unit_users([unit_parts[0].unit]), NotificationKind.RECEIPT_REMIND, text,
+                     task_id=task_id)
     services._flush()
     return len(by_unit)
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from models import AuditEntry, Item, Plan, Task
-from workflow import audit, backup, storage
+from workflow import audit, background_cli, backup, storage
 from workflow import demo as demo_module
 from workflow.demo_activity import describe as describe_activity
 from workflow.export import plan_as_dict, plan_as_xlsx
@@ -260,3 +260,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(storage_cli)
     app.cli.add_command(demo)
     app.cli.add_command(report_cli)
+    background_cli.register(app)

@@ -57,6 +57,31 @@ class Config:
     # an extension is asked for before the date is missed; once it is, the unit
     # talks to the office. 1: the office accepts late requests, marked 逾期后申请.
     LATE_EXTENSIONS = os.environ.get("LATE_EXTENSIONS", "0") in ("1", "true", "yes")
+    # Background work (workflow/background.py, docs/background.md). The queue: a SQLite
+    # file in the instance folder by default; redis://host:6379/0 in production.
+    QUEUE_URL = os.environ.get("QUEUE_URL")
+    # A claim whose worker shows no pulse for this long is a dead worker's.
+    JOB_STALE_SECONDS = _int("JOB_STALE_SECONDS", 60)
+    HEARTBEAT_SECONDS = _int("HEARTBEAT_SECONDS", 10)
+    REPORT_ATTEMPTS = _int("REPORT_ATTEMPTS", 2)
+    # The daily reminder sweep starts at this time (China Standard Time).
+    REMINDER_TIME = os.environ.get("REMINDER_TIME", "08:30")
+    # Notices beyond the inbox (workflow/notices/, docs/notices.md). No MAIL_SERVER: no e-mail.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER")
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_FROM = os.environ.get("MAIL_FROM", "luoshi@localhost")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS", "0") in ("1", "true", "yes")
+    MAIL_USE_SSL = os.environ.get("MAIL_USE_SSL", "0") in ("1", "true", "yes")
+    MAIL_TIMEOUT = _int("MAIL_TIMEOUT", 10)
+    ROBOT_TIMEOUT = _int("ROBOT_TIMEOUT", 10)
+    # The address users open the app at: the links in e-mails and robot posts.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000")
+    # E-mail and robot posts wait outside these hours (China Standard Time); "" for none.
+    QUIET_HOURS = os.environ.get("QUIET_HOURS", "22:00-07:30")
+    NOTICE_ATTEMPTS = _int("NOTICE_ATTEMPTS", 5)
+    NOTICE_LEASE_SECONDS = _int("NOTICE_LEASE_SECONDS", 120)
     # Sessions (auth/session.py, docs/security.md): they end SESSION_HOURS
     # after sign-in whatever happens, after SESSION_IDLE_MINUTES without a
     # request, on logout or password change, and when used from another

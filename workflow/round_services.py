@@ -7,14 +7,14 @@ entries and the notices, flushes, and never commits; the caller commits once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from auth.permissions import denial
-from models import Chapter, Item, Notification, ProgressRound, RoundPart, Task, TaskPart, Unit, User
-from workflow import audit, services
+from models import Chapter, Item, ProgressRound, RoundPart, Task, TaskPart, Unit
+from workflow import audit, notices, services
 from workflow.extensions import db
 from workflow.machine import filing_refusal
 from workflow.reports import archive
@@ -28,6 +28,7 @@ INSTRUCTIONS_MAX = 2000
 NOTE_MAX = 5000
 ALREADY_FILED = "本轮已报送，不能重复报送。"
 ROUND_CLOSED_MESSAGE = "本轮调度已结束，不能再报送。"
+NOTHING_TO_ASK = "所选范围内没有尚未提交的任务（均已提交或已核验），无需调度。"
 
 
 # ---------------------------------------------------------------- opening
@@ -90,7 +91,7 @@ def open_round(plan, user, *, kind, title, due_on: date, instructions=None, chap
     task_ids = list(dict.fromkeys(int(t) for t in task_ids or ()))
     parts, scope = _parts_in_scope(plan, chapter_id, unit_ids, task_ids)
     if not parts:
-        raise Refused("所选范围内没有尚未提交的任务（均已提交或已核验），无需调度。")
+        raise Refused(NOTHING_TO_ASK)
     now = utcnow()
     round_ = ProgressRound(plan_id=plan.id, kind=kind, title=title, instructions=instructions, scope=scope,
                            due_on=due_on, state=ROUND_OPEN, opened_by_id=user.id, opened_at=now)
@@ -104,12 +105,10 @@ def open_round(plan, user, *, kind, title, due_on: date, instructions=None, chap
     counts: dict[int, int] = {}
     for part in parts:
         counts[part.unit_id] = counts.get(part.unit_id, 0) + 1
-    for unit_user in db.session.scalars(select(User).where(User.unit_id.in_(list(counts)),
-                                                           User.active.is_(True)).order_by(User.id)):
-        message = (f"办公室发起“{title}”，请于{due_on.isoformat()}前报送本单位 "
-                   f"{counts[unit_user.unit_id]} 项任务的进展（在“我的待办”中填报）。")
-        db.session.add(Notification(user_id=unit_user.id, kind=NotificationKind.ROUND_OPENED, message=message,
-                                    created_at=now))
+    notices.send(notices.unit_users(list({p.unit_id: p.unit for p in parts}.values())),
+                 NotificationKind.ROUND_OPENED,
+                 lambda unit_user: (f"办公室发起“{title}”，请于{due_on.isoformat()}前报送本单位 "
+                                    f"{counts[unit_user.unit_id]} 项任务的进展（在“我的待办”中填报）。"))
     _flush()
     return round_
 
@@ -263,3 +262,49 @@ def open_entries_of_unit(unit_id: int) -> list:
         .options(joinedload(RoundPart.round), joinedload(RoundPart.part).joinedload(TaskPart.task)
                  .joinedload(Task.item))).unique().all()
     return sorted(entries, key=lambda e: (e.round.due_on, e.round.id, e.part.task.document_key))
+
+
+# ---------------------------------------------------------------- rounds on a schedule
+
+def schedule_period(schedule, as_of: date) -> tuple[str, date, str] | None:
+    """(period key, opening day, title) of the schedule's round current on
+    ``as_of``, or None before this period's opening day."""
+    if schedule.kind == RoundKind.WEEKLY:
+        iso = as_of.isocalendar()
+        opens = date.fromisocalendar(iso.year, iso.week, min(max(schedule.day, 1), 7))
+        return (f"{iso.year}-W{iso.week:02d}", opens, f"{iso.year}年第{iso.week}周调度") if as_of >= opens else None
+    opens = date(as_of.year, as_of.month, min(max(schedule.day, 1), 28))
+    return (f"{as_of.year}-{as_of.month:02d}", opens, f"{as_of.year}年{as_of.month}月调度") if as_of >= opens else None
+
+
+def open_scheduled_rounds(as_of: date) -> tuple[int, list[str]]:
+    """Open each active schedule's round for its current period, once (the
+    round's unique ``schedule_key``), as the office user who set the schedule
+    up. (how many opened, the problems in words). Flushes."""
+    from models import RoundSchedule
+
+    opened, problems = 0, []
+    for schedule in db.session.scalars(select(RoundSchedule).where(RoundSchedule.active.is_(True))
+                                       .order_by(RoundSchedule.id)):
+        current = schedule_period(schedule, as_of)
+        if current is None:
+            continue
+        period, opens, title = current
+        key = f"schedule:{schedule.id}:{period}"
+        if db.session.scalar(select(ProgressRound.id).where(ProgressRound.schedule_key == key)) is not None:
+            continue
+        due_on = max(opens + timedelta(days=schedule.due_days), as_of)
+        creator = schedule.created_by
+        try:
+            with db.session.begin_nested():
+                round_ = open_round(schedule.plan, creator, kind=schedule.kind, title=title, due_on=due_on,
+                                    instructions=schedule.instructions)
+                round_.schedule_key = key
+                _flush()
+        except (Forbidden, Refused) as exc:
+            if exc.message == NOTHING_TO_ASK:     # every part handed in: nothing to ask this period
+                continue
+            problems.append(f"定时调度 #{schedule.id} 未能发起：{exc.message}")
+            continue
+        opened += 1
+    return opened, problems

@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from auth.permissions import denial
 from models import Evidence, Notification, ProgressNote, Role, Submission, Unit, User
-from workflow import audit, machine, pace, storage
+from workflow import audit, machine, notices, pace, storage
 from workflow.extensions import db
 from workflow.machine import Event, refusal
 from workflow.timeutil import today_local, utcnow
@@ -81,18 +81,9 @@ def _stale_as_refusal(service):
 # ---------------------------------------------------------------- notifications
 
 def notify_units(units, task, kind: NotificationKind, message: str, exclude_user=None, roles=None) -> None:
-    """One inbox row per active user of the units (optionally only some roles)."""
-    unit_ids = list(dict.fromkeys(u.id for u in units))
-    if not unit_ids:
-        return
-    now = utcnow()
-    query = select(User).where(User.unit_id.in_(unit_ids), User.active.is_(True))
-    if roles:
-        query = query.where(User.role.in_(roles))
-    for user in db.session.scalars(query):
-        if exclude_user is not None and user.id == exclude_user.id:
-            continue
-        db.session.add(Notification(user_id=user.id, task_id=task.id, kind=kind, message=message, created_at=now))
+    """A notice to every active user of the units (optionally only some roles):
+    the inbox and each user's channels (workflow/notices/)."""
+    notices.send(notices.unit_users(units, roles=roles, exclude_user=exclude_user), kind, message, task)
 
 
 def mark_read(notification, user) -> bool:

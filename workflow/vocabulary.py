@@ -120,6 +120,69 @@ class NotificationKind(Vocabulary):
     MILESTONE = "milestone", "进度节点"
     REPORT = "report", "报告"
     LOGIN_ALERT = "login_alert", "登录异常"
+    # Sent by the reminder sweep (workflow/reminders.py), not by a person.
+    DUE_REMIND = "due_remind", "到期提醒"
+    OVERDUE_REMIND = "overdue_remind", "逾期提醒"
+    FILING_REMIND = "filing_remind", "报送提醒"
+    CHECKPOINT_REMIND = "checkpoint_remind", "节点提醒"
+    ESCALATED = "escalated", "督办"
+    BULLETIN = "bulletin", "通报"
+
+
+# ------------------------------------------------------------------ notices beyond the inbox
+
+class Channel(Vocabulary):
+    """Where a notice reaches a person (workflow/notices/). The inbox always."""
+    INBOX = "inbox", "站内消息"
+    EMAIL = "email", "电子邮件"
+    ROBOT = "robot", "单位工作群机器人"
+
+    @classmethod
+    def outside(cls) -> tuple[str, ...]:
+        """The channels that leave the app, delivered by the worker."""
+        return (cls.EMAIL.value, cls.ROBOT.value)
+
+
+class DeliveryStatus(Vocabulary):
+    PENDING = "pending", "待发送"
+    SENDING = "sending", "发送中"
+    SENT = "sent", "已发送"
+    FAILED = "failed", "发送失败"
+
+
+class RobotKind(Vocabulary):
+    """Group robots whose webhook format Luoshi speaks (workflow/notices/channels.py)."""
+    WECOM = "wecom", "企业微信"
+    DINGTALK = "dingtalk", "钉钉"
+
+
+# ------------------------------------------------------------------ reminders and escalation
+
+class ReminderKind(Vocabulary):
+    """What a reminder rule watches (workflow/reminders.py, docs/reminders.md)."""
+    DEADLINE = "deadline", "完成时限"
+    RECEIPT = "receipt", "签收"
+    FILING = "filing", "调度报送"
+    CHECKPOINT = "checkpoint", "长期任务节点"
+
+
+class EscalationState(Vocabulary):
+    """督办: raised after repeated reminders; 通报 names it in a bulletin."""
+    OPEN = "open", "督办中"
+    BULLETIN = "bulletin", "已通报"
+    RESOLVED = "resolved", "已解除"
+
+    @classmethod
+    def active(cls) -> tuple[str, ...]:
+        return (cls.OPEN.value, cls.BULLETIN.value)
+
+
+class JobStatus(Vocabulary):
+    """A background job's row (the reminder sweep)."""
+    QUEUED = "queued", "排队中"
+    RUNNING = "running", "进行中"
+    DONE = "done", "已完成"
+    FAILED = "failed", "失败"
 
 
 # ------------------------------------------------------------------ the office's rhythm
@@ -186,6 +249,7 @@ class ReportKind(Vocabulary):
     UNIT = "unit", "单位报告"
     ITEM = "item", "事项详情报告"
     ROUND = "round", "调度通报"
+    BULLETIN = "bulletin", "督办通报"
 
 
 class ReportStatus(Vocabulary):

@@ -63,7 +63,7 @@ def _part_head(page, part: int) -> str:
 
 def test_receipt_round_extension_colours_and_the_round_report(app, live_server, browser, subject, tmp_path):
     from models import ExtensionRequest, ProgressRound, TaskPart
-    from workflow.reports import jobs
+    from workflow import background
 
     base, task_url, part = live_server, f"{live_server}/tasks/{subject['task']}", subject["part"]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
@@ -151,7 +151,7 @@ def test_receipt_round_extension_colours_and_the_round_report(app, live_server, 
     page.goto(round_url)
     page.click("button:has-text('结束调度并生成通报')")
     page.wait_for_selector("text=本轮调度已结束")
-    assert jobs.wait_idle(120)
+    assert background.drain(app) == 1
     page.goto(round_url)
     page.click("text=查看调度通报")
     page.wait_for_selector("text=已完成")

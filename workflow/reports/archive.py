@@ -21,13 +21,13 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from models import AuditEntry, AuditHead, Item, Notification, Plan, ProgressRound, ReportArchive, Unit
-from workflow import audit
+from models import AuditEntry, AuditHead, Item, Plan, ProgressRound, ReportArchive, Unit
+from workflow import audit, background, notices
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
 from workflow.storage import storage_failure_message, write_once
@@ -44,9 +44,8 @@ log = logging.getLogger(__name__)
 # actions added later that this list does not know) counts as a data change.
 NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "login_alert", "logout",
                     "password_changed", "report_generated")
-# A job not finished after this long died with its process (restart, crash).
-STALE_AFTER = timedelta(minutes=30)
 CLI_USERNAME = "cli"
+RENDER_JOB = "report.render"   # workflow/reports/jobs.py
 CLI_GENERATOR = "命令行（flask report generate）"
 
 
@@ -197,20 +196,8 @@ def find_reusable(params: Params, head: str):
 def find_in_flight(params: Params, head: str):
     return db.session.scalar(
         select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
-                                    ReportArchive.status.in_(ReportStatus.working()),
-                                    ReportArchive.created_at >= utcnow() - STALE_AFTER)
+                                    ReportArchive.status.in_(ReportStatus.working()))
         .order_by(ReportArchive.id).limit(1))
-
-
-def expire_stale() -> int:
-    """Mark jobs that can no longer finish (their process is gone) as failed."""
-    stale = db.session.scalars(select(ReportArchive).where(
-        ReportArchive.status.in_(ReportStatus.working()), ReportArchive.created_at < utcnow() - STALE_AFTER)).all()
-    for row in stale:
-        row.status = ReportStatus.FAILED
-        row.error = "生成中断（服务可能已重启），请重新生成。"
-        row.finished_at = utcnow()
-    return len(stale)
 
 
 @dataclass
@@ -220,9 +207,11 @@ class Request:
     in_flight: bool   # the same report is already queued or running
 
 
-def request_report(params: Params, user=None) -> Request:
+def request_report(params: Params, user=None, *, queue: bool = True) -> Request:
     """Find or create the archive entry for these parameters (caller commits).
-    A reused entry is itself audited, so the trail shows who obtained which report."""
+    A new entry is queued for the worker once committed (``queue=False``: the
+    caller renders it itself, jobs.run_now). A reused entry is itself audited,
+    so the trail shows who obtained which report."""
     head = input_head()
     reusable = find_reusable(params, head)
     if reusable is not None:
@@ -241,6 +230,8 @@ def request_report(params: Params, user=None) -> Request:
                             created_at=utcnow())
     db.session.add(archive)
     db.session.flush()
+    if queue:
+        background.enqueue_after_commit(RENDER_JOB, archive.id)
     return Request(archive, reused=False, in_flight=False)
 
 
@@ -345,24 +336,23 @@ def generator_label(user) -> str:
 
 # ------------------------------------------------------------------ running
 
-def run(archive_id: int) -> None:
+def run(archive_id: int, *, claim) -> None:
     """Render one pending archive entry to the end (done or failed), committing
-    as it goes. The rendering itself runs outside any transaction, so the
-    database is never held while WeasyPrint works."""
-    write_transactions(True)
-    archive = db.session.get(ReportArchive, archive_id)
-    if archive is None or archive.status not in ReportStatus.working():
-        db.session.rollback()
+    as it goes; ``claim(archive_id)`` takes it first (workflow/reports/jobs.py),
+    and if another worker has it or it is finished, nothing happens. The
+    rendering itself runs outside any transaction, so the database is never
+    held while WeasyPrint works."""
+    if not claim(archive_id):
         return
-    archive.status = ReportStatus.RUNNING
-    db.session.commit()
     try:
-        write_transactions(False)
         begin_snapshot()
+        archive = db.session.get(ReportArchive, archive_id)
         params = params_from_archive(archive)
         built = build_html(params, generator_label(archive.created_by))
         db.session.rollback()  # end the read snapshot before the long render
+        _progress(archive_id, 30)
         rendered = html_to_pdf(built.html)
+        _progress(archive_id, 90)
         sha = store(rendered.pdf)
     except Exception as exc:  # a failed report must say so, never hang as "running"
         db.session.rollback()
@@ -374,12 +364,13 @@ def run(archive_id: int) -> None:
         archive.status = ReportStatus.FAILED
         archive.error = message
         archive.finished_at = utcnow()
-        _notify(archive, f"报告生成失败（存档 #{archive.id}）：{message}")
+        notify_requester(archive, f"报告生成失败（存档 #{archive.id}）：{message}")
         db.session.commit()
         return
     write_transactions(True)
     archive = db.session.get(ReportArchive, archive_id)
     archive.status = ReportStatus.DONE
+    archive.progress = 100
     archive.sha256 = sha
     archive.size = len(rendered.pdf)
     archive.pages = rendered.pages
@@ -393,15 +384,22 @@ def run(archive_id: int) -> None:
                  details={"archive": archive.id, "kind": params.kind, "params": params.as_dict(), "sha256": sha,
                           "size": archive.size, "pages": rendered.pages, "audit_head": built.audit_head,
                           "audit_seq": built.audit_seq, "seconds": round(rendered.seconds, 2)})
-    _notify(archive, f"您申请的{built.title}已生成（{rendered.pages} 页，存档 #{archive.id}），"
+    notify_requester(archive, f"您申请的{built.title}已生成（{rendered.pages} 页，存档 #{archive.id}），"
                      f"可在“进展报告”中下载。")
     db.session.commit()
 
 
-def _notify(archive, message: str) -> None:
+def _progress(archive_id: int, percent: int) -> None:
+    write_transactions(True)
+    db.session.execute(update(ReportArchive).where(ReportArchive.id == archive_id).values(progress=percent))
+    db.session.commit()
+    write_transactions(False)
+
+
+def notify_requester(archive, message: str) -> None:
     if archive.created_by_id is None:
         return
-    db.session.add(Notification(user_id=archive.created_by_id, kind=NotificationKind.REPORT, message=message, created_at=utcnow()))
+    notices.send([archive.created_by], NotificationKind.REPORT, message)
 
 
 # ------------------------------------------------------------------ files

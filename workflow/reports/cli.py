@@ -15,6 +15,8 @@ from workflow.sqlite import write_transactions
 from workflow.timeutil import format_local
 from workflow.vocabulary import ReportStatus
 
+from workflow import background
+
 from . import archive, jobs, render
 
 report_cli = AppGroup("report", help="进展报告。")
@@ -43,18 +45,22 @@ def generate(kind, plan_id, unit_id, item_number, as_of, username, out: Path):
         params = archive.make_params(kind, plan_id=plan_id, unit_id=unit_id, item_number=item_number, as_of=as_of)
     except archive.ReportError as exc:
         raise click.ClickException(exc.message) from None
-    archive.expire_stale()
-    req = archive.request_report(params, user=user)
+    req = archive.request_report(params, user=user, queue=False)
     archive_id = req.archive.id
     db.session.commit()
     # The job runs in its own app context and session: hold no transaction here.
     db.session.close()
-    if req.in_flight:
-        raise click.ClickException(f"同一报告正在生成（存档 #{archive_id}），请稍后再试。")
     if not req.reused:
+        # Rendered here, now; a queued twin no worker has taken yet is claimed here instead.
         jobs.run_now(current_app._get_current_object(), archive_id)
     db.session.remove()
     row = db.session.get(ReportArchive, archive_id)
+    if row.status in ReportStatus.working():
+        # A worker had it first: wait for it, as for our own.
+        click.echo(f"同一报告正在由后台生成（存档 #{archive_id}），等待完成……", err=True)
+        background.wait_until(lambda: _finished(archive_id), timeout=600, interval=1.0)
+        db.session.remove()
+        row = db.session.get(ReportArchive, archive_id)
     if row.status != ReportStatus.DONE:
         click.echo(f"生成失败（存档 #{row.id}）：{row.error}", err=True)
         sys.exit(1)
@@ -91,3 +97,9 @@ def list_reports(limit: int):
     for row in db.session.scalars(select(ReportArchive).order_by(ReportArchive.id.desc()).limit(limit)):
         click.echo(f"#{row.id}\t{row.kind_label}\t{row.status_label}\t截至 {row.params.get('as_of')}\t"
                    f"{format_local(row.created_at)}\t{row.filename or ''}\t{(row.sha256 or '')[:16]}")
+
+
+def _finished(archive_id: int) -> bool:
+    db.session.remove()
+    return db.session.scalar(select(ReportArchive.status).where(ReportArchive.id == archive_id)) \
+        not in ReportStatus.working()

@@ -17,8 +17,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from models import Plan, ProgressRound, ReportArchive, Unit
+from workflow import background
 from workflow.extensions import db
-from workflow.reports import archive, jobs, render
+from workflow.reports import archive, render
 from workflow.timeutil import today_local
 from workflow.vocabulary import ReportKind, ReportStatus
 
@@ -41,8 +42,9 @@ def _check_fonts_tooling(state) -> None:
     state.app.config["REPORT_HARFBUZZ_SUBSET"] = available
 
 
-# A 调度通报 comes from closing its round (workflow/round_services.py), never from this form.
-FORM_KINDS = [k for k in ReportKind if k != ReportKind.ROUND]
+# A 调度通报 comes from closing its round (workflow/round_services.py), a 督办通报 from the
+# escalations page (workflow/reminders.py): never from this form.
+FORM_KINDS = [k for k in ReportKind if k not in (ReportKind.ROUND, ReportKind.BULLETIN)]
 
 
 class ReportForm(FlaskForm):
@@ -71,8 +73,7 @@ def index():
     page = db.paginate(select(ReportArchive).order_by(ReportArchive.id.desc()),
                        page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False)
-    return render_template("reports/index.html", page=page, stale_after=archive.STALE_AFTER,
-                           describe=_describe_row)
+    return render_template("reports/index.html", page=page, describe=_describe_row)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -97,7 +98,6 @@ def new():
             db.session.rollback()
             flash(exc.message, "danger")
             return render_template("reports/new.html", form=form, harfbuzz=_harfbuzz()), 400
-        archive.expire_stale()
         req = archive.request_report(params, user=current_user._get_current_object())
         archive_id = req.archive.id
         db.session.commit()
@@ -106,7 +106,6 @@ def new():
         elif req.in_flight:
             flash("同一报告正在生成，请稍候。", "info")
         else:
-            jobs.submit(current_app._get_current_object(), archive_id)
             flash("报告已开始生成。生成期间可继续其他工作，完成后会在消息中通知您。", "success")
         return redirect(url_for("reports.status", archive_id=archive_id))
     status = 400 if request.method == "POST" else 200
@@ -138,6 +137,7 @@ def status(archive_id: int):
     working = row.status in ReportStatus.working()
     response = make_response(render_template(
         "reports/status.html", row=row, working=working, refresh=REFRESH_SECONDS,
+        worker_alive=not working or background.worker_alive(),
         subject=_describe_row(row),
         params_text=archive.describe_params(archive.params_from_archive(row))))
     if working:

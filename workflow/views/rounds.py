@@ -20,7 +20,6 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from models import Chapter, Item, Plan, ProgressRound, RoundPart, Task, TaskPart, Unit
 from workflow import round_services, storage, tables
 from workflow.extensions import db
-from workflow.reports import jobs
 from workflow.reports.data import chinese_number
 from workflow.services import Stale
 from workflow.text import clean_text
@@ -223,9 +222,7 @@ def close(round_id: int):
         conflict = isinstance(outcome.error, Stale) or outcome.error.message == CONFLICT_MESSAGE
         flash(outcome.error.message, "warning" if conflict else "danger")
         return redirect(url_for("rounds.detail", round_id=round_id))
-    report_id = outcome.value.report_id
-    # After the commit: the worker reads the committed archive row.
-    jobs.submit(current_app._get_current_object(), report_id)
+    # The 调度通报 was queued for the worker by the commit (reports/archive.request_report).
     flash("本轮调度已结束，调度通报正在生成，完成后会在消息中通知您。", "success")
     return redirect(url_for("rounds.detail", round_id=round_id))
 

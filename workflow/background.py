@@ -1,0 +1,327 @@
+"""Work that runs off the request path: one Huey queue per app, its jobs, the
+minute tick, and the worker (``flask worker``).
+
+The queue's backend is QUEUE_URL: by default a SQLite file in the instance
+folder (no server to run); ``redis://…`` in production. Huey removes a message
+when a worker takes it, so a job that dies with its worker would be lost: the
+database is therefore the record of what must happen (a pending report, a
+delivery not yet sent, a sweep not finished), and the queue only says "now".
+Each job claims its row before working (a compare-and-set UPDATE, so of two
+workers exactly one proceeds), a worker's heartbeat keeps its claims fresh,
+and the tick's watchdogs queue again what a dead worker left (docs/background.md).
+
+Jobs are registered by name with ``@job("name")`` in their own modules and
+queued with ``enqueue_after_commit`` — never before the rows they read are
+committed. ``@every_minute`` functions run on each tick of the scheduler; each
+decides for itself, from the database, whether anything is due, so a tick run
+twice (two workers, a restart) does nothing twice.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from flask import Flask, current_app
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from workflow.extensions import db
+from workflow.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+JOBS: dict[str, Callable] = {}
+PERIODIC: dict[str, Callable] = {}
+_PENDING_KEY = "luoshi.enqueue"
+
+
+def job(name: str):
+    """Register ``fn(*args)`` as the job ``name`` (it runs in an app context)."""
+    def register(fn):
+        JOBS[name] = fn
+        return fn
+    return register
+
+
+def every_minute(name: str):
+    """Register ``fn()`` to run on every tick (it runs in an app context)."""
+    def register(fn):
+        PERIODIC[name] = fn
+        return fn
+    return register
+
+
+# ------------------------------------------------------------------ the queue
+
+def queue_url(app: Flask) -> str:
+    return app.config.get("QUEUE_URL") or "sqlite:///" + os.path.join(app.instance_path, "queue.sqlite3")
+
+
+def huey_for(app: Flask):
+    """The app's Huey, made on first use (a web process that queues nothing
+    never opens the queue)."""
+    huey = app.extensions.get("luoshi.huey")
+    if huey is None:
+        huey = app.extensions["luoshi.huey"] = _make_huey(app)
+    return huey
+
+
+def _make_huey(app: Flask):
+    from huey import RedisHuey, SqliteHuey, crontab
+
+    url = queue_url(app)
+    name = app.config.get("QUEUE_NAME", "luoshi")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        huey = RedisHuey(name, url=url, results=False)
+    elif url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        huey = SqliteHuey(name, filename=path, results=False)
+    else:
+        raise RuntimeError(f"QUEUE_URL 无法识别：{url}（应为 sqlite:///路径 或 redis://主机:端口/库号）")
+
+    # One task runs every job by name: a job registered after the queue was
+    # made (a module imported later) is still found, and the message holds
+    # nothing but a name and ids.
+    @huey.task(name="luoshi.run")
+    def run(name: str, *args):
+        run_job(app, name, *args)
+
+    @huey.periodic_task(crontab(minute="*"), name="luoshi.tick")
+    def tick_task():
+        tick(app)
+
+    huey.luoshi_run = run
+    return huey
+
+
+def run_job(app: Flask, name: str, *args) -> None:
+    fn = JOBS.get(name)
+    if fn is None:
+        log.error("unknown job %s", name)
+        return
+    with app.app_context():
+        try:
+            fn(*args)
+        except Exception:
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
+
+
+def enqueue(name: str, *args, delay: float | None = None, app: Flask | None = None) -> bool:
+    """Put a job on the queue now; False (logged) when the queue cannot be
+    reached — the watchdogs will find the row and queue it again."""
+    app = app or current_app._get_current_object()
+    try:
+        huey = huey_for(app)
+        huey.luoshi_run.schedule((name, *args), delay=delay) if delay else huey.luoshi_run(name, *args)
+        return True
+    except Exception:
+        log.exception("could not queue %s%r", name, args)
+        return False
+
+
+def enqueue_after_commit(name: str, *args, delay: float | None = None) -> None:
+    """Queue the job once the current transaction commits (dropped on rollback)."""
+    db.session.info.setdefault(_PENDING_KEY, []).append((name, args, delay))
+
+
+@event.listens_for(Session, "after_commit")
+def _flush_pending(session):
+    pending = session.info.pop(_PENDING_KEY, None)
+    if pending and current_app:
+        for name, args, delay in pending:
+            enqueue(name, *args, delay=delay)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session):
+    session.info.pop(_PENDING_KEY, None)
+
+
+def drain(app: Flask, *, limit: int = 10_000, until=None) -> int:
+    """Run the jobs waiting on the queue in this thread, as a worker would,
+    until none is left (tests, and the command line when no worker runs); how
+    many ran. Delayed jobs (retries) run once their time has come — ``until``
+    (a naive UTC datetime) moves that moment forward."""
+    huey = huey_for(app)
+    moment = until or huey._get_timestamp()
+    ran = 0
+    while ran < limit:
+        for task in huey.read_schedule(moment):
+            huey.enqueue(task)
+        task = huey.dequeue()
+        if task is None:
+            return ran
+        huey.execute(task, timestamp=moment)
+        ran += 1
+    return ran
+
+
+# ------------------------------------------------------------------ the tick
+
+def tick(app: Flask) -> None:
+    """Every minute, on the scheduler: each periodic function in its own app
+    context and transaction; one failing does not stop the others."""
+    for name, fn in list(PERIODIC.items()):
+        with app.app_context():
+            try:
+                fn()
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("periodic %s failed", name)
+            finally:
+                db.session.remove()
+
+
+# ------------------------------------------------------------------ the worker
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def is_dead(claimed_by: str | None) -> bool:
+    """A claim (``host:pid`` or ``host:pid:token``) whose process is gone from
+    this host. A claim from another host is judged by its heartbeat alone."""
+    if not claimed_by:
+        return False
+    host, _, rest = claimed_by.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Heartbeat:
+    """The worker's pulse: every HEARTBEAT_SECONDS it renews the claims of the
+    jobs this process is running (``beat(kind, id)`` while a job runs), so a
+    watchdog can tell a slow job from one whose worker died."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, set[int]] = {}
+
+    def running(self, kind: str, row_id: int):
+        beat = self
+
+        class _Claim:
+            def __enter__(self):
+                with beat._lock:
+                    beat._running.setdefault(kind, set()).add(row_id)
+
+            def __exit__(self, *exc):
+                with beat._lock:
+                    beat._running.get(kind, set()).discard(row_id)
+
+        return _Claim()
+
+    def snapshot(self) -> dict[str, list[int]]:
+        with self._lock:
+            return {kind: sorted(ids) for kind, ids in self._running.items() if ids}
+
+
+HEARTBEAT = Heartbeat()
+# kind → fn(ids, now): renew those rows' heartbeat (registered by the job modules).
+BEATERS: dict[str, Callable] = {}
+
+
+def beater(kind: str):
+    def register(fn):
+        BEATERS[kind] = fn
+        return fn
+    return register
+
+
+def beat_once(app: Flask) -> None:
+    from models import WorkerBeat
+
+    with app.app_context():
+        try:
+            now = utcnow()
+            for kind, ids in HEARTBEAT.snapshot().items():
+                if kind in BEATERS:
+                    BEATERS[kind](ids, now)
+            name = worker_name()
+            row = db.session.scalar(select(WorkerBeat).where(WorkerBeat.name == name))
+            if row is None:
+                row = WorkerBeat(name=name, started_at=now)
+                db.session.add(row)
+            row.seen_at = now
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("heartbeat failed")
+        finally:
+            db.session.remove()
+
+
+def _heartbeat_loop(app: Flask, stop: threading.Event) -> None:
+    interval = float(app.config.get("HEARTBEAT_SECONDS", 10))
+    while not stop.is_set():
+        beat_once(app)
+        stop.wait(interval)
+
+
+def worker_alive(app: Flask | None = None) -> bool:
+    """Whether any worker has shown its pulse lately (the pages that wait on
+    one say so when none has)."""
+    from models import WorkerBeat
+
+    app = app or current_app
+    seconds = float(app.config.get("JOB_STALE_SECONDS", 60))
+    latest = db.session.scalar(select(WorkerBeat.seen_at).order_by(WorkerBeat.seen_at.desc()).limit(1))
+    return latest is not None and latest >= utcnow() - timedelta(seconds=seconds)
+
+
+def run_worker(app: Flask, *, workers: int = 2, periodic: bool = True) -> None:
+    """Run the consumer until SIGINT/SIGTERM (``flask worker``)."""
+    huey = huey_for(app)
+    stop = threading.Event()
+    pulse = threading.Thread(target=_heartbeat_loop, args=(app, stop), name="luoshi-heartbeat", daemon=True)
+    pulse.start()
+    # Before taking new work, queue again what a dead worker left behind.
+    tick(app)
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic,
+                                    check_worker_health=True, max_delay=2.0)
+    try:
+        consumer.run()
+    finally:
+        stop.set()
+        with app.app_context():
+            from models import WorkerBeat
+
+            db.session.execute(WorkerBeat.__table__.delete().where(WorkerBeat.name == worker_name()))
+            db.session.commit()
+            db.session.remove()
+
+
+def stale_before(app: Flask | None = None):
+    """Claims whose heartbeat is older than this belong to a dead worker."""
+    app = app or current_app
+    return utcnow() - timedelta(seconds=float(app.config.get("JOB_STALE_SECONDS", 60)))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
