@@ -29,6 +29,12 @@ PLAN_ACTIONS = {
     "overview.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
     "round.open": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
     "round.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
+    # Work that runs by itself (docs/reminders.md, docs/notices.md).
+    "reminders.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
+    "reminders.manage": {Role.OFFICE_ADMIN},
+    "escalation.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
+    "escalation.bulletin": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
+    "notices.log": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
 }
 
 UNIT_ROLES = Role.UNIT_ROLES

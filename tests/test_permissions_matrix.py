@@ -261,6 +261,12 @@ PLAN_WHO = {
     "admin.manage": ("/admin/users", {"office"}),
     "round.open": ("/rounds/new", {"office", "office2"}),
     "round.view": ("/rounds/", {"office", "office2", "viewer"}),
+    "reminders.view": ("/reminders/", {"office", "office2"}),
+    "escalation.view": ("/escalations/", {"office", "office2", "viewer"}),
+    "notices.log": ("/notices/", {"office", "office2"}),
+    # Actions with no page of their own: a POST (with a valid CSRF token) is let through (302) or refused (403).
+    "reminders.manage": ("POST /reminders/sweep", {"office"}),
+    "escalation.bulletin": ("POST /escalations/bulletin", {"office", "office2"}),
 }
 
 
@@ -272,8 +278,14 @@ def test_plan_wide_cells(app):
     with app.app_context():
         plan_id = db.session.scalar(select(Plan.id))
     clients = {label: _client(app, label) for label in USERS}
+    tokens = {label: csrf_token(clients[label], "/plans/") for label in USERS}
     for action, (path, who) in PLAN_WHO.items():
         for label in USERS:
+            if path.startswith("POST "):
+                status = clients[label].post(path[5:], data={"csrf_token": tokens[label], "plan": str(plan_id)}
+                                             ).status_code
+                assert status == (302 if label in who else 403), (action, label, status)
+                continue
             status = clients[label].get(path.format(plan=plan_id)).status_code
             assert status == (200 if label in who else 403), (action, label, status)
 

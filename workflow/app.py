@@ -21,7 +21,8 @@ from .config import DEFAULT_SECRET_KEY, Config
 from .errors import bad_request
 from .extensions import csrf, db, login_manager, migrate
 from .timeutil import configure_clock
-from .views import admin, audit_log, extensions as extension_views, inbox, plans, reports, rounds, tasks, templating
+from .views import admin, audit_log, extensions as extension_views, inbox, notices as notice_views, plans, \
+    reminders as reminder_views, reports, rounds, tasks, templating
 from .views.urls import MAX_ID
 
 
@@ -79,7 +80,8 @@ def create_app(config: Config | dict | None = None) -> Flask:
     _trust_proxies(app)
     app.register_blueprint(auth_bp)
     # extension_views imports workflow.extension_services: its decisions join services.TRANSITIONS.
-    for module in (tasks, plans, inbox, admin, audit_log, reports, rounds, extension_views):
+    for module in (tasks, plans, inbox, admin, audit_log, reports, rounds, extension_views, notice_views,
+                   reminder_views):
         app.register_blueprint(module.bp)
     templating.register(app)
     register_cli(app)

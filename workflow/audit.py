@@ -36,6 +36,9 @@ ACTION_LABELS = {
     "extension_declined": "牵头单位不同意延期", "extension_granted": "办公室批准延期",
     "extension_refused": "办公室不予延期", "milestones_set": "设置进度节点", "milestone_proposed": "提出进度节点",
     "milestone_approved": "确认进度节点", "milestone_refused": "不同意进度节点",
+    "reminder_sent": "自动提醒", "escalated": "列入督办", "escalation_resolved": "解除督办",
+    "bulletin_issued": "发布督办通报", "reminder_rule_changed": "修改提醒规则", "round_scheduled": "设置定时调度",
+    "round_schedule_changed": "启用/停用定时调度", "notice_settings_changed": "修改通知设置",
 }
 
 
@@ -205,6 +208,10 @@ DETAIL_LABELS = {
     "progress": "进度", "deadline_before": "调整前的现行时限",
     "red_held": "红色预警保持至进度赶上", "milestone": "节点编号", "on": "节点日期",
     "milestones_before": "原进度节点", "milestones": "进度节点", "proposals_replaced": "被取代的待确认节点",
+    "occasion": "提醒时点", "target": "所提醒的日期", "sweep": "巡查编号", "escalation": "督办编号",
+    "reminders": "已提醒次数", "escalations": "督办编号", "newly_named": "本次新通报",
+    "schedule": "定时调度编号", "day": "发起日", "due_days": "报送期限（天）", "email": "填写了邮箱",
+    "notify_email": "邮件通知", "notify_robot": "工作群通知",
 }
 # A closed round's counts (round_services.filing_counts): "missing" is 未报送 there, not missing files.
 _ROUND_COUNTS = {"entries": "应报送任务", "filed": "已报送", "late": "逾期报送", "missing": "未报送"}
@@ -218,6 +225,9 @@ _ACTION_DETAIL_LABELS = {
     "plan_imported": {"sha256": "文件 sha256"},
     "extension_requested": {"late": "超过时限后申请", "progress": "申请时进度"},
     "round_closed": _ROUND_COUNTS,
+    "reminder_sent": {"kind": "提醒类型"}, "escalated": {"kind": "督办原因"},
+    "escalation_resolved": {"kind": "督办原因"}, "reminder_rule_changed": {"kind": "提醒类型"},
+    "round_scheduled": {"kind": "周期"},
 }
 _EVIDENCE_KINDS = {"text": "文字材料", "file": "文件"}
 _BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}

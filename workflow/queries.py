@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from auth.permissions import may
 from models import (
-    AuditEntry, Chapter, Evidence, ExtensionRequest, Item, Milestone, Notification, Plan, ProgressNote, Role,
+    AuditEntry, Chapter, Escalation, Evidence, ExtensionRequest, Item, Milestone, Notification, Plan, ProgressNote, Role,
     Submission, Task, TaskPart, Unit, User, task_lead_units,
 )
 from models.plan import chapter_heading
@@ -28,7 +28,7 @@ from workflow.extensions import db
 from workflow.timeutil import CST
 from workflow.vocabulary import (
     IN_PROGRESS, PENDING_LEAD, PENDING_OFFICE, PLANNED, SUBMITTED, TASK_STATES, VERIFIED, ExtensionState,
-    SubmissionOutcome, TaskKind, WarningLevel,
+    EscalationState, SubmissionOutcome, TaskKind, WarningLevel,
 )
 from workflow.views.urls import MAX_ID, parse_id
 
@@ -651,3 +651,10 @@ def unit_counts(unit_ids: list[int]) -> dict[int, dict[str, int]]:
 def all_units():
     return db.session.scalars(select(Unit).order_by(Unit.kind, Unit.name)).all()
 
+
+
+# ---------------------------------------------------------------- 督办
+
+def active_escalation_count() -> int:
+    return db.session.scalar(select(func.count(Escalation.id)).where(
+        Escalation.state.in_(EscalationState.active()))) or 0

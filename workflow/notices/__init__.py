@@ -105,3 +105,18 @@ def unit_users(units, roles=None, exclude_user=None) -> list[User]:
     if roles:
         query = query.where(User.role.in_(roles))
     return [u for u in db.session.scalars(query) if exclude_user is None or u.id != exclude_user.id]
+
+
+def update_settings(user, *, email: str | None, notify_email: bool, notify_robot: bool) -> bool:
+    """A user's own channels (the settings page); whether anything changed. Flushes."""
+    from workflow import audit
+
+    email = (email or "").strip() or None
+    old = (user.email, user.notify_email, user.notify_robot)
+    user.email, user.notify_email, user.notify_robot = email, bool(notify_email), bool(notify_robot)
+    if (user.email, user.notify_email, user.notify_robot) == old:
+        return False
+    audit.append("notice_settings_changed", user=user,
+                 details={"email": bool(email), "notify_email": user.notify_email, "notify_robot": user.notify_robot})
+    db.session.flush()
+    return True

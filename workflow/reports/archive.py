@@ -34,7 +34,7 @@ from workflow.storage import storage_failure_message, write_once
 from workflow.timeutil import CST, format_local, today_local, utcnow
 from workflow.vocabulary import NotificationKind, ReportKind, ReportStatus
 
-from . import charts
+from . import bulletin, charts
 from . import data as report_data
 from .render import html_to_pdf, render_template_html
 
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 # Audit actions that change nothing a report shows; everything else (including
 # actions added later that this list does not know) counts as a data change.
 NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "login_alert", "logout",
-                    "password_changed", "report_generated")
+                    "password_changed", "report_generated", "reminder_sent", "reminder_rule_changed",
+                    "round_scheduled", "round_schedule_changed", "notice_settings_changed")
 CLI_USERNAME = "cli"
 RENDER_JOB = "report.render"   # workflow/reports/jobs.py
 CLI_GENERATOR = "命令行（flask report generate）"
@@ -69,7 +70,7 @@ def layout_version() -> str:
     workflow_dir = os.path.dirname(here)
     pdf_templates = os.path.join(os.path.dirname(workflow_dir), "templates", "reports", "pdf")
     digest = hashlib.sha256()
-    paths = [os.path.join(here, n) for n in ("data.py", "charts.py", "archive.py", "render.py")]
+    paths = [os.path.join(here, n) for n in ("data.py", "bulletin.py", "charts.py", "archive.py", "render.py")]
     paths += [os.path.join(workflow_dir, n) for n in ("due.py", "vocabulary.py")]
     paths += sorted(os.path.join(pdf_templates, n) for n in os.listdir(pdf_templates))
     for path in paths:
@@ -279,6 +280,9 @@ def build_html(params: Params, generator: str) -> Built:
         figures = report_data.unit(plan, unit, params.as_of, params.near_days)
         subject = unit.name
         stem = f"单位报告-{unit.name}"
+    elif params.kind == ReportKind.BULLETIN:
+        figures = bulletin.bulletin_report(plan)
+        stem = "督办通报"
     elif params.kind == ReportKind.ROUND:
         round_ = db.session.get(ProgressRound, params.round) if params.round is not None else None
         if round_ is None or round_.plan_id != plan.id:

@@ -29,7 +29,7 @@ def register(app: Flask) -> None:
         may=may_current, can=can_current, own_submission=own_submission, due_of=due_of,
         page_url=page_url, export_url=export_url, has_endpoint=has_endpoint, verifiers=verifiers,
         office_verifies=office_verifies, carryable=carryable_evidence, chapter_heading=chapter_heading,
-        round_entry=open_round_entry, pending_extensions=pending_extensions,
+        round_entry=open_round_entry, pending_extensions=pending_extensions, escalation_count=escalation_count,
         # The demo clock's day, or None: the header shows it on every page when set.
         clock_date=clock_date,
         # The vocabularies and their labels.
@@ -63,6 +63,11 @@ def own_submission(part) -> bool:
 def pending_extensions() -> int:
     """How many extension requests wait for the signed-in user's decision (the header's 延期审批)."""
     return queries.extension_pending_count(current_user) if current_user.is_authenticated else 0
+
+
+def escalation_count() -> int:
+    """督办 open or named in a bulletin, not yet resolved (the header's 督办)."""
+    return queries.active_escalation_count()
 
 
 def due_of(task) -> str | None:

@@ -1,0 +1,93 @@
+"""通知: the office's record of every notice (read or not, and where each went),
+and each user's own settings for the channels beyond the inbox."""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
+from wtforms import BooleanField, StringField
+from wtforms.validators import Length, Optional, ValidationError
+
+from models import Delivery, Notification, User
+from workflow import notices
+from workflow.extensions import db
+from workflow.vocabulary import Channel, DeliveryStatus, NotificationKind
+
+from .forms import FlaskForm
+from .helpers import commit_service, first_error, require
+from .urls import page_number
+
+bp = Blueprint("notices", __name__, url_prefix="/notices")
+
+_EMAIL = re.compile(r"^[^@\s<>\"',;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+class SettingsForm(FlaskForm):
+    email = StringField("电子邮箱", validators=[Optional(), Length(max=254, message="电子邮箱地址过长。")])
+    notify_email = BooleanField("通知同时发到我的电子邮箱")
+    notify_robot = BooleanField("通知同时推送到本单位工作群（群机器人）")
+
+    def validate_email(self, field):
+        if field.data and not _EMAIL.match(field.data):
+            raise ValidationError("电子邮箱地址格式不正确，例如 zhangsan@example.gov.cn。")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def settings():
+    user = current_user._get_current_object()
+    form = SettingsForm(obj=user)
+    if request.method == "POST":
+        problem = first_error(form)
+        if problem:
+            flash(problem, "danger")
+            return render_template("notices/settings.html", form=form, **_channels(user)), 400
+        outcome = commit_service(lambda: notices.update_settings(
+            user, email=form.email.data, notify_email=form.notify_email.data, notify_robot=form.notify_robot.data))
+        if outcome.error is not None:
+            flash(outcome.error.message, "danger")
+        else:
+            flash("通知设置已保存。" if outcome.value else "设置没有变化。", "success" if outcome.value else "info")
+        return redirect(url_for("notices.settings"))
+    return render_template("notices/settings.html", form=form, **_channels(user))
+
+
+def _channels(user) -> dict:
+    return {"mail_ready": notices.mail_configured(), "robot_ready": notices.robot_configured(user.unit),
+            "unit": user.unit}
+
+
+@bp.route("/")
+@login_required
+def log():
+    """Every notice, newest first: who, what, read or not, and each outside delivery's fate."""
+    require("notices.log")
+    query = (select(Notification).join(User, Notification.user_id == User.id)
+             .options(joinedload(Notification.user).joinedload(User.unit), selectinload(Notification.task))
+             .order_by(Notification.id.desc()))
+    kind = request.args.get("kind") or ""
+    read = request.args.get("read") or ""
+    status = request.args.get("status") or ""
+    if kind in NotificationKind.values():
+        query = query.where(Notification.kind == kind)
+    if read == "no":
+        query = query.where(Notification.read_at.is_(None))
+    elif read == "yes":
+        query = query.where(Notification.read_at.is_not(None))
+    if status in DeliveryStatus.values():
+        query = query.where(Notification.id.in_(select(Delivery.notification_id).where(Delivery.status == status)))
+    page = db.paginate(query, page=page_number(request.args.get("page")),
+                       per_page=current_app.config["PER_PAGE"], error_out=False)
+    ids = [n.id for n in page.items]
+    deliveries: dict[int, dict[str, Delivery]] = {}
+    for d in db.session.scalars(select(Delivery).where(Delivery.notification_id.in_(ids))):
+        deliveries.setdefault(d.notification_id, {})[d.channel] = d
+    totals = dict(db.session.execute(select(Delivery.status, func.count(Delivery.id)).group_by(Delivery.status)).all())
+    unread = db.session.scalar(select(func.count(Notification.id)).where(Notification.read_at.is_(None))) or 0
+    return render_template("notices/log.html", page=page, deliveries=deliveries, totals=totals, unread=unread,
+                           kinds=NotificationKind.labels(), statuses=DeliveryStatus.labels(),
+                           channels=Channel.outside(), args={"kind": kind, "read": read, "status": status},
+                           mail_ready=notices.mail_configured())
