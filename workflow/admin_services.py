@@ -239,6 +239,48 @@ def update_unit(unit: Unit, user, *, name: str, kind: str) -> dict:
     return diff
 
 
+def set_robot(unit: Unit, user, *, kind: str | None, url: str | None, secret: str | None,
+              keep_secret: bool = True) -> bool:
+    """The unit's work-group robot (None/"" kind: none). An empty secret keeps the one
+    set before unless ``keep_secret`` is False. The audit names the platform and the
+    host, never the address's key or the secret. Whether anything changed."""
+    from urllib.parse import urlsplit
+
+    from workflow.notices.channels import check_robot_url
+    from workflow.vocabulary import RobotKind
+
+    _check(user)
+    kind = (kind or "").strip() or None
+    url = (url or "").strip() or None
+    secret = (secret or "").strip() or None
+    if kind is None:
+        url = secret = None
+        keep_secret = False
+    else:
+        if kind not in RobotKind.values():
+            raise Invalid("机器人类型无效，请选择企业微信或钉钉。", "robot_kind")
+        if not url:
+            raise Invalid("请填写机器人的 Webhook 地址。", "robot_url")
+        if len(url) > 500:
+            raise Invalid("Webhook 地址不能超过 500 个字符。", "robot_url")
+        if why := check_robot_url(url):
+            raise Invalid(why, "robot_url")
+        if secret and len(secret) > 200:
+            raise Invalid("加签密钥不能超过 200 个字符。", "robot_secret")
+    new_secret = secret if secret or not keep_secret else unit.robot_secret
+    if kind != RobotKind.DINGTALK:
+        new_secret = None     # 企业微信 robots are not signed
+    before = (unit.robot_kind, unit.robot_url, unit.robot_secret)
+    unit.robot_kind, unit.robot_url, unit.robot_secret = kind, url, new_secret
+    if before == (unit.robot_kind, unit.robot_url, unit.robot_secret):
+        return False
+    _flush()
+    audit.append("unit_robot_changed", user=user, details={
+        "unit_id": unit.id, "unit": unit.name, "kind": kind or "", "host": urlsplit(url).hostname if url else "",
+        "signed": bool(new_secret)})
+    return True
+
+
 def add_alias(user, *, alias: str, unit_id: int) -> UnitAlias:
     _check(user)
     alias = _text(alias, "alias", "别名", 100)

@@ -39,6 +39,7 @@ ACTION_LABELS = {
     "reminder_sent": "自动提醒", "escalated": "列入督办", "escalation_resolved": "解除督办",
     "bulletin_issued": "发布督办通报", "reminder_rule_changed": "修改提醒规则", "round_scheduled": "设置定时调度",
     "round_schedule_changed": "启用/停用定时调度", "notice_settings_changed": "修改通知设置",
+    "unit_robot_changed": "设置单位工作群机器人",
 }
 
 
@@ -211,7 +212,7 @@ DETAIL_LABELS = {
     "occasion": "提醒时点", "target": "所提醒的日期", "sweep": "巡查编号", "escalation": "督办编号",
     "reminders": "已提醒次数", "escalations": "督办编号", "newly_named": "本次新通报",
     "schedule": "定时调度编号", "day": "发起日", "due_days": "报送期限（天）", "email": "填写了邮箱",
-    "notify_email": "邮件通知", "notify_robot": "工作群通知",
+    "notify_email": "邮件通知", "notify_robot": "工作群通知", "host": "机器人地址（主机）", "signed": "加签",
 }
 # A closed round's counts (round_services.filing_counts): "missing" is 未报送 there, not missing files.
 _ROUND_COUNTS = {"entries": "应报送任务", "filed": "已报送", "late": "逾期报送", "missing": "未报送"}
@@ -227,7 +228,7 @@ _ACTION_DETAIL_LABELS = {
     "round_closed": _ROUND_COUNTS,
     "reminder_sent": {"kind": "提醒类型"}, "escalated": {"kind": "督办原因"},
     "escalation_resolved": {"kind": "督办原因"}, "reminder_rule_changed": {"kind": "提醒类型"},
-    "round_scheduled": {"kind": "周期"},
+    "round_scheduled": {"kind": "周期"}, "unit_robot_changed": {"kind": "机器人类型"},
 }
 _EVIDENCE_KINDS = {"text": "文字材料", "file": "文件"}
 _BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}

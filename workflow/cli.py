@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from models import AuditEntry, Item, Plan, Task
-from workflow import audit, background_cli, backup, storage
+from workflow import audit, background_cli, backup, reminders, storage
 from workflow import demo as demo_module
 from workflow.demo_activity import describe as describe_activity
 from workflow.export import plan_as_dict, plan_as_xlsx
@@ -20,6 +20,7 @@ from workflow.extensions import db
 from workflow.importer import service
 from workflow.reports.cli import report_cli
 from workflow.sqlite import write_transactions
+from workflow.timeutil import today_local
 
 plan_cli = AppGroup("plan", help="导入、导出实施方案。")
 audit_cli = AppGroup("audit", help="审计链。")
@@ -251,6 +252,13 @@ def demo(seed_path: Path | None):
     rendered = demo_module.render_pending_reports(current_app._get_current_object())
     if rendered:
         click.echo(f"调度通报：已生成 {rendered} 份。")
+    # Channels beyond the inbox, then the story's last day's sweep, for the worker to run
+    # and deliver to the local mail server and robot receiver (scripts/run.sh starts both).
+    robots = demo_module.configure_channels()
+    queued = reminders.request_sweep(today_local(), "demo")
+    db.session.commit()
+    click.echo(f"通知渠道：演示账号均已设置邮箱（@{demo_module.DEMO_MAIL_DOMAIN}），{robots} 个单位设置了工作群机器人。"
+               + (f"{today_local().isoformat()} 的提醒巡查已排队，由后台处理程序执行。" if queued else ""))
 
 
 def register_cli(app: Flask) -> None:

@@ -127,3 +127,33 @@ def render_pending_reports(app) -> int:
     for archive_id in ids:
         jobs.run_now(app, archive_id)
     return len(ids)
+
+
+#: The demo's local mail server and robot receiver (`flask mailsink`, started by scripts/run.sh).
+DEMO_MAIL_DOMAIN = "demo.luoshi.local"
+DEMO_ROBOT_BASE = "http://127.0.0.1:8026"
+DEMO_DINGTALK_SECRET = "SECdemo-luoshi-only"
+
+
+def configure_channels(robots: int = 4) -> int:
+    """Every demo account gets an e-mail address at the demo's domain, and the
+    first units (by id) get work-group robots on the local receiver: 企业微信,
+    and one 钉钉 with a signing secret. Addresses already set are kept. How many
+    units have robots."""
+    from workflow.vocabulary import RobotKind
+
+    for user in db.session.scalars(select(User).where(User.email.is_(None))):
+        user.email = f"{user.username}@{DEMO_MAIL_DOMAIN}"
+    units = db.session.scalars(select(Unit).where(Unit.kind != UnitKind.OFFICE).order_by(Unit.id).limit(robots)).all()
+    for n, unit in enumerate(units):
+        if unit.robot_url:
+            continue
+        if n == len(units) - 1:
+            unit.robot_kind = RobotKind.DINGTALK.value
+            unit.robot_url = f"{DEMO_ROBOT_BASE}/robot/send?access_token=demo-u{unit.id:02d}"
+            unit.robot_secret = DEMO_DINGTALK_SECRET
+        else:
+            unit.robot_kind = RobotKind.WECOM.value
+            unit.robot_url = f"{DEMO_ROBOT_BASE}/cgi-bin/webhook/send?key=demo-u{unit.id:02d}"
+    db.session.flush()
+    return len(units)

@@ -19,7 +19,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import selectinload
 
 from models import Evidence, ProgressNote, Submission, Task, TaskPart, User
-from workflow import extension_services, machine, pace, round_services, services
+from workflow import extension_services, machine, notices, pace, reminder_services, reminders, round_services, \
+    services
 from workflow.extensions import db
 from workflow.timeutil import played_at, utcnow
 from workflow.vocabulary import ROUND_OPEN, RoundKind, TaskState
@@ -489,6 +490,21 @@ class _Player:
             services.urge(task, self.office, self.rng.choice(URGE_MESSAGES))
             self.stats["催办"] += 1
 
+    def reminder_story(self, plan):
+        """The daily sweep over the story's last two weeks (08:30 each morning), so
+        that reminders add up and the units that ignored them are under 督办; and
+        the office's monthly schedule, set on the 28th (it opens October's round)."""
+        day = CLOCK_DAY - timedelta(days=14)
+        while day < CLOCK_DAY:
+            yield datetime.combine(day, time(8, 30)) - CST_OFFSET
+            row = reminders.run_sweep(day, "scheduler")
+            self.stats["自动提醒"] += row.reminders
+            self.stats["督办"] += row.escalations
+            if day == date(2022, 9, 28):
+                reminder_services.add_schedule(self.office, plan, kind=RoundKind.MONTHLY.value, day=1, due_days=5,
+                                               instructions="每月1日发起，5日前报送上月进展。")
+            day += timedelta(days=1)
+
     def play(self) -> Counter:
         # Everything the services will walk, loaded up front: a lazy load per
         # row would cost more than the activity itself.
@@ -513,6 +529,7 @@ class _Player:
         stories.append(self.round_story(tasks[0].item.plan))
         stories.append(self.extension_story(tasks))
         stories.append(self.milestone_story(tasks))
+        stories.append(self.reminder_story(tasks[0].item.plan))
         self.run(stories)
 
         states = Counter(t.state for t in tasks)
@@ -555,7 +572,9 @@ def play_activity(seed: int = SEED) -> dict[str, int] | None:
     Flushes through the services; the caller commits."""
     if already_played():
         return None
-    return dict(_Player(random.Random(seed), random.Random(seed + 1)).play())
+    # The history's notices reached the inbox in 2022; none is e-mailed or posted now.
+    with notices.inbox_only():
+        return dict(_Player(random.Random(seed), random.Random(seed + 1)).play())
 
 
 def describe(summary: dict[str, int] | None) -> str:

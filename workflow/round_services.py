@@ -20,7 +20,7 @@ from workflow.machine import filing_refusal
 from workflow.reports import archive
 from workflow.reports.data import chinese_number
 from workflow.services import Forbidden, Refused, _flush, _stale_as_refusal
-from workflow.timeutil import today_local, utcnow
+from workflow.timeutil import to_local, today_local, utcnow
 from workflow.vocabulary import IN_PROGRESS, PLANNED, ROUND_OPEN, NotificationKind, ReportKind, RoundKind
 
 TITLE_MAX = 200
@@ -290,6 +290,9 @@ def open_scheduled_rounds(as_of: date) -> tuple[int, list[str]]:
         if current is None:
             continue
         period, opens, title = current
+        # A schedule starts with the first period opening after it was set up.
+        if opens < to_local(schedule.created_at).date():
+            continue
         key = f"schedule:{schedule.id}:{period}"
         if db.session.scalar(select(ProgressRound.id).where(ProgressRound.schedule_key == key)) is not None:
             continue

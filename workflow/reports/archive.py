@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 # actions added later that this list does not know) counts as a data change.
 NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "login_alert", "logout",
                     "password_changed", "report_generated", "reminder_sent", "reminder_rule_changed",
-                    "round_scheduled", "round_schedule_changed", "notice_settings_changed")
+                    "round_scheduled", "round_schedule_changed", "notice_settings_changed",
+                    "unit_robot_changed")
 CLI_USERNAME = "cli"
 RENDER_JOB = "report.render"   # workflow/reports/jobs.py
 CLI_GENERATOR = "命令行（flask report generate）"

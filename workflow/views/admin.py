@@ -9,9 +9,10 @@ from sqlalchemy.orm import contains_eager
 from models import Role, Unit, UnitAlias, User
 from workflow import admin_services, queries
 from workflow.extensions import db
+from workflow.notices import channels
 
-from .forms import AliasForm, NewUserForm, UnitForm, UserForm, choices
-from .helpers import commit_service, require
+from .forms import AliasForm, FlaskForm, NewUserForm, RobotForm, UnitForm, UserForm, choices
+from .helpers import commit_service, first_error, require
 from .urls import get_row, page_number, parse_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -154,7 +155,52 @@ def edit_unit(unit_id: int):
         _show(form, error)
     users = db.session.scalars(select(User).where(User.unit_id == unit.id).order_by(User.role, User.username)).all()
     status = (error.status if error else 400) if request.method == "POST" else 200
-    return render_template("admin/unit_form.html", unit=unit, form=form, users=users), status
+    robot_form = RobotForm(obj=unit)
+    return render_template("admin/unit_form.html", unit=unit, form=form, users=users, robot_form=robot_form), status
+
+
+@bp.route("/units/<int:unit_id>/robot", methods=["POST"])
+def unit_robot(unit_id: int):
+    unit = get_row(Unit, unit_id)
+    if unit is None:
+        abort(404)
+    form = RobotForm()
+    problem = first_error(form)
+    if problem:
+        flash(problem, "danger")
+        return redirect(url_for("admin.edit_unit", unit_id=unit.id))
+    changed, error = commit_service(lambda: admin_services.set_robot(
+        unit, _me(), kind=form.robot_kind.data, url=form.robot_url.data, secret=form.robot_secret.data))
+    if error is not None:
+        flash(error.message, "danger")
+    else:
+        flash("工作群机器人已保存：本单位用户的通知将同时推送到该群。" if changed and unit.robot_kind
+              else "已取消工作群机器人。" if changed else "没有任何修改。", "success" if changed else "info")
+    return redirect(url_for("admin.edit_unit", unit_id=unit.id))
+
+
+@bp.route("/units/<int:unit_id>/robot/test", methods=["POST"])
+def unit_robot_test(unit_id: int):
+    """Post a test message to the unit's robot now and say what the platform answered."""
+    unit = get_row(Unit, unit_id)
+    if unit is None:
+        abort(404)
+    if not FlaskForm().validate():
+        flash("页面已过期，请刷新后重试。", "danger")
+        return redirect(url_for("admin.edit_unit", unit_id=unit.id))
+    if not unit.robot_url:
+        flash("本单位尚未设置工作群机器人。", "warning")
+        return redirect(url_for("admin.edit_unit", unit_id=unit.id))
+    content = channels.Content(kind_label="测试", message=f"这是落实督办系统发给{unit.name}工作群的测试消息。",
+                               task_label=None, task_text=None, link=url_for("tasks.home", _external=True),
+                               created="", recipient=unit.name)
+    try:
+        answer = channels.send_robot(unit.robot_kind, unit.robot_url, unit.robot_secret,
+                                     channels.robot_payload(unit.robot_kind, content, 0))
+        flash(f"测试消息已发送（{answer}）。", "success")
+    except channels.ChannelError as exc:
+        flash(f"测试消息未能发送：{exc.message}", "danger")
+    return redirect(url_for("admin.edit_unit", unit_id=unit.id))
 
 
 # ---------------------------------------------------------------- aliases

@@ -22,7 +22,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from models import Role
 from workflow import admin_services
 from workflow.text import clean_line, clean_text
-from workflow.vocabulary import UnitKind
+from workflow.vocabulary import RobotKind, UnitKind
 
 from .urls import parse_id
 
@@ -214,6 +214,15 @@ class UnitForm(FlaskForm):
         if field.errors or (self.unit is not None and field.data == self.unit.name):
             return
         _refuse(admin_services.unit_name_problem(field.data, self.unit.id if self.unit else None))
+
+
+class RobotForm(FlaskForm):
+    robot_kind = SelectField("工作群机器人", choices=[SelectChoice("", "不使用")] + choices(RobotKind.labels().items()),
+                             validators=[Optional()])
+    robot_url = StringField("Webhook 地址", filters=[_strip], validators=[
+        Optional(), Length(max=500, message="Webhook 地址不能超过 500 个字符。")])
+    robot_secret = PasswordField("加签密钥（钉钉）", validators=[
+        Optional(), Length(max=200, message="加签密钥不能超过 200 个字符。")])
 
 
 class AliasForm(FlaskForm):

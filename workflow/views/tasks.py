@@ -17,7 +17,7 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
 
 from models import Evidence, Plan, Role, Task, TaskPart
-from workflow import bulk_services, pace, queries, round_services, services, storage, tables
+from workflow import bulk_services, pace, queries, reminder_services, round_services, services, storage, tables
 from workflow.extensions import db
 from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
 from workflow.services import Stale
@@ -110,7 +110,9 @@ def _overview(home: bool):
     verify_waiting = queries.verify_count(user)
     unreceived = queries.unreceived_counts(today_local(), _receipt_due_days(), plan_id)
     warnings = queries.warning_breakdown(plan_id, today_local())
+    escalations = reminder_services.active_escalations(plan_id)
     return render_template("tasks/overview.html", data=data, plans=plans, plan_id=plan_id, home=home,
+                           escalations=escalations,
                            to_close=to_close, verify_waiting=verify_waiting, unreceived=unreceived,
                            warnings=warnings, warning_counts=warnings["total"],
                            multi_plan=len(plans) > 1 and plan_id is None)
