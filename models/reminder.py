@@ -27,6 +27,8 @@ class ReminderRule(db.Model):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
+    updated_by = relationship("User")
+
     __mapper_args__ = {"version_id_col": version}
 
     @property

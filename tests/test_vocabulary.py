@@ -13,7 +13,7 @@ from workflow.extensions import db
 
 MIGRATION = (Path(__file__).resolve().parent.parent / "migrations" / "versions"
              / "1b8127a3c7ff_vocabulary_checks_utc_defaults.py")
-RHYTHM_MIGRATION = MIGRATION.parent / "284f95b310f5_rhythm.py"
+RHYTHM_MIGRATION = MIGRATION.parent / "6f667b0a67df_background_work.py"
 
 
 def test_members_are_the_stored_strings_with_their_labels():

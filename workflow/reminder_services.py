@@ -20,7 +20,7 @@ from workflow.vocabulary import EscalationState, NotificationKind, ReminderKind,
 
 DAYS_MAX = 90
 ESCALATE_MAX = 20
-_DAY_LIST = re.compile(r"^\s*(\d{1,2}\s*([,，、]\s*\d{1,2}\s*)*)?$")
+_DAY_LIST = re.compile(r"^\s*(\d{1,3}\s*([,，、]\s*\d{1,3}\s*)*)?$")
 
 
 def _require(user, action: str) -> None:
@@ -53,13 +53,7 @@ def update_rule(user, kind: str, *, enabled: bool, days_before: str, on_due: boo
         raise Refused(f"转督办的提醒次数应在 0（不转督办）到 {ESCALATE_MAX} 次之间。")
     if kind == ReminderKind.CHECKPOINT and (on_due or repeat_days):
         raise Refused("长期任务节点只在节点前提醒：请把“当天提醒”和“之后每隔几天”留空。")
-    rule = db.session.get(ReminderRule, kind)
-    if rule is None:
-        before, due, repeat, escalate = reminders.DEFAULT_RULES[ReminderKind(kind)]
-        rule = ReminderRule(kind=kind, enabled=True, days_before=before, on_due=due, repeat_days=repeat,
-                            escalate_after=escalate)
-        db.session.add(rule)
-        _flush()
+    rule = reminders.rule_row(kind)
     _check_version(rule, expected_version)
     old = {"enabled": rule.enabled, "days_before": rule.days_before, "on_due": rule.on_due,
            "repeat_days": rule.repeat_days, "escalate_after": rule.escalate_after}

@@ -36,9 +36,8 @@ from models import Escalation, Item, Plan, ProgressRound, Reminder, ReminderRule
     TaskPart
 from workflow import audit, background, notices, pace
 from workflow.extensions import db
-from workflow.queries import days_since_import
 from workflow.sqlite import write_transactions
-from workflow.timeutil import CST, chinese_date, today_local, utcnow
+from workflow.timeutil import CST, chinese_date, to_local, today_local, utcnow
 from workflow.vocabulary import IN_PROGRESS, PLANNED, ROUND_OPEN, EscalationState, JobStatus, NotificationKind, \
     ReminderKind
 
@@ -75,12 +74,28 @@ class Rule:
                    max(0, row.escalate_after))
 
 
+def default_row(kind: str) -> ReminderRule:
+    """A rule as a new office has it (not added to the session)."""
+    before, on_due, repeat, escalate = DEFAULT_RULES[ReminderKind(kind)]
+    return ReminderRule(kind=kind, enabled=True, days_before=before, on_due=on_due, repeat_days=repeat,
+                        escalate_after=escalate, version=1)
+
+
+def rule_row(kind: str) -> ReminderRule:
+    """The office's row for ``kind``, made from the defaults the first time it is set."""
+    row = db.session.get(ReminderRule, kind)
+    if row is None:
+        row = default_row(kind)
+        db.session.add(row)
+        db.session.flush()
+    return row
+
+
 def rules() -> dict[str, Rule]:
     found = {row.kind: Rule.of(row) for row in db.session.scalars(select(ReminderRule))}
-    for kind, (before, on_due, repeat, escalate) in DEFAULT_RULES.items():
+    for kind in ReminderKind:
         if kind.value not in found:
-            days = tuple(sorted({int(d) for d in before.split(",") if d}, reverse=True))
-            found[kind.value] = Rule(kind.value, True, days, on_due, repeat, escalate)
+            found[kind.value] = Rule.of(default_row(kind.value))
     return found
 
 
@@ -128,8 +143,9 @@ class Event:
 
 
 def receipt_due(part, plan, today: date) -> date:
-    days = int(current_app.config.get("RECEIPT_DUE_DAYS", 3))
-    return today - timedelta(days=days_since_import(plan, today)) + timedelta(days=days)
+    """The day a part should have been received by: its plan's import day (China
+    Standard Time) + RECEIPT_DUE_DAYS, as the 待签收 page counts it (queries.receipt_cutoff)."""
+    return to_local(plan.imported_at).date() + timedelta(days=int(current_app.config.get("RECEIPT_DUE_DAYS", 3)))
 
 
 def events_for_part(part: TaskPart, task: Task, plan: Plan, today: date, rules_: dict[str, Rule]) -> list[Event]:

@@ -1,5 +1,6 @@
 """Work that runs by itself: the outbox of notices beyond the inbox (delivery), the
-worker's pulse, the office's reminder rules (with their defaults), each reminder sent,
+worker's pulse, the office's reminder rules (a kind without a row
+follows workflow/reminders.DEFAULT_RULES: a new database holds no rows), each reminder sent,
 the daily sweep, 督办 (escalation), rounds opened on a schedule; users' e-mail and
 channels, units' group robots, the report job's claim, and 督办通报 as a report kind
 
@@ -15,13 +16,6 @@ from workflow.sqlite import foreign_keys_off
 REPORT_KINDS_BEFORE = ("overall", "unit", "item", "round")
 REPORT_KINDS = ("overall", "unit", "item", "round", "bulletin")
 
-# The rules a new office starts with (kind, days before, on the day, every M days after, escalate after K).
-DEFAULT_RULES = [
-    ("deadline", "7,3,1", True, 3, 3),
-    ("receipt", "", True, 2, 3),
-    ("filing", "2", True, 1, 2),
-    ("checkpoint", "3", False, 0, 0),
-]
 
 revision = '6f667b0a67df'
 down_revision = '284f95b310f5'
@@ -43,12 +37,6 @@ def upgrade():
     with foreign_keys_off(op.get_bind()):
         _report_kinds(REPORT_KINDS)
         _add_tables_and_columns()
-    rules = sa.table('reminder_rule', sa.column('kind', sa.String), sa.column('enabled', sa.Boolean),
-                     sa.column('days_before', sa.String), sa.column('on_due', sa.Boolean),
-                     sa.column('repeat_days', sa.Integer), sa.column('escalate_after', sa.Integer),
-                     sa.column('version', sa.Integer))
-    op.bulk_insert(rules, [dict(kind=k, enabled=True, days_before=b, on_due=o, repeat_days=r, escalate_after=e,
-                                version=1) for k, b, o, r, e in DEFAULT_RULES])
 
 
 def _add_tables_and_columns():

@@ -8,7 +8,6 @@ from sqlalchemy.orm import joinedload
 from models import Escalation, Item, Task, TaskPart
 from workflow.due import deadline_shown
 from workflow.extensions import db
-from workflow.timeutil import format_local
 from workflow.vocabulary import EscalationState, ReminderKind
 
 from .data import plan_header
@@ -27,12 +26,10 @@ def bulletin_report(plan) -> dict:
         unit = units.setdefault(part.unit_id, {"name": part.unit.name, "rows": []})
         unit["rows"].append({"number": task.number_label, "text": task.text, "deadline": deadline_shown(task),
                              "kind": ReminderKind.label_of(row.kind), "reason": row.reason,
-                             "reminders": row.reminders, "raised_on": row.raised_on.isoformat(),
-                             "state": EscalationState.label_of(row.state),
-                             "first_bulletin": format_local(row.bulletin_at, "%Y-%m-%d")})
+                             "reminders": row.reminders, "raised_on": row.raised_on.isoformat()})
         kinds[row.kind] = kinds.get(row.kind, 0) + 1
     unit_rows = sorted(units.values(), key=lambda u: (-len(u["rows"]), u["name"]))
     return {"plan": plan_header(plan), "units": unit_rows,
-            "summary": {"items": len(rows), "units": len(unit_rows),
+            "summary": {"count": len(rows), "units": len(unit_rows),
                         "by_kind": [(ReminderKind.label_of(k), kinds.get(k.value, 0)) for k in ReminderKind
                                     if kinds.get(k.value)]}}

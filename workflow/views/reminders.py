@@ -63,11 +63,9 @@ def _plan_choices(form) -> None:
 def index():
     require("reminders.view")
     rules = {r.kind: r for r in db.session.scalars(select(ReminderRule))}
-    forms = {}
     for kind in ReminderKind:
-        row = rules.get(kind.value)
-        form = RuleForm(obj=row, prefix=kind.value) if row else RuleForm(prefix=kind.value)
-        forms[kind.value] = form
+        rules.setdefault(kind.value, reminders.default_row(kind.value))
+    forms = {kind: RuleForm(obj=row, prefix=kind) for kind, row in rules.items()}
     schedule_form = ScheduleForm()
     _plan_choices(schedule_form)
     sweeps = db.session.scalars(select(SweepRun).order_by(SweepRun.as_of.desc()).limit(14)).all()
