@@ -64,8 +64,12 @@ class Config:
     JOB_STALE_SECONDS = _int("JOB_STALE_SECONDS", 60)
     HEARTBEAT_SECONDS = _int("HEARTBEAT_SECONDS", 10)
     REPORT_ATTEMPTS = _int("REPORT_ATTEMPTS", 2)
-    # The daily reminder sweep starts at this time (China Standard Time).
+    # The daily reminder sweep starts at this time (China Standard Time); "off": only
+    # `flask reminders run` and the page's button sweep. It commits every SWEEP_CHUNK
+    # parts, pausing SWEEP_PAUSE_MS between chunks (room for web writers on SQLite).
     REMINDER_TIME = os.environ.get("REMINDER_TIME", "08:30")
+    SWEEP_CHUNK = _int("SWEEP_CHUNK", 300)
+    SWEEP_PAUSE_MS = _int("SWEEP_PAUSE_MS", 0)
     # Notices beyond the inbox (workflow/notices/, docs/notices.md). No MAIL_SERVER: no e-mail.
     MAIL_SERVER = os.environ.get("MAIL_SERVER")
     MAIL_PORT = _int("MAIL_PORT", 25)

@@ -23,6 +23,7 @@ heartbeat; the notices of one unit and kind go out as one notice per user.
 from __future__ import annotations
 
 import logging
+import time as time_module
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -329,28 +330,26 @@ def _sweep(as_of: date, sweep_id: int) -> dict[str, int]:
     finally:
         write_transactions(False)
 
-    part_ids = db.session.scalars(
-        select(TaskPart.id).join(Task).join(Item).where(TaskPart.state.in_(OPEN_STATES))
+    part_ids = db.session.execute(
+        select(TaskPart.unit_id, TaskPart.id).join(Task).join(Item).where(TaskPart.state.in_(OPEN_STATES))
         .order_by(TaskPart.unit_id, TaskPart.id)).all()
-    filing_ids = db.session.scalars(
-        select(RoundPart.id).join(ProgressRound).join(TaskPart, RoundPart.part_id == TaskPart.id)
+    filing_ids = db.session.execute(
+        select(TaskPart.unit_id, RoundPart.id).join(ProgressRound).join(TaskPart, RoundPart.part_id == TaskPart.id)
         .where(ProgressRound.state == ROUND_OPEN, RoundPart.filed_at.is_(None),
                TaskPart.state.in_(OPEN_STATES))
         .order_by(TaskPart.unit_id, RoundPart.id)).all()
     db.session.rollback()
 
-    for chunk in _unit_chunks(part_ids):
-        sent, raised = _sweep_parts(chunk, as_of, rules_, sweep_id)
-        totals["checked"] += len(chunk)
-        totals["reminders"] += sent
-        totals["escalations"] += raised
-        _commit_progress(sweep_id, totals)
-    for chunk in _unit_chunks(filing_ids):
-        sent, raised = _sweep_filings(chunk, as_of, rules_, sweep_id)
-        totals["checked"] += len(chunk)
-        totals["reminders"] += sent
-        totals["escalations"] += raised
-        _commit_progress(sweep_id, totals)
+    # The day's notices wait in the outbox until the sweep is done (_finish pumps them):
+    # a sweep stopped half-way and resumed sends each of them once.
+    with notices.pump_held():
+        for chunks, sweep_chunk in ((_unit_chunks(part_ids), _sweep_parts), (_unit_chunks(filing_ids), _sweep_filings)):
+            for chunk in chunks:
+                sent, raised = sweep_chunk(chunk, as_of, rules_, sweep_id)
+                totals["checked"] += len(chunk)
+                totals["reminders"] += sent
+                totals["escalations"] += raised
+                _commit_progress(sweep_id, totals)
 
     write_transactions(True)
     try:
@@ -365,12 +364,24 @@ def _commit_progress(sweep_id: int, totals: dict) -> None:
     _progress(sweep_id, checked=totals["checked"], reminders=totals["reminders"], escalations=totals["escalations"])
     db.session.commit()
     write_transactions(False)
+    pause = int(current_app.config.get("SWEEP_PAUSE_MS", 0))
+    if pause:     # lets a busy SQLite's web writers in between chunks
+        time_module.sleep(pause / 1000)
 
 
-def _unit_chunks(ids: list[int]):
-    """Chunks of about CHUNK ids (the ids come ordered by unit)."""
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start:start + CHUNK]
+def _unit_chunks(rows):
+    """The ids of (unit id, id) rows ordered by unit, in chunks of about SWEEP_CHUNK
+    that never split a unit: its notices of one kind are one notice per user."""
+    size = max(1, int(current_app.config.get("SWEEP_CHUNK", CHUNK)))
+    chunk, unit = [], None
+    for unit_id, row_id in rows:
+        if chunk and unit_id != unit and len(chunk) >= size:
+            yield chunk
+            chunk = []
+        chunk.append(row_id)
+        unit = unit_id
+    if chunk:
+        yield chunk
 
 
 def _sweep_parts(part_ids: list[int], as_of: date, rules_: dict[str, Rule], sweep_id: int) -> tuple[int, int]:
@@ -537,25 +548,27 @@ def resolve_ended(as_of: date) -> int:
 
 # ---------------------------------------------------------------- the scheduler's part
 
-def sweep_time() -> time:
-    text = current_app.config.get("REMINDER_TIME") or "08:30"
-    hours, _, minutes = text.partition(":")
-    return time(int(hours), int(minutes or 0))
+def sweep_time() -> time | None:
+    """When the daily sweep starts (China Standard Time); None: REMINDER_TIME=off."""
+    return parse_sweep_time(current_app.config.get("REMINDER_TIME") or "08:30")
 
 
-def parse_sweep_time(text: str) -> time:
+def parse_sweep_time(text: str) -> time | None:
+    text = (text or "").strip()
+    if text.lower() == "off":
+        return None
     try:
-        hours, _, minutes = (text or "").strip().partition(":")
+        hours, _, minutes = text.partition(":")
         return time(int(hours), int(minutes or 0))
     except ValueError:
-        raise ValueError(f"REMINDER_TIME “{text}” 格式应为 HH:MM（北京时间），例如 08:30。") from None
+        raise ValueError(f"REMINDER_TIME “{text}” 格式应为 HH:MM（北京时间），例如 08:30；off 为不自动巡查。") from None
 
 
 @background.every_minute("reminders.daily")
 def daily() -> SweepRun | None:
     """Queue today's sweep once its time has come (China Standard Time)."""
-    now_local = datetime.now(CST)
-    if now_local.time() < sweep_time():
+    starts = sweep_time()
+    if starts is None or datetime.now(CST).time() < starts:
         return None
     return request_sweep(today_local(), "scheduler")
 

@@ -26,6 +26,18 @@ from .quiet import release_time
 PUMP = "notice.pump"
 # Off while the demo plays its history: those notices were "sent" in 2022.
 _outside_off: ContextVar[bool] = ContextVar("luoshi_notices_outside_off", default=False)
+# Set while the reminder sweep runs: its deliveries are pumped once, when it is done.
+_pump_held: ContextVar[bool] = ContextVar("luoshi_notices_pump_held", default=False)
+
+
+@contextmanager
+def pump_held():
+    """Inside the block, deliveries are written but no pump is queued for them."""
+    token = _pump_held.set(True)
+    try:
+        yield
+    finally:
+        _pump_held.reset(token)
 
 
 @contextmanager
@@ -70,7 +82,8 @@ def send(users: Iterable[User], kind: NotificationKind | str, message: str | Cal
         db.session.flush()
         # One pump per batch of notices, not one message per delivery: the pump
         # takes every due delivery in turn (several workers share them).
-        background.enqueue_after_commit(PUMP)
+        if not _pump_held.get():
+            background.enqueue_after_commit(PUMP)
     return rows
 
 
