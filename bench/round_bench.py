@@ -44,7 +44,7 @@ def run(folder: Path) -> dict:
     from models import Plan, ProgressRound, ReportArchive, Role, RoundPart, User
     from workflow import demo, round_services
     from workflow.extensions import db
-    from workflow.reports import archive
+    from workflow.reports import archive, jobs
     from workflow.sqlite import write_transactions
     from workflow.timeutil import today_local
 
@@ -89,7 +89,7 @@ def run(folder: Path) -> dict:
         write_transactions(False)
 
         started = time.perf_counter()
-        archive.run(report_id)
+        archive.run(report_id, claim=jobs.claim)
         figures["render"] = time.perf_counter() - started
         row = db.session.get(ReportArchive, report_id)
         figures["status"], figures["pages"], figures["error"] = row.status, row.pages, row.error
