@@ -339,3 +339,26 @@ def test_review_shows_every_warning_kind_in_chinese(app, office_client, seed_byt
     assert "未写明完成时限" in badges and "重复内容" in badges
     assert [b for b in badges if re.search(r"[A-Za-z_]", b)] == []
     assert "missing_deadline" not in html and "number_mismatch" not in html
+
+
+def test_an_import_tells_each_unit_it_was_given_once_with_the_count(app, seed_bytes):
+    from models import Notification, Task, TaskPart, Unit, User
+    from workflow.importer import service
+
+    with app.app_context():
+        office = Unit(name="区指挥部办公室", kind="office")
+        finance = Unit(name="区财政局", kind="bureau")
+        db.session.add_all([office, finance])
+        db.session.flush()
+        db.session.add_all([User(username="f.staff", display_name="财政局经办人", unit_id=finance.id,
+                                 role="unit_staff", password_hash="x"),
+                            User(username="f.old", display_name="已停用", unit_id=finance.id,
+                                 role="unit_staff", password_hash="x", active=False)])
+        db.session.commit()
+        service.confirm(service.review_upload(seed_bytes, "seed.txt"))
+        parts = db.session.scalar(select(func.count(TaskPart.id)).where(TaskPart.unit_id == finance.id))
+        notes = db.session.scalars(select(Notification).where(Notification.kind == "assigned")).all()
+        assert len(notes) == 1                     # the active user of the one unit with users
+        assert notes[0].user.username == "f.staff"
+        assert f"区财政局承办其中 {parts} 项任务" in notes[0].message and "签收" in notes[0].message
+        assert parts > 0 and db.session.scalar(select(func.count(Task.id))) > 0

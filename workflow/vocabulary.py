@@ -106,6 +106,7 @@ _DECISIONS = {SubmissionOutcome.RETURNED: "退回", SubmissionOutcome.VERIFIED: 
 
 class NotificationKind(Vocabulary):
     """Inbox messages (one row per recipient)."""
+    ASSIGNED = "assigned", "新任务"
     SUBMITTED = "submitted", "待核验"
     RETURNED = "returned", "被退回"
     URGED = "urged", "催办"

@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from datetime import timedelta
 
+from flask import current_app
+from sqlalchemy import select
+
+from models import Item, Task, TaskPart, Unit
+from workflow import notices
 from workflow.extensions import db
+from workflow.timeutil import chinese_date, today_local
+from workflow.vocabulary import NotificationKind
 from workflow.text import clean_line
 
 from . import load
@@ -43,6 +52,7 @@ def confirm(rv: load.Review, user=None):
                             "请修改文件后重新上传。")
     try:
         plan = load.write(rv, user=user)
+        notify_assigned(plan)
         db.session.commit()
         return plan
     except Exception:  # noqa: BLE001 - the last resort: whatever it is, nothing is written
@@ -50,3 +60,17 @@ def confirm(rv: load.Review, user=None):
         log.exception("import of %s (sha256 %s) failed in the write", rv.filename, rv.sha256)
         raise DocumentError("写入数据库时出错，导入未完成，没有写入任何数据。"
                             "请将该文件交给系统管理员检查（错误已记入日志）。") from None
+
+
+def notify_assigned(plan) -> int:
+    """新任务: each unit given parts by the import hears once, with the count and
+    the receipt date (RECEIPT_DUE_DAYS after today). How many units."""
+    counts = Counter(db.session.scalars(select(TaskPart.unit_id).join(Task).join(Item)
+                                        .where(Item.plan_id == plan.id)))
+    due = chinese_date(today_local() + timedelta(days=int(current_app.config.get("RECEIPT_DUE_DAYS", 3))))
+    units = db.session.scalars(select(Unit).where(Unit.id.in_(list(counts))).order_by(Unit.id)).all()
+    for unit in units:
+        notices.send(notices.unit_users([unit]), NotificationKind.ASSIGNED,
+                     f"《{plan.title}》已导入，{unit.name}承办其中 {counts[unit.id]} 项任务，"
+                     f"请于{due}前在“我的待办”中签收。")
+    return len(units)
