@@ -13,13 +13,14 @@ from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
 from auth.blueprint import bp as auth_bp
 from auth.ratelimit import limiter
 
-from . import errors, sqlite
+from . import errors, scores, sqlite
 from .cli import register_cli
 from .config import DEFAULT_SECRET_KEY, Config
 from .errors import bad_request
 from .extensions import csrf, db, login_manager, migrate
 from .timeutil import configure_clock
 from .views import admin, audit_log, extensions as extension_views, inbox, plans, reports, rounds, tasks, templating
+from .views import scores as score_views
 from .views.urls import MAX_ID
 
 
@@ -60,6 +61,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
 
     _refuse_unsafe_production(app)
     configure_clock(app)
+    scores.configure(app)
     if app.config["LUOSHI_ENV"] == "production":
         # Behind TLS in production: cookies never travel in clear text.
         app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
@@ -76,7 +78,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     _trust_proxies(app)
     app.register_blueprint(auth_bp)
     # extension_views imports workflow.extension_services: its decisions join services.TRANSITIONS.
-    for module in (tasks, plans, inbox, admin, audit_log, reports, rounds, extension_views):
+    for module in (tasks, plans, inbox, admin, audit_log, reports, rounds, extension_views, score_views):
         app.register_blueprint(module.bp)
     templating.register(app)
     register_cli(app)

@@ -57,6 +57,9 @@ class Config:
     # an extension is asked for before the date is missed; once it is, the unit
     # talks to the office. 1: the office accepts late requests, marked 逾期后申请.
     LATE_EXTENSIONS = os.environ.get("LATE_EXTENSIONS", "0") in ("1", "true", "yes")
+    # 单位考核排名 (workflow/scores.py, docs/scores.md): the weight of each component,
+    # "ontime=40,overdue=20,returns=15,filings=15,receipt=10" when unset; checked at start-up.
+    SCORE_WEIGHTS = os.environ.get("SCORE_WEIGHTS")
     # Sessions (auth/session.py, docs/security.md): they end SESSION_HOURS
     # after sign-in whatever happens, after SESSION_IDLE_MINUTES without a
     # request, on logout or password change, and when used from another
