@@ -2,7 +2,7 @@
 (docs/scores.md is the formula in words; every rule there is a rule here).
 
 The facts are read once, as compact rows, in a fixed number of queries (``load_facts``:
-six, whatever the number of units, parts or months); ``measure`` then computes any
+five, whatever the number of units, parts or months); ``measure`` then computes any
 period from them in Python. One read serves the period, its chapters and the twelve
 months of the trend: SQL aggregates per period would cost a query per month, and
 bucketing by the China Standard Time date in SQL differs between the two databases.
@@ -208,7 +208,7 @@ class Facts:
 
 
 def load_facts(plan_id: int | None = None, numeral=str) -> Facts:
-    """Everything the scores read, for one plan or all: six queries. ``numeral`` writes
+    """Everything the scores read, for one plan or all: five queries. ``numeral`` writes
     a chapter's number (reports.data.chinese_number; passed in, as that module reads this one)."""
     scope = select(TaskPart.id).join(Task, TaskPart.task_id == Task.id).join(Item, Task.item_id == Item.id)
     if plan_id is not None:
