@@ -315,7 +315,7 @@ def test_the_office_and_viewers_see_every_unit_ranked_with_charts(app, world, lo
 def test_a_unit_user_sees_their_own_line_and_place_and_nothing_of_the_others(app, world, login):
     client = login("a.staff")
     html = client.get("/scores/?period=quarter").get_data(as_text=True)
-    assert "区甲局" in html and "排第 <strong>3</strong> 名" in html
+    assert "区甲局" in html and "在 3 个参加排名的承办单位中排第 <strong>3</strong> 名" in html
     assert "区乙局" not in html and "alert(1)" not in html and "全部单位" not in html
     rows = _csv_rows(client.get("/scores/?period=quarter&format=csv"))
     assert [(r["排名"], r["单位"]) for r in rows] == [("3", "区甲局")]

@@ -437,5 +437,5 @@ def ranking(period: Period, today: date, plan_id: int | None = None, *, trend: i
         "units": {uid: [scores[uid] for scores in month_scores] for uid in facts.units},
     }
     result.update(period=period, today=today, last_day=period.last_day(today), weights=weights,
-                  due_days=due_days, units_count=len(facts.units))
+                  due_days=due_days, ranked_count=sum(1 for f in result["units"] if f.rank is not None))
     return result
