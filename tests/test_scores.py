@@ -248,6 +248,38 @@ def test_a_fixed_number_of_queries_whatever_the_units_parts_and_months(app, worl
     assert len(many) == len(few) and len(selects) == 5
 
 
+def test_work_done_through_the_services_counts_on_the_days_it_was_done(app, world):
+    """p6 (due 10-31) driven through the real services, back-dated: handed in 09-20, returned
+    09-22, handed in again 09-25, verified 09-26 — on time for the year; two decisions,
+    one a return, in the quarter."""
+    from workflow import services
+    from workflow.timeutil import played_at
+
+    with app.app_context():
+        part = db.session.get(TaskPart, world["parts"]["p6"])
+        part.task.lead_units.append(db.session.get(Unit, world["b"]))
+        db.session.commit()
+        staff = db.session.scalar(select(User).where(User.username == "a.staff"))
+        leader = db.session.scalar(select(User).where(User.username == "b.leader"))
+        with played_at(utc("2022-09-20")):
+            services.start_part(part, staff)
+            services.add_text_evidence(part, staff, "方案已印发。")
+            services.submit_part(part, staff, "已完成。")
+        with played_at(utc("2022-09-22")):
+            services.return_part(part, leader, "请补充印发文件。")
+        with played_at(utc("2022-09-25")):
+            services.add_text_evidence(part, staff, "印发文件见附件。")
+            services.submit_part(part, staff, "已完成，补充了印发文件。")
+        with played_at(utc("2022-09-26")):
+            services.verify_part(part, leader)
+        db.session.commit()
+        quarter = by_name(measured())["区甲局"]
+        year = by_name(measured(period=Period(date(2022, 1, 1), date(2022, 12, 31))))["区甲局"]
+    assert (quarter.judged, quarter.decided, quarter.returned) == (3, 5, 2)
+    # The year: p4 (06-30) overdue, p1 on time, p2 late, p3 overdue, and now p6 on time.
+    assert (year.judged, year.on_time, year.finished_late, year.still_overdue) == (5, 2, 1, 2)
+
+
 # ---------------------------------------------------------------- settings and periods
 
 @pytest.mark.parametrize("raw, message", [
@@ -353,6 +385,12 @@ def test_the_svg_escapes_a_unit_name(app, world, login):
     # Shortened to fit beside its bar (the table has the full name), escaped in every chart.
     assert charts.count("&lt;script&gt;a") == 2        # the score bars and the trend legend
     assert "&lt;script&gt;alert(1)&lt;/script&gt;局" in html    # the table
+
+
+def test_with_no_plan_the_page_says_so(app, office_client):
+    response = office_client.get("/scores/")
+    assert response.status_code == 200 and "没有承办单位" in response.get_data(as_text=True)
+    assert _csv_rows(office_client.get("/scores/?format=csv")) == []
 
 
 def test_anonymous_is_sent_to_login(app, world):

@@ -24,7 +24,7 @@ bp = Blueprint("scores", __name__, url_prefix="/scores")
 DEFAULT_PERIOD = "year"
 
 
-def _choices(args, plans) -> dict:
+def _choices(args) -> dict:
     """The form as the request filled it, each value as typed (shown back on an error)."""
     return {"period": (args.get("period") or DEFAULT_PERIOD).strip()[:20],
             "start": (args.get("start") or "").strip()[:20], "end": (args.get("end") or "").strip()[:20],
@@ -51,7 +51,7 @@ def index():
     own = scores_unit(current_user)
     today = today_local()
     plans = db.session.execute(select(Plan.id, Plan.title).order_by(Plan.id.desc())).all()
-    chosen = _choices(request.args, plans)
+    chosen = _choices(request.args)
     page = {"chosen": chosen, "plans": plans, "kinds": scores.PERIOD_KINDS, "own": own, "today": today}
     try:
         period, plan_id = _read(chosen, today, {p.id for p in plans})
