@@ -35,6 +35,9 @@ PLAN_ACTIONS = {
     "escalation.view": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF, Role.VIEWER},
     "escalation.bulletin": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
     "notices.log": {Role.OFFICE_ADMIN, Role.OFFICE_STAFF},
+    # 考核排名: the office and viewers see every unit; a unit's users see their own
+    # unit's line and its place, nothing of the others (scores_unit below).
+    "scores.view": set(Role.ALL),
 }
 
 UNIT_ROLES = Role.UNIT_ROLES
@@ -165,6 +168,12 @@ def denial(user, action: str, obj=None) -> str | None:
     if action == "evidence.download":
         return denial(user, "task.view", task_of(obj.part))
     return NOT_ALLOWED
+
+
+def scores_unit(user) -> int | None:
+    """Whose line of the ranking ``user`` sees: None for every unit (the office,
+    viewers), else their own unit's id."""
+    return user.unit_id if user.role in UNIT_ROLES else None
 
 
 def may(user, action: str, obj=None) -> bool:

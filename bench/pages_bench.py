@@ -8,7 +8,8 @@ seed, plays the demo's April–September 2022 history, sets the demo clock to
 ``--repeat`` times (after one warm-up), printing for each: the SQL statements
 per request, the median and the slowest time, and the HTML size. The pages:
 the office's overview and to-do, the task list (first page and the red filter),
-a staff member's to-do, and the task page of a task with several parts.
+a staff member's to-do, the task page of a task with several parts, and 考核排名
+(this year and this month for the office, this year for the staff member).
 """
 from __future__ import annotations
 
@@ -105,6 +106,9 @@ def main() -> None:
             ("office", "/tasks/?warning=red", "任务列表 红色预警"),
             ("office", f"/tasks/{task_id}", "任务页（多家承办）"),
             (staff, "/tasks/todo", f"我的待办（{staff}）"),
+            ("office", "/scores/", "考核排名 本年（办公室）"),
+            ("office", "/scores/?period=month", "考核排名 本月（办公室）"),
+            (staff, "/scores/", f"考核排名（{staff}）"),
         ]
         print(f"{tasks} tasks; clock {CLOCK}; {args.repeat} requests per page after one warm-up\n")
         print(f"{'page':<24} {'SQL/req':>8} {'median ms':>10} {'max ms':>8} {'KiB':>7}")

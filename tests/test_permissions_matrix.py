@@ -267,6 +267,8 @@ PLAN_WHO = {
     # Actions with no page of their own: a POST (with a valid CSRF token) is let through (302) or refused (403).
     "reminders.manage": ("POST /reminders/sweep", {"office"}),
     "escalation.bulletin": ("POST /escalations/bulletin", {"office", "office2"}),
+    # Every user opens 考核排名; what a unit's user sees there is their own line (below).
+    "scores.view": ("/scores/", set(USERS)),
 }
 
 
@@ -288,6 +290,26 @@ def test_plan_wide_cells(app):
                 continue
             status = clients[label].get(path.format(plan=plan_id)).status_code
             assert status == (200 if label in who else 403), (action, label, status)
+
+
+def test_the_ranking_shows_a_unit_user_their_own_line_and_everyone_else_all(app):
+    """scores.view: the office and viewers get every working unit's line; a unit's
+    leader or staff gets their own unit's alone (the export is the table)."""
+    import csv
+    import io
+
+    from models import TaskPart, Unit
+
+    with app.app_context():
+        working = set(db.session.scalars(select(Unit.name).join(TaskPart, TaskPart.unit_id == Unit.id)))
+        own = {label: _user(label).unit.name for label in USERS}
+    for label in USERS:
+        data = _client(app, label).get("/scores/?format=csv").get_data(as_text=True).lstrip("\ufeff")
+        names = {row["单位"] for row in csv.DictReader(io.StringIO(data))}
+        if label in ("office", "office2", "viewer"):
+            assert names == working, label
+        else:
+            assert names == ({own[label]} & working), label
 
 
 def test_anonymous_is_sent_to_login(app):

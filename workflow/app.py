@@ -13,7 +13,7 @@ from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
 from auth.blueprint import bp as auth_bp
 from auth.ratelimit import limiter
 
-from . import errors, reminders, sqlite  # noqa: F401  (reminders: its jobs and ticks)
+from . import errors, reminders, scores, sqlite  # noqa: F401  (reminders: its jobs and ticks)
 from .notices import delivery as notice_delivery, quiet  # noqa: F401  (the delivery jobs)
 from .reports import jobs as report_jobs  # noqa: F401  (the report job)
 from .cli import register_cli
@@ -23,6 +23,7 @@ from .extensions import csrf, db, login_manager, migrate
 from .timeutil import configure_clock
 from .views import admin, audit_log, extensions as extension_views, inbox, notices as notice_views, plans, \
     reminders as reminder_views, reports, rounds, tasks, templating
+from .views import scores as score_views
 from .views.urls import MAX_ID
 
 
@@ -64,6 +65,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     _refuse_unsafe_production(app)
     _check_background_settings(app)
     configure_clock(app)
+    scores.configure(app)
     if app.config["LUOSHI_ENV"] == "production":
         # Behind TLS in production: cookies never travel in clear text.
         app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
@@ -81,7 +83,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     # extension_views imports workflow.extension_services: its decisions join services.TRANSITIONS.
     for module in (tasks, plans, inbox, admin, audit_log, reports, rounds, extension_views, notice_views,
-                   reminder_views):
+                   reminder_views, score_views):
         app.register_blueprint(module.bp)
     templating.register(app)
     register_cli(app)

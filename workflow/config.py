@@ -86,6 +86,9 @@ class Config:
     QUIET_HOURS = os.environ.get("QUIET_HOURS", "22:00-07:30")
     NOTICE_ATTEMPTS = _int("NOTICE_ATTEMPTS", 5)
     NOTICE_LEASE_SECONDS = _int("NOTICE_LEASE_SECONDS", 120)
+    # 单位考核排名 (workflow/scores.py, docs/scores.md): the weight of each component,
+    # "ontime=40,overdue=20,returns=15,filings=15,receipt=10" when unset; checked at start-up.
+    SCORE_WEIGHTS = os.environ.get("SCORE_WEIGHTS")
     # Sessions (auth/session.py, docs/security.md): they end SESSION_HOURS
     # after sign-in whatever happens, after SESSION_IDLE_MINUTES without a
     # request, on logout or password change, and when used from another

@@ -194,6 +194,39 @@ def extension_columns() -> tuple[Column, ...]:
     )
 
 
+def _or_dash(value):
+    return "—" if value is None else value
+
+
+def score_columns() -> tuple[Column, ...]:
+    """考核排名: a unit per row (workflow/scores.Figures), in rank order; "—" where a
+    component has nothing to measure."""
+    return (
+        Column("排名", lambda f, a: _or_dash(f.rank), 6),
+        Column("单位", lambda f, a: f.name, 22),
+        Column("综合得分", lambda f, a: _or_dash(f.score), 9),
+        Column("到期任务", lambda f, a: f.judged, 9),
+        Column("按期完成", lambda f, a: f.on_time, 9),
+        Column("逾期完成", lambda f, a: f.finished_late, 9),
+        Column("到期未完成", lambda f, a: f.still_overdue, 10),
+        Column("按期完成率 %", lambda f, a: _or_dash(f.ontime_rate), 11),
+        Column("逾期任务", lambda f, a: f.overdue, 9),
+        Column("逾期天数合计", lambda f, a: f.overdue_days, 11),
+        Column("最长逾期天数", lambda f, a: f.overdue_max, 11),
+        Column("核验决定", lambda f, a: f.decided, 9),
+        Column("退回", lambda f, a: f.returned, 7),
+        Column("退回率 %", lambda f, a: _or_dash(f.return_rate), 9),
+        Column("延期申请", lambda f, a: f.ext_requested, 9),
+        Column("延期批准", lambda f, a: f.ext_granted, 9),
+        Column("调度应报", lambda f, a: f.filings_due, 9),
+        Column("按时报送", lambda f, a: f.filed_on_time, 9),
+        Column("逾期报送", lambda f, a: f.filed_late, 9),
+        Column("未报送", lambda f, a: f.filings_missing, 8),
+        Column("应签收", lambda f, a: f.receipt_due, 8),
+        Column("超期未签收", lambda f, a: f.receipt_late, 10),
+    )
+
+
 def _audit_action(e) -> str:
     d = e.details if isinstance(e.details, dict) else {}
     if e.action == "transition" and d.get("event"):

@@ -27,7 +27,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from models import AuditEntry, AuditHead, Item, Plan, ProgressRound, ReportArchive, Unit
-from workflow import audit, background, notices
+from workflow import audit, background, notices, scores
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
 from workflow.storage import storage_failure_message, write_once
@@ -72,12 +72,19 @@ def layout_version() -> str:
     pdf_templates = os.path.join(os.path.dirname(workflow_dir), "templates", "reports", "pdf")
     digest = hashlib.sha256()
     paths = [os.path.join(here, n) for n in ("data.py", "bulletin.py", "charts.py", "archive.py", "render.py")]
-    paths += [os.path.join(workflow_dir, n) for n in ("due.py", "vocabulary.py")]
+    paths += [os.path.join(workflow_dir, n) for n in ("due.py", "vocabulary.py", "scores.py", "pace.py")]
     paths += sorted(os.path.join(pdf_templates, n) for n in os.listdir(pdf_templates))
     for path in paths:
         with open(path, "rb") as fh:
             digest.update(os.path.basename(path).encode() + b"\0" + fh.read() + b"\0")
     return digest.hexdigest()[:12]
+
+
+def current_layout() -> str:
+    """The layout version with the office's score weights: the overall report's
+    ranking changes with them, so a report made under other weights is not reused."""
+    weights = scores.weights_text(scores.current_weights())
+    return f"{layout_version()}-{hashlib.sha256(weights.encode()).hexdigest()[:6]}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,7 @@ class Params:
     near_days: int
     unit: int | None = None
     item: str | None = None
-    layout: str = field(default_factory=layout_version)
+    layout: str = field(default_factory=lambda: current_layout())
     round: int | None = None      # the ProgressRound of a 调度通报
 
     def as_dict(self) -> dict:

@@ -14,11 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from models import AuditEntry, Evidence, Item, RoundPart, Submission, Task, TaskPart, task_lead_units
-from workflow import pace
+from workflow import pace, scores
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, LATE, NEAR, days_late, deadline_shown, due_status
 from workflow.extensions import db
 from workflow.machine import EVENT_LABELS
+from workflow.reports import charts
 from workflow.services import EDITABLE_FIELDS
 from workflow.timeutil import format_local
 from workflow.vocabulary import (
@@ -188,7 +189,17 @@ def overall(plan, as_of: date, near_days: int) -> dict:
         "warned": warned,
         "warnings": {level: sum(1 for r in rows if r["warning"] == level) for level in WARNING_ORDER},
         "not_applicable": not_applicable,
+        "scores": score_section(plan, as_of),
     }
+
+
+def score_section(plan, as_of: date) -> dict:
+    """单位考核排名 for the report: the as-of date's year up to it, judged on the as-of
+    date (it stands in for today, as everywhere in the report)."""
+    period = scores.Period(date(as_of.year, 1, 1), as_of)
+    result = scores.ranking(period, as_of, plan.id, trend=0, numeral=chinese_number)
+    return {"rows": result["units"], "period": period.label, "weights": scores.weights_text(result["weights"]),
+            "total": result["total"], "chart": charts.score_bars(result["units"])}
 
 
 # ------------------------------------------------------------------ unit
