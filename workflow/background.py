@@ -31,6 +31,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from workflow.extensions import db
+from workflow.sqlite import write_transactions
 from workflow.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ def run_job(app: Flask, name: str, *args) -> None:
             raise
         finally:
             db.session.remove()
+            write_transactions(False)   # a job never leaves its thread writing
 
 
 def enqueue(name: str, *args, delay: float | None = None, app: Flask | None = None) -> bool:

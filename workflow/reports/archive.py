@@ -378,6 +378,7 @@ def run(archive_id: int, *, claim) -> None:
         archive.finished_at = utcnow()
         notify_requester(archive, f"报告生成失败（存档 #{archive.id}）：{message}")
         db.session.commit()
+        write_transactions(False)
         return
     write_transactions(True)
     archive = db.session.get(ReportArchive, archive_id)
@@ -399,6 +400,7 @@ def run(archive_id: int, *, claim) -> None:
     notify_requester(archive, f"您申请的{built.title}已生成（{rendered.pages} 页，存档 #{archive.id}），"
                      f"可在“进展报告”中下载。")
     db.session.commit()
+    write_transactions(False)
 
 
 def _progress(archive_id: int, percent: int) -> None:
