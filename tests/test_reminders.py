@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from models import (
-    AuditEntry, Escalation, Notification, ProgressRound, Reminder, ReminderRule, ReportArchive,
+    AuditEntry, Escalation, Notification, ProgressRound, Reminder, ReminderRule, ReportArchive, RoundSchedule,
     SweepRun, Task, TaskPart, User,
 )
 from tests.helpers import csrf_token, unit_username, user_named
@@ -387,3 +387,27 @@ def test_flask_reminders_run_sweeps_now_and_reports(app, runner):
     assert "2022-06-30  已完成  检查 1" in runner.invoke(args=["reminders", "list"]).output
     bad = runner.invoke(args=["reminders", "run", "--as-of", "2022-13-01"])
     assert bad.exit_code != 0 and "日期“2022-13-01”无效" in bad.output
+
+
+def test_the_schedule_form_adds_switches_and_refuses_in_chinese(app, login):
+    office = login("office")
+    token = csrf_token(office, "/reminders/")
+    bad = office.post("/reminders/schedules", data={"csrf_token": token, "plan": "1", "kind": "monthly", "day": "31",
+                                                    "due_days": "5"}, follow_redirects=True)
+    assert "月调度的发起日应为每月 1–28 日" in bad.text
+    # A plan that is not one of the choices (forged or deleted meanwhile): WTForms' message, in Chinese.
+    assert "不是有效的选择" in office.post("/reminders/schedules", data={
+        "csrf_token": token, "plan": "999", "kind": "monthly", "day": "1", "due_days": "5"}, follow_redirects=True).text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(RoundSchedule.id))) == 0
+    good = office.post("/reminders/schedules", data={"csrf_token": token, "plan": "1", "kind": "weekly", "day": "1",
+                                                     "due_days": "3", "instructions": "<b>周一</b>"},
+                       follow_redirects=True)
+    assert "定时调度已设置" in good.text and "每周星期一" in good.text and "&lt;b&gt;周一&lt;/b&gt;" in good.text
+    with app.app_context():
+        schedule_id = db.session.scalar(select(RoundSchedule.id))
+    off = office.post(f"/reminders/schedules/{schedule_id}/active", data={"csrf_token": token}, follow_redirects=True)
+    assert "定时调度已停用" in off.text
+    with app.app_context():
+        assert db.session.get(RoundSchedule, schedule_id).active is False
+    assert login("u03.staff").post("/reminders/schedules", data={"csrf_token": token}).status_code in (400, 403)

@@ -58,6 +58,16 @@ def _plan_choices(form) -> None:
                          db.session.execute(select(Plan.id, Plan.title).order_by(Plan.id.desc())).all()]
 
 
+def _chosen_plan(form):
+    """The plan a posted form names, or None after flashing why (the form's first problem)."""
+    _plan_choices(form)
+    problem = first_error(form)
+    plan = None if problem else get_row(Plan, parse_id(form.plan.data) or 0)
+    if plan is None:
+        flash(problem or "所选方案不存在，请刷新页面后重试。", "danger")
+    return plan
+
+
 @bp.route("/reminders/")
 @login_required
 def index():
@@ -122,14 +132,8 @@ def sweep_now():
 def add_schedule():
     require("round.open")
     form = ScheduleForm()
-    _plan_choices(form)
-    problem = first_error(form)
-    if problem:
-        flash(problem, "danger")
-        return redirect(url_for("reminders.index"))
-    plan = get_row(Plan, parse_id(form.plan.data) or 0)
+    plan = _chosen_plan(form)
     if plan is None:
-        flash("所选方案不存在，请刷新页面后重试。", "danger")
         return redirect(url_for("reminders.index"))
     user = current_user._get_current_object()
     outcome = commit_service(lambda: reminder_services.add_schedule(
@@ -182,14 +186,8 @@ def escalations():
 def bulletin():
     require("escalation.bulletin")
     form = PlanForm()
-    _plan_choices(form)
-    problem = first_error(form)
-    if problem:
-        flash(problem, "danger")
-        return redirect(url_for("reminders.escalations"))
-    plan = get_row(Plan, parse_id(form.plan.data) or 0)
+    plan = _chosen_plan(form)
     if plan is None:
-        flash("所选方案不存在，请刷新页面后重试。", "danger")
         return redirect(url_for("reminders.escalations"))
     user = current_user._get_current_object()
     outcome = commit_service(lambda: reminder_services.issue_bulletin(user, plan))
