@@ -526,3 +526,56 @@ def test_the_demo_history_sends_to_the_inbox_only(app, mail_sink, one_part_task)
         db.session.commit()
         assert db.session.scalar(select(func.count(Notification.id)).where(Notification.message == "历史通知")) == 1
     assert deliveries(app) == []
+
+
+# ---------------------------------------------------------------- the pump's claims
+
+def test_a_pump_does_not_send_what_another_pump_took_after_its_lease_ran_out(app, mail_sink, one_part_task):
+    from models import Delivery, User
+    from workflow import notices
+    from workflow.extensions import db
+    from workflow.notices import delivery
+
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=mail_sink.port)
+    set_user(app, one_part_task.part_staff, email="staff@unit.example.gov.cn")
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == one_part_task.part_staff))
+        notices.send([user], "urged", "请抓紧")
+        db.session.commit()
+        token, [delivery_id] = delivery.claim(10)
+        # The watchdog released it (lease run out) and another pump claimed it.
+        row = db.session.get(Delivery, delivery_id)
+        row.worker = "elsewhere:1:other"
+        db.session.commit()
+        assert delivery.deliver(delivery_id, token) is None
+        db.session.remove()
+        row = db.session.get(Delivery, delivery_id)
+        assert (row.status, row.attempts, row.worker) == ("sending", 0, "elsewhere:1:other")
+        assert mail_sink.received.mails == []
+        # Its holder sends it.
+        assert delivery.deliver(delivery_id, "elsewhere:1:other") is None
+        assert db.session.get(Delivery, delivery_id, populate_existing=True).status == "sent"
+    assert len(mail_sink.received.mails) == 1
+
+
+def test_a_claim_takes_only_due_pending_deliveries_once(app, mail_sink, one_part_task):
+    from models import Delivery, User
+    from workflow import notices
+    from workflow.extensions import db
+    from workflow.notices import delivery
+    from workflow.timeutil import utcnow
+
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=mail_sink.port)
+    set_user(app, one_part_task.part_staff, email="staff@unit.example.gov.cn")
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == one_part_task.part_staff))
+        for i in range(3):
+            notices.send([user], "urged", f"第 {i} 条")
+        db.session.commit()
+        rows = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        rows[2].next_attempt_at = utcnow() + timedelta(minutes=5)
+        db.session.commit()
+        first_token, first = delivery.claim(1)
+        second_token, second = delivery.claim(10)
+        assert first == [rows[0].id] and second == [rows[1].id] and first_token != second_token
+        assert delivery.claim(10)[1] == []
