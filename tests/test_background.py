@@ -135,7 +135,7 @@ def no_sweep_today(app) -> None:
         db.session.remove()
 
 
-def request_report(app, kind: str = "item") -> int:
+def request_report(app, kind: str = "item", *, queue: bool = True) -> int:
     from models import User
     from workflow.extensions import db
     from workflow.reports import archive
@@ -144,7 +144,7 @@ def request_report(app, kind: str = "item") -> int:
         office = db.session.scalar(select(User).where(User.username == "office"))
         params = (archive.make_params("item", item_number="1", as_of=AS_OF) if kind == "item"
                   else archive.make_params("overall", as_of=AS_OF))
-        row = archive.request_report(params, user=office).archive
+        row = archive.request_report(params, user=office, queue=queue).archive
         db.session.commit()     # queued now
         archive_id = row.id
         db.session.remove()
@@ -371,3 +371,33 @@ def test_is_dead_knows_a_gone_or_unreaped_process_on_this_host(tmp_path):
     assert background.is_dead(f"{host}:{os.getpid()}") is False          # this very process
     assert background.is_dead(f"elsewhere.example:{child.pid}") is False   # another host: its heartbeat decides
     assert background.is_dead(None) is False and background.is_dead(f"{host}:notapid") is False
+
+
+def test_a_report_rendered_by_the_command_line_keeps_its_heartbeat(app, monkeypatch):
+    """run_now (flask report generate, the demo) renders in its own process: a
+    worker's watchdog must not take a render longer than JOB_STALE_SECONDS for
+    one whose worker died."""
+    from models import WorkerBeat
+    from workflow.extensions import db
+    from workflow.reports import archive, jobs
+
+    app.config.update(HEARTBEAT_SECONDS=0.2, JOB_STALE_SECONDS=1)
+    archive_id = request_report(app, queue=False)
+    real_pdf = archive.html_to_pdf
+    seen = {}
+
+    def slow_pdf(html):
+        time.sleep(1.6)          # longer than JOB_STALE_SECONDS, mid-render
+        with app.app_context():  # what a worker's watchdog would decide now
+            seen["watchdog"] = jobs.watchdog()
+            db.session.rollback()
+            db.session.remove()
+        return real_pdf(html)
+
+    monkeypatch.setattr(archive, "html_to_pdf", slow_pdf)
+    jobs.run_now(app, archive_id)
+    assert seen["watchdog"] == {"retried": 0, "failed": 0, "requeued": 0}
+    row = report_row(app, archive_id)
+    assert (row.status, row.attempts) == ("done", 1)
+    # Renewing its claims does not make it a worker.
+    assert in_app(app, lambda: db.session.scalar(select(func.count(WorkerBeat.id)))) == 0

@@ -579,3 +579,22 @@ def test_a_claim_takes_only_due_pending_deliveries_once(app, mail_sink, one_part
         second_token, second = delivery.claim(10)
         assert first == [rows[0].id] and second == [rows[1].id] and first_token != second_token
         assert delivery.claim(10)[1] == []
+
+
+@pytest.mark.parametrize("kind", ["wecom", "dingtalk"])
+def test_a_long_notice_fits_the_robots_size_limit_with_its_link(app, kind):
+    from workflow.notices import channels
+
+    content = channels.Content(kind_label="逾期提醒", message="逾期任务<b>[名单]</b>" * 600, task_label="任务" * 300,
+                               task_text=None, link=f"{PUBLIC_URL}/tasks/7", created="2026-03-10 09:00",
+                               recipient="区财政局")
+    payload = channels.robot_payload(kind, content, 42)
+    text = payload["markdown"]["content" if kind == "wecom" else "text"]
+    assert len(text.encode("utf-8")) <= 4000
+    assert text.count(f"]({PUBLIC_URL}/tasks/7)") == 1 and "全文请登录查看" in text and "通知编号 42" in text
+    assert "<b>" not in text and not re.search(r"(?<!\\)\[名单", text)
+    # A short one is whole.
+    short = channels.robot_payload(kind, channels.Content(
+        kind_label="催办", message="请抓紧", task_label=None, task_text=None, link=f"{PUBLIC_URL}/inbox/",
+        created="", recipient=""), 1)
+    assert "请抓紧\n" in short["markdown"]["content" if kind == "wecom" else "text"]

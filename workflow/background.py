@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 
 from flask import Flask, current_app
@@ -79,7 +79,13 @@ def _make_huey(app: Flask):
     url = queue_url(app)
     name = app.config.get("QUEUE_NAME", "luoshi")
     if url.startswith(("redis://", "rediss://", "unix://")):
-        huey = RedisHuey(name, url=url, results=False)
+        from redis import ConnectionPool
+
+        # Bounded waits: a Redis that does not answer (a dropped route, not a
+        # refusal) must not hold the request that queues a job for minutes.
+        # Reads wait longer than the consumer's blocking pop (1 s).
+        pool = ConnectionPool.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        huey = RedisHuey(name, connection_pool=pool, results=False)
     elif url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -278,7 +284,9 @@ def beater(kind: str):
     return register
 
 
-def beat_once(app: Flask) -> None:
+def beat_once(app: Flask, register: bool = True) -> None:
+    """Renew the claims of the jobs running here, and (``register``) this
+    worker's own pulse."""
     from models import WorkerBeat
 
     with app.app_context():
@@ -288,12 +296,13 @@ def beat_once(app: Flask) -> None:
             for kind, ids in HEARTBEAT.snapshot().items():
                 if kind in BEATERS:
                     BEATERS[kind](ids, now)
-            name = worker_name()
-            row = db.session.scalar(select(WorkerBeat).where(WorkerBeat.name == name))
-            if row is None:
-                row = WorkerBeat(name=name, started_at=now)
-                db.session.add(row)
-            row.seen_at = now
+            if register:
+                name = worker_name()
+                row = db.session.scalar(select(WorkerBeat).where(WorkerBeat.name == name))
+                if row is None:
+                    row = WorkerBeat(name=name, started_at=now)
+                    db.session.add(row)
+                row.seen_at = now
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -303,11 +312,27 @@ def beat_once(app: Flask) -> None:
             db.session.remove()
 
 
-def _heartbeat_loop(app: Flask, stop: threading.Event) -> None:
+def _heartbeat_loop(app: Flask, stop: threading.Event, register: bool = True) -> None:
     interval = float(app.config.get("HEARTBEAT_SECONDS", 10))
     while not stop.is_set():
-        beat_once(app)
+        beat_once(app, register)
         stop.wait(interval)
+
+
+@contextmanager
+def pulse(app: Flask):
+    """A heartbeat for the claims of a process that is not a worker (the
+    command line, the demo, rendering a report and waiting for it): without
+    one, a worker's watchdog would take a render longer than JOB_STALE_SECONDS
+    for a dead one and start it again. Not a worker's pulse (worker_alive)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=_heartbeat_loop, args=(app, stop, False), name="luoshi-pulse", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def worker_alive(app: Flask | None = None) -> bool:

@@ -157,6 +157,10 @@ def _decode(value) -> str:
 
 # ------------------------------------------------------------------ group robots
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
 
@@ -166,12 +170,22 @@ def markdown_escape(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
+# 企业微信 refuses markdown over 4096 bytes (errcode 40058), which no retry mends.
+ROBOT_MAX_BYTES = 4000
+
+
 def robot_payload(kind: str, content: Content, delivery_id: int) -> dict:
-    lines = [f"**【落实】{markdown_escape(content.kind_label)}**", "", markdown_escape(content.message)]
-    if content.task_label:
-        lines += ["", f"> 任务：{markdown_escape(content.task_label)}"]
-    lines += ["", f"[查看与办理（需登录）]({content.link})", "", f"通知编号 {delivery_id} · {content.created}"]
-    text = "\n".join(lines)
+    head = [f"**【落实】{markdown_escape(content.kind_label)}**", ""]
+    tail = ["", f"> 任务：{markdown_escape(_clip(content.task_label, 200))}"] if content.task_label else []
+    tail += ["", f"[查看与办理（需登录）]({content.link})", "", f"通知编号 {delivery_id} · {content.created}"]
+    budget = ROBOT_MAX_BYTES - len("\n".join(head + tail).encode("utf-8")) - 1
+    message = content.message
+    body = markdown_escape(message)
+    while len(body.encode("utf-8")) > budget and message:
+        # Cut the text, not its escaped form: an escape is never split in two.
+        message = message[:max(len(message) - max(len(message) // 10, 1), 0)]
+        body = markdown_escape(message) + "…（全文请登录查看）"
+    text = "\n".join(head + [body] + tail)
     if kind == RobotKind.DINGTALK:
         return {"msgtype": "markdown", "markdown": {"title": f"【落实】{content.kind_label}", "text": text}}
     return {"msgtype": "markdown", "markdown": {"content": text}}

@@ -81,11 +81,16 @@ def claim(n: int) -> tuple[str, list[int]]:
     due = (select(Delivery.id).where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
            .order_by(Delivery.next_attempt_at, Delivery.id).limit(n))
     if db.session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # A CTE, run once: as "id IN (subquery … SKIP LOCKED)" PostgreSQL may scan
+        # the subquery again for each row, skip the rows this very UPDATE just
+        # locked, and so claim far more than n.
+        due = due.with_for_update(skip_locked=True).cte("due")
+        which = Delivery.id == due.c.id
+    else:
+        which = Delivery.id.in_(due.scalar_subquery())
     write_transactions(True)
     try:
-        db.session.execute(update(Delivery).where(Delivery.id.in_(due.scalar_subquery()),
-                                                  Delivery.status == DeliveryStatus.PENDING)
+        db.session.execute(update(Delivery).where(which, Delivery.status == DeliveryStatus.PENDING)
                            .values(status=DeliveryStatus.SENDING, worker=token, lease_until=now + _lease()),
                            execution_options={"synchronize_session": False})
         ids = db.session.scalars(select(Delivery.id).where(Delivery.worker == token,
