@@ -598,3 +598,59 @@ def test_a_long_notice_fits_the_robots_size_limit_with_its_link(app, kind):
         kind_label="催办", message="请抓紧", task_label=None, task_text=None, link=f"{PUBLIC_URL}/inbox/",
         created="", recipient=""), 1)
     assert "请抓紧\n" in short["markdown"]["content" if kind == "wecom" else "text"]
+
+
+def test_an_address_that_is_not_one_plain_address_is_refused_not_sent(app, mail_sink, one_part_task):
+    from models import Delivery, User
+    from workflow import notices
+    from workflow.extensions import db
+    from workflow.notices import delivery
+
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=mail_sink.port, NOTICE_ATTEMPTS=1)
+    set_user(app, one_part_task.part_staff, email="staff@unit.example.gov.cn\r\nBcc: evil@example.com")
+    set_user(app, one_part_task.part_leader, email="leader@unit.example.gov.cn, evil@example.com")
+    with app.app_context():
+        users = db.session.scalars(select(User).where(User.username.in_(
+            [one_part_task.part_staff, one_part_task.part_leader]))).all()
+        notices.send(users, "urged", "请抓紧")
+        db.session.commit()
+        assert delivery.pump() == 2
+        rows = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        assert [r.status for r in rows] == ["failed", "failed"]
+        assert all(r.last_error.startswith("收件地址无效：") and "\n" not in r.last_error for r in rows)
+    assert mail_sink.received.mails == []
+
+
+def test_the_task_link_in_a_notice_asks_for_login(app, one_part_task):
+    response = app.test_client().get(f"/tasks/{one_part_task.task_id}")
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+def test_flask_notices_test_sends_through_the_users_channels_or_says_why_not(app, runner, mail_sink, robot_sink,
+                                                                            one_part_task):
+    result = runner.invoke(args=["notices", "test", one_part_task.part_staff])
+    assert result.exit_code == 0, result.output
+    assert "已写入" in result.output
+    assert "没有站内消息以外的渠道：未配置邮件服务器（MAIL_SERVER）；所在单位未配置工作群机器人。" in result.output
+
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=mail_sink.port)
+    set_user(app, one_part_task.part_staff, email="staff@unit.example.gov.cn")
+    set_robot(app, one_part_task.part_unit_id, "wecom", robot_sink.url())
+    result = runner.invoke(args=["notices", "test", one_part_task.part_staff])
+    assert result.exit_code == 0, result.output
+    assert "电子邮件 staff@unit.example.gov.cn：已发送" in result.output
+    assert "单位工作群机器人" in result.output and "已发送 HTTP 200 errcode 0" in result.output
+    assert len(mail_sink.received.mails) == 1 and len(robot_sink.received.posts) == 1
+
+    result = runner.invoke(args=["notices", "test", "nobody"])
+    assert result.exit_code != 0 and "用户 nobody 不存在。" in result.output
+
+
+def test_flask_worker_refuses_an_unreadable_queue_url_in_chinese(app, runner):
+    app.config["QUEUE_URL"] = "amqp://127.0.0.1/"
+    app.extensions.pop("luoshi.huey", None)
+    result = runner.invoke(args=["worker"])
+    assert result.exit_code == 1 and "QUEUE_URL 无法识别：amqp://127.0.0.1/" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(args=["worker", "--threads", "0"])
+    assert result.exit_code == 2

@@ -31,6 +31,8 @@ from workflow.timeutil import format_local
 from workflow.vocabulary import NotificationKind, RobotKind
 
 SUBJECT_MAX = 120
+# One plain address (no display name, no second recipient, no line break).
+_ADDRESS = re.compile(r"[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+")
 
 
 class ChannelError(Exception):
@@ -78,6 +80,8 @@ def build_email(content: Content, to_address: str, message_id: str) -> EmailMess
     subject = f"【落实】{content.kind_label}：{content.message}"
     msg["Subject"] = _one_line(subject)[:SUBJECT_MAX]
     msg["From"] = formataddr(("落实督办系统", config.get("MAIL_FROM") or "luoshi@localhost"))
+    if not _ADDRESS.fullmatch(to_address or ""):
+        raise ChannelError(f"收件地址无效：{_one_line(to_address or '')[:100]}")
     msg["To"] = to_address
     # The same Message-ID on every try: a receiving system that saw it already drops a resend.
     msg["Message-ID"] = message_id
