@@ -168,12 +168,18 @@ def send_notices(app, username: str, count: int, email: str) -> list[int]:
     from models import Delivery, User
     from workflow import notices
     from workflow.extensions import db
+    from workflow.sqlite import write_transactions
 
     with app.app_context():
-        user = db.session.scalar(select(User).where(User.username == username))
-        user.email = email
-        rows = [notices.send([user], "urged", f"第 {i} 条催办")[0] for i in range(count)]
-        db.session.commit()
+        # Workers may be writing meanwhile: take SQLite's write lock first, as a request does.
+        write_transactions(True)
+        try:
+            user = db.session.scalar(select(User).where(User.username == username))
+            user.email = email
+            rows = [notices.send([user], "urged", f"第 {i} 条催办")[0] for i in range(count)]
+            db.session.commit()
+        finally:
+            write_transactions(False)
         ids = db.session.scalars(select(Delivery.id).where(Delivery.notification_id.in_([r.id for r in rows]))).all()
         db.session.remove()
     assert len(ids) == count
