@@ -284,3 +284,82 @@ def count_queries(app):
             event.remove(engine, "before_cursor_execute", record)
 
     return counting
+
+
+# ---------------------------------------------------------------- background work and notices
+
+@pytest.fixture
+def mail_sink():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and a free port; ``.received.mails``."""
+    from workflow.notices.sink import MailSink
+
+    sink = MailSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def robot_sink():
+    """A real HTTP receiver on 127.0.0.1 answering as 企业微信/钉钉 robots do; ``.received.posts``."""
+    from workflow.notices.sink import RobotSink
+
+    sink = RobotSink()
+    yield sink
+    sink.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """Debian's redis-server (scripts/setup.sh --test installs it), started for the
+    session on a free port, without persistence; its base URL."""
+    import subprocess
+    import time
+
+    import redis
+
+    folder = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    process = subprocess.Popen(
+        ["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--daemonize", "no", "--logfile", str(folder / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                log = (folder / "redis.log").read_text(errors="replace") if (folder / "redis.log").exists() else ""
+                raise RuntimeError(f"redis-server did not start (exit {process.poll()}): {log[-2000:]}")
+            time.sleep(0.05)
+    client.close()
+    yield f"redis://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A queue URL on the session's Redis, emptied for this test."""
+    import redis
+
+    url = f"{redis_server}/0"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url

@@ -24,7 +24,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timedelta, timezone
 
 from flask import Flask, current_app
 from sqlalchemy import event, select
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
-from workflow.timeutil import utcnow
+from workflow.timeutil import played_at, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,13 @@ def _make_huey(app: Flask):
     url = queue_url(app)
     name = app.config.get("QUEUE_NAME", "luoshi")
     if url.startswith(("redis://", "rediss://", "unix://")):
-        huey = RedisHuey(name, url=url, results=False)
+        from redis import ConnectionPool
+
+        # Bounded waits: a Redis that does not answer (a dropped route, not a
+        # refusal) must not hold the request that queues a job for minutes.
+        # Reads wait longer than the consumer's blocking pop (1 s).
+        pool = ConnectionPool.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        huey = RedisHuey(name, connection_pool=pool, results=False)
     elif url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -117,30 +124,40 @@ def run_job(app: Flask, name: str, *args) -> None:
             write_transactions(False)   # a job never leaves its thread writing
 
 
-def enqueue(name: str, *args, delay: float | None = None, app: Flask | None = None) -> bool:
-    """Put a job on the queue now; False (logged) when the queue cannot be
-    reached — the watchdogs will find the row and queue it again."""
+def enqueue(name: str, *args, delay: float | None = None, at: datetime | None = None,
+            app: Flask | None = None) -> bool:
+    """Put a job on the queue now (to run after ``delay`` seconds, or at ``at``,
+    a naive UTC moment); False (logged) when the queue cannot be reached — the
+    watchdogs will find the row and queue it again."""
     app = app or current_app._get_current_object()
     try:
         huey = huey_for(app)
-        huey.luoshi_run.schedule((name, *args), delay=delay) if delay else huey.luoshi_run(name, *args)
+        if at is not None and at > utcnow():
+            # Aware, or Huey would read a naive moment as the host's local time.
+            huey.luoshi_run.schedule((name, *args), eta=at.replace(tzinfo=timezone.utc))
+        elif delay:
+            huey.luoshi_run.schedule((name, *args), delay=delay)
+        else:
+            huey.luoshi_run(name, *args)
         return True
     except Exception:
         log.exception("could not queue %s%r", name, args)
         return False
 
 
-def enqueue_after_commit(name: str, *args, delay: float | None = None) -> None:
+def enqueue_after_commit(name: str, *args, delay: float | None = None, at: datetime | None = None) -> None:
     """Queue the job once the current transaction commits (dropped on rollback)."""
-    db.session.info.setdefault(_PENDING_KEY, []).append((name, args, delay))
+    db.session.info.setdefault(_PENDING_KEY, []).append((name, args, delay, at))
 
 
 @event.listens_for(Session, "after_commit")
 def _flush_pending(session):
     pending = session.info.pop(_PENDING_KEY, None)
     if pending and current_app:
-        for name, args, delay in pending:
-            enqueue(name, *args, delay=delay)
+        # One message per distinct job: a transaction that sent notices to a
+        # hundred units needs one pump, not a hundred.
+        for name, args, delay, at in dict.fromkeys(pending):
+            enqueue(name, *args, delay=delay, at=at)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -148,22 +165,30 @@ def _drop_pending(session):
     session.info.pop(_PENDING_KEY, None)
 
 
-def drain(app: Flask, *, limit: int = 10_000, until=None) -> int:
+def drain(app: Flask, *, limit: int = 10_000, until: datetime | None = None) -> int:
     """Run the jobs waiting on the queue in this thread, as a worker would,
     until none is left (tests, and the command line when no worker runs); how
-    many ran. Delayed jobs (retries) run once their time has come — ``until``
-    (a naive UTC datetime) moves that moment forward."""
+    many ran. A delayed job (a retry, a notice held by quiet hours) runs once
+    its time has come: ``until`` (a naive UTC datetime) is that moment, and the
+    jobs run as if it were now (``timeutil.utcnow()`` answers it), so that what
+    they find due in the database is what a worker would find then."""
     huey = huey_for(app)
     moment = until or huey._get_timestamp()
     ran = 0
-    while ran < limit:
-        for task in huey.read_schedule(moment):
-            huey.enqueue(task)
-        task = huey.dequeue()
-        if task is None:
-            return ran
-        huey.execute(task, timestamp=moment)
-        ran += 1
+    with played_at(until) if until is not None else nullcontext():
+        while ran < limit:
+            for task in huey.read_schedule(moment):
+                huey.enqueue(task)
+            task = huey.dequeue()
+            if task is None:
+                return ran
+            if not huey.ready_to_run(task, moment):
+                # Not yet: back to the schedule (Huey's own execute would do the
+                # same, but it is not a job that ran).
+                huey.add_schedule(task)
+                continue
+            huey.execute(task, timestamp=moment)
+            ran += 1
     return ran
 
 
@@ -174,6 +199,9 @@ def tick(app: Flask) -> None:
     context and transaction; one failing does not stop the others."""
     for name, fn in list(PERIODIC.items()):
         with app.app_context():
+            # Each reads, then writes what it found: on SQLite it takes the write
+            # lock first, or a commit elsewhere in between makes its write fail.
+            write_transactions(True)
             try:
                 fn()
                 db.session.commit()
@@ -181,6 +209,7 @@ def tick(app: Flask) -> None:
                 db.session.rollback()
                 log.exception("periodic %s failed", name)
             finally:
+                write_transactions(False)
                 db.session.remove()
 
 
@@ -208,7 +237,12 @@ def is_dead(claimed_by: str | None) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    # A killed process its parent has not reaped yet still answers signal 0.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 class Heartbeat:
@@ -251,34 +285,55 @@ def beater(kind: str):
     return register
 
 
-def beat_once(app: Flask) -> None:
+def beat_once(app: Flask, register: bool = True) -> None:
+    """Renew the claims of the jobs running here, and (``register``) this
+    worker's own pulse."""
     from models import WorkerBeat
 
     with app.app_context():
+        write_transactions(True)
         try:
             now = utcnow()
             for kind, ids in HEARTBEAT.snapshot().items():
                 if kind in BEATERS:
                     BEATERS[kind](ids, now)
-            name = worker_name()
-            row = db.session.scalar(select(WorkerBeat).where(WorkerBeat.name == name))
-            if row is None:
-                row = WorkerBeat(name=name, started_at=now)
-                db.session.add(row)
-            row.seen_at = now
+            if register:
+                name = worker_name()
+                row = db.session.scalar(select(WorkerBeat).where(WorkerBeat.name == name))
+                if row is None:
+                    row = WorkerBeat(name=name, started_at=now)
+                    db.session.add(row)
+                row.seen_at = now
             db.session.commit()
         except Exception:
             db.session.rollback()
             log.exception("heartbeat failed")
         finally:
+            write_transactions(False)
             db.session.remove()
 
 
-def _heartbeat_loop(app: Flask, stop: threading.Event) -> None:
+def _heartbeat_loop(app: Flask, stop: threading.Event, register: bool = True) -> None:
     interval = float(app.config.get("HEARTBEAT_SECONDS", 10))
     while not stop.is_set():
-        beat_once(app)
+        beat_once(app, register)
         stop.wait(interval)
+
+
+@contextmanager
+def pulse(app: Flask):
+    """A heartbeat for the claims of a process that is not a worker (the
+    command line, the demo, rendering a report and waiting for it): without
+    one, a worker's watchdog would take a render longer than JOB_STALE_SECONDS
+    for a dead one and start it again. Not a worker's pulse (worker_alive)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=_heartbeat_loop, args=(app, stop, False), name="luoshi-pulse", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def worker_alive(app: Flask | None = None) -> bool:

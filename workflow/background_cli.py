@@ -26,11 +26,15 @@ notices_cli = AppGroup("notices", help="通知投递（邮件、工作群机器�
 
 @click.command("worker")
 @with_appcontext
-@click.option("--threads", default=2, show_default=True, help="同时执行的任务数。")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64), help="同时执行的任务数。")
 @click.option("--no-periodic", is_flag=True, help="不运行定时任务（多个 worker 时只需一个运行定时任务）。")
 def worker(threads: int, no_periodic: bool):
     """后台处理程序：生成报告、发送通知、每日提醒巡查、定时调度。Ctrl+C 停止。"""
     app = current_app._get_current_object()
+    try:
+        background.huey_for(app)
+    except RuntimeError as exc:     # an unreadable QUEUE_URL: say so, not a traceback
+        raise click.ClickException(str(exc)) from None
     click.echo(f"后台处理程序启动：队列 {_describe_queue(background.queue_url(app))}，{threads} 个线程"
                f"{'' if no_periodic else '，含定时任务'}。")
     background.run_worker(app, workers=threads, periodic=not no_periodic)
@@ -134,12 +138,37 @@ def notices_test(username: str):
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         raise click.ClickException(f"用户 {username} 不存在。")
-    notices.send([user], NotificationKind.REPORT, "这是一条测试通知：收到即说明通知渠道工作正常。")
+    if not user.active:
+        raise click.ClickException(f"用户 {username} 已停用，不接收通知。")
+    [row] = notices.send([user], NotificationKind.REPORT, "这是一条测试通知：收到即说明通知渠道工作正常。")
+    notification_id, user_id = row.id, user.id
     db.session.commit()
+    click.echo(f"已写入 {user.display_name} 的站内消息。")
     notice_delivery.pump()
-    for d in db.session.scalars(select(Delivery).join(Notification).where(Notification.user_id == user.id)
-                                .order_by(Delivery.id.desc()).limit(2)):
-        click.echo(f"{d.channel_label} {d.address}：{d.status_label} {d.response or d.last_error or ''}")
+    db.session.remove()
+    sent = db.session.scalars(select(Delivery).where(Delivery.notification_id == notification_id)
+                              .order_by(Delivery.id)).all()
+    for d in sent:
+        click.echo(f"{d.channel_label} {d.address}：{d.status_label} {d.response or d.last_error or ''}".rstrip())
+    if not sent:
+        click.echo("没有站内消息以外的渠道：" + _why_no_channel(db.session.get(User, user_id)))
+
+
+def _why_no_channel(user: User) -> str:
+    from workflow import notices
+
+    reasons = []
+    if not notices.mail_configured():
+        reasons.append("未配置邮件服务器（MAIL_SERVER）")
+    elif not user.email:
+        reasons.append("该用户未填写邮箱")
+    elif not user.notify_email:
+        reasons.append("该用户关闭了邮件通知")
+    if not notices.robot_configured(user.unit):
+        reasons.append("所在单位未配置工作群机器人")
+    elif not user.notify_robot:
+        reasons.append("该用户关闭了工作群通知")
+    return "；".join(reasons) + "。"
 
 
 @click.command("mailsink")

@@ -76,19 +76,20 @@ def send(users: Iterable[User], kind: NotificationKind | str, message: str | Cal
     db.session.flush()
     if _outside_off.get():
         return rows
-    deliveries = _deliveries(users, rows, now)
+    at = release_time(now)
+    deliveries = _deliveries(users, rows, now, at)
     if deliveries:
         db.session.add_all(deliveries)
         db.session.flush()
         # One pump per batch of notices, not one message per delivery: the pump
-        # takes every due delivery in turn (several workers share them).
+        # takes every due delivery in turn (several workers share them). In
+        # quiet hours it is queued for their end.
         if not _pump_held.get():
-            background.enqueue_after_commit(PUMP)
+            background.enqueue_after_commit(PUMP, at=at if at > now else None)
     return rows
 
 
-def _deliveries(users: list[User], rows: list[Notification], now) -> list[Delivery]:
-    at = release_time(now)
+def _deliveries(users: list[User], rows: list[Notification], now, at) -> list[Delivery]:
     out = []
     mail = mail_configured()
     robot_rows: dict[int, Notification] = {}

@@ -31,6 +31,8 @@ from workflow.timeutil import format_local
 from workflow.vocabulary import NotificationKind, RobotKind
 
 SUBJECT_MAX = 120
+# One plain address (no display name, no second recipient, no line break).
+_ADDRESS = re.compile(r"[^@\s,;<>()\[\]\\\"]+@[^@\s,;<>()\[\]\\\"]+")
 
 
 class ChannelError(Exception):
@@ -61,8 +63,13 @@ def content_of(notification, recipient_name: str) -> Content:
                    created=format_local(notification.created_at), recipient=recipient_name)
 
 
+# Every character str.splitlines() breaks at (the e-mail library refuses a header
+# holding any of them), and tabs.
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
 def _one_line(text: str) -> str:
-    return re.sub(r"[\r\n\t]+", " ", text).strip()
+    return _LINE_BREAKS.sub(" ", text).strip()
 
 
 # ------------------------------------------------------------------ e-mail
@@ -73,14 +80,17 @@ def build_email(content: Content, to_address: str, message_id: str) -> EmailMess
     subject = f"【落实】{content.kind_label}：{content.message}"
     msg["Subject"] = _one_line(subject)[:SUBJECT_MAX]
     msg["From"] = formataddr(("落实督办系统", config.get("MAIL_FROM") or "luoshi@localhost"))
+    if not _ADDRESS.fullmatch(to_address or ""):
+        raise ChannelError(f"收件地址无效：{_one_line(to_address or '')[:100]}")
     msg["To"] = to_address
     # The same Message-ID on every try: a receiving system that saw it already drops a resend.
     msg["Message-ID"] = message_id
     msg["Date"] = format_datetime(localtime())
     msg["Auto-Submitted"] = "auto-generated"
     env = current_app.jinja_env
-    msg.set_content(env.get_template("notices/email.txt").render(c=content))
-    msg.add_alternative(env.get_template("notices/email.html").render(c=content), subtype="html")
+    # base64: 7-bit on the wire, so a server that does not announce 8BITMIME takes it as sent.
+    msg.set_content(env.get_template("notices/email.txt").render(c=content), cte="base64")
+    msg.add_alternative(env.get_template("notices/email.html").render(c=content), subtype="html", cte="base64")
     return msg
 
 
@@ -121,9 +131,28 @@ def send_email(msg: EmailMessage) -> str:
         raise ChannelError("邮件服务器登录失败（用户名或密码错误）。") from None
     except smtplib.SMTPResponseException as exc:
         raise ChannelError(f"邮件服务器返回错误 {exc.smtp_code}：{_decode(exc.smtp_error)}") from None
-    except (ConnectionRefusedError, socket.gaierror, socket.timeout, TimeoutError, OSError,
-            smtplib.SMTPException) as exc:
-        raise ChannelError(f"无法连接邮件服务器 {host}:{port}：{type(exc).__name__} {exc}".strip()) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise ChannelError(f"无法连接邮件服务器 {host}:{port}：{network_reason(exc)}") from None
+
+
+def network_reason(exc: BaseException) -> str:
+    """Why a connection failed, in Chinese first (the office reads the log), then the system's words."""
+    if isinstance(exc, ConnectionRefusedError):
+        reason = "连接被拒绝（服务未启动或端口错误）"
+    elif isinstance(exc, (socket.timeout, TimeoutError)):
+        reason = "连接超时"
+    elif isinstance(exc, socket.gaierror):
+        reason = "无法解析主机名"
+    elif isinstance(exc, ssl.SSLError):
+        reason = "加密连接（TLS）失败"
+    elif isinstance(exc, smtplib.SMTPServerDisconnected):
+        reason = "服务器中途断开了连接"
+    elif isinstance(exc, ConnectionError):
+        reason = "连接中断"
+    else:
+        reason = "网络错误"
+    detail = str(exc).strip()
+    return f"{reason}（{type(exc).__name__}{': ' + detail[:200] if detail else ''}）"
 
 
 def _decode(value) -> str:
@@ -131,6 +160,10 @@ def _decode(value) -> str:
 
 
 # ------------------------------------------------------------------ group robots
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
@@ -141,12 +174,22 @@ def markdown_escape(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
+# 企业微信 refuses markdown over 4096 bytes (errcode 40058), which no retry mends.
+ROBOT_MAX_BYTES = 4000
+
+
 def robot_payload(kind: str, content: Content, delivery_id: int) -> dict:
-    lines = [f"**【落实】{markdown_escape(content.kind_label)}**", "", markdown_escape(content.message)]
-    if content.task_label:
-        lines += ["", f"> 任务：{markdown_escape(content.task_label)}"]
-    lines += ["", f"[查看与办理（需登录）]({content.link})", "", f"通知编号 {delivery_id} · {content.created}"]
-    text = "\n".join(lines)
+    head = [f"**【落实】{markdown_escape(content.kind_label)}**", ""]
+    tail = ["", f"> 任务：{markdown_escape(_clip(content.task_label, 200))}"] if content.task_label else []
+    tail += ["", f"[查看与办理（需登录）]({content.link})", "", f"通知编号 {delivery_id} · {content.created}"]
+    budget = ROBOT_MAX_BYTES - len("\n".join(head + tail).encode("utf-8")) - 1
+    message = content.message
+    body = markdown_escape(message)
+    while len(body.encode("utf-8")) > budget and message:
+        # Cut the text, not its escaped form: an escape is never split in two.
+        message = message[:max(len(message) - max(len(message) // 10, 1), 0)]
+        body = markdown_escape(message) + "…（全文请登录查看）"
+    text = "\n".join(head + [body] + tail)
     if kind == RobotKind.DINGTALK:
         return {"msgtype": "markdown", "markdown": {"title": f"【落实】{content.kind_label}", "text": text}}
     return {"msgtype": "markdown", "markdown": {"content": text}}
@@ -191,7 +234,8 @@ def send_robot(kind: str, url: str, secret: str | None, payload: dict) -> str:
         raise ChannelError(f"机器人接口返回 HTTP {exc.code}") from None
     except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ChannelError(f"无法连接机器人接口：{type(reason).__name__} {reason}".strip()) from None
+        raise ChannelError(f"无法连接机器人接口：{network_reason(reason if isinstance(reason, BaseException) else exc)}") \
+            from None
     try:
         answer = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -51,31 +51,47 @@ def message_id(delivery: Delivery) -> str:
 
 @background.job(PUMP)
 def pump(limit: int | None = None) -> int:
-    """Send due deliveries until none is left (or ``limit`` sent); how many tried."""
+    """Send due deliveries until none is left (or ``limit`` sent); how many tried.
+    A pump that leaves retries behind queues itself again for when they are due."""
     tried = 0
+    retries: set[datetime] = set()
     while limit is None or tried < limit:
-        claimed = claim(BATCH if limit is None else min(BATCH, limit - tried))
+        token, claimed = claim(BATCH if limit is None else min(BATCH, limit - tried))
         if not claimed:
             break
         for delivery_id in claimed:
-            deliver(delivery_id)
+            retry_at = deliver(delivery_id, token)
+            if retry_at is not None:
+                # To the second: a batch of failures is one message per backoff step, not one each.
+                retries.add(retry_at.replace(microsecond=0) + timedelta(seconds=1))
             tried += 1
+    for moment in sorted(retries):
+        background.enqueue(PUMP, at=moment)
     return tried
 
 
-def claim(n: int) -> list[int]:
+def _lease() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("NOTICE_LEASE_SECONDS", 120)))
+
+
+def claim(n: int) -> tuple[str, list[int]]:
+    """Up to ``n`` due deliveries for this pump: (its claim token, their ids)."""
     token = f"{background.worker_name()}:{uuid.uuid4().hex[:8]}"
     now = utcnow()
-    lease = now + timedelta(seconds=int(current_app.config.get("NOTICE_LEASE_SECONDS", 120)))
     due = (select(Delivery.id).where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
            .order_by(Delivery.next_attempt_at, Delivery.id).limit(n))
     if db.session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # A CTE, run once: as "id IN (subquery … SKIP LOCKED)" PostgreSQL may scan
+        # the subquery again for each row, skip the rows this very UPDATE just
+        # locked, and so claim far more than n.
+        due = due.with_for_update(skip_locked=True).cte("due")
+        which = Delivery.id == due.c.id
+    else:
+        which = Delivery.id.in_(due.scalar_subquery())
     write_transactions(True)
     try:
-        db.session.execute(update(Delivery).where(Delivery.id.in_(due.scalar_subquery()),
-                                                  Delivery.status == DeliveryStatus.PENDING)
-                           .values(status=DeliveryStatus.SENDING, worker=token, lease_until=lease),
+        db.session.execute(update(Delivery).where(which, Delivery.status == DeliveryStatus.PENDING)
+                           .values(status=DeliveryStatus.SENDING, worker=token, lease_until=now + _lease()),
                            execution_options={"synchronize_session": False})
         ids = db.session.scalars(select(Delivery.id).where(Delivery.worker == token,
                                                            Delivery.status == DeliveryStatus.SENDING)
@@ -83,16 +99,49 @@ def claim(n: int) -> list[int]:
         db.session.commit()
     finally:
         write_transactions(False)
-    return list(ids)
+    return token, list(ids)
 
 
-def deliver(delivery_id: int) -> None:
-    """Send one claimed delivery and record the outcome (commits)."""
-    delivery = db.session.get(Delivery, delivery_id, options=[
+def _load(delivery_id: int) -> Delivery | None:
+    return db.session.get(Delivery, delivery_id, populate_existing=True, options=[
         joinedload(Delivery.notification).joinedload(Notification.task).joinedload(Task.item)])
-    if delivery is None or delivery.status != DeliveryStatus.SENDING:
+
+
+def _ours(delivery: Delivery | None, token: str | None) -> bool:
+    return (delivery is not None and delivery.status == DeliveryStatus.SENDING
+            and (token is None or delivery.worker == token))
+
+
+def _renew(delivery_id: int, token: str | None) -> bool:
+    """Stretch the lease before a send: the batch's lease was taken for all of
+    it, and slow servers before this one may have used most of it up."""
+    write_transactions(True)
+    try:
+        query = update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENDING)
+        if token is not None:
+            query = query.where(Delivery.worker == token)
+        renewed = db.session.execute(query.values(lease_until=utcnow() + _lease()),
+                                     execution_options={"synchronize_session": False}).rowcount
+        db.session.commit()
+    finally:
+        write_transactions(False)
+    return renewed == 1
+
+
+def deliver(delivery_id: int, token: str | None = None) -> datetime | None:
+    """Send one delivery this pump claimed (``token``; None: whoever holds it)
+    and record the outcome (commits). Returns when it is to be tried again, if
+    it is. A delivery the watchdog has since given to another pump (its lease
+    ran out) is left to that one."""
+    delivery = _load(delivery_id)
+    if not _ours(delivery, token):
         db.session.rollback()
-        return
+        return None
+    if delivery.lease_until is None or delivery.lease_until - utcnow() < _lease() / 2:
+        db.session.rollback()
+        if not _renew(delivery_id, token):
+            return None
+        delivery = _load(delivery_id)
     try:
         answer = _send(delivery)
         error = None
@@ -102,7 +151,7 @@ def deliver(delivery_id: int) -> None:
         log.exception("delivery %s crashed", delivery_id)
         answer, error = None, f"发送时出错：{type(exc).__name__}"
     db.session.rollback()   # nothing of the read transaction is kept across the send
-    _record(delivery_id, answer, error)
+    return _record(delivery_id, token, answer, error)
 
 
 def _send(delivery: Delivery) -> str:
@@ -119,28 +168,39 @@ def _send(delivery: Delivery) -> str:
                                channels.robot_payload(unit.robot_kind, content, delivery.id))
 
 
-def _record(delivery_id: int, answer: str | None, error: str | None) -> None:
+def _record(delivery_id: int, token: str | None, answer: str | None, error: str | None) -> datetime | None:
+    """The outcome of one try; the moment of the next, if there is one."""
     write_transactions(True)
     try:
-        delivery = db.session.get(Delivery, delivery_id)
+        delivery = db.session.get(Delivery, delivery_id, populate_existing=True)
         now = utcnow()
-        delivery.attempts += 1
-        delivery.lease_until = None
+        retry_at = None
+        if delivery is None or delivery.status in (DeliveryStatus.SENT, DeliveryStatus.FAILED):
+            db.session.rollback()
+            return None
         if error is None:
+            # Sent is sent, even if the watchdog had meanwhile released the row: so
+            # that a pump that takes it next does not send it again.
             delivery.status = DeliveryStatus.SENT
             delivery.sent_at = now
             delivery.response = (answer or "")[:500]
             delivery.last_error = None
+        elif not _ours(delivery, token):
+            log.warning("delivery %s failed after its claim ran out: %s", delivery_id, error)
+            db.session.rollback()
+            return None
         else:
             delivery.last_error = error
-            if delivery.attempts >= int(current_app.config.get("NOTICE_ATTEMPTS", 5)):
+            if delivery.attempts + 1 >= int(current_app.config.get("NOTICE_ATTEMPTS", 5)):
                 delivery.status = DeliveryStatus.FAILED
             else:
                 delivery.status = DeliveryStatus.PENDING
-                wait = backoff_seconds(delivery.attempts)
-                delivery.next_attempt_at = release_time(now + timedelta(seconds=wait))
-                background.enqueue_after_commit(PUMP, delay=wait)
+                wait = backoff_seconds(delivery.attempts + 1)
+                retry_at = delivery.next_attempt_at = release_time(now + timedelta(seconds=wait))
+        delivery.attempts += 1
+        delivery.lease_until = None
         db.session.commit()
+        return retry_at
     finally:
         write_transactions(False)
 

@@ -53,7 +53,8 @@ class MailSink:
                     name = f"{time.strftime('%Y%m%d-%H%M%S')}-{number:05d}.eml"
                     with open(os.path.join(sink.folder, name), "wb") as fh:
                         fh.write(envelope.content)
-                return f"250 OK 已收到第 {number} 封" + (f"（{name}）" if name else "")
+                # ASCII: a client that did not ask for SMTPUTF8 gets nothing else.
+                return f"250 OK message {number} accepted" + (f" as {name}" if name else "")
 
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=port or _free_port())
         self.controller.start()

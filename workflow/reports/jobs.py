@@ -40,8 +40,9 @@ def render(archive_id: int) -> None:
 
 def run_now(app, archive_id: int) -> None:
     """Render in this process and thread, in a fresh app context (the command
-    line and the demo, which wait for their report): the same claim and run."""
-    with app.app_context():
+    line and the demo, which wait for their report): the same claim and run,
+    and the same heartbeat, so that a worker elsewhere does not take it over."""
+    with app.app_context(), background.pulse(app):
         try:
             render(archive_id)
         finally:
@@ -51,14 +52,16 @@ def run_now(app, archive_id: int) -> None:
 def claim(archive_id: int) -> bool:
     """pending → running for this worker; False if another worker has it or it is finished."""
     write_transactions(True)
-    now = utcnow()
-    result = db.session.execute(
-        update(ReportArchive)
-        .where(ReportArchive.id == archive_id, ReportArchive.status == ReportStatus.PENDING)
-        .values(status=ReportStatus.RUNNING, attempts=ReportArchive.attempts + 1, worker=background.worker_name(),
-                heartbeat_at=now, progress=5))
-    db.session.commit()
-    write_transactions(False)
+    try:
+        now = utcnow()
+        result = db.session.execute(
+            update(ReportArchive)
+            .where(ReportArchive.id == archive_id, ReportArchive.status == ReportStatus.PENDING)
+            .values(status=ReportStatus.RUNNING, attempts=ReportArchive.attempts + 1,
+                    worker=background.worker_name(), heartbeat_at=now, progress=5))
+        db.session.commit()
+    finally:
+        write_transactions(False)
     return result.rowcount == 1
 
 
