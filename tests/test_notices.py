@@ -646,6 +646,13 @@ def test_flask_notices_test_sends_through_the_users_channels_or_says_why_not(app
     assert result.exit_code != 0 and "用户 nobody 不存在。" in result.output
 
 
+def test_the_app_refuses_to_start_on_an_unreadable_queue_url(tmp_path):
+    from tests.conftest import make_app
+
+    with pytest.raises(RuntimeError, match="QUEUE_URL 无法识别：amqp://127.0.0.1/"):
+        make_app(f"sqlite:///{tmp_path / 'x.sqlite'}", tmp_path, QUEUE_URL="amqp://127.0.0.1/")
+
+
 def test_flask_worker_refuses_an_unreadable_queue_url_in_chinese(app, runner):
     app.config["QUEUE_URL"] = "amqp://127.0.0.1/"
     app.extensions.pop("luoshi.huey", None)

@@ -13,7 +13,7 @@ from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
 from auth.blueprint import bp as auth_bp
 from auth.ratelimit import limiter
 
-from . import errors, reminders, scores, sqlite  # noqa: F401  (reminders: its jobs and ticks)
+from . import background, errors, reminders, scores, sqlite  # noqa: F401  (reminders: its jobs and ticks)
 from .notices import delivery as notice_delivery, quiet  # noqa: F401  (the delivery jobs)
 from .reports import jobs as report_jobs  # noqa: F401  (the report job)
 from .cli import register_cli
@@ -145,9 +145,10 @@ def _trust_proxies(app: Flask) -> None:
 def _check_background_settings(app: Flask) -> None:
     """A malformed time setting stops the start with a message, not the worker at night."""
     try:
+        background.check_queue_url(background.queue_url(app))
         quiet.parse(app.config.get("QUIET_HOURS"))
         reminders.parse_sweep_time(app.config.get("REMINDER_TIME") or "08:30")
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         raise RuntimeError(str(exc)) from None
 
 

@@ -64,6 +64,15 @@ def queue_url(app: Flask) -> str:
     return app.config.get("QUEUE_URL") or "sqlite:///" + os.path.join(app.instance_path, "queue.sqlite3")
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_queue_url(url: str) -> None:
+    """RuntimeError (Chinese) for a QUEUE_URL the queue cannot use."""
+    if not url.startswith(REDIS_SCHEMES + ("sqlite:///",)):
+        raise RuntimeError(f"QUEUE_URL 无法识别：{url}（应为 sqlite:///路径 或 redis://主机:端口/库号）")
+
+
 def huey_for(app: Flask):
     """The app's Huey, made on first use (a web process that queues nothing
     never opens the queue)."""
@@ -77,8 +86,9 @@ def _make_huey(app: Flask):
     from huey import RedisHuey, SqliteHuey, crontab
 
     url = queue_url(app)
+    check_queue_url(url)
     name = app.config.get("QUEUE_NAME", "luoshi")
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(REDIS_SCHEMES):
         from redis import ConnectionPool
 
         # Bounded waits: a Redis that does not answer (a dropped route, not a
@@ -90,8 +100,6 @@ def _make_huey(app: Flask):
         path = url[len("sqlite:///"):]
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         huey = SqliteHuey(name, filename=path, results=False)
-    else:
-        raise RuntimeError(f"QUEUE_URL 无法识别：{url}（应为 sqlite:///路径 或 redis://主机:端口/库号）")
 
     # One task runs every job by name: a job registered after the queue was
     # made (a module imported later) is still found, and the message holds
