@@ -43,7 +43,9 @@ def start_worker(app, mail_port: int, log: Path) -> subprocess.Popen:
            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "QUEUE_URL": config["QUEUE_URL"],
            "UPLOAD_FOLDER": config["UPLOAD_FOLDER"], "REPORT_FOLDER": config["REPORT_FOLDER"],
            "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(mail_port), "QUIET_HOURS": "", "REMINDER_TIME": "off",
-           "SWEEP_CHUNK": "10", "SWEEP_PAUSE_MS": "60", "HEARTBEAT_SECONDS": "1"}
+           "SWEEP_CHUNK": "10", "SWEEP_PAUSE_MS": "60", "HEARTBEAT_SECONDS": "1",
+           # Should the start-up tick miss the dead claim, the minute tick still finds it stale.
+           "JOB_STALE_SECONDS": "5"}
     return subprocess.Popen([sys.executable, "-m", "flask", "worker", "--threads", "2"], cwd=ROOT, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -97,7 +99,7 @@ def test_a_worker_killed_mid_sweep_loses_no_reminder_and_sends_none_twice(app, m
 
         second = start_worker(app, mail_sink.port, log)
         try:
-            wait_for(lambda: db.session.scalar(select(SweepRun.status)) == "done", 90, "the resumed sweep")
+            wait_for(lambda: db.session.scalar(select(SweepRun.status)) == "done", 150, "the resumed sweep")
             emails = wait_for(lambda: (db.session.scalar(select(func.count(Delivery.id)).where(
                 Delivery.status == "sent")) == db.session.scalar(select(func.count(Delivery.id)))
                 and db.session.scalar(select(func.count(Delivery.id)))), 60, "every delivery sent")
