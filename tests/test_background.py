@@ -255,7 +255,7 @@ def test_two_workers_on_one_outbox_send_each_notice_once(app, workers, mail_sink
     assert {attempts for attempts, _ in rows} == {1}
     pids = {worker.split(":")[1] for _, worker in rows}
     assert pids <= {str(first.pid), str(second.pid)}
-    print(f"\ndeliveries per worker: " + ", ".join(
+    print("\ndeliveries per worker: " + ", ".join(
         f"{pid}: {sum(1 for _, w in rows if w.split(':')[1] == pid)}" for pid in sorted(pids)))
 
 

@@ -209,7 +209,7 @@ def test_receipt_and_round_filing_are_watched_too(app, app_context):
     db.session.commit()
     only_rules(receipt=("", True, 2, 2))
     plan = part.task.item.plan
-    due = reminders.receipt_due(part, plan, D)
+    due = reminders.receipt_due(plan)
     assert due == (plan.imported_at + timedelta(hours=8)).date() + timedelta(days=app.config["RECEIPT_DUE_DAYS"])
     assert sweep(due) == (1, 0)
     assert sweep(due + timedelta(days=2)) == (1, 1)
@@ -411,3 +411,36 @@ def test_the_schedule_form_adds_switches_and_refuses_in_chinese(app, login):
     with app.app_context():
         assert db.session.get(RoundSchedule, schedule_id).active is False
     assert login("u03.staff").post("/reminders/schedules", data={"csrf_token": token}).status_code in (400, 403)
+
+
+def test_the_notice_record_and_the_escalations_page_cost_the_same_queries_for_more_rows(app, login, count_queries):
+    """No query per row: twice the notices (with tasks) and 督办 (with round filings), the same statements."""
+    from workflow import notices, round_services
+    from workflow.vocabulary import NotificationKind
+
+    def add(n: int) -> None:
+        with app.app_context():
+            office = user_named("office")
+            tasks = db.session.scalars(select(Task).order_by(Task.id).limit(n)).all()
+            for task in tasks:
+                notices.send([office], NotificationKind.URGED, "催办", task)
+            plan = tasks[0].item.plan
+            round_ = round_services.open_round(plan, office, kind="adhoc", title=f"专项{n}",
+                                               due_on=reminders.today_local(), task_ids=[t.id for t in tasks])
+            for entry in round_.entries:
+                db.session.add(Escalation(key=f"filing:r{entry.id}:x", kind="filing", part_id=entry.part_id,
+                                          round_part_id=entry.id, target_on=D, reminders=2, state="open",
+                                          reason="未报送", raised_at=datetime(2022, 7, 1), raised_on=D))
+            db.session.commit()
+
+    office = login("office")
+
+    def statements(path: str) -> int:
+        with count_queries() as seen:
+            assert office.get(path).status_code == 200
+        return len(seen)
+
+    add(3)
+    few = (statements("/notices/"), statements("/escalations/"))
+    add(6)
+    assert (statements("/notices/"), statements("/escalations/")) == few

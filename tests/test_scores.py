@@ -18,7 +18,6 @@ from models import (
     Chapter, ExtensionRequest, Item, Plan, ProgressRound, Role, RoundPart, Submission, Task, TaskPart, Unit,
     UnitKind, User,
 )
-from tests.helpers import log_in
 from workflow import scores
 from workflow.extensions import db
 from workflow.scores import Period, PeriodError, WeightsError, parse_weights, period_of

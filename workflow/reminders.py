@@ -134,16 +134,21 @@ class Event:
     round_part: RoundPart | None = None
 
     @property
-    def key(self) -> str:
+    def series_key(self) -> str:
+        """The part (or round filing) and the date watched: one 督办 per series."""
         subject = f"r{self.round_part.id}" if self.round_part is not None else f"p{self.part.id}"
-        return f"{self.kind}:{subject}:{self.target.isoformat()}:{self.occasion}"
+        return f"{self.kind}:{subject}:{self.target.isoformat()}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.series_key}:{self.occasion}"
 
     @property
     def series(self) -> tuple:
         return (self.kind, self.part.id, self.round_part.id if self.round_part else None, self.target)
 
 
-def receipt_due(part, plan, today: date) -> date:
+def receipt_due(plan) -> date:
     """The day a part should have been received by: its plan's import day (China
     Standard Time) + RECEIPT_DUE_DAYS, as the 待签收 page counts it (queries.receipt_cutoff)."""
     return to_local(plan.imported_at).date() + timedelta(days=int(current_app.config.get("RECEIPT_DUE_DAYS", 3)))
@@ -163,7 +168,7 @@ def events_for_part(part: TaskPart, task: Task, plan: Plan, today: date, rules_:
             if occ:
                 out.append(Event(ReminderKind.DEADLINE.value, part, deadline, occ[0]))
     if part.received_at is None and part.state == PLANNED:
-        due = receipt_due(part, plan, today)
+        due = receipt_due(plan)
         occ = occasion(rules_[ReminderKind.RECEIPT], due, today)
         if occ:
             out.append(Event(ReminderKind.RECEIPT.value, part, due, occ[0]))
@@ -244,12 +249,12 @@ def sweep_job(sweep_id: int) -> None:
     as_of = row.as_of
     db.session.rollback()
     try:
-        run_sweep(as_of, row.requested_by, sweep_id=sweep_id)
+        run_sweep(as_of, row.requested_by)
     except SweepBusy:
         pass
 
 
-def _claim(as_of: date, requested_by: str, sweep_id: int | None, again: bool) -> int:
+def _claim(as_of: date, requested_by: str, again: bool) -> int:
     """Take the day's sweep row for this worker (creating it if need be); its id."""
     write_transactions(True)
     try:
@@ -275,14 +280,13 @@ def _claim(as_of: date, requested_by: str, sweep_id: int | None, again: bool) ->
     return sweep_id
 
 
-def run_sweep(as_of: date | None = None, requested_by: str = "scheduler", *, sweep_id: int | None = None,
-              again: bool = False) -> SweepRun:
+def run_sweep(as_of: date | None = None, requested_by: str = "scheduler", *, again: bool = False) -> SweepRun:
     """The day's sweep, to the end: scheduled rounds, reminders and 督办, then
     the 督办 whose cause is gone. Commits as it goes; returns the finished row.
     ``again``: run a day that already ran (the command line); its reminders
     already sent are not sent again."""
     as_of = as_of or today_local()
-    sweep_id = _claim(as_of, requested_by, sweep_id, again)
+    sweep_id = _claim(as_of, requested_by, again)
     with background.HEARTBEAT.running("sweep", sweep_id):
         try:
             totals = _sweep(as_of, sweep_id)
@@ -468,7 +472,7 @@ def _escalate(events: list[Event], as_of: date, rules_: dict[str, Rule]) -> int:
     due = [e for e in events if counts.get(e.series, 0) >= rules_[e.kind].escalate_after]
     if not due:
         return 0
-    keys = {_escalation_key(e): e for e in due}
+    keys = {e.series_key: e for e in due}
     existing = set(db.session.scalars(select(Escalation.key).where(Escalation.key.in_(list(keys)))))
     now = utcnow()
     raised = 0
@@ -496,11 +500,6 @@ def _escalate(events: list[Event], as_of: date, rules_: dict[str, Rule]) -> int:
     return raised
 
 
-def _escalation_key(event: Event) -> str:
-    subject = f"r{event.round_part.id}" if event.round_part is not None else f"p{event.part.id}"
-    return f"{event.kind}:{subject}:{event.target.isoformat()}"
-
-
 # ---------------------------------------------------------------- 督办 that ended
 
 def ended_reason(row: Escalation, part: TaskPart, entry: RoundPart | None) -> str | None:
@@ -523,17 +522,24 @@ def ended_reason(row: Escalation, part: TaskPart, entry: RoundPart | None) -> st
     return None
 
 
+def ended_reasons(rows) -> dict[int, str | None]:
+    """Each 督办's ``ended_reason``, with their round filings loaded in one query
+    (the rows come with their parts and tasks loaded)."""
+    entries = {e.id: e for e in db.session.scalars(select(RoundPart).where(
+        RoundPart.id.in_([r.round_part_id for r in rows if r.round_part_id])).options(joinedload(RoundPart.round)))}
+    return {r.id: ended_reason(r, r.part, entries.get(r.round_part_id)) for r in rows}
+
+
 def resolve_ended(as_of: date) -> int:
     """Resolve the active 督办 whose cause is gone (flushes)."""
     rows = db.session.scalars(select(Escalation).where(Escalation.state.in_(EscalationState.active()))
                               .options(joinedload(Escalation.part).joinedload(TaskPart.task),
                                        joinedload(Escalation.part).joinedload(TaskPart.unit))).unique().all()
-    entries = {e.id: e for e in db.session.scalars(select(RoundPart).where(
-        RoundPart.id.in_([r.round_part_id for r in rows if r.round_part_id])).options(joinedload(RoundPart.round)))}
+    reasons = ended_reasons(rows)
     resolved = 0
     now = utcnow()
     for row in rows:
-        why = ended_reason(row, row.part, entries.get(row.round_part_id))
+        why = reasons[row.id]
         if why is None:
             continue
         row.state = EscalationState.RESOLVED.value

@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from wtforms import BooleanField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
-from models import Delivery, Notification, User
+from models import Delivery, Notification, Task, User
 from workflow import notices
 from workflow.extensions import db
 from workflow.vocabulary import Channel, DeliveryStatus, NotificationKind
@@ -66,7 +66,8 @@ def log():
     """Every notice, newest first: who, what, read or not, and each outside delivery's fate."""
     require("notices.log")
     query = (select(Notification).join(User, Notification.user_id == User.id)
-             .options(joinedload(Notification.user).joinedload(User.unit), selectinload(Notification.task))
+             .options(joinedload(Notification.user).joinedload(User.unit),
+                      selectinload(Notification.task).selectinload(Task.item))
              .order_by(Notification.id.desc()))
     kind = request.args.get("kind") or ""
     read = request.args.get("read") or ""

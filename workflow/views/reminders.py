@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from auth.permissions import may
-from models import Plan, ReminderRule, RoundPart, RoundSchedule, SweepRun
+from models import Plan, ReminderRule, RoundSchedule, SweepRun
 from workflow import background, reminder_services, reminders
 from workflow.extensions import db
 from workflow.timeutil import today_local
@@ -172,8 +172,7 @@ def escalations():
     require("escalation.view")
     rows = reminder_services.active_escalations()
     # A cause already gone (handed in, received, filed) is resolved by the next sweep; the page says so now.
-    ended = {r.id: reminders.ended_reason(r, r.part, db.session.get(RoundPart, r.round_part_id)
-                                          if r.round_part_id else None) for r in rows}
+    ended = reminders.ended_reasons(rows)
     form = PlanForm()
     _plan_choices(form)
     recent = reminder_services.resolved_escalations(limit=20)
