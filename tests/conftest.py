@@ -363,3 +363,13 @@ def redis_url(redis_server):
     client.flushdb()
     client.close()
     return url
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fidelity of every fixture document (tests/test_fidelity.py), field by field."""
+    from tests import fidelity
+
+    if fidelity.RESULTS:
+        terminalreporter.section("导入保真度 (fields that match the hand-checked expectation)")
+        for result in fidelity.RESULTS:
+            terminalreporter.write_line(str(result))

@@ -87,6 +87,21 @@ class ClauseSource(Vocabulary):
     OWNER = "owner", "未写明，按本项牵头单位"      # no clause: the item's owner leads
 
 
+class DocumentShape(Vocabulary):
+    """Which shape of the genre family the importer read (workflow/importer/)."""
+    COMPILATION = "compilation", "实施方案汇编（第N项）"
+    TASK_LIST = "task_list", "任务清单（正文分条）"
+    TABLE = "table", "任务表格"
+
+
+class NameDecision(Vocabulary):
+    """What the office decided a name written in a document is (the import review)."""
+    NEW = "new", "新建单位"
+    ALIAS = "alias", "归入已有单位"
+    SAME = "same", "与本文件中另一写法为同一单位"
+    TEXT = "text", "不是单位（作为文字保留）"
+
+
 class SubmissionOutcome(Vocabulary):
     """What became of one hand-in; ``pending`` until the lead unit decides."""
     PENDING = "pending", "待核验"

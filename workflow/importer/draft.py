@@ -42,6 +42,14 @@ class DraftTask:
     long_term: bool = False
     clause_source: str = ClauseSource.OWN   # see workflow/vocabulary.py ClauseSource
     source_lines: list[int] = field(default_factory=list)
+    #: People named as 牵头领导 / 责任领导: a person leads, not a unit.
+    leaders: list[str] = field(default_factory=list)
+    #: Addressees that name nobody in particular (各有关单位, 有关部门按职责分工负责), kept as written.
+    addressees: list[str] = field(default_factory=list)
+    #: A deadline found only inside the task's sentence ("2022年10月底前完成…"): proposed in the
+    #: review, never taken without the office (``deadline`` stays None).
+    deadline_proposal: str | None = None
+    note: str | None = None             # a table's 备注
 
 
 @dataclass
@@ -73,7 +81,19 @@ class DraftChapter:
 
 
 @dataclass
+class DraftColumn:
+    """A table column and the field the importer reads it as (``TABLE_FIELDS`` keys, or "ignore")."""
+    sheet: str              # sheet name (.xlsx) or "表N" (.docx)
+    index: int              # 0-based column index in its sheet/table
+    header: str             # the header as written (merged header rows joined with "/")
+    field: str              # what it is read as
+    sample: str = ""        # the first non-empty value under it, for the review
+
+
+@dataclass
 class Draft:
+    #: Which shape of the family was read (workflow.vocabulary.DocumentShape).
+    shape: str = "compilation"
     title: str | None = None
     issuer: str | None = None
     issued_on: date | None = None
@@ -83,6 +103,10 @@ class Draft:
     warnings: list[DraftWarning] = field(default_factory=list)
     preamble: list[str] = field(default_factory=list)   # front matter lines kept verbatim
     line_count: int = 0
+    #: Input lines removed before parsing (running headers/footers, page numbers): line -> reason code.
+    removed: dict[int, str] = field(default_factory=dict)
+    #: For tables: every column read and the field chosen for it (the review lets the office change it).
+    columns: list[DraftColumn] = field(default_factory=list)
 
 
 class DocumentError(Exception):
@@ -91,3 +115,12 @@ class DocumentError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class StructureNotFound(DocumentError):
+    """The document was read but no shape of the family fits it. ``found`` says, in Chinese,
+    what was found (lines, headings, clauses, tables and their columns) for the review."""
+
+    def __init__(self, message: str, found: list[str] | None = None):
+        super().__init__(message)
+        self.found = list(found or [])
