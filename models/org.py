@@ -58,14 +58,20 @@ class Unit(db.Model):
 
 
 class UnitAlias(db.Model):
-    """Another way the same body is written (区发展改革委 → 区发展改革局)."""
+    """A name written in documents and what it stands for: another way a unit is written
+    (区发展改革委 → 区发展改革局), or, with no unit, a phrase that names no unit (the office
+    decided so in an import review: the importer keeps it as text on the task)."""
     __tablename__ = "unit_alias"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alias: Mapped[str] = mapped_column(String(100), unique=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
 
-    unit: Mapped[Unit] = relationship(back_populates="aliases")
+    unit: Mapped[Unit | None] = relationship(back_populates="aliases")
+
+    @property
+    def not_a_unit(self) -> bool:
+        return self.unit_id is None
 
 
 class Section(db.Model):

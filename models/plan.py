@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from workflow import due
 from workflow.extensions import db
 from workflow.importer.draft import UNNAMED_CHAPTER
-from workflow.vocabulary import PART_STATES, ClauseSource, TaskKind, TaskState, sql_in
+from workflow.vocabulary import PART_STATES, ClauseSource, DocumentShape, TaskKind, TaskState, sql_in
 
 from .org import Section, Unit
 from .utc import created_at_column
@@ -48,8 +48,9 @@ task_sections = Table(
 
 
 class Plan(db.Model):
-    """One imported compilation (实施方案汇编)."""
+    """One imported document: a compilation (实施方案汇编), a task list or a task table."""
     __tablename__ = "plan"
+    __table_args__ = (CheckConstraint(DocumentShape.sql_check("shape"), name="shape"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -60,6 +61,8 @@ class Plan(db.Model):
     # The same file imported twice is recognised by its hash and not duplicated.
     source_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     preamble: Mapped[str | None] = mapped_column(Text)
+    #: Which shape of the genre family the importer read it as.
+    shape: Mapped[str] = mapped_column(String(20), default=DocumentShape.COMPILATION.value)
     imported_at: Mapped[datetime] = created_at_column()
     imported_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
@@ -161,6 +164,11 @@ class Task(db.Model):
     long_term: Mapped[bool] = mapped_column(Boolean, default=False)
     clause_source: Mapped[str] = mapped_column(String(10), default=ClauseSource.OWN.value)
     source_lines: Mapped[list[int]] = mapped_column(JSON, default=list)
+    #: People named as 牵头领导 (a person, not a unit), as written.
+    leaders: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Addressees that name no unit in particular (各有关单位), as written.
+    addressees: Mapped[list[str]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(Text)          # a table's 备注
     # Defaults are plain values, not members: transitions reads an Enum state by its name.
     state: Mapped[str] = mapped_column(String(20), default=TaskState.PLANNED.value, index=True)
     # Optimistic concurrency: every state change is "UPDATE … WHERE version = :seen".

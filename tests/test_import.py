@@ -268,7 +268,8 @@ def test_upload_refuses_bad_documents(app, office_client):
     from models import Plan
 
     for payload, name, message in [
-        (b"%PDF-1.4 not a compilation", "汇编.pdf", "只支持"),
+        (b"%PDF-1.4 not a compilation", "汇编.pdf", "不支持直接导入 PDF"),
+        (b"MZ\x90\x00 a program", "汇编.exe", "只支持"),
         (b"\x00\xff\xfe\x00" * 100, "汇编.txt", ""),
         ("各位同事：明天下午开会。".encode(), "通知.txt", ""),
     ]:

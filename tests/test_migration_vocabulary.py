@@ -14,7 +14,8 @@ from workflow.extensions import db
 PREVIOUS = "681e495e97b5"
 # Columns a migration fills from the rows already there (284f95b310f5: the deadline as it is), or
 # gives its server default (6f667b0a67df: every user's channels on, as the rows had them).
-REDERIVED = {("task", "deadline_original"), ("user", "notify_email"), ("user", "notify_robot")}
+REDERIVED = {("task", "deadline_original"), ("user", "notify_email"), ("user", "notify_robot"),
+             ("plan", "shape"), ("task", "leaders"), ("task", "addressees")}
 
 
 def _head() -> str:

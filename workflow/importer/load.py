@@ -11,15 +11,56 @@ from models import Chapter, Contact, Item, Plan, Section, Task, TaskPart, Unit, 
 from models.plan import item_owner_units, task_lead_units, task_responsible_units, task_sections
 from workflow import audit
 from workflow.extensions import db
-from workflow.vocabulary import TaskKind
+from workflow.vocabulary import NameDecision, TaskKind
 
-from .aliases import DEFAULT_ALIASES, fuzzy_key
 from .draft import Draft, DraftWarning
-from .units import unit_kind
+from .names import merge_spellings
+from .units import parse_deadline, unit_kind
 
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class NameChoice:
+    """The office's decision on one name written in the document (the review's form)."""
+    decision: str                 # NameDecision value
+    #: ALIAS / SAME: an existing unit's name, or another name written in the document (either
+    #: decision takes either: the office names a body, the importer finds where it is).
+    target: str | None = None
+
+
+@dataclass
+class ImportChoices:
+    """Everything the office decided on the review page; the review applies them and the
+    confirmation writes exactly what the review with these choices showed."""
+    #: By the name's field key (``name_field_key``): the form names fields so.
+    names: dict[str, NameChoice] = field(default_factory=dict)
+    #: A table's columns read as other fields: ``(sheet, index) -> field``.
+    mapping: dict[tuple[str, int], str] | None = None
+    #: Tasks (``task_key``) whose deadline found in the sentence the office takes.
+    deadlines: set[str] = field(default_factory=set)
+
+
+@dataclass
+class NameQuestion:
+    """A name the office decides on: one that is not yet a unit, or one merged into another."""
+    name: str
+    count: int
+    proposal: str                 # NameDecision the importer proposes: new / alias / same
+    proposal_target: str | None
+    decision: str                 # the decision in force (the office's, else the proposal)
+    target: str | None            # the unit it resolves to (None for text)
+
+    @property
+    def key(self) -> str:
+        return name_field_key(self.name)
+
+
+def name_field_key(name: str) -> str:
+    """The form field of a name: names are free text, field names should not be."""
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass
@@ -29,6 +70,12 @@ class UnitPlan:
     new_units: list[str] = field(default_factory=list)        # canonical names to create
     new_aliases: dict[str, str] = field(default_factory=dict)  # alias -> canonical, to create
     aliased: dict[str, str] = field(default_factory=dict)     # every written name resolved through an alias
+    #: Names that are no unit (a saved decision or the office's now): kept as text on the task.
+    text_names: set[str] = field(default_factory=set)
+    new_text_aliases: list[str] = field(default_factory=list)  # to save as "not a unit"
+    questions: list[NameQuestion] = field(default_factory=list)
+    #: Choices that cannot be applied (a unit that does not exist…): the review refuses them.
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -42,6 +89,14 @@ class Review:
     existing_plan_id: int | None = None
     #: What stops the import: each names its line. Not empty → nothing can be written.
     problems: list[DraftWarning] = field(default_factory=list)
+    choices: ImportChoices = field(default_factory=ImportChoices)
+    #: Deadlines found inside tasks' sentences (``apply_deadline_choices``).
+    deadline_proposals: list[dict] = field(default_factory=list)
+
+    @property
+    def removed_counts(self) -> dict[str, int]:
+        """Input lines removed before parsing, by reason (running header, page number …)."""
+        return dict(Counter(self.draft.removed.values()))
 
     @property
     def already_imported(self) -> bool:
@@ -106,7 +161,11 @@ WARNING_LABELS = {
 PROBLEM_LABELS = {
     "duplicate_item": "事项编号重复", "duplicate_chapter": "章节编号重复", "too_long": "内容过长",
     "bad_number": "编号无效", "bad_reference": "结构错误", "bad_deadline_value": "时限矛盾",
+    "bad_choice": "审核选择无效",
 }
+
+#: Why an input line was removed before parsing (``Draft.removed``).
+REMOVED_LABELS = {"running_header": "页眉", "running_footer": "页脚", "page_number": "页码"}
 
 
 def _written_unit_names(draft: Draft) -> list[str]:
@@ -118,63 +177,142 @@ def _written_unit_names(draft: Draft) -> list[str]:
     return names
 
 
-def plan_units(draft: Draft) -> tuple[UnitPlan, list[DraftWarning]]:
-    """Resolve every unit name in the draft against the database and the known
-    aliases, without writing anything."""
+def plan_units(draft: Draft, choices: dict[str, NameChoice] | None = None) -> tuple[UnitPlan, list[DraftWarning]]:
+    """Resolve every unit name in the draft, without writing anything.
+
+    A name that is a unit, or an alias the office saved, resolves to it. Every other name is a
+    question (``UnitPlan.questions``): the importer proposes to merge it with another spelling of
+    the same body in this document or with an existing unit (workflow/importer/names.py), else a
+    new unit; the office's ``choices`` override the proposal (a new unit, an existing unit, another
+    spelling, or no unit at all)."""
+    choices = choices or {}
     existing = {u.name for u in db.session.scalars(select(Unit))}
-    db_aliases = {a.alias: a.unit.name for a in db.session.scalars(select(UnitAlias))}
+    saved = {a.alias: (a.unit.name if a.unit is not None else None) for a in db.session.scalars(select(UnitAlias))}
     written = _written_unit_names(draft)
     frequency = Counter(written)
     plan = UnitPlan()
     warnings: list[DraftWarning] = []
 
-    # Names that differ only by a renaming or a dropped 和 are one body: the
-    # form already in the database wins, else the most frequent one.
-    by_key: dict[str, list[str]] = {}
-    for name in list(existing) + list(frequency):
-        by_key.setdefault(fuzzy_key(name), [])
-        if name not in by_key[fuzzy_key(name)]:
-            by_key[fuzzy_key(name)].append(name)
+    pending = [n for n in written if n not in existing and n not in saved]
+    proposals = merge_spellings(pending, existing)
+    resolved: dict[str, str | None] = {}        # name -> unit name, None = not a unit
+
+    def resolve(name: str, depth: int = 0) -> str | None:
+        if name in resolved:
+            return resolved[name]
+        if name in existing:
+            return name
+        if name in saved:
+            return saved[name]
+        if depth > len(proposals):
+            plan.errors.append(f"“{name}”的归并关系形成了循环")
+            return name
+        choice = choices.get(name_field_key(name))
+        proposal = proposals.get(name, name)
+        if choice is None:
+            target = name if proposal == name else resolve(proposal, depth + 1)
+        elif choice.decision == NameDecision.NEW:
+            target = name
+        elif choice.decision == NameDecision.TEXT:
+            target = None
+        elif choice.decision in (NameDecision.ALIAS, NameDecision.SAME) and choice.target in existing:
+            target = choice.target
+        elif choice.decision in (NameDecision.ALIAS, NameDecision.SAME) and choice.target in frequency \
+                and choice.target != name:
+            target = resolve(choice.target, depth + 1)
+        else:
+            plan.errors.append(f"“{name}”：所选的单位“{choice.target or ''}”既不是已有单位，也不是本文件中的写法")
+            target = name if proposal == name else resolve(proposal, depth + 1)
+        resolved[name] = target
+        return target
 
     for name in dict.fromkeys(written):
-        if name in existing:
-            plan.canonical[name] = name
-            continue
-        if name in db_aliases:
-            target = db_aliases[name]
-        elif DEFAULT_ALIASES.get(name):
-            target = DEFAULT_ALIASES[name]
-        else:
-            siblings = [n for n in by_key[fuzzy_key(name)] if n != name]
-            known = [n for n in siblings if n in existing]
-            frequent = sorted(siblings, key=lambda n: (-frequency[n], n))
-            target = (known or [n for n in frequent if frequency[n] > frequency[name]] or [None])[0]
+        target = resolve(name)
+        if name not in saved and name not in existing:
+            proposal = proposals.get(name, name)
+            proposed = (NameDecision.NEW if proposal == name else
+                        NameDecision.ALIAS if proposal in existing else NameDecision.SAME)
+            decided = (NameDecision.TEXT if target is None else NameDecision.NEW if target == name
+                       else NameDecision.ALIAS if target in existing else NameDecision.SAME)
+            plan.questions.append(NameQuestion(
+                name=name, count=frequency[name], proposal=proposed.value,
+                proposal_target=None if proposal == name else proposal,
+                decision=decided.value, target=target))
         if target is None:
-            plan.canonical[name] = name
-            if name not in plan.new_units:
-                plan.new_units.append(name)
+            plan.text_names.add(name)
+            if name not in saved and len(name) <= (_limit(UnitAlias, "alias") or len(name)):
+                plan.new_text_aliases.append(name)
             continue
         plan.canonical[name] = target
-        plan.aliased[name] = target
-        if name not in db_aliases:
-            plan.new_aliases[name] = target
         if target not in existing and target not in plan.new_units:
             plan.new_units.append(target)
-        warnings.append(DraftWarning("aliased_unit", f"“{name}”按别名归入“{target}”（{frequency[name]} 处）"))
+        if target != name:
+            plan.aliased[name] = target
+            if name not in saved:
+                plan.new_aliases[name] = target
+            how = "按已保存的别名" if name in saved else "按同一单位的不同写法"
+            warnings.append(DraftWarning("aliased_unit", f"“{name}”{how}归入“{target}”（{frequency[name]} 处）"))
+    for name in sorted(plan.text_names):
+        if name not in saved:
+            warnings.append(DraftWarning("not_a_unit", f"“{name}”按审核决定不作为单位，作为文字保留在任务中"))
     if existing:
         for name in plan.new_units:
             warnings.append(DraftWarning("unknown_unit", f"“{name}”不在单位库中，将新建"))
     return plan, warnings
 
 
+def apply_text_names(draft: Draft, text_names: set[str]) -> None:
+    """Names that are no unit leave the unit lists for the task's addressees; a task left
+    without a lead is led by its item's owner, as a task without a clause is."""
+    if not text_names:
+        return
+    for item in draft.items:
+        item.owner_units = [n for n in item.owner_units if n not in text_names]
+        for task in item.tasks:
+            moved = [n for n in task.lead_units + task.responsible_units if n in text_names]
+            if not moved:
+                continue
+            task.addressees = list(dict.fromkeys(task.addressees + moved))
+            task.lead_units = [n for n in task.lead_units if n not in text_names] or list(item.owner_units)
+            task.responsible_units = [n for n in task.responsible_units if n not in text_names]
+
+
+def task_key(item_number: str, kind: str, seq: int) -> str:
+    return f"{item_number}/{kind}/{seq}"
+
+
+def apply_deadline_choices(draft: Draft, accepted: set[str]) -> list[dict]:
+    """The deadlines found inside tasks' sentences: each proposed, and those the office takes
+    set on the task. Returns the proposals for the review."""
+    year = draft.issued_on.year if draft.issued_on else None
+    proposals = []
+    for item in draft.items:
+        for task in item.tasks:
+            if not task.deadline_proposal or task.deadline or task.long_term:
+                continue
+            key = task_key(item.number, task.kind, task.seq)
+            when, long_term, ok = parse_deadline(task.deadline_proposal, year)
+            taken = ok and key in accepted
+            if taken:
+                task.deadline, task.long_term, task.deadline_text = when, long_term, task.deadline_proposal
+            proposals.append({"key": key, "item": item.number, "kind": task.kind, "seq": task.seq,
+                              "text": task.deadline_proposal, "date": when, "long_term": long_term,
+                              "readable": ok, "taken": taken, "task_text": task.text})
+    return proposals
+
+
 def _working_units(lead: list[str], responsible: list[str]) -> list[str]:
     return responsible or lead
 
 
-def review(draft: Draft, data: bytes, filename: str) -> Review:
+def review(draft: Draft, data: bytes, filename: str, choices: ImportChoices | None = None) -> Review:
+    """What the import would write, with the office's ``choices`` applied; writes nothing."""
+    choices = choices or ImportChoices()
     sha = sha256_of(data)
     existing_id = db.session.scalar(select(Plan.id).where(Plan.source_sha256 == sha))
-    units, unit_warnings = plan_units(draft)
+    units, unit_warnings = plan_units(draft, choices.names)
+    apply_text_names(draft, units.text_names)
+    proposals = apply_deadline_choices(draft, choices.deadlines)
     plan_warnings: list[DraftWarning] = []
     if existing_id is None and draft.title:
         # The same compilation in another file (a .docx of the .txt, a re-export)
@@ -200,11 +338,13 @@ def review(draft: Draft, data: bytes, filename: str) -> Review:
         "no_deadline": sum(1 for t in tasks if not t.deadline and not t.long_term),
         "incomplete_items": sum(1 for i in draft.items if not i.complete),
     }
+    problems = [] if existing_id else writability_problems(draft, units, filename)
+    problems += [DraftWarning("bad_choice", error) for error in units.errors]
     return Review(draft=draft, sha256=sha, filename=filename, counts=counts,
                   warnings=plan_warnings + list(draft.warnings) + unit_warnings, units=units,
-                  existing_plan_id=existing_id,
+                  existing_plan_id=existing_id, choices=choices, deadline_proposals=proposals,
                   # A file already imported is not written again: nothing to check.
-                  problems=[] if existing_id else writability_problems(draft, units, filename))
+                  problems=problems)
 
 
 # ------------------------------------------------------------------ what the write relies on
@@ -320,6 +460,8 @@ def write(rv: Review, user=None):
     db.session.flush()
     for alias, target in rv.units.new_aliases.items():
         db.session.add(UnitAlias(alias=alias, unit_id=units[target].id))
+    for phrase in rv.units.new_text_aliases:
+        db.session.add(UnitAlias(alias=phrase, unit_id=None))
 
     def unit(name: str) -> Unit:
         return units[rv.units.canonical[name]]
@@ -336,7 +478,8 @@ def write(rv: Review, user=None):
 
     plan = Plan(title=draft.title or rv.filename, issuer=draft.issuer, issued_on=draft.issued_on,
                 batch=draft.batch, source_filename=rv.filename, source_sha256=rv.sha256,
-                preamble="\n".join(draft.preamble), imported_by_id=user.id if user else None)
+                preamble="\n".join(draft.preamble), shape=draft.shape,
+                imported_by_id=user.id if user else None)
     db.session.add(plan)
     db.session.flush()
     chapters = {}
@@ -362,7 +505,8 @@ def write(rv: Review, user=None):
         for dt in d.tasks:
             task = Task(item_id=item.id, kind=dt.kind, seq=dt.seq, text=dt.text, deadline=dt.deadline,
                         deadline_original=dt.deadline, deadline_text=dt.deadline_text, long_term=dt.long_term,
-                        clause_source=dt.clause_source, source_lines=list(dt.source_lines))
+                        clause_source=dt.clause_source, source_lines=list(dt.source_lines),
+                        leaders=list(dt.leaders), addressees=list(dt.addressees), note=dt.note)
             db.session.add(task)
             db.session.flush()
             leads = list(dict.fromkeys(unit(n) for n in dt.lead_units))
@@ -390,6 +534,9 @@ def write(rv: Review, user=None):
             db.session.execute(table.insert(), rows)
     db.session.flush()
     audit.append("plan_imported", user=user, plan=plan,
-                 details={"filename": rv.filename, "sha256": rv.sha256, "counts": rv.counts,
-                          "warnings": len(rv.warnings)})
+                 details={"filename": rv.filename, "sha256": rv.sha256, "shape": draft.shape,
+                          "counts": rv.counts, "warnings": len(rv.warnings),
+                          "names_decided": {q.name: q.decision for q in rv.units.questions
+                                            if q.name in rv.choices.names},
+                          "deadlines_taken": sorted(p["key"] for p in rv.deadline_proposals if p["taken"])})
     return plan

@@ -29,15 +29,24 @@ class ImportRefused(DocumentError):
     """The review found problems that stop the import (``Review.problems``)."""
 
 
-def review_upload(data: bytes, filename: str, replace_invalid: bool = False) -> load.Review:
-    """Parse and review without writing. Raises DocumentError (Chinese message);
-    :class:`InvalidBytesError` when a UTF-8 text has invalid bytes and
-    ``replace_invalid`` is not set (with it, they are read as U+FFFD and warned)."""
+def review_upload(data: bytes, filename: str, replace_invalid: bool = False,
+                  choices: load.ImportChoices | None = None) -> load.Review:
+    """Parse and review without writing, with the office's ``choices`` (column mapping, names,
+    deadlines) applied. Raises DocumentError (Chinese message); :class:`InvalidBytesError` when a
+    UTF-8 text has invalid bytes and ``replace_invalid`` is not set (with it, they are read as
+    U+FFFD and warned)."""
     if len(data) > MAX_DOCUMENT_BYTES:
-        raise DocumentError("文件过大（超过 20 MB），不像是一份实施方案汇编。")
+        raise DocumentError(f"文件过大（超过 {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB），未读取。"
+                            "请确认文件是否正确，或将文件拆分后分批导入。")
     filename = clean_line(filename or "") or "document"
-    draft = parse_bytes(data, filename, replace_invalid=replace_invalid)
-    return load.review(draft, data, filename)
+    choices = choices or load.ImportChoices()
+    draft = parse_bytes(data, filename, replace_invalid=replace_invalid, **_mapping_of(choices))
+    return load.review(draft, data, filename, choices)
+
+
+def _mapping_of(choices: load.ImportChoices) -> dict:
+    # Only tables have columns to map; the text parsers take no mapping.
+    return {"mapping": choices.mapping} if choices.mapping else {}
 
 
 def confirm(rv: load.Review, user=None):

@@ -6,7 +6,7 @@ import json
 import os
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import func, select
@@ -17,7 +17,9 @@ from models import Chapter, Item, Plan, Task
 from workflow.export import plan_as_dict, plan_as_xlsx
 from workflow.extensions import db
 from workflow.importer import service
-from workflow.importer.load import COUNT_LABELS, PROBLEM_LABELS, WARNING_LABELS, Review, sha256_of
+from workflow.importer.load import (COUNT_LABELS, PROBLEM_LABELS, REMOVED_LABELS, WARNING_LABELS, ImportChoices,
+                                    NameChoice, Review, sha256_of)
+from workflow.vocabulary import DocumentShape, NameDecision
 from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message, write_once
 
 from .forms import FlaskForm
@@ -26,20 +28,43 @@ from .helpers import require
 bp = Blueprint("plans", __name__, url_prefix="/plans")
 
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-ALLOWED_SUFFIXES = (".txt", ".docx")
+#: What the upload takes; the importer answers the old binary formats (.doc, .wps, .et, .pdf) with
+#: how to save them in a format it reads.
+ALLOWED_SUFFIXES = (".txt", ".docx", ".xlsx", ".xlsm", ".xls", ".doc", ".wps", ".et", ".pdf")
 
 
 class UploadForm(FlaskForm):
-    document = FileField("汇编文件（.txt 或 .docx）", validators=[FileRequired("请选择要上传的文件。")])
+    document = FileField("文件（.txt、.docx、.xlsx 或 .xls）", validators=[FileRequired("请选择要上传的文件。")])
     submit = SubmitField("上传并审核")
 
 
 class ConfirmForm(FlaskForm):
+    """The review's form: the staged file by its hash, and the office's choices (the column
+    mapping, each name, each deadline found in a sentence) as the fields ``choices_from``
+    reads. "按所选重新审核" shows the review with them (``review_again``); "确认导入" writes what
+    that review shows (``confirm``)."""
     sha256 = HiddenField()
     # "1" when the review read invalid bytes as replacement characters: the
     # confirmation reads the staged file the same way.
     replace_invalid = HiddenField()
     submit = SubmitField("确认导入")
+    again = SubmitField("按所选重新审核")
+
+
+def choices_from(form) -> ImportChoices:
+    """The office's choices as the review page posts them. Values are checked where they are
+    used: a name's target must be a unit or a name of the document (load.plan_units), a field a
+    known one (the table reader), a deadline key a task with a proposal."""
+    names = {}
+    for key, value in form.items():
+        if key.startswith("name-") and value in NameDecision.values():
+            names[key[5:]] = NameChoice(value, (form.get("target-" + key[5:]) or "").strip() or None)
+    mapping = {}
+    for n in range(int(form.get("columns", "0") or 0) if (form.get("columns") or "").isdigit() else 0):
+        sheet, index, field = form.get(f"colsheet-{n}"), form.get(f"colindex-{n}", ""), form.get(f"colfield-{n}")
+        if sheet is not None and index.isdigit() and field:
+            mapping[(sheet, int(index))] = field
+    return ImportChoices(names=names, mapping=mapping or None, deadlines=set(form.getlist("deadline")))
 
 
 class RereadForm(FlaskForm):
@@ -89,13 +114,29 @@ def _unstage(sha: str) -> None:
 
 
 def _review_page(rv, replace_invalid: bool = False):
-    """The review; the confirm button only when the review accepts the document
-    (a review with problems is answered 400: it cannot be imported as it is)."""
-    confirm = ConfirmForm(sha256=rv.sha256, replace_invalid="1" if replace_invalid else "") \
-        if rv.accepted else None
-    return render_template("plans/review.html", rv=rv, confirm=confirm, replace_invalid=replace_invalid,
-                           COUNT_LABELS=COUNT_LABELS, WARNING_LABELS=WARNING_LABELS,
-                           PROBLEM_LABELS=PROBLEM_LABELS), 200 if rv.accepted else 400
+    """The review with its choices; the confirm button only when the review accepts the
+    document (a review with problems is answered 400: it cannot be imported as it is)."""
+    form = ConfirmForm(sha256=rv.sha256, replace_invalid="1" if replace_invalid else "")
+    return render_template("plans/review.html", rv=rv, form=form, confirm=rv.accepted,
+                           replace_invalid=replace_invalid, unit_names=_unit_names(),
+                           fields=_table_fields(), COUNT_LABELS=COUNT_LABELS, WARNING_LABELS=WARNING_LABELS,
+                           PROBLEM_LABELS=PROBLEM_LABELS, REMOVED_LABELS=REMOVED_LABELS,
+                           SHAPES=DocumentShape.labels(), DECISIONS=NameDecision), 200 if rv.accepted else 400
+
+
+def _unit_names() -> list[str]:
+    from models import Unit
+    return list(db.session.scalars(select(Unit.name).order_by(Unit.name)))
+
+
+def _table_fields() -> dict[str, str]:
+    """Field key → label of what a table column can be read as."""
+    try:
+        from workflow.importer.tables import TABLE_FIELDS
+    except ImportError:       # the table reader is not there: no column can be mapped
+        return {}
+    return {key: spec.label if hasattr(spec, "label") else spec[0] if isinstance(spec, tuple) else str(spec)
+            for key, spec in TABLE_FIELDS.items()}
 
 
 @bp.route("/")
@@ -115,7 +156,7 @@ def upload():
         storage = form.document.data
         filename = clean_filename(storage.filename or "") or "document"
         if not filename.lower().endswith(ALLOWED_SUFFIXES):
-            form.document.errors.append("只支持 .txt（UTF-8 或 GB18030 编码）和 .docx 文件。")
+            form.document.errors.append("只支持 .txt（UTF-8 或 GB18030 编码）、Word（.docx）和 Excel（.xlsx、.xls）文件。")
             return render_template("plans/upload.html", form=form), 400
         data = storage.read()
         try:
@@ -140,12 +181,13 @@ def _review_upload(form, data: bytes, filename: str):
                                reread=RereadForm(sha256=sha)), 400
     except service.DocumentError as exc:
         form.document.errors.append(exc.message)
-        return render_template("plans/upload.html", form=form), 400
+        # No shape fits: what the importer did find tells the office what to do.
+        return render_template("plans/upload.html", form=form, found=getattr(exc, "found", None)), 400
     _stage(rv.sha256, data, filename)
     return _review_page(rv)
 
 
-def _review_staged(form, replace_invalid: bool):
+def _review_staged(form, replace_invalid: bool, choices: ImportChoices | None = None):
     """The review of the bytes a form names (by hash), or the response that
     refuses the form: 400 if forged, back to the upload page if expired or
     unreadable."""
@@ -156,7 +198,7 @@ def _review_staged(form, replace_invalid: bool):
         flash("审核结果已过期，请重新上传文件。", "warning")
         return redirect(url_for("plans.upload"))
     try:
-        return service.review_upload(*staged, replace_invalid=replace_invalid)
+        return service.review_upload(*staged, replace_invalid=replace_invalid, choices=choices)
     except service.DocumentError as exc:
         flash(exc.message, "danger")
         return redirect(url_for("plans.upload"))
@@ -171,14 +213,25 @@ def reread():
     return rv if not isinstance(rv, Review) else _review_page(rv, replace_invalid=True)
 
 
+@bp.route("/import/review", methods=["POST"])
+@login_required
+def review_again():
+    """The review of the staged file with the choices made on the review page; writes nothing."""
+    require("plan.import")
+    form = ConfirmForm()
+    replace_invalid = form.replace_invalid.data == "1"
+    rv = _review_staged(form, replace_invalid, choices_from(request.form))
+    return rv if not isinstance(rv, Review) else _review_page(rv, replace_invalid)
+
+
 @bp.route("/import/confirm", methods=["POST"])
 @login_required
 def confirm():
     require("plan.import")
     form = ConfirmForm()
     replace_invalid = form.replace_invalid.data == "1"
-    # What is written is what the review of these same bytes accepts, now.
-    rv = _review_staged(form, replace_invalid)
+    # What is written is what the review of these same bytes, with these choices, accepts now.
+    rv = _review_staged(form, replace_invalid, choices_from(request.form))
     if not isinstance(rv, Review):
         return rv
     if rv.already_imported:
