@@ -191,6 +191,28 @@ def test_units_and_aliases_are_audited(app, login):
     assert office.post(f"/admin/aliases/{alias_id}/delete", data={"csrf_token": token}).status_code == 404
 
 
+def test_a_phrase_that_names_no_unit_is_registered_listed_and_blocks_a_unit_of_that_name(app, login):
+    from models import UnitAlias
+    from workflow.extensions import db
+
+    office = login("office")
+    token = csrf(office.get("/admin/aliases").text)
+    response = office.post("/admin/aliases", data={"csrf_token": token, "alias": "专班成员单位", "unit_id": "0"},
+                           follow_redirects=True)
+    assert "“专班成员单位”不是单位" in response.text
+    with app.app_context():
+        row = db.session.scalar(select(UnitAlias).where(UnitAlias.alias == "专班成员单位"))
+        assert row.not_a_unit
+    assert entries(app, "alias_added")[-1][1]["unit"] is None
+    page = office.get("/admin/aliases").text
+    assert "专班成员单位" in page and "不是单位（作为文字保留）" in page
+    response = office.post("/admin/units/new", data={"csrf_token": token, "name": "专班成员单位", "kind": "other"},
+                           follow_redirects=True)
+    assert "不是单位" in flashes(response.text)[0][1]
+    response = office.post(f"/admin/aliases/{row.id}/delete", data={"csrf_token": token}, follow_redirects=True)
+    assert ("success", "已删除别名“专班成员单位”。") in flashes(response.text)
+
+
 def test_audit_log_filters(app, login):
     from models import Task, TaskPart
     from workflow.extensions import db

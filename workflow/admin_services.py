@@ -70,6 +70,8 @@ def unit_name_problem(name: str, unit_id: int | None = None) -> str | None:
     if other is not None and other != unit_id:
         return "已有同名单位。"
     alias = db.session.scalar(select(UnitAlias).where(UnitAlias.alias == name))
+    if alias is not None and alias.unit is None:
+        return "该名称已登记为“不是单位”，请先在单位别名中删除该登记。"
     if alias is not None:
         return f"该名称已登记为“{alias.unit.name}”的别名，请先删除该别名。"
     return None
@@ -281,31 +283,38 @@ def set_robot(unit: Unit, user, *, kind: str | None, url: str | None, secret: st
     return True
 
 
+#: The unit choice that records a phrase as naming no unit (kept as text by the importer).
+NOT_A_UNIT = 0
+
+
 def add_alias(user, *, alias: str, unit_id: int) -> UnitAlias:
+    """``unit_id`` NOT_A_UNIT records a phrase that names no unit: imports keep it as text."""
     _check(user)
     alias = _text(alias, "alias", "别名", 100)
-    unit = _unit(unit_id)
+    unit = None if unit_id == NOT_A_UNIT else _unit(unit_id)
     _lock(_UNIT_NAMES_LOCK)
     if problem := alias_problem(alias):
         raise Invalid(problem, "alias")
-    row = UnitAlias(alias=alias, unit_id=unit.id)
+    row = UnitAlias(alias=alias, unit_id=unit.id if unit else None)
     db.session.add(row)
     _flush()
     audit.append("alias_added", user=user, details={
-        "alias_id": row.id, "alias": alias, "unit_id": unit.id, "unit": unit.name})
+        "alias_id": row.id, "alias": alias, "unit_id": unit.id if unit else None,
+        "unit": unit.name if unit else None})
     return row
 
 
 def remove_alias(row: UnitAlias, user) -> dict:
     """Returns the audited details (the row is gone after the flush)."""
     _check(user)
-    details = {"alias_id": row.id, "alias": row.alias, "unit_id": row.unit_id, "unit": row.unit.name}
+    details = {"alias_id": row.id, "alias": row.alias, "unit_id": row.unit_id,
+               "unit": row.unit.name if row.unit else None}
     db.session.delete(row)
     _flush()
     audit.append("alias_removed", user=user, details=details)
     return details
 
 
-__all__ = ["Forbidden", "Invalid", "Refused", "ServiceError", "UserUpdate", "add_alias", "alias_problem",
+__all__ = ["NOT_A_UNIT", "Forbidden", "Invalid", "Refused", "ServiceError", "UserUpdate", "add_alias", "alias_problem",
            "create_unit", "create_user", "remove_alias", "unit_name_problem", "update_unit", "update_user",
            "username_problem"]

@@ -97,6 +97,7 @@ def plan_as_dict(plan_id: int, today: date | None = None) -> dict | None:
     return {"plan": {
         "title": plan.title,
         "issuer": plan.issuer,
+        "shape": plan.shape,
         "issued_on": plan.issued_on.isoformat() if plan.issued_on else None,
         "batch": plan.batch,
         "source_sha256": plan.source_sha256,
@@ -119,6 +120,7 @@ def plan_as_dict(plan_id: int, today: date | None = None) -> dict | None:
                 "lead_units": [u.name for u in t.lead_units],
                 "responsible_units": [u.name for u in t.responsible_units],
                 "sections": [s.name for s in t.sections],
+                "leaders": list(t.leaders or ()), "addressees": list(t.addressees or ()), "note": t.note,
                 "deadline": t.deadline.isoformat() if t.deadline else None,
                 "deadline_text": t.deadline_text,
                 "long_term": t.long_term,

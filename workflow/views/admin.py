@@ -208,20 +208,22 @@ def unit_robot_test(unit_id: int):
 @bp.route("/aliases", methods=["GET", "POST"])
 def aliases():
     form = AliasForm()
-    form.unit_id.choices = _unit_choices()
+    form.unit_id.choices = _unit_choices() + [(admin_services.NOT_A_UNIT, "（不是单位：导入时作为文字保留）")]
     if request.method == "POST":
         if form.validate_on_submit():
             row, error = commit_service(lambda: admin_services.add_alias(_me(), alias=form.alias.data,
                                                                          unit_id=form.unit_id.data))
             if error is None:
-                flash(f"已添加别名：“{row.alias}”归入“{row.unit.name}”。今后导入时按此归并。", "success")
+                flash(f"已添加别名：“{row.alias}”归入“{row.unit.name}”。今后导入时按此归并。" if row.unit else
+                      f"已登记：“{row.alias}”不是单位，今后导入时作为文字保留在任务中。", "success")
             else:
                 flash(error.message, "danger")
         else:
             _flash_first(form)
         return _back_or(url_for("admin.aliases"))
-    page = _page(select(UnitAlias).join(UnitAlias.unit).options(contains_eager(UnitAlias.unit))
-                 .order_by(Unit.name, UnitAlias.alias))
+    # Phrases that name no unit (no unit row) are listed last.
+    page = _page(select(UnitAlias).outerjoin(UnitAlias.unit).options(contains_eager(UnitAlias.unit))
+                 .order_by(UnitAlias.unit_id.is_(None), Unit.name, UnitAlias.alias))
     return render_template("admin/aliases.html", page=page, form=form)
 
 
