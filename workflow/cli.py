@@ -34,8 +34,9 @@ storage_cli = AppGroup("storage", help="佐证材料、报告存档与待确认�
 @click.option("--replace-invalid", is_flag=True,
               help="UTF-8 文本中有无法识别的字节时，以替换字符“\ufffd”读取，并在审核结果中逐处列出。")
 def plan_import(path: Path, dry_run: bool, replace_invalid: bool):
-    """导入实施方案汇编（.txt UTF-8/GB18030 或 .docx）。
+    """导入任务文件：实施方案汇编、正文任务清单或任务表格（.txt UTF-8/GB18030、.docx、.xlsx、.xls）。
 
+    单位名称按审核建议处理（同一文件中的不同写法归并，其余新建）；需要逐个决定时请在网页上导入。
     退出码：0 成功（或已导入过、试运行通过）；1 审核发现不能导入的问题；2 文件无法读取或写入失败。"""
     if not path.exists():
         raise click.ClickException(f"文件不存在：{path}")
@@ -51,6 +52,8 @@ def plan_import(path: Path, dry_run: bool, replace_invalid: bool):
         sys.exit(2)
     except service.DocumentError as exc:
         click.echo(f"导入失败：{exc.message}", err=True)
+        for line in getattr(exc, "found", None) or ():
+            click.echo(f"  {line}", err=True)
         sys.exit(2)
     click.echo(rv.as_text())
     if rv.problems:

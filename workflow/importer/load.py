@@ -11,7 +11,7 @@ from models import Chapter, Contact, Item, Plan, Section, Task, TaskPart, Unit, 
 from models.plan import item_owner_units, task_lead_units, task_responsible_units, task_sections
 from workflow import audit
 from workflow.extensions import db
-from workflow.vocabulary import NameDecision, TaskKind
+from workflow.vocabulary import DocumentShape, NameDecision, TaskKind
 
 from .draft import Draft, DraftWarning
 from .names import merge_spellings
@@ -117,6 +117,12 @@ class Review:
         lines = [f"文件：{self.filename}（sha256 {self.sha256[:16]}…）"]
         if self.draft.title:
             lines.append(f"标题：{self.draft.title}")
+        lines.append(f"读取方式：{DocumentShape.label_of(self.draft.shape)}")
+        if self.removed_counts:
+            lines.append("读取前已去除：" + "、".join(f"{REMOVED_LABELS.get(k, k)} {n} 行"
+                                               for k, n in sorted(self.removed_counts.items())))
+        for c in self.draft.columns:
+            lines.append(f"  列 {c.sheet} 第{c.index + 1}列“{c.header}” → {c.field}")
         if self.already_imported:
             lines.append(f"该文件已导入（方案编号 {self.existing_plan_id}），不会重复导入。")
         if self.problems:
@@ -128,6 +134,12 @@ class Review:
             lines.append(f"  {label}：{self.counts.get(key, 0)}")
         if self.units.new_units:
             lines.append(f"将新建单位 {len(self.units.new_units)} 个：" + "、".join(self.units.new_units))
+        merged = [q for q in self.units.questions if q.target and q.target != q.name]
+        if merged:
+            lines.append(f"归并的写法 {len(merged)} 个：" + "、".join(f"{q.name}→{q.target}" for q in merged))
+        for p in self.deadline_proposals:
+            lines.append(f"句中时限（{'已采用' if p['taken'] else '未采用'}）：第{p['item']}项 "
+                         f"{TaskKind.label_of(p['kind'])}第{p['seq']}条“{p['text']}”")
         lines.append(f"提示 {len(self.warnings)} 条：")
         for w in self.warnings:
             lines.append(f"  [{WARNING_LABELS.get(w.code, w.code)}] {_where(w)}{w.message}")
