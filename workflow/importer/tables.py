@@ -182,7 +182,9 @@ def _find_header(rows: list[list]) -> list[int] | None:
 
 
 def _column_values(rows: list[list], start: int, index: int) -> list:
-    return [row[index] for row in rows[start:] if index < len(row) and row[index] is not None]
+    """The values under a column, heading rows (one value across the table) left out."""
+    return [row[index] for row in rows[start:] if index < len(row) and row[index] is not None
+            and len({c for c in row if c is not None}) > 1]
 
 
 def _layout(sheet: str, rows: list[list], mapping: dict | None) -> _Layout | None:
