@@ -176,6 +176,16 @@ def file_kind(data: bytes, filename: str = "") -> str:
     """What the bytes are, by their signature first and the file name second (an office
     renames files: a workbook named .doc is still a workbook)."""
     name = (filename or "").lower()
+    if data.startswith(_OLE2):
+        # Old Word/Excel/WPS files, and any Office file saved with a password, are OLE2 containers.
+        head = data[:1 << 20]
+        if _ENCRYPTED_STREAM in head:
+            return ENCRYPTED
+        if name.endswith(".et"):
+            return OLD_SHEET
+        if any(s in head for s in _SHEET_STREAMS) or name.endswith(".xls"):
+            return XLS
+        return OLD_WORD
     if data.startswith(b"PK\x03\x04") or name.endswith((".docx", ".xlsx", ".xlsm")):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -191,15 +201,6 @@ def file_kind(data: bytes, filename: str = "") -> str:
         if "xl/workbook.xml" in names:
             return XLSX
         return ZIP
-    if data.startswith(_OLE2):
-        head = data[:1 << 20]
-        if _ENCRYPTED_STREAM in head:
-            return ENCRYPTED
-        if name.endswith(".et"):
-            return OLD_SHEET
-        if any(s in head for s in _SHEET_STREAMS) or name.endswith(".xls"):
-            return XLS
-        return OLD_WORD
     if data.startswith(b"%PDF"):
         return PDF
     return TEXT
