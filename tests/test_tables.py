@@ -131,7 +131,7 @@ def test_a_docx_of_running_text_with_a_small_table_is_read_as_text():
         table.cell(1, i).text = v
     out = io.BytesIO()
     doc.save(out)
-    sheets, in_tables, in_text = sources.docx_tables(sources.open_docx(out.getvalue()))
+    sheets, in_tables, in_text, _ = sources.docx_tables(sources.open_docx(out.getvalue()))
     assert len(sheets) == 1 and in_tables < in_text
     assert not tables.mainly_tables(sheets, in_tables, in_text)
 
@@ -293,3 +293,38 @@ def test_decoding_names_still_import_from_parse():
     from workflow.importer.parse import InvalidBytesError, _decode  # noqa: F401
 
     assert issubclass(InvalidBytesError, DocumentError)
+
+
+def test_formatted_empty_rows_do_not_count_against_the_limit(monkeypatch):
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    monkeypatch.setattr(sources, "MAX_ROWS", 50)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["工作任务", "牵头单位"])
+    ws.append(["做好统计。", "区统计局"])
+    for r in range(3, 200):
+        ws.cell(r, 1).font = Font(bold=True)      # styled, empty
+    out = io.BytesIO()
+    wb.save(out)
+    assert _texts(parse_bytes(out.getvalue(), "a.xlsx")) == ["做好统计。"]
+
+
+def test_a_cell_of_numbered_measures_is_one_task_each():
+    rows = [["重点任务", "具体措施", "牵头单位", "完成时限"],
+            ["稳岗扩就业", "1.发放一次性扩岗补助。\n2．开展“春风行动”招聘会20场。\n（3）落实创业担保贷款1.5亿元。",
+             "区人社局", "2023年6月底前"],
+            ["稳岗扩就业", "加强困难群体兜底帮扶，\n确保零就业家庭动态清零。", "区人社局", "长期"]]
+    draft = parse_tables([("Sheet1", rows)], "a.xlsx")
+    (item,) = draft.items
+    assert [(t.seq, t.text) for t in item.tasks] == [
+        (1, "发放一次性扩岗补助。"), (2, "开展“春风行动”招聘会20场。"), (3, "落实创业担保贷款1.5亿元。"),
+        (4, "加强困难群体兜底帮扶，确保零就业家庭动态清零。")]
+    assert all(t.lead_units == ["区人社局"] for t in item.tasks)
+    assert [t.deadline for t in item.tasks[:3]] == [date(2023, 6, 30)] * 3 and item.tasks[3].long_term
+
+
+def test_paragraphs_outside_the_word_table_are_kept_in_the_preamble():
+    draft = parse_bytes((SHAPES / "table-word.docx").read_bytes(), "分工表.docx")
+    assert draft.preamble == ["附件", "南湖区2022年优化营商环境重点任务责任分工表"]

@@ -207,10 +207,10 @@ def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False,
     if kind == sources.DOCX:
         from .tables import mainly_tables, parse_tables
         document = sources.open_docx(data)
-        sheets, in_tables, in_text = sources.docx_tables(document)
+        sheets, in_tables, in_text, paragraphs = sources.docx_tables(document)
         if mainly_tables(sheets, in_tables, in_text):
             return parse_tables([(s.name, s.rows) for s in sheets], filename, mapping,
-                                paragraphs=sheets[0].paragraphs_before)
+                                paragraphs=sheets[0].paragraphs_before, preamble=paragraphs)
         return parse_text(_docx_text(document))
     text, notes = _decode(data, filename, replace_invalid)
     return parse_text(text, notes)

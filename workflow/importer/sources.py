@@ -300,19 +300,22 @@ def _cell_text(value) -> object:
     return text or None
 
 
-def docx_tables(document) -> tuple[list[Sheet], int, int]:
-    """Every table of a .docx as a Sheet ("表1", "表2" …), and how many characters are in
-    tables and in paragraphs (the caller decides whether the body is mainly tables)."""
+def docx_tables(document) -> tuple[list[Sheet], int, int, list[str]]:
+    """Every table of a .docx as a Sheet ("表1", "表2" …), how many characters are in tables
+    and in paragraphs (the caller decides whether the body is mainly tables), and every
+    paragraph outside the tables in order (title, 附件, notes under the table)."""
     from docx.table import Table
 
     sheets: list[Sheet] = []
     before: list[str] = []
+    paragraphs: list[str] = []
     in_tables = in_text = 0
     for block in document.iter_inner_content():
         if not isinstance(block, Table):
             text = clean_text(block.text).strip()
             if text:
                 before.append(text)
+                paragraphs.append(text)
                 in_text += len(text)
             continue
         rows = []
@@ -325,7 +328,7 @@ def docx_tables(document) -> tuple[list[Sheet], int, int]:
             _too_large(f"表{len(sheets) + 1}", len(rows), len(cells))
         sheets.append(Sheet(f"表{len(sheets) + 1}", rows, before))
         before = []
-    return sheets, in_tables, in_text
+    return sheets, in_tables, in_text, paragraphs
 
 
 def xlsx_sheets(data: bytes) -> list[Sheet]:
@@ -339,12 +342,27 @@ def xlsx_sheets(data: bytes) -> list[Sheet]:
         raise DocumentError("无法打开该 Excel（.xlsx）工作簿，文件可能已损坏。") from None
     sheets = []
     for ws in book.worksheets:
-        _too_large(ws.title, ws.max_row, ws.max_column)
-        rows = [[_cell_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        last_row, last_col = ws.max_row, ws.max_column
+        if last_row > MAX_ROWS or last_col > MAX_COLUMNS:
+            # Formatting alone stretches a sheet's dimensions: what counts is the cells with values.
+            last_row, last_col = _filled_extent(ws)
+            _too_large(ws.title, last_row, last_col)
+        rows = [[_cell_text(v) for v in row]
+                for row in ws.iter_rows(max_row=last_row, max_col=last_col, values_only=True)]
         for rng in ws.merged_cells.ranges:
             _spread(rows, rng.min_row - 1, rng.max_row, rng.min_col - 1, rng.max_col)
         sheets.append(Sheet(ws.title, rows, []))
     return sheets
+
+
+def _filled_extent(ws) -> tuple[int, int]:
+    """The last row and column that hold a value (formatted empty cells do not count)."""
+    last_row = last_col = 0
+    # The cells the file holds (iter_rows would create every empty cell up to the dimensions).
+    for (row, col), cell in ws._cells.items():
+        if cell.value is not None:
+            last_row, last_col = max(last_row, row), max(last_col, col)
+    return last_row, last_col
 
 
 def xls_sheets(data: bytes) -> list[Sheet]:

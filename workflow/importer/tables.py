@@ -293,6 +293,7 @@ class _Reader:
     items: dict[tuple, DraftItem] = field(default_factory=dict)
     by_number: dict[str, DraftItem] = field(default_factory=dict)
     default_year: int | None = None
+    seqs: dict[tuple, int] = field(default_factory=dict)   # (item, kind) -> last seq given
 
     # ------------------------------------------------------------------ chapters and items
     def chapter(self, title: str) -> DraftChapter:
@@ -359,10 +360,11 @@ def _is_heading_row(row: list, fields: dict[str, list[int]]) -> str | None:
 
 
 def parse_tables(tables: list[tuple[str, list[list]]], filename: str, mapping: dict | None = None,
-                 paragraphs: list[str] = ()) -> Draft:
+                 paragraphs: list[str] = (), preamble: list[str] = ()) -> Draft:
     """Read sheets (``(name, rows)``, merged cells already carried to every cell they cover) as a
     plan. ``mapping`` overrides the field of a column: ``{(sheet, index): field}`` with a key of
-    ``TABLE_FIELDS``. ``paragraphs``: a .docx's text above its first table (the title).
+    ``TABLE_FIELDS``. ``paragraphs``: a .docx's text above its first table (the title);
+    ``preamble``: every paragraph outside the tables, kept verbatim (nothing is dropped silently).
 
     Raises StructureNotFound when no sheet has a task column."""
     reader = _Reader(filename, mapping)
@@ -377,6 +379,7 @@ def parse_tables(tables: list[tuple[str, list[list]]], filename: str, mapping: d
                                 "请确认表头写有任务、牵头单位、完成时限等列名，或在审核页指定各列的含义。",
                                 _found(layouts))
     draft = reader.draft
+    draft.preamble = list(preamble)
     draft.title = _title(paragraphs, [lay for _, _, lay in task_sheets], filename)
     year = re.search(r"(20\d{2})", draft.title or "")
     reader.default_year = int(year.group(1)) if year else None
@@ -453,7 +456,7 @@ def _read_tasks(reader: _Reader, sheet: str, rows: list[list], lay: _Layout, sev
     heading: str | None = None
     carried: tuple | None = None
     previous: tuple | None = None
-    task: DraftTask | None = None
+    tasks: list[DraftTask] = []
     for r in range(lay.first_data_row, len(rows)):
         row = rows[r]
         if all(c is None for c in row) or row in header_values:
@@ -461,8 +464,8 @@ def _read_tasks(reader: _Reader, sheet: str, rows: list[list], lay: _Layout, sev
         if (title := _is_heading_row(row, fields)) is not None:
             heading, previous, carried = title, None, None
             continue
-        text = "".join(tidy_spaces(line) for v in _values(row, fields["text"]) for line in v.split("\n"))
-        if not text:
+        measures = _measures(_values(row, fields["text"]))
+        if not measures:
             shown = "；".join(_values(row, list(range(len(row)))))[:60]
             reader.warn(sheet, r + 1, f"没有任务内容，未读取（{shown}）")
             previous = None
@@ -484,17 +487,40 @@ def _read_tasks(reader: _Reader, sheet: str, rows: list[list], lay: _Layout, sev
         item = reader.item(chapter, tuple(item_values), number, subtitle, r + 1)
         kind = _KIND_VALUES.get((_values(row, fields.get("kind", [])) or [""])[0], TaskKind.TASK)
         seq = (_values(row, fields.get("seq", [])) or [None])[0] if "seq" in fields else None
-        key = (id(item), kind, seq if "seq" in fields else text)
-        if key != previous or task is None:
-            task = DraftTask(kind=kind, seq=sum(t.kind == kind for t in item.tasks) + 1, text=text,
-                             source_lines=[r + 1])
-            item.tasks.append(task)
-            _deadline(reader, task, row, fields, sheet, r + 1)
+        key = (id(item), kind, seq if "seq" in fields else tuple(measures))
+        if key != previous or not tasks:
+            tasks = []
+            for text in measures:
+                count = reader.seqs.get((id(item), kind), 0) + 1
+                reader.seqs[(id(item), kind)] = count
+                task = DraftTask(kind=kind, seq=count, text=text, source_lines=[r + 1])
+                item.tasks.append(task)
+                tasks.append(task)
+                _deadline(reader, task, row, fields, sheet, r + 1)
         else:
-            task.source_lines.append(r + 1)
+            for task in tasks:
+                task.source_lines.append(r + 1)
         item.source_lines[-1] = r + 1
         previous = key
-        _fill(reader, item, task, row, fields, sheet, r + 1)
+        for task in tasks:
+            _fill(reader, item, task, row, fields, sheet, r + 1)
+
+
+#: A measure's number at the start of a line inside a cell: 1. / 1、 / 1） / （1） / ①.
+_MEASURE_MARK = re.compile(r"^(?:\d{1,2}(?:[、）)]|[.．](?!\d))|[（(]\d{1,2}[）)]|[①-⑳])\s*")
+
+
+def _measures(cells: list[str]) -> list[str]:
+    """The task texts of a row's task cell(s). A cell whose lines each start with a number
+    (``1.…`` ``2.…``) holds several measures under the row's units and deadline: one task
+    each, without the number. Otherwise the cell's lines are one text (a line break inside a
+    sentence is the cell's width, not a new task)."""
+    lines = [tidy_spaces(line) for cell in cells for line in cell.split("\n")]
+    lines = [line for line in lines if line]
+    if len(lines) >= 2 and all(_MEASURE_MARK.match(canon(line)) for line in lines):
+        return [line[_MEASURE_MARK.match(canon(line)).end():].strip() for line in lines]
+    text = "".join(lines)
+    return [text] if text else []
 
 
 def _sheet_chapter(sheet: str) -> str:
