@@ -328,3 +328,28 @@ def test_a_cell_of_numbered_measures_is_one_task_each():
 def test_paragraphs_outside_the_word_table_are_kept_in_the_preamble():
     draft = parse_bytes((SHAPES / "table-word.docx").read_bytes(), "分工表.docx")
     assert draft.preamble == ["附件", "南湖区2022年优化营商环境重点任务责任分工表"]
+
+
+# =========================================================================== through the review
+
+@pytest.mark.parametrize("name", ["table-word.docx", "table-ledger.xlsx", "table-ledger-xls.xls"])
+def test_a_table_goes_through_the_review_and_is_written(app_context, name):
+    from sqlalchemy import func, select
+
+    from models import Task
+    from workflow.extensions import db
+    from workflow.importer import service
+
+    rv = service.review_upload((SHAPES / name).read_bytes(), name)
+    assert not rv.problems, rv.problems_text()
+    assert rv.counts["tasks"] == 16 and rv.counts["measures"] == 0
+    plan = service.confirm(rv)
+    assert plan.title == rv.draft.title
+    assert db.session.scalar(select(func.count(Task.id))) == 16
+
+
+def test_the_title_is_the_row_above_the_header_or_the_file_name():
+    head = [["工作任务", "牵头单位"], ["做好统计。", "区统计局"]]
+    assert parse_tables([("S", [["二〇二三年民生实事"]] + head)], "x.xlsx").title == "二〇二三年民生实事"
+    assert parse_tables([("S", [["关于重点工作的分解方案", "截至6月"]] + head)], "x.xlsx").title == "关于重点工作的分解方案"
+    assert parse_tables([("S", head)], "区重点工作.xlsx").title == "区重点工作"

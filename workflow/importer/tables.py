@@ -212,12 +212,21 @@ def _layout(sheet: str, rows: list[list], mapping: dict | None) -> _Layout | Non
             column.field = mapping[(sheet, column.index)]
         sample = next(iter(_column_values(rows, start, column.index)), "")
         column.sample = str(sample)[:60]
-    title = None
-    for row in rows[:header[0]]:
+    return _Layout(sheet, header, columns, _title_row(rows[:header[0]]))
+
+
+def _title_row(rows: list[list]) -> str | None:
+    """The title above a header: a row of one value (a cell merged across the table), else the
+    first cell that reads like a document's name (``…台账``, ``…方案``) beside a date or a note."""
+    for row in rows:
+        values = {c for c in row if c is not None}
+        if len(values) == 1 and isinstance(text := next(iter(values)), str) and len(text) >= 4:
+            return text
+    for row in rows:
         text = next((c for c in row if isinstance(c, str)), None)
-        if text and title is None and _TITLE_RE.search(text):
-            title = text
-    return _Layout(sheet, header, columns, title)
+        if text and _TITLE_RE.search(text):
+            return text
+    return None
 
 
 def _correct_by_values(columns: list[DraftColumn], rows: list[list], start: int) -> None:
