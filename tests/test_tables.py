@@ -353,3 +353,55 @@ def test_the_title_is_the_row_above_the_header_or_the_file_name():
     assert parse_tables([("S", [["二〇二三年民生实事"]] + head)], "x.xlsx").title == "二〇二三年民生实事"
     assert parse_tables([("S", [["关于重点工作的分解方案", "截至6月"]] + head)], "x.xlsx").title == "关于重点工作的分解方案"
     assert parse_tables([("S", head)], "区重点工作.xlsx").title == "区重点工作"
+
+
+@pytest.mark.parametrize("name", ["table-word.docx", "table-ledger.xlsx", "table-ledger-xls.xls"])
+def test_damaged_table_files_give_a_chinese_error_or_a_draft(name, capsys):
+    """Seeded mutations (truncation, flipped bits, zeroed runs): never a traceback, nothing printed."""
+    import random
+
+    from workflow.importer.draft import Draft
+
+    data = (SHAPES / name).read_bytes()
+    rng = random.Random(name)
+    outcomes = set()
+    for k in range(60):
+        b = bytearray(data)
+        if k % 3 == 0:
+            b = b[:rng.randrange(len(b))]
+        elif k % 3 == 1:
+            for _ in range(rng.randint(1, 20)):
+                i = rng.randrange(len(b))
+                b[i] ^= 1 << rng.randrange(8)
+        else:
+            i = rng.randrange(len(b))
+            j = min(len(b), i + rng.randint(1, 2000))
+            b[i:j] = bytes(j - i)
+        try:
+            outcomes.add(type(parse_bytes(bytes(b), name)).__name__)
+        except DocumentError as error:
+            assert re.search(r"[\u4e00-\u9fff]", error.message)
+            outcomes.add("DocumentError")
+    assert "DocumentError" in outcomes and outcomes <= {"DocumentError", Draft.__name__}
+    assert capsys.readouterr().out == ""
+
+
+def test_heading_rows_written_with_a_numeral_in_the_number_column():
+    rows = [["序号", "工作任务", "责任单位", "完成时限"],
+            ["一", "稳住经济大盘", None, None],
+            [1, "落实组合式税费支持政策。", "区税务局", "2022年12月"],
+            ["二", None, "三、守牢安全底线", None],
+            [2, "开展安全生产大检查。", "区应急局", "2022年9月"],
+            [None, None, "区统计局", None]]
+    draft = parse_tables([("Sheet1", rows)], "a.xlsx")
+    assert [(c.number, c.title) for c in draft.chapters] == [(1, "稳住经济大盘"), (3, "守牢安全底线")]
+    assert _texts(draft) == ["落实组合式税费支持政策。", "开展安全生产大检查。"]
+    # A lone unit is not a heading: it is reported.
+    assert [(w.code, w.line) for w in draft.warnings] == [("unplaced_fragment", 6)]
+
+
+def test_a_mapping_to_a_field_that_does_not_exist_is_refused():
+    rows = [["工作任务", "牵头单位"], ["做好统计。", "区统计局"]]
+    with pytest.raises(DocumentError) as error:
+        parse_tables([("S", rows)], "a.xlsx", mapping={("S", 1): "boss"})
+    assert "boss" in error.value.message

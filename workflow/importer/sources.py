@@ -368,7 +368,8 @@ def _filled_extent(ws) -> tuple[int, int]:
 def xls_sheets(data: bytes) -> list[Sheet]:
     try:
         import xlrd
-        book = xlrd.open_workbook(file_contents=data, formatting_info=True)
+        # xlrd writes its complaints about a damaged file to a log (stdout by default): not ours to print.
+        book = xlrd.open_workbook(file_contents=data, formatting_info=True, logfile=io.StringIO())
     except Exception as exc:  # noqa: BLE001 - xlrd raises its own and struct errors
         if "encrypt" in str(exc).lower():
             refuse(ENCRYPTED)

@@ -41,7 +41,7 @@ from pathlib import PurePath
 
 from workflow.vocabulary import DocumentShape, TaskKind
 
-from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftColumn, DraftContact, DraftItem, DraftTask,
+from .draft import (UNNAMED_CHAPTER, DocumentError, Draft, DraftChapter, DraftColumn, DraftContact, DraftItem, DraftTask,
                     DraftWarning, StructureNotFound)
 from .units import canon, cn_number, parse_deadline, split_list, split_unit_list, squash, tidy_spaces
 
@@ -356,15 +356,25 @@ def _level_values(fields: dict[str, list[int]], row: list) -> tuple[list, list]:
     return chap, items
 
 
+_CN_NUMERAL_RE = re.compile(r"^[（(]?[一二三四五六七八九十]{1,3}[）)、.]?$")
+
+
 def _is_heading_row(row: list, fields: dict[str, list[int]]) -> str | None:
-    """A row of one merged cell across the table (``一、优化营商环境``) inside the rows: a heading."""
+    """A part's heading inside the rows (``一、优化营商环境``): one cell merged across the table,
+    or one value with nothing else on the row but a Chinese numeral in 序号 (``一 | 优化营商环境``)
+    or a number of its own. A row that names units or a deadline is never a heading."""
     values = [c for c in row if c is not None]
     if len(values) >= 2 and len(set(values)) == 1 and isinstance(values[0], str):
         return values[0]
-    if len(values) == 1 and isinstance(values[0], str) and _NUMBERED_TITLE_RE.match(squash(values[0])):
-        index = row.index(values[0])
-        if index not in fields.get("text", []):
-            return values[0]
+    numbers = {i for i in fields.get("number", [])}
+    rest = {c for i, c in enumerate(row) if c is not None and i not in numbers}
+    if len(rest) != 1 or not isinstance(title := next(iter(rest)), str):
+        return None
+    numeral = next((str(row[i]) for i in numbers if i < len(row) and row[i] is not None), None)
+    if numeral is not None and _CN_NUMERAL_RE.match(squash(numeral)):
+        return title if _NUMBERED_TITLE_RE.match(canon(title)) else f"{numeral.strip('、.（）()')}、{title}"
+    if numeral is None and _NUMBERED_TITLE_RE.match(canon(title)) and row.index(title) not in fields.get("text", []):
+        return title
     return None
 
 
@@ -375,7 +385,11 @@ def parse_tables(tables: list[tuple[str, list[list]]], filename: str, mapping: d
     ``TABLE_FIELDS``. ``paragraphs``: a .docx's text above its first table (the title);
     ``preamble``: every paragraph outside the tables, kept verbatim (nothing is dropped silently).
 
-    Raises StructureNotFound when no sheet has a task column."""
+    Raises StructureNotFound when no sheet has a task column, DocumentError for a mapping that
+    names a field that does not exist."""
+    for where, name in (mapping or {}).items():
+        if name not in TABLE_FIELDS:
+            raise DocumentError(f"列的读取方式“{name}”不存在（{where}），请在审核页重新选择。")
     reader = _Reader(filename, mapping)
     layouts: list[tuple[str, list[list], _Layout | None]] = []
     for name, rows in tables:
