@@ -405,3 +405,11 @@ def test_a_mapping_to_a_field_that_does_not_exist_is_refused():
     with pytest.raises(DocumentError) as error:
         parse_tables([("S", rows)], "a.xlsx", mapping={("S", 1): "boss"})
     assert "boss" in error.value.message
+
+
+def test_a_column_without_a_header_is_listed_for_the_office_to_map():
+    rows = [["工作任务", "牵头单位", None], ["做好统计。", "区统计局", "王强"]]
+    draft = parse_tables([("S", rows)], "a.xlsx")
+    assert [(c.index, c.header, c.field, c.sample) for c in draft.columns][-1] == (2, tables.NO_HEADER, "ignore", "王强")
+    again = parse_tables([("S", rows)], "a.xlsx", mapping={("S", 2): "leader"})
+    assert again.items[0].tasks[0].leaders == ["王强"]

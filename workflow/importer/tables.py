@@ -91,6 +91,7 @@ _NUMBERED_TITLE_RE = re.compile(r"^(?:第(?P<n1>[\d一二三四五六七八九�
                                 r"|[（(](?P<n3>[\d一二三四五六七八九十百零〇两]+)[）)]\s*)(?P<title>.*)$")
 #: Sheet names a workbook or .docx gives by default: not a chapter title.
 _DEFAULT_SHEET_RE = re.compile(r"^(?:sheet\d*|表\d*|工作表\d*|table\d*)$", re.I)
+NO_HEADER = "（无表头）"
 _HEADER_SCAN = 20        # the header is looked for in a sheet's first rows
 _HEADER_CELL_MAX = 16    # a column name is short
 _TITLE_RE = re.compile(r"(方案|清单|台账|分工|分解|计划|要点|任务|意见|通知|表)")
@@ -191,7 +192,8 @@ def _layout(sheet: str, rows: list[list], mapping: dict | None) -> _Layout | Non
     header = _find_header(rows)
     if header is None:
         return None
-    width = max(len(rows[r]) for r in header)
+    width = max(len(row) for row in rows)
+    start = header[-1] + 1
     columns: list[DraftColumn] = []
     for index in range(width):
         cells = [rows[r][index] if index < len(rows[r]) else None for r in header]
@@ -202,9 +204,11 @@ def _layout(sheet: str, rows: list[list], mapping: dict | None) -> _Layout | Non
             if name:
                 break
         if not written:
-            continue
+            if not _column_values(rows, start, index):
+                continue
+            # Values under no header: listed (as read as nothing) so that the office can map them.
+            written = NO_HEADER
         columns.append(DraftColumn(sheet, index, written, name or "ignore"))
-    start = header[-1] + 1
     _correct_by_values(columns, rows, start)
     _settle_text_column(columns)
     for column in columns:
