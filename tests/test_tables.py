@@ -413,3 +413,14 @@ def test_a_column_without_a_header_is_listed_for_the_office_to_map():
     assert [(c.index, c.header, c.field, c.sample) for c in draft.columns][-1] == (2, tables.NO_HEADER, "ignore", "王强")
     again = parse_tables([("S", rows)], "a.xlsx", mapping={("S", 2): "leader"})
     assert again.items[0].tasks[0].leaders == ["王强"]
+
+
+def test_goal_note_and_contact_columns_go_to_the_item_and_task():
+    rows = [["类别", "工作任务", "牵头单位", "工作目标", "联系人", "联系电话", "备注"],
+            ["污染防治", "开展扬尘污染专项整治。", "区生态环境分局", "PM2.5浓度下降5%", "周敏", 13800000001, "按周报送"],
+            ["污染防治", "推进河长制巡河常态化。", "区水利局", None, "吴刚", None, None],
+            ["污染防治", "整治城区黑臭水体3处。", "区水利局", None, "吴刚", None, "按周报送"]]
+    (item,) = parse_tables([("S", rows)], "a.xlsx").items
+    assert item.goal == "PM2.5浓度下降5%"
+    assert [(c.name, c.phone) for c in item.contacts] == [("周敏", "13800000001"), ("吴刚", None)]
+    assert [t.note for t in item.tasks] == ["按周报送", None, "按周报送"]
