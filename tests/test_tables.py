@@ -424,3 +424,27 @@ def test_goal_note_and_contact_columns_go_to_the_item_and_task():
     assert item.goal == "PM2.5浓度下降5%"
     assert [(c.name, c.phone) for c in item.contacts] == [("周敏", "13800000001"), ("吴刚", None)]
     assert [t.note for t in item.tasks] == ["按周报送", None, "按周报送"]
+
+
+def test_several_word_tables_are_chapters_named_by_the_heading_above_each():
+    from docx import Document
+
+    doc = Document()
+    doc.add_paragraph("某区2023年为民办实事项目责任分工")
+    for heading, tasks in [("一、教育民生", ["新建中学1所。", "改造校舍10处。"]),
+                           ("二、医疗卫生", ["建成胸痛中心。"]),
+                           ("附件2", ["完成“一老一小”服务设施建设。"])]:
+        doc.add_paragraph(heading)
+        table = doc.add_table(rows=1 + len(tasks), cols=3)
+        for i, h in enumerate(["序号", "项目内容", "责任单位"]):
+            table.cell(0, i).text = h
+        for r, text in enumerate(tasks, 1):
+            for i, v in enumerate([str(r), text, "区教体局"]):
+                table.cell(r, i).text = v
+    out = io.BytesIO()
+    doc.save(out)
+    draft = parse_bytes(out.getvalue(), "实事.docx")
+    assert draft.title == "某区2023年为民办实事项目责任分工"
+    assert [(c.number, c.title) for c in draft.chapters] == [(1, "教育民生"), (2, "医疗卫生"), (3, "表3")]
+    assert [len(i.tasks) for i in draft.items] == [2, 1, 1]
+    assert draft.items[0].tasks[0].lead_units == ["区教体局"]

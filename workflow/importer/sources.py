@@ -326,9 +326,23 @@ def docx_tables(document) -> tuple[list[Sheet], int, int, list[str]]:
             rows.append(cells)
             in_tables += sum(len(str(c)) for c in cells if c is not None)
             _too_large(f"表{len(sheets) + 1}", len(rows), len(cells))
-        sheets.append(Sheet(f"表{len(sheets) + 1}", rows, before))
+        sheets.append(Sheet(_table_name(before, len(sheets) + 1, {s.name for s in sheets}), rows, before))
         before = []
     return sheets, in_tables, in_text, paragraphs
+
+
+#: A heading paragraph right above a table names it (``一、稳住经济大盘``): short, not a sentence.
+_HEADING_MAX = 30
+
+
+def _table_name(before: list[str], number: int, taken: set[str]) -> str:
+    """A .docx table's name: the heading paragraph right above it, else "表N" (the tables of a
+    document with several are its chapters, and the mapping's keys)."""
+    heading = before[-1] if before else ""
+    if heading and len(heading) <= _HEADING_MAX and not re.search(r"[。；;]", heading) \
+            and not re.fullmatch(r"附件\s*\d*[：:]?", heading) and heading not in taken:
+        return heading
+    return f"表{number}"
 
 
 def xlsx_sheets(data: bytes) -> list[Sheet]:

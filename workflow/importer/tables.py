@@ -299,8 +299,6 @@ class _RowTask:
 
 @dataclass
 class _Reader:
-    filename: str
-    mapping: dict | None
     draft: Draft = field(default_factory=lambda: Draft(shape=DocumentShape.TABLE.value))
     chapters: dict[str, DraftChapter] = field(default_factory=dict)
     items: dict[tuple, DraftItem] = field(default_factory=dict)
@@ -328,9 +326,11 @@ class _Reader:
         key = (chapter.number, path)
         if not number and key in self.items:
             return self.items[key]
-        number = number or str(len(self.draft.items) + 1)
-        while number in self.by_number:   # a written number never collides with a counted one
-            number += "'"
+        if not number:
+            counted = len(self.draft.items) + 1
+            while str(counted) in self.by_number:   # a counted number never takes a written one
+                counted += 1
+            number = str(counted)
         parent = number.split("-")[0] if "-" in number and number.split("-")[0] in self.by_number else None
         item = DraftItem(number=number, parent=parent, chapter=chapter.number, subtitle=subtitle,
                          source_lines=[row, row])
@@ -394,7 +394,7 @@ def parse_tables(tables: list[tuple[str, list[list]]], filename: str, mapping: d
     for where, name in (mapping or {}).items():
         if name not in TABLE_FIELDS:
             raise DocumentError(f"列的读取方式“{name}”不存在（{where}），请在审核页重新选择。")
-    reader = _Reader(filename, mapping)
+    reader = _Reader()
     layouts: list[tuple[str, list[list], _Layout | None]] = []
     for name, rows in tables:
         layouts.append((name, rows, _layout(name, rows, mapping)))
