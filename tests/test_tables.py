@@ -448,3 +448,14 @@ def test_several_word_tables_are_chapters_named_by_the_heading_above_each():
     assert [(c.number, c.title) for c in draft.chapters] == [(1, "教育民生"), (2, "医疗卫生"), (3, "表3")]
     assert [len(i.tasks) for i in draft.items] == [2, 1, 1]
     assert draft.items[0].tasks[0].lead_units == ["区教体局"]
+
+
+def test_a_deadline_only_in_the_sentence_is_proposed_not_taken():
+    rows = [["工作任务", "牵头单位", "完成时限"],
+            ["2023年10月底前完成老旧小区改造20个。", "区住建局", None],
+            ["三季度末前建成智慧停车平台。", "区城管局", None],
+            ["9月底前完成秋粮收储。", "区发改局", "2023年11月"],
+            ["持续开展文明城市创建。", "区文明办", None]]
+    tasks = parse_tables([("S", rows)], "2023年重点工作.xlsx").items[0].tasks
+    assert [(t.deadline, t.deadline_proposal) for t in tasks] == [
+        (None, "2023年10月底前"), (None, "三季度末前"), (date(2023, 11, 30), None), (None, None)]
