@@ -135,6 +135,11 @@ LEDGER_HEADERS = ["序号", "章节", "事项", "类别", "序", "内容", "牵�
                   "完成比例 %", "序时进度 %", "预警", "预警原因", "最新进展", "最新进展日期", "签收日期", "提交日期",
                   "核验日期", "逾期天数", "原定时限", "调整后时限", "延期申请"]
 LEDGER_WIDTHS = [6, 18, 8, 10, 4, 60, 20, 20, 20, 8, 8, 8, 10, 30, 40, 12, 12, 12, 12, 8, 12, 12, 20]
+#: The second sheet, "事项": what the task rows do not carry, so that the ledger re-imports as the
+#: plan (workflow/importer/tables.py reads it back: items without tasks, texts, owners, contacts).
+ITEM_SHEET = "事项"
+ITEM_HEADERS = ["章节", "事项", "上级事项", "副标题", "政策原文", "落实目标", "情况说明", "牵头单位", "联系人", "联系电话"]
+ITEM_WIDTHS = [18, 8, 8, 16, 60, 40, 40, 20, 16, 20]
 DATE_COLUMNS = {"最新进展日期", "签收日期", "提交日期", "核验日期", "原定时限", "调整后时限"}
 
 
@@ -181,6 +186,27 @@ def _part_cells(part, task, a) -> list:
     ]
 
 
+def _item_sheet(ws, plan) -> None:
+    """One row per item, tasks or none: chapter, number, parent, subtitle, texts, owners, contacts
+    (names and phones "；"-separated, in the same order; a contact without a phone leaves its place empty)."""
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    ws.append(ITEM_HEADERS)
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for item in plan.items:
+        ws.append([neutralise(v) for v in [
+            f"{item.chapter.number}、{item.chapter.title}", item.number, item.parent.number if item.parent else None,
+            item.subtitle, item.policy_text or None, item.goal, item.explanation,
+            "、".join(u.name for u in item.owner_units) or None,
+            "；".join(c.name for c in item.contacts) or None,
+            "；".join(c.phone or "" for c in item.contacts) if any(c.phone for c in item.contacts) else None]])
+    for i, w in enumerate(ITEM_WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = w
+    ws.freeze_panes = "A2"
+
+
 def plan_as_xlsx(plan_id: int, today: date | None = None) -> bytes | None:
     """The ledger: one row per part (承办), the task's columns repeated; a task
     without parts has one row with the part's columns empty."""
@@ -224,6 +250,7 @@ def plan_as_xlsx(plan_id: int, today: date | None = None) -> bytes | None:
                 cells[i].number_format = "yyyy-mm-dd"
     ws.freeze_panes = "A3"
     ws.auto_filter.ref = f"A2:{get_column_letter(len(LEDGER_HEADERS))}{max(ws.max_row, 2)}"
+    _item_sheet(wb.create_sheet(ITEM_SHEET), plan)
     buffer = io.BytesIO()
     wb.save(buffer)
     return buffer.getvalue()

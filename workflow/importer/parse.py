@@ -46,9 +46,7 @@ Judgement calls (documented here because the loader and the review rely on them)
 """
 from __future__ import annotations
 
-import io
 import re
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -58,6 +56,10 @@ from workflow.vocabulary import ClauseSource, TaskKind
 
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
+from . import sources
+# Decoding lives in sources.py; these names are imported from here by callers.
+from .sources import (DOCX_MAX_RATIO, DOCX_MAX_UNPACKED, InvalidBytesError, InvalidPlace,  # noqa: F401
+                      _decode, _docx_text, _looks_binary, _utf8_with_errors)
 from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
                     looks_like_person, looks_like_section, looks_like_unit, parse_deadline,
                     split_list, split_unit_list, squash, tidy_spaces)
@@ -185,11 +187,31 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
 _INVISIBLE_NOTES = 100
 
 
-def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False) -> Draft:
-    """Parse an uploaded file: UTF-8 (with or without BOM), UTF-16 with BOM, GB18030
-    text, or a Word .docx.  Raises :class:`DocumentError` with a Chinese message
-    (:class:`InvalidBytesError` for a UTF-8 text with a few invalid bytes, unless
-    ``replace_invalid``: then they are read as U+FFFD and reported as warnings)."""
+def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False,
+                mapping: dict | None = None) -> Draft:
+    """Parse an uploaded file: UTF-8 (with or without BOM), UTF-16 with BOM or GB18030
+    text, a Word .docx (running text, or a table of tasks when tables are most of its
+    body), an Excel .xlsx/.xlsm/.xls workbook.  Raises :class:`DocumentError` with a
+    Chinese message (:class:`InvalidBytesError` for a UTF-8 text with a few invalid
+    bytes, unless ``replace_invalid``: then they are read as U+FFFD and reported as
+    warnings).  ``mapping`` overrides the field of a table column, ``{(sheet, index):
+    field}`` (see ``tables.parse_tables``); it is ignored for running text."""
+    if not data or not data.strip():
+        raise DocumentError("文件为空，没有可导入的内容。")
+    kind = sources.file_kind(data, filename)
+    if kind in (sources.XLSX, sources.XLS):
+        # Here: tables.py is loaded by the first table, not by every process.
+        from .tables import parse_tables
+        sheets = sources.xlsx_sheets(data) if kind == sources.XLSX else sources.xls_sheets(data)
+        return parse_tables([(s.name, s.rows) for s in sheets], filename, mapping)
+    if kind == sources.DOCX:
+        from .tables import mainly_tables, parse_tables
+        document = sources.open_docx(data)
+        sheets, in_tables, in_text, paragraphs = sources.docx_tables(document)
+        if mainly_tables(sheets, in_tables, in_text):
+            return parse_tables([(s.name, s.rows) for s in sheets], filename, mapping,
+                                paragraphs=sheets[0].paragraphs_before, preamble=paragraphs)
+        return parse_text(_docx_text(document))
     text, notes = _decode(data, filename, replace_invalid)
     return parse_text(text, notes)
 
@@ -197,178 +219,6 @@ def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False) 
 def parse_file(path, replace_invalid: bool = False) -> Draft:
     path = Path(path)
     return parse_bytes(path.read_bytes(), path.name, replace_invalid)
-
-
-# =========================================================================== decoding
-
-_UNREADABLE = ("无法读取该文件：它不是文本文件或 Word（.docx）文档，或编码无法识别"
-               "（支持 UTF-8、GB18030/GBK 文本和 .docx）。")
-#: Undecodable bytes, as ``surrogateescape`` decoding leaves them (one per byte).
-_ESCAPED_RUN = re.compile("[\udc80-\udcff]+")
-#: A text is UTF-8 with a few damaged bytes, not another encoding, when it has at
-#: least this many well-formed non-ASCII characters for every invalid byte run.
-#: (GB18030 Chinese read as UTF-8 is invalid almost everywhere: hardly any valid
-#: multi-byte sequence appears, while a damaged UTF-8 compilation has thousands.)
-UTF8_VALID_PER_INVALID = 20
-#: How many invalid places a refusal names (all of them become review warnings).
-_PLACES_SHOWN = 3
-_PLACES_LISTED = 50
-REPLACEMENT = "\ufffd"
-_LINE_BREAK = re.compile(r"[\r\n]")
-
-
-@dataclass
-class InvalidPlace:
-    """Where a byte sequence is not UTF-8: 1-based line and column (characters),
-    0-based byte offset in the file, the bytes, and the text around them."""
-    line: int
-    column: int
-    offset: int
-    raw: bytes
-    before: str
-    after: str
-
-    @property
-    def hex(self) -> str:
-        return " ".join(f"0x{b:02X}" for b in self.raw[:8]) + (" …" if len(self.raw) > 8 else "")
-
-    def describe(self, mark: str | None = None, with_line: bool = True) -> str:
-        shown = mark if mark is not None else f"[{self.hex}]"
-        where = f"第{self.line}行第{self.column}列" if with_line else f"第{self.column}列"
-        return (f"{where}（字节偏移 {self.offset}）：无效字节 {self.hex}，"
-                f"前后文字“{self.before}{shown}{self.after}”")
-
-
-class InvalidBytesError(DocumentError):
-    """A UTF-8 text with invalid bytes: where they are, and that the office may read
-    the file with replacement characters instead."""
-
-    def __init__(self, places: list[InvalidPlace], total: int):
-        shown = "；".join(p.describe() for p in places[:_PLACES_SHOWN])
-        more = f"等共 {total} 处" if total > _PLACES_SHOWN else f"共 {total} 处"
-        super().__init__(
-            f"文件按 UTF-8 编码读取，但含有无法识别的字节（{more}）：{shown}。"
-            "文件可能在复制或转换时损坏。可以修正后重新上传，或选择“以替换字符读取”："
-            "这些字节将显示为“\ufffd”，并在审核结果中逐处列出。")
-        self.places = places
-        self.total = total
-
-
-def _decode(data: bytes, filename: str, replace_invalid: bool = False
-            ) -> tuple[str, list[DraftWarning]]:
-    name = (filename or "").lower()
-    if not data or not data.strip():
-        raise DocumentError("文件为空，没有可导入的内容。")
-    if data.startswith(b"PK\x03\x04") or name.endswith(".docx"):
-        return _docx_text(data), []
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise DocumentError("不支持旧版 Word（.doc）文件，请在 Word 中另存为 .docx 后再上传。")
-    if data.startswith(b"%PDF"):
-        raise DocumentError("不支持直接导入 PDF 文件，请先转换为 Word（.docx）或文本文件。")
-    notes: list[DraftWarning] = []
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise DocumentError(_UNREADABLE) from None
-    else:
-        bom = data.startswith(b"\xef\xbb\xbf")
-        payload = data[3:] if bom else data
-        text = payload.decode("utf-8", "surrogateescape")
-        runs = list(_ESCAPED_RUN.finditer(text))
-        if runs:
-            valid = sum(1 for c in text if c >= "\x80" and not "\udc80" <= c <= "\udcff")
-            if bom or valid >= UTF8_VALID_PER_INVALID * len(runs):
-                text, notes = _utf8_with_errors(text, runs, 3 if bom else 0, replace_invalid)
-            else:
-                try:
-                    text = payload.decode("gb18030")
-                except UnicodeDecodeError:
-                    # Not GB18030 either: a UTF-8 text badly damaged still says where.
-                    if valid < 2 * len(runs):
-                        raise DocumentError(_UNREADABLE) from None
-                    text, notes = _utf8_with_errors(text, runs, 3 if bom else 0, replace_invalid)
-    if _looks_binary(text):
-        raise DocumentError(_UNREADABLE)
-    return text, notes
-
-
-def _utf8_with_errors(text: str, runs: list[re.Match], base: int, replace_invalid: bool
-                      ) -> tuple[str, list[DraftWarning]]:
-    """Name every invalid place; refuse, or replace each run by U+FFFD and warn."""
-    places = []
-    line, line_start, scanned, offset = 1, 0, 0, base
-    for run in runs[:_PLACES_LISTED]:
-        # Lines as parse_text counts them: \r\n, \r and \n each end one.
-        segment = text[scanned:run.start()]
-        breaks = [m.end() for m in re.finditer(r"\r\n|\r|\n", segment)]
-        if breaks:
-            line += len(breaks)
-            line_start = scanned + breaks[-1]
-        offset += len(segment.encode("utf-8", "surrogateescape"))
-        scanned = run.start()
-        line_end = _LINE_BREAK.search(text, run.end())
-        before = _ESCAPED_RUN.sub(REPLACEMENT, text[max(line_start, run.start() - 15):run.start()])
-        after = _ESCAPED_RUN.sub(REPLACEMENT, text[run.end():min(run.end() + 15,
-                                                                line_end.start() if line_end else len(text))])
-        before, after = clean_text(before), clean_text(after)
-        raw = run.group().encode("utf-8", "surrogateescape")
-        places.append(InvalidPlace(line, run.start() - line_start + 1, offset, raw, before, after))
-    if not replace_invalid:
-        raise InvalidBytesError(places, len(runs))
-    notes = [DraftWarning("replaced_bytes", p.describe(mark=REPLACEMENT, with_line=False) + f"，已替换为“{REPLACEMENT}”", p.line)
-             for p in places]
-    if len(runs) > len(places):
-        notes.append(DraftWarning("replaced_bytes", f"另有 {len(runs) - len(places)} 处无效字节已替换为“{REPLACEMENT}”",
-                                  places[-1].line))
-    return _ESCAPED_RUN.sub(REPLACEMENT, text), notes
-
-
-def _looks_binary(text: str) -> bool:
-    """Control characters (other than line breaks, tabs and page breaks) do not occur
-    in documents: a few are damage (clean_text removes them), many mean a binary file."""
-    controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f\v")
-    return controls > max(10, len(text) // 200)
-
-
-#: A compilation's .docx unpacks to a few MB; anything far larger is a zip bomb.
-DOCX_MAX_UNPACKED = 50 * 1024 * 1024
-DOCX_MAX_RATIO = 100
-
-
-def _docx_text(data: bytes) -> str:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if "word/document.xml" not in archive.namelist():
-                raise DocumentError("该文件是压缩包，但不是 Word（.docx）文档。")
-            unpacked = sum(info.file_size for info in archive.infolist())
-            if unpacked > DOCX_MAX_UNPACKED or unpacked > DOCX_MAX_RATIO * max(len(data), 1024 * 1024):
-                raise DocumentError("该 Word 文档解压后过大（可能是恶意构造的压缩文件），未导入。")
-    except zipfile.BadZipFile:
-        raise DocumentError("该文件已损坏或不是有效的 Word（.docx）文档。") from None
-    try:
-        # Here: python-docx is loaded by the first .docx, not by every process.
-        from docx import Document
-        from docx.table import Table
-        document = Document(io.BytesIO(data))
-    except Exception:  # python-docx raises several kinds of errors on a bad package
-        raise DocumentError("无法打开该 Word（.docx）文档，文件可能已损坏。") from None
-    lines: list[str] = []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            # Tables are not part of the genre's grammar, but their text must not vanish:
-            # it goes through the parser like any other line (and is reported if unplaced).
-            seen = set()
-            for row in block.rows:
-                for cell in row.cells:
-                    if id(cell._tc) in seen:
-                        continue
-                    seen.add(id(cell._tc))
-                    for paragraph in cell.paragraphs:
-                        lines.extend(paragraph.text.split("\n"))
-        else:
-            lines.extend(block.text.split("\n"))
-    return "\n".join(lines)
 
 
 # =========================================================================== pass 1: lines
