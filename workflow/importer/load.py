@@ -351,12 +351,24 @@ def review(draft: Draft, data: bytes, filename: str, choices: ImportChoices | No
         "incomplete_items": sum(1 for i in draft.items if not i.complete),
     }
     problems = [] if existing_id else writability_problems(draft, units, filename)
-    problems += [DraftWarning("bad_choice", error) for error in units.errors]
+    problems += choice_problems(units)
     return Review(draft=draft, sha256=sha, filename=filename, counts=counts,
                   warnings=plan_warnings + list(draft.warnings) + unit_warnings, units=units,
                   existing_plan_id=existing_id, choices=choices, deadline_proposals=proposals,
                   # A file already imported is not written again: nothing to check.
                   problems=problems)
+
+
+def choice_problems(units: UnitPlan) -> list[DraftWarning]:
+    """The office's choices that cannot be applied: the review refuses them, by name."""
+    problems: list[DraftWarning] = []
+
+    def problem(code: str, message: str) -> None:
+        problems.append(DraftWarning(code, message))
+
+    for error in units.errors:
+        problem("bad_choice", error)
+    return problems
 
 
 # ------------------------------------------------------------------ what the write relies on

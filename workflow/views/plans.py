@@ -17,6 +17,7 @@ from models import Chapter, Item, Plan, Task
 from workflow.export import plan_as_dict, plan_as_xlsx
 from workflow.extensions import db
 from workflow.importer import service
+from workflow.importer.tables import TABLE_FIELDS
 from workflow.importer.load import (COUNT_LABELS, PROBLEM_LABELS, REMOVED_LABELS, WARNING_LABELS, ImportChoices,
                                     NameChoice, Review, sha256_of)
 from workflow.vocabulary import DocumentShape, NameDecision
@@ -131,12 +132,7 @@ def _unit_names() -> list[str]:
 
 def _table_fields() -> dict[str, str]:
     """Field key → label of what a table column can be read as."""
-    try:
-        from workflow.importer.tables import TABLE_FIELDS
-    except ImportError:       # the table reader is not there: no column can be mapped
-        return {}
-    return {key: spec.label if hasattr(spec, "label") else spec[0] if isinstance(spec, tuple) else str(spec)
-            for key, spec in TABLE_FIELDS.items()}
+    return {key: label for key, (label, _synonyms) in TABLE_FIELDS.items()}
 
 
 @bp.route("/")
