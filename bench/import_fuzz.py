@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 SEED = ROOT / "workflow" / "demo_data" / "zhoucun-2022-batch1.txt"
 OTHER = ROOT / "tests" / "fixtures" / "other_office.txt"
+SHAPES = ROOT / "tests" / "fixtures" / "shapes"
 
 _CN_DIGITS = "一二三四五六七八九十"
 _ITEM_HEAD = re.compile(r"第\s*(\d+|[一二三四五六七八九十百零]+)\s*项")
@@ -69,8 +70,16 @@ def docx_bytes(text: str) -> bytes:
 
 
 def base_documents() -> list[tuple[str, str]]:
+    """The seed, the other office's compilation and every text fixture of the genre family."""
     return [("seed", SEED.read_text(encoding="utf-8")),
-            ("other_office", OTHER.read_text(encoding="utf-8"))]
+            ("other_office", OTHER.read_text(encoding="utf-8"))] + \
+        [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(SHAPES.glob("*.txt"))]
+
+
+def binary_documents() -> list[tuple[str, bytes]]:
+    """The Word and Excel fixtures (tables): damaged, they are broken zips and OLE files."""
+    return [(p.name, p.read_bytes()) for p in sorted(SHAPES.glob("*"))
+            if p.suffix in (".docx", ".xlsx", ".xls")]
 
 
 # =========================================================================== text mutations
@@ -280,9 +289,16 @@ def cases(count: int, seed: int = 7) -> list[Case]:
     """``count`` mutated documents, the same ones for the same arguments."""
     rng = random.Random(seed)
     bases = base_documents()
+    binaries = binary_documents()
     out: list[Case] = []
     docx_cache: dict[str, bytes] = {}
     for k in range(count):
+        if binaries and k % 5 == 4:
+            # A table file with damaged bytes: truncated, flipped, garbage appended.
+            name, raw = binaries[(k // 5) % len(binaries)]
+            op = rng.choice([b_truncate, b_flip, b_garbage])
+            out.append(Case(f"{name}:{op.__name__[2:]}", name, op(rng, raw)))
+            continue
         base_name, text = bases[k % len(bases)]
         shape = rng.choice(["txt", "txt", "txt", "docx"])
         lines = text.split("\n")
