@@ -252,3 +252,17 @@ def test_only_the_office_reviews_again(app, office_client):
     response = viewer.post("/plans/import/review", data={"csrf_token": token, "sha256": sha256_of(data)})
     assert response.status_code == 403
     assert csrf(html)      # the office's own review page carries its token
+
+
+def test_the_audit_log_says_what_the_review_decided(app_context):
+    from models import AuditEntry
+    from workflow import audit
+    from workflow.importer import service
+    from workflow.importer.load import ImportChoices, NameChoice, name_field_key
+
+    data = compilation("牵头单位：县财政局；责任单位：专班成员单位；完成时限：2023年6月底")
+    service.confirm(_review(data, ImportChoices(names={name_field_key("专班成员单位"): NameChoice("text")})))
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "plan_imported"))
+    shown = dict(audit.describe(entry))
+    assert shown["读取方式"] == "实施方案汇编（第N项）"
+    assert shown["审核中决定的单位名称"] == "“专班成员单位”不是单位（作为文字保留）"

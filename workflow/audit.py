@@ -18,7 +18,8 @@ from models import AuditEntry, AuditHead, Role
 from workflow.extensions import db
 from workflow.machine import EVENT_LABELS
 from workflow.timeutil import utcnow
-from workflow.vocabulary import STATE_LABELS, ExtensionState, MilestoneState, ReportKind, UnitKind
+from workflow.vocabulary import (STATE_LABELS, DocumentShape, ExtensionState, MilestoneState, NameDecision, ReportKind,
+                                 UnitKind)
 
 GENESIS = "0" * 64
 
@@ -200,7 +201,8 @@ DETAIL_LABELS = {
     "percent": "完成比例", "note": "说明", "text": "材料内容", "filename": "文件名", "sha256": "文件 sha256",
     "size": "大小", "archive": "报告存档编号", "params": "报告参数", "from_archive": "取自已有存档",
     "pages": "页数", "audit_head": "审计链头", "audit_seq": "审计记录序号", "seconds": "生成耗时",
-    "counts": "导入统计", "warnings": "提示条数", "failures": "失败次数", "window": "时间范围",
+    "counts": "导入统计", "warnings": "提示条数", "shape": "读取方式", "names_decided": "审核中决定的单位名称",
+    "deadlines_taken": "采用的句中时限", "failures": "失败次数", "window": "时间范围",
     "archive_sha256": "备份文件 sha256", "backend": "数据库类型", "snapshot_at": "快照时间",
     "created_at": "备份时间", "evidence_files": "佐证文件数", "report_files": "报告文件数",
     "missing": "缺失文件数", "state": "状态", "from_state": "原状态", "to_state": "新状态",
@@ -334,6 +336,10 @@ def _value(key: str, v, action: str) -> str:
         from workflow.importer.load import COUNT_LABELS   # here: the importer's loader imports this module
 
         return "，".join(f"{COUNT_LABELS.get(k, k)} {_plain_value(n)}" for k, n in v.items())
+    if key == "shape" and isinstance(v, str):
+        return DocumentShape.label_of(v)
+    if key == "names_decided" and isinstance(v, dict):
+        return "，".join(f"“{name}”{NameDecision.label_of(d)}" for name, d in v.items()) if v else "无"
     if key == "params" and isinstance(v, dict):
         shown = {k: (ReportKind.label_of(x) if k == "kind" else x) for k, x in v.items() if x is not None}
         return "，".join(f"{_REPORT_PARAMS.get(k, k)} {_plain_value(x)}" for k, x in shown.items())

@@ -561,6 +561,6 @@ def write(rv: Review, user=None):
                  details={"filename": rv.filename, "sha256": rv.sha256, "shape": draft.shape,
                           "counts": rv.counts, "warnings": len(rv.warnings),
                           "names_decided": {q.name: q.decision for q in rv.units.questions
-                                            if q.name in rv.choices.names},
+                                            if q.key in rv.choices.names},
                           "deadlines_taken": sorted(p["key"] for p in rv.deadline_proposals if p["taken"])})
     return plan
