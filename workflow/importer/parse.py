@@ -294,10 +294,12 @@ class _Block:
         self.norm = canon(text)
 
 
-def _is_open(text: str) -> bool:
+def _is_open(text: str, unclosed: int | None = None) -> bool:
     """A paragraph is open (continues on the next line) when a bracket is unclosed or it
-    does not end with a sentence-final mark."""
-    if text.count("（") > text.count("）"):
+    does not end with a sentence-final mark. ``unclosed`` is the paragraph's count of （ minus
+    ）, when the caller keeps it (the block builder does, so that a paragraph of many lines is
+    not counted again on each)."""
+    if (text.count("（") - text.count("）") if unclosed is None else unclosed) > 0:
         return True
     if not text:
         return False
@@ -307,9 +309,20 @@ def _is_open(text: str) -> bool:
     return last not in _TERMINAL
 
 
+def _unclosed(norm: str) -> int:
+    return norm.count("（") - norm.count("）")
+
+
+def _tail(block: _Block) -> str:
+    """The end of a growing paragraph: enough of it for ``_is_open`` to see its last mark
+    (a closing quote on a line of its own looks at the line before)."""
+    return "".join(line.norm for line in block.lines[-2:])
+
+
 def _build_blocks(lines: list[_Line]) -> list[_Block]:
     blocks: list[_Block] = []
     current: _Block | None = None
+    unclosed = 0                     # （ minus ） in the current paragraph
     last_item: int | None = None     # number of the last 第N项, to recognise "N-1 subtitle"
     for line in lines:
         if line.kind == BLANK:
@@ -320,15 +333,19 @@ def _build_blocks(lines: list[_Line]) -> list[_Block]:
             continue
         hard = line.kind in _HARD_STARTS or (
             line.kind == SUBITEM and last_item is not None and int(line.match["n"]) == last_item)
+        # The paragraph's open brackets are counted as it grows; only its end is looked at
+        # (a paragraph of many lines is not joined again for every line: linear, not quadratic).
         if current is not None and not hard and current.kind in (TEXT, ENTRY, CONTACT) \
-                and _is_open("".join(l.norm for l in current.lines)):
+                and _is_open(_tail(current), unclosed):
             current.lines.append(line)
+            unclosed += _unclosed(line.norm)
             continue
         kind = line.kind if hard else TEXT
         if kind == TEXT and current is not None and current.kind in _CONTENT \
                 and len(squash(line.norm)) <= _FRAGMENT_MAX:
             kind = FRAGMENT          # "展。" after a finished sentence: an extraction leftover
         current = _Block([line], kind, line.match if hard else None)
+        unclosed = _unclosed(line.norm)
         blocks.append(current)
         if kind == ITEM:
             last_item = cn_number(line.match["n"])
@@ -1064,6 +1081,31 @@ _DUP_MIN_CHARS = 20
 _DUP_SIMILARITY = 0.7
 
 
+#: A 4-gram met in more paragraphs than this is common wording, not evidence of a copy: it is no
+#: longer indexed, so that each paragraph is compared with a bounded number of others (the check
+#: stays linear in the document's size; verbatim copies are found by their key whatever their number).
+_DUP_POSTINGS = 24
+
+
+def _near_copy(j: int, item, paragraphs, grams, index) -> tuple[int, float] | None:
+    """The first earlier paragraph of another item that shares most of paragraph ``j``'s 4-grams."""
+    shared: dict[int, int] = {}
+    for gram in grams[j]:
+        postings = index.setdefault(gram, [])
+        if len(postings) >= _DUP_POSTINGS:
+            continue
+        for i in postings:
+            shared[i] = shared.get(i, 0) + 1
+        postings.append(j)
+    for i, count in sorted(shared.items()):
+        if paragraphs[i][0] is item:
+            continue
+        similarity = count / (len(grams[i]) + len(grams[j]) - count)
+        if similarity >= _DUP_SIMILARITY:
+            return i, similarity
+    return None
+
+
 def _warn_duplicates(draft: Draft) -> None:
     """Report a paragraph that repeats one of *another* item, verbatim or nearly.
 
@@ -1086,20 +1128,17 @@ def _warn_duplicates(draft: Draft) -> None:
                 keys.append(key)
     grams = [{key[i:i + 4] for i in range(len(key) - 3)} for key in keys]
     index: dict[str, list[int]] = {}
+    verbatim: dict[str, list[int]] = {}      # key -> its first paragraphs, one per item (two at most)
     for j, (item, label, line) in enumerate(paragraphs):
-        shared: dict[int, int] = {}
-        for gram in grams[j]:
-            for i in index.get(gram, ()):
-                shared[i] = shared.get(i, 0) + 1
-            index.setdefault(gram, []).append(j)
         best = None
-        for i, count in sorted(shared.items()):
-            if paragraphs[i][0] is item:
-                continue
-            similarity = count / len(grams[i] | grams[j])
-            if keys[i] == keys[j] or similarity >= _DUP_SIMILARITY:
-                best = (i, similarity)
-                break
+        firsts = verbatim.setdefault(keys[j], [])
+        other = next((i for i in firsts if paragraphs[i][0] is not item), None)
+        if other is not None:
+            best = (other, 1.0)
+        if len(firsts) < 2 and all(paragraphs[i][0] is not item for i in firsts):
+            firsts.append(j)
+        if best is None:
+            best = _near_copy(j, item, paragraphs, grams, index)
         if best is None:
             continue
         i, similarity = best
