@@ -194,6 +194,8 @@ def _running_lines(keys: list[str], kinds: list[int], starts: set[int]) -> dict[
     chapter or item heading) that touch no boundary stay: the first is the document's
     own title (or its issuer), only the repetitions are furniture."""
     before, after = _boundaries(kinds, starts)
+    # Direct neighbours only (other running lines not looked through): for the front matter.
+    next_to, next_to_after = _boundaries(kinds, starts, through=(_BLANK,))
     has_boundaries = bool(starts) or _PAGE in kinds
     body = _first_heading(keys, kinds)
     occurrences: dict[str, list[int]] = {}
@@ -206,7 +208,10 @@ def _running_lines(keys: list[str], kinds: list[int], starts: set[int]) -> dict[
         if has_boundaries and 2 * touching < len(places):
             continue
         for i in places:
-            if i < body and not (before[i] or after[i]):
+            # The title page says the title and the issuer under it: the first occurrence
+            # in the front matter stays, and so does any other there that is not directly at
+            # a page break (the notice's signature, the cover's issuer under its title).
+            if i < body and (i == places[0] or not (next_to[i] or next_to_after[i])):
                 continue
             # After a page break or page number: the page's header; before one: its footer.
             removed[i] = RUNNING_FOOTER if after[i] and not before[i] else RUNNING_HEADER
@@ -224,10 +229,12 @@ def _first_heading(keys: list[str], kinds: list[int]) -> int:
 
 # --------------------------------------------------------------------------- neighbourhood
 
-def _boundaries(kinds: list[int], starts: set[int]) -> tuple[list[bool], list[bool]]:
+def _boundaries(kinds: list[int], starts: set[int], through=(_BLANK, _REPEATED, _BARE_NO)
+                ) -> tuple[list[bool], list[bool]]:
     """For each line: is there a page boundary (a page-number line or a page start)
-    between it and the text line before it / after it?  Blank lines, repeated lines and
-    bare numbers are looked through (a header sits between the page number and the text)."""
+    between it and the nearest line before it / after it that is not of a kind in
+    ``through``?  By default blank lines, repeated lines and bare numbers are looked
+    through (a header sits between the page number and the text)."""
     n = len(kinds)
     before = [False] * n
     state = False
@@ -235,20 +242,20 @@ def _boundaries(kinds: list[int], starts: set[int]) -> tuple[list[bool], list[bo
         if i in starts:
             state = True
         before[i] = state
-        if kinds[i] == _TEXT:
-            state = False
-        elif kinds[i] == _PAGE:
+        if kinds[i] == _PAGE:
             state = True
+        elif kinds[i] not in through:
+            state = False
     after = [False] * n
     state = False
     for i in range(n - 1, -1, -1):
         if i + 1 in starts:
             state = True
         after[i] = state
-        if kinds[i] == _TEXT:
-            state = False
-        elif kinds[i] == _PAGE:
+        if kinds[i] == _PAGE:
             state = True
+        elif kinds[i] not in through:
+            state = False
     return before, after
 
 
