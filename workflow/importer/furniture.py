@@ -114,13 +114,14 @@ def strip_furniture(lines: list[str], page_starts: set[int] | frozenset = frozen
     before, after = _boundaries(kinds, starts)
     prev_text, next_text = _neighbours(kinds)
     increasing = _mostly_increasing([numbers[i] for i in range(n) if kinds[i] == _BARE_NO])
+    following = _next_numbers(kinds, numbers)
     last_page = 0
     for i in range(n):
         if kinds[i] == _PAGE:
             last_page = numbers[i]
         elif kinds[i] == _BARE_NO:
-            if _bare_is_page(i, lines, kinds, before, after, prev_text, next_text, increasing,
-                             numbers[i] > last_page):
+            fits = last_page < numbers[i] and (following[i] is None or numbers[i] < following[i])
+            if _bare_is_page(i, lines, kinds, before, after, prev_text, next_text, increasing, fits):
                 kinds[i] = _PAGE
                 last_page = numbers[i]
             else:
@@ -136,24 +137,36 @@ def strip_furniture(lines: list[str], page_starts: set[int] | frozenset = frozen
 
 # --------------------------------------------------------------------------- page numbers
 
-def _bare_is_page(i, lines, kinds, before, after, prev_text, next_text, increasing, rising) -> bool:
+def _bare_is_page(i, lines, kinds, before, after, prev_text, next_text, increasing, fits) -> bool:
     """A bare number stands where a page number stands, not where an entry number does.
 
-    An entry number is followed by its text on the next line; a page number is next to
-    a page break, between blank lines, inside the paragraph the page break cut, or
-    — when the document's bare numbers mostly increase, as pages do — followed by a
-    blank line.  (A bare ``12`` at the top of a page followed by text is taken as the
-    page's number: printed page numbers do stand there, entries are written ``12.``.)"""
-    if before[i] or after[i]:
-        return True
+    An entry number is followed by its text on the next line; a page number is the last
+    line before a page break, between blank lines, inside the paragraph the page break
+    cut, or — when the document's bare numbers mostly increase, as pages do — followed
+    by a blank line.  Where it could be either (after a page break or inside an open
+    paragraph, with text right after it) it must also ``fit`` the page numbers around it
+    (above the last one, below the next number): ``12`` between pages 2 and 3 is an entry."""
     blank_before = i == 0 or kinds[i - 1] == _BLANK
     blank_after = i + 1 == len(kinds) or kinds[i + 1] == _BLANK
-    if blank_before and blank_after:
+    if after[i] or (blank_before and blank_after):
+        return True
+    if before[i] and (blank_after or fits):
         return True
     p, q = prev_text[i], next_text[i]
-    if rising and p is not None and q is not None and _open_text(lines[p]) and not _structural(lines[q]):
+    if fits and p is not None and q is not None and _open_text(lines[p]) and not _structural(lines[q]):
         return True      # inside the paragraph a page break cut: "区发展改" / 12 / "革局"
     return increasing and blank_after
+
+
+def _next_numbers(kinds: list[int], numbers: dict[int, int]) -> list[int | None]:
+    """For each line, the value of the next page-number-shaped line after it (bare or not)."""
+    out: list[int | None] = [None] * len(kinds)
+    nxt = None
+    for i in range(len(kinds) - 1, -1, -1):
+        out[i] = nxt
+        if kinds[i] in (_PAGE, _BARE_NO):
+            nxt = numbers[i]
+    return out
 
 
 def _mostly_increasing(values: list[int]) -> bool:
