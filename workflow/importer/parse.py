@@ -54,6 +54,7 @@ from pathlib import Path
 from workflow.text import clean_text, display_changing
 from workflow.vocabulary import ClauseSource, TaskKind
 
+from .furniture import page_start, strip_furniture
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
                     DocumentError)
 from . import sources
@@ -160,8 +161,11 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
         raise DocumentError("文件内容为空，没有可导入的内容。")
     lines, notes = [], list(notes or [])
     unreported = 0
+    page_starts = set()
     for no, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         # A form feed is a page break in extracted text, not damage.
+        if "\f" in raw:
+            page_starts.add(page_start(no, raw))
         raw = raw.replace("\f", " ").replace("\v", " ")
         lines.append(clean_text(raw))
         if removed := display_changing(raw):
@@ -178,7 +182,10 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
                                   notes[-1].line))
     if not any(line.strip() for line in lines):
         raise DocumentError("文件内容为空，没有可导入的内容。")
+    # Page numbers and running headers go before paragraphs are joined (furniture.py).
+    lines, removed = strip_furniture(lines, page_starts)
     draft = _Assembler(_build_blocks(_classify(lines)), len(lines)).run()
+    draft.removed = removed
     if notes:
         draft.warnings = sorted(notes + draft.warnings, key=lambda w: (w.line or 0))
     return draft
