@@ -83,7 +83,7 @@ def decorated_page_number(squashed: str) -> int | None:
         return None
     if m.re is _PAGE_OF and m["c"] and int(m["c"]) > int(m["total"]):
         return None          # 12/4 is no "page 12 of 4"
-    return cn_number(next(v for v in m.groups() if v))
+    return cn_number(next(v for v in m.groups() if v)) or 0
 
 
 def strip_furniture(lines: list[str], page_starts: set[int] | frozenset = frozenset()
