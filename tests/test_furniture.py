@@ -148,9 +148,11 @@ def test_a_structural_line_repeated_at_every_page_break_stays(line):
     assert set(removed.values()) == {"page_number"}
 
 
-def test_a_sentence_is_not_a_header():
-    removed = strip(pages(5, header="本页以下为正文。"))[1]
-    assert set(removed.values()) == {"page_number"}
+@pytest.mark.parametrize("line", ["本页以下为正文。", "积极组织符合条件的企业，做好", "2022年12月）"])
+def test_a_sentence_or_the_half_of_one_is_not_a_header(line):
+    for number in (lambda p: f"- {p} -", lambda p: ""):      # with page numbers and without
+        removed = strip(pages(5, header=line, number=number))[1]
+        assert set(removed.values()) <= {"page_number"}
 
 
 # =========================================================================== through the parser

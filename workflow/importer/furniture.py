@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .units import squash
+from .units import cn_number, squash
 
 PAGE_NUMBER = "page_number"
 RUNNING_HEADER = "running_header"
@@ -55,8 +55,10 @@ _PAGE_OF = re.compile(rf"^(?:第(?P<a>\d{{1,3}}|{_CN})页(?:[,，/]?共\d{{1,3}}
                       rf"|共\d{{1,3}}页[,，/]?第(?P<b>\d{{1,3}}|{_CN})页"
                       r"|(?P<c>\d{1,3})/(?P<total>\d{1,3}))$")
 _BARE = re.compile(r"^\d{1,3}$")
-#: A line ending like a sentence or a label is text, never a header.
+#: A line ending like a sentence or a label is text, never a header …
 _SENTENCE_END = "。！？；，、：.!?;,:"
+#: … and so is one with a sentence's marks inside (the half of a wrapped sentence).
+_SENTENCE_MARKS = re.compile("[。！？；，]")
 
 # Line kinds of this module (not the parser's).
 _BLANK, _TEXT, _PAGE, _BARE_NO, _REPEATED = range(5)
@@ -81,8 +83,7 @@ def decorated_page_number(squashed: str) -> int | None:
         return None
     if m.re is _PAGE_OF and m["c"] and int(m["c"]) > int(m["total"]):
         return None          # 12/4 is no "page 12 of 4"
-    value = next(v for v in m.groups() if v)
-    return int(value) if value.isdigit() else 0
+    return cn_number(next(v for v in m.groups() if v)) or 0
 
 
 def strip_furniture(lines: list[str], page_starts: set[int] | frozenset = frozenset()
@@ -105,7 +106,7 @@ def strip_furniture(lines: list[str], page_starts: set[int] | frozenset = frozen
         elif _BARE.match(key) and 1 <= int(key) <= PAGE_MAX:
             kinds[i], numbers[i] = _BARE_NO, int(key)
     starts = {s - 1 for s in page_starts if 1 <= s <= n}      # 0-based
-    repeated = _repeated_keys(keys, kinds)
+    repeated = _repeated_keys(lines, keys, kinds)
     for i, key in enumerate(keys):
         if kinds[i] == _TEXT and key in repeated:
             kinds[i] = _REPEATED
@@ -179,11 +180,12 @@ def _mostly_increasing(values: list[int]) -> bool:
 
 # --------------------------------------------------------------------------- running lines
 
-def _repeated_keys(keys: list[str], kinds: list[int]) -> set[str]:
+def _repeated_keys(lines: list[str], keys: list[str], kinds: list[int]) -> set[str]:
     """Short lines recurring in at least three separate places spread through the text,
-    that are no line of the grammar's structure and do not end like a sentence."""
+    that are no line of the grammar's structure and do not read like a sentence.  (The
+    structure is judged on a line as written: a TOC line's tab is gone once squashed.)"""
     counts = Counter(k for k, kind in zip(keys, kinds) if kind == _TEXT and len(k) <= HEADER_MAX)
-    wanted = {k for k, c in counts.items() if c >= HEADER_MIN_COUNT and k[-1] not in _SENTENCE_END}
+    wanted = {k for k, c in counts.items() if c >= HEADER_MIN_COUNT and _could_be_header(k)}
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     places: Counter = Counter()
@@ -195,7 +197,14 @@ def _repeated_keys(keys: list[str], kinds: list[int]) -> set[str]:
             last[key] = i
     spread = len(keys) // 3
     return {k for k in wanted if places[k] >= HEADER_MIN_COUNT and last[k] - first[k] >= spread
-            and not _structural(k)}
+            and not _structural(lines[first[k]])}
+
+
+def _could_be_header(key: str) -> bool:
+    """A header is a name or a title: it does not end or pause like a sentence, and its
+    brackets are closed (``2022年12月）`` is the end of a wrapped clause)."""
+    return key[-1] not in _SENTENCE_END and not _SENTENCE_MARKS.search(key) \
+        and key.count("（") == key.count("）")
 
 
 def _running_lines(keys: list[str], kinds: list[int], starts: set[int]) -> dict[int, str]:
