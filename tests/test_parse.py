@@ -96,8 +96,25 @@ def test_not_applicable_items(seed):
 
 
 def test_counts(seed):
+    # 193 tasks: each 一是/二是/三是 of a measures paragraph is a measure of its own.
     kinds = Counter(t.kind for i in seed.items for t in i.tasks)
-    assert kinds == {"task": 90, "measure": 99}
+    assert kinds == {"task": 90, "measure": 103}
+
+
+def test_an_enumeration_in_one_paragraph_is_one_measure_each(seed):
+    """"一是…。" on one line and "二是…。三是…。四是…。" on the next: four measures, markers removed."""
+    measures = [t.text for t in items_by_number(seed)["15"].tasks if t.kind == "measure"]
+    assert len(measures) == 4
+    assert measures[0].startswith("持续跟踪调度") and measures[2] == "积极争取各类创新试点。"
+    assert not [m for m in measures if re.match(r"[一二三四五六七八九十]是", m)]
+
+
+def test_an_enumeration_marker_inside_a_sentence_is_prose():
+    from workflow.importer.parse import _enumerated
+
+    assert _enumerated("一是甲。二是乙；三是丙。") == ["甲。", "乙；", "丙。"]
+    assert _enumerated("要做到一是甲。二是乙。") is None          # not at the paragraph's start
+    assert _enumerated("一是甲。三是丙。") == ["甲。三是丙。"]        # numbering must count on by one
 
 
 # =========================================================================== seed: items
@@ -168,11 +185,14 @@ def test_long_term_and_collective_units(seed):
     assert (t1.deadline, t1.long_term, t1.deadline_text) == (None, True, "长期")
     assert t1.responsible_units == ["各镇（街道）", "周村经济开发区", "区统计局", "区发展改革局", "区财政局"]
     # the 保障措施 are two unnumbered paragraphs without any clause: the owner leads
-    m1, m2 = tasks(item, "measure")
-    assert m1.text == "一是持续跟踪调度镇（街道）发展状况，扎实开展统计工作。"
-    assert m2.text.startswith("二是") and "四是加强对上衔接" in m2.text   # 二是…四是 is one paragraph
-    assert (m1.clause_source, m1.lead_units, m1.deadline) == ("owner", ["区商务局"], None)
-    assert [w.line for w in seed.warnings if w.code == "missing_deadline" and w.item == "15"] == [372, 374]
+    # 一是… on one line, 二是…三是…四是… on the next: four measures, the markers gone
+    m1, m2, m3, m4 = tasks(item, "measure")
+    assert m1.text == "持续跟踪调度镇（街道）发展状况，扎实开展统计工作。"
+    assert m2.text.startswith("培育壮大商贸流通企业") and m4.text.startswith("加强对上衔接")
+    assert [m.source_lines for m in (m2, m3, m4)] == [[374]] * 3
+    for m in (m1, m2, m3, m4):
+        assert (m.clause_source, m.lead_units, m.deadline) == ("owner", ["区商务局"], None)
+    assert [w.line for w in seed.warnings if w.code == "missing_deadline" and w.item == "15"] == [372, 374, 374, 374]
 
 
 def test_item_19_and_its_sub_items(seed):
@@ -297,7 +317,7 @@ def test_duplicate_text(seed):
 
 def test_warning_codes_on_the_seed(seed):
     assert Counter(w.code for w in seed.warnings) == {
-        "duplicate_text": 11, "missing_deadline": 4, "unplaced_fragment": 2, "repeated_label": 1,
+        "duplicate_text": 11, "missing_deadline": 8, "unplaced_fragment": 2, "repeated_label": 1,
         "not_a_unit": 1}
     assert all(re.search(r"[\u4e00-\u9fff]", w.message) for w in seed.warnings)
 

@@ -488,6 +488,34 @@ def _parse_clause(norm: str, text: str, lines: list[int]) -> _Clause:
     return clause
 
 
+#: "一是" / "二是" … at the start of a paragraph or right after a sentence: an enumeration that
+#: writes several tasks or measures in one paragraph.
+_ENUM_MARK = re.compile(r"(?:^|(?<=[。；;!！?？]))\s*([一二三四五六七八九十]{1,3})是")
+
+
+def _enumerated(text: str) -> list[str] | None:
+    """``"一是A。二是B。三是C。"`` → ``["A。", "B。", "C。"]``; None unless the paragraph starts with a
+    marker and each later marker counts on by one (a "一是" inside a sentence is prose)."""
+    marks = []
+    expected = None
+    for m in _ENUM_MARK.finditer(text):
+        number = cn_number(m[1])
+        if number is None:
+            continue
+        if not marks:
+            if m.start() != 0 or text[:m.start(1)].strip():
+                return None
+        elif number != expected:
+            continue
+        marks.append(m)
+        expected = number + 1
+    if not marks:
+        return None
+    pieces = [text[m.end():(marks[k + 1].start() if k + 1 < len(marks) else len(text))].strip()
+              for k, m in enumerate(marks)]
+    return [p for p in pieces if p] or None
+
+
 def _add_section(clause: _Clause, section: str, unit: str | None) -> None:
     _add(clause.sections, section)
     if unit is not None:
@@ -898,7 +926,12 @@ class _Assembler:
                 entry.parts.append(text)
             entry.lines.extend(block.line_nos)
         else:
-            entry = _Entry(section, [text] if text else [], block.line_nos)
+            pieces = _enumerated(text) or [text]
+            # "一是…。二是…。三是…。" in one paragraph: each is its own entry; a clause after the
+            # last closes them all (below).
+            for piece in pieces[:-1]:
+                entries.append(_Entry(section, [piece], block.line_nos))
+            entry = _Entry(section, [pieces[-1]] if pieces[-1] else [], block.line_nos)
             entries.append(entry)
             item.numbered[section] |= m is not None
         if start is not None:
