@@ -605,3 +605,21 @@ def test_title_lines_of_the_genre(seed_text, lines, title):
     body = _front(seed_text, "目 录")
     draft = parse_text("\n".join(lines) + "\n\n" + body)
     assert draft.title == title
+
+
+def test_other_offices_label_words_and_a_leader_who_is_a_person():
+    from workflow.importer.parse import _parse_clause
+    from workflow.importer.units import canon
+
+    for written, leads, resp, leaders, deadline in [
+        ("（牵头责任单位：县发展改革局；协同责任单位：县财政局、县自然资源局；牵头领导：副县长张某某；"
+         "时限要求：2023年6月底前）", ["县发展改革局"], ["县财政局", "县自然资源局"], ["副县长张某某"], "2023年6月底前"),
+        ("（主责部门：市商务局；协同单位：市市场监管局；责任领导：李某、王某；完成时间：2023年9月）",
+         ["市商务局"], ["市市场监管局"], ["李某", "王某"], "2023年9月"),
+        ("（牵头部门：区教育局；协同部门：区财政局；分管领导：赵某；时间节点：年底前）",
+         ["区教育局"], ["区财政局"], ["赵某"], "年底前"),
+    ]:
+        clause = _parse_clause(canon(written), written, [1])
+        assert (clause.leads, clause.resp, clause.leaders, clause.deadline_text) == (leads, resp, leaders, deadline)
+        assert not clause.unplaced and not clause.rejected
+        assert not set(clause.leaders) & set(clause.leads + clause.resp)   # a person is never a unit

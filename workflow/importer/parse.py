@@ -83,10 +83,13 @@ SECTION_NAMES = {"policy": "政策原文", "explanation": "情况说明", "goal"
 ENTRY_SECTIONS = {"tasks": TaskKind.TASK, "measures": TaskKind.MEASURE}
 
 CLAUSE_LABELS: dict[str, tuple[str, ...]] = {
-    "lead": ("牵头单位", "牵头部门", "主责单位", "主办单位", "牵头"),
-    "resp": ("责任单位", "责任部门", "配合单位", "配合部门", "协办单位", "参与单位"),
+    "lead": ("牵头单位", "牵头部门", "牵头责任单位", "牵头责任部门", "主责单位", "主责部门", "主办单位", "牵头"),
+    "resp": ("责任单位", "责任部门", "配合单位", "配合部门", "协办单位", "协同单位", "协同部门", "协同责任单位",
+             "参与单位"),
     "section": ("责任科室", "责任股室", "责任处室", "具体科室", "科室"),
-    "deadline": ("完成时限", "完成时间", "时间节点", "完成期限", "时限"),
+    "deadline": ("完成时限", "完成时间", "时间节点", "完成期限", "时限要求", "时限"),
+    # A person, not a unit: kept as the task's responsible leader(s).
+    "leader": ("牵头领导", "牵头负责领导", "责任领导", "分管领导", "包抓领导"),
 }
 CONTACT_NAME_LABELS = ("联系人",)
 CONTACT_PHONE_LABELS = ("联系电话", "办公电话", "手机号码", "手机", "电话")
@@ -401,6 +404,7 @@ class _Clause:
     sections: list[str] = field(default_factory=list)
     section_units: dict[str, str] = field(default_factory=dict)   # section -> the unit named before it
     deadline_text: str | None = None
+    leaders: list[str] = field(default_factory=list)     # people named as 牵头领导
     rejected: list[str] = field(default_factory=list)    # phrases that are not units
     repeated: list[str] = field(default_factory=list)    # labels written twice in a row
     unplaced: list[str] = field(default_factory=list)    # pieces it could not read
@@ -446,6 +450,10 @@ def _parse_clause(norm: str, text: str, lines: list[int]) -> _Clause:
     unit_role = "lead"          # where a unit found under 责任科室 belongs
     last_unit: str | None = None   # a 责任科室 belongs to the unit written before it
     for role, value in segments:
+        if role == "leader":
+            for person in split_list(value):
+                _add(clause.leaders, person)
+            continue
         if role == "deadline":
             written = squash(value).strip("，；、。")
             if not clause.deadline_text:
@@ -1001,6 +1009,7 @@ class _Assembler:
             task.responsible_units = [u for u in clause.resp if u not in task.lead_units]
             task.sections = list(clause.sections)
             task.section_units = dict(clause.section_units)
+            task.leaders = list(clause.leaders)
             task.deadline_text = clause.deadline_text
             task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text,
                                                                self.default_year)
