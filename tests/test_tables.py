@@ -183,7 +183,7 @@ def test_category_written_once_goes_on_below_and_a_merged_task_is_one_task():
     assert item.subtitle == "安全生产" and len(item.tasks) == 2
     assert item.tasks[0].responsible_units == ["区公安分局", "区市场监管局"]
     assert item.tasks[0].source_lines == [2, 3]
-    assert item.tasks[1].responsible_units == ["各镇（街道）"]
+    assert item.tasks[1].responsible_units == ["各镇、街道"]     # a collective, as written
 
 
 def test_ledger_rows_of_one_task_are_its_parts():

@@ -187,7 +187,13 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
         raise DocumentError("文件内容为空，没有可导入的内容。")
     # Page numbers and running headers go before paragraphs are joined (furniture.py).
     lines, removed = strip_furniture(lines, page_starts)
-    draft = _Assembler(_build_blocks(_classify(lines)), len(lines)).run()
+    classified = _classify(lines)
+    if any(line.kind == ITEM for line in classified):
+        draft = _Assembler(_build_blocks(classified), len(lines)).run()
+    else:
+        # No 第N项 anywhere: a task list in running text, or StructureNotFound saying what it holds.
+        from .tasklist import parse_task_list   # here: tasklist.py imports this module
+        draft = parse_task_list(classified, len(lines))
     draft.removed = removed
     if notes:
         draft.warnings = sorted(notes + draft.warnings, key=lambda w: (w.line or 0))
@@ -405,6 +411,7 @@ class _Clause:
     section_units: dict[str, str] = field(default_factory=dict)   # section -> the unit named before it
     deadline_text: str | None = None
     leaders: list[str] = field(default_factory=list)     # people named as 牵头领导
+    addressees: list[str] = field(default_factory=list)  # generic addressees (各有关单位), as written
     rejected: list[str] = field(default_factory=list)    # phrases that are not units
     repeated: list[str] = field(default_factory=list)    # labels written twice in a row
     unplaced: list[str] = field(default_factory=list)    # pieces it could not read
@@ -474,7 +481,11 @@ def _parse_clause(norm: str, text: str, lines: list[int]) -> _Clause:
                 else:
                     clause.unplaced.append(piece)
             elif is_not_a_unit(piece):
-                clause.rejected.append(piece)
+                # 各有关单位 / 有关部门按职责分工负责: addressed, but nobody in particular.
+                if len(piece) > 1:
+                    _add(clause.addressees, piece)
+                else:
+                    clause.rejected.append(piece)
             elif role in ("lead", "resp"):
                 unit_role = role
                 if looks_like_section(piece):
@@ -1010,6 +1021,7 @@ class _Assembler:
             task.sections = list(clause.sections)
             task.section_units = dict(clause.section_units)
             task.leaders = list(clause.leaders)
+            task.addressees = list(clause.addressees)
             task.deadline_text = clause.deadline_text
             task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text,
                                                                self.default_year)

@@ -116,31 +116,51 @@ def cn_number(text: str) -> int | None:
 
 # --------------------------------------------------------------------------- units
 
-#: The collective addressee "all towns and sub-districts" and the ways it is written.
-COLLECTIVE_TOWNS = "各镇（街道）"
-_COLLECTIVE_RE = re.compile(
-    r"各镇(?:（街道(?:办事处)?）|（街）|、街道(?:办事处)?|，街道(?:办事处)?|/街道|街道|办|街)")
+#: What a collective addressee enumerates after its 各 (各区、县级市 / 各乡镇、街道 / 各镇，街道办事处):
+#: a piece made only of these follows the 各… piece before it, not a unit of its own.
+_PLACE_ONLY = re.compile(r"(?:县级市|县市区|乡镇|街道办事处|街道办|街道|镇街|镇|乡|区|县|市|开发区|园区)+"
+                         r"(?:人民政府|政府)?")
 
 #: Phrases that stand where a unit name should be but name nobody in particular.
-#: They are dropped (with a "not_a_unit" warning from the parser), never loaded as units.
+#: They are kept on the task as written (``DraftTask.addressees``), never loaded as units.
 NOT_A_UNIT_PATTERNS = (
     r"按职责", r"职责分工", r"分工负责", r"^(?:区直|县直|市直)?(?:各)?(?:有关|相关)(?:部门|单位)",
-    r"^各(?:有关)?部门", r"^(?:其他)?(?:有关|相关)", r"^等$", r"^各级",
+    r"^各(?:有关)?部门", r"^(?:其他)?(?:有关|相关)", r"^等$", r"^各级", r"^(?:区直|县直|市直)?各有关单位",
 )
 _NOT_A_UNIT_RE = re.compile("|".join(NOT_A_UNIT_PATTERNS))
 
-#: Separators of a list of names (the Chinese enumeration comma included).
-_LIST_SEPARATORS = re.compile(r"[、，；,;]+")
-
 
 def split_list(text: str) -> list[str]:
-    """Split a list written with ``、，；`` into its pieces, whitespace removed.
+    """Split a list written with ``、，；`` into its pieces, whitespace removed, each as written.
 
-    The collective ``各镇、街道`` (and its variants) is recognised *before* splitting, so
-    its own enumeration comma does not cut it in two; it comes out as ``各镇（街道）``.
-    """
-    text = _COLLECTIVE_RE.sub(COLLECTIVE_TOWNS, squash(text))
-    return [p for p in (s.strip() for s in _LIST_SEPARATORS.split(text)) if p]
+    A separator inside brackets does not cut (各县（市、区）人民政府), and a collective keeps what it
+    enumerates: ``各区、县级市`` / ``各乡镇、街道`` / ``各镇，街道办事处`` are one addressee each.
+    Spellings of one collective are merged later, like any unit's (workflow/importer/names.py)."""
+    text = squash(text)
+    pieces: list[str] = []
+    separators: list[str] = []
+    depth, start = 0, 0
+    for m in re.finditer(r"[（）]|[、，；,;]+", text):
+        mark = m.group()
+        if mark == "（":
+            depth += 1
+        elif mark == "）":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            pieces.append(text[start:m.start()])
+            separators.append(mark)
+            start = m.end()
+    pieces.append(text[start:])
+    out: list[str] = []
+    for k, piece in enumerate(pieces):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if out and out[-1].startswith("各") and _PLACE_ONLY.fullmatch(piece) and k > 0:
+            out[-1] += separators[k - 1][0] + piece
+        else:
+            out.append(piece)
+    return out
 
 
 def is_not_a_unit(name: str) -> bool:
@@ -172,7 +192,7 @@ def unit_kind(name: str) -> UnitKind:
     although it also contains 局, ``…指挥部）办公室`` is the office, not a bureau (办).
     """
     name = squash(name)
-    if name == COLLECTIVE_TOWNS or name.startswith("各"):
+    if name.startswith("各"):
         return UnitKind.GROUP
     if name.endswith("办公室") or "指挥部" in name:
         return UnitKind.OFFICE
