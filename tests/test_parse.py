@@ -360,6 +360,21 @@ def test_every_line_is_accounted_for(seed, seed_text):
     ("2022年第一季度", (date(2022, 3, 31), False, True)),
     ("2022年上半年", (date(2022, 6, 30), False, True)),
     ("2022年3月至6月", (date(2022, 6, 30), False, True)),
+    # the forms other offices write (issue 11)
+    ("三季度末", (date(2022, 9, 30), False, True)),
+    ("三季度末前", (date(2022, 9, 30), False, True)),
+    ("上半年", (date(2022, 6, 30), False, True)),
+    ("2022年内", (date(2022, 12, 31), False, True)),
+    ("2023年3月31日", (date(2023, 3, 31), False, True)),
+    ("2023年3月31日前", (date(2023, 3, 31), False, True)),
+    ("2022.12", (date(2022, 12, 31), False, True)),
+    ("2022.6.15", (date(2022, 6, 15), False, True)),
+    ("2022-09", (date(2022, 9, 30), False, True)),
+    ("即时", (None, True, True)),
+    ("立即", (None, True, True)),
+    ("立行立改", (None, True, True)),
+    ("每月5日前", (None, True, True)),
+    ("每季度末", (None, True, True)),
     ("长期", (None, True, True)),
     ("长期坚持", (None, True, True)),
     ("持续推进", (None, True, True)),
@@ -371,6 +386,27 @@ def test_every_line_is_accounted_for(seed, seed_text):
 ])
 def test_parse_deadline(text, expected):
     assert parse_deadline(text, 2022) == expected
+
+
+def test_a_recurring_deadline_keeps_its_rhythm_as_written():
+    """每月5日前 is long-term; its wording is what the monthly checkpoint reads."""
+    from workflow.pace import checkpoint_day
+    when, long_term, ok = parse_deadline("每月5日前报送上月进展", 2022)
+    assert (when, long_term, ok) == (None, True, True)
+    assert checkpoint_day("每月5日前报送上月进展") == 5
+
+
+@pytest.mark.parametrize("sentence, proposed", [
+    ("力争2023年10月底前完成全部改造任务", "2023年10月底前"),
+    ("三季度末前出台实施细则", "三季度末前"),
+    ("上半年前完成摸底", "上半年前"),
+    ("2022年底完成验收", "2022年底"),
+    ("到2025年，全区覆盖率达到90%", None),      # a target year, not a deadline
+    ("完善长效机制", None),
+])
+def test_a_deadline_inside_the_sentence_is_found_for_the_review(sentence, proposed):
+    from workflow.importer.units import propose_deadline
+    assert propose_deadline(sentence, 2022) == proposed
 
 
 def test_deadline_without_year_needs_a_default():

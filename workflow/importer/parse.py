@@ -63,7 +63,7 @@ from .sources import (DOCX_MAX_RATIO, DOCX_MAX_UNPACKED, InvalidBytesError, Inva
                       _decode, _docx_text, _looks_binary, _utf8_with_errors)
 from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
                     looks_like_person, looks_like_section, looks_like_unit, parse_deadline,
-                    split_list, split_unit_list, squash, tidy_spaces)
+                    propose_deadline, split_list, split_unit_list, squash, tidy_spaces)
 
 # =========================================================================== grammar tables
 # Label synonyms seen in the genre.  Matching is done on ``canon`` text, so only the
@@ -1041,6 +1041,8 @@ class _Assembler:
                 for piece in clause.unplaced:
                     self.warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", line,
                               b.number)
+        if not task.deadline_text and not task.long_term:
+            task.deadline_proposal = propose_deadline(task.text, self.default_year)
         if not task.lead_units:
             self.warn("missing_lead", f"{where}：无法确定牵头单位", entry.lines[0], b.number)
         return task

@@ -43,7 +43,8 @@ from workflow.vocabulary import DocumentShape, TaskKind
 
 from .draft import (UNNAMED_CHAPTER, DocumentError, Draft, DraftChapter, DraftColumn, DraftContact, DraftItem, DraftTask,
                     DraftWarning, StructureNotFound)
-from .units import canon, cn_number, parse_deadline, split_list, split_unit_list, squash, tidy_spaces
+from .units import (canon, cn_number, parse_deadline, propose_deadline, split_list, split_unit_list, squash,
+                    tidy_spaces)
 
 # =========================================================================== fields
 
@@ -524,7 +525,8 @@ def _read_tasks(reader: _Reader, sheet: str, rows: list[list], lay: _Layout, sev
                 item.tasks.append(task)
                 tasks.append(task)
                 _deadline(reader, task, row, fields, sheet, r + 1)
-                _propose_deadline(task, reader.default_year)
+                if task.deadline_text is None and not task.long_term:
+                    task.deadline_proposal = propose_deadline(task.text, reader.default_year)
         else:
             for task in tasks:
                 task.source_lines.append(r + 1)
@@ -608,24 +610,6 @@ def _deadline(reader: _Reader, task: DraftTask, row: list, fields: dict, sheet: 
         else:
             reader.warn(sheet, line, f"完成时限“{text}”无法识别为日期，请在审核中确认", "bad_deadline")
         return
-
-
-#: A deadline written inside a task's sentence (``2022年10月底前完成…``, ``三季度末前``): a month, a
-#: quarter, a half-year or a year's end, followed by 前 or 底/末 — the review proposes it.
-_DEADLINE_IN_TEXT = re.compile(
-    r"(?:\d{4}年)?(?:\d{1,2}月(?:\d{1,2}日|底|末|中旬|下旬)?|[一二三四]季度(?:末|底)?|[上下]半年|年底|年末)前"
-    r"|\d{4}年(?:\d{1,2}月)?(?:底|末)")
-
-
-def _propose_deadline(task: DraftTask, default_year: int | None) -> None:
-    """A task without a deadline cell whose sentence names one: proposed, never taken."""
-    if task.deadline_text is not None or task.long_term:
-        return
-    for m in _DEADLINE_IN_TEXT.finditer(canon(task.text)):
-        found, _, ok = parse_deadline(m.group(), default_year)
-        if ok and found is not None:
-            task.deadline_proposal = task.text[m.start():m.end()]
-            return
 
 
 def mainly_tables(sheets, in_tables: int, in_text: int) -> bool:

@@ -47,7 +47,7 @@ from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftIte
                     DraftWarning, StructureNotFound)
 from .parse import (CLAUSE_LABELS, CONTACT, PAGE, SECTION_LABELS, TOC, _alt, _Assembler,
                     _Block, _clause_start, _Line, _parse_clause, _parse_contact)
-from .units import canon, cn_number, parse_deadline, squash
+from .units import canon, cn_number, parse_deadline, propose_deadline, squash
 
 # =========================================================================== grammar
 
@@ -84,11 +84,6 @@ _UNIT_LABELS = set(CLAUSE_LABELS["lead"] + CLAUSE_LABELS["resp"]) | set(LABEL_SY
 #: The document's own convention that the first unit of a list leads (``排在第一位的为牵头单位``):
 #: a clause naming only 责任单位 then has its first unit as the lead.
 _FIRST_LEADS_RE = re.compile(r"(?:排在|排|列在|列|位列)(?:第一位|首位)的?(?:单位|部门)?(?:为|是)牵头(?:单位|部门)")
-
-#: A deadline written inside a task's sentence (``力争2023年10月底前完成…``): proposed, never taken.
-_DEADLINE_IN_TEXT = re.compile(
-    r"(?:\d{4}年)?(?:\d{1,2}月(?:\d{1,2}日|底|末|中旬|下旬)?|[一二三四]季度(?:末|底)?|[上下]半年|年底|年末)前"
-    r"|\d{4}年(?:\d{1,2}月)?(?:底|末)")
 
 # Paragraph roles.
 HEADING, GROUP, TASK, LABEL, CLAUSE, CONTACT_ROLE, TEXT, PAGE_ROLE, TOC_ROLE = (
@@ -274,15 +269,6 @@ def _clause_at(norm: str, body: int) -> tuple[int | None, str]:
     rest = squash(m["rest"] or "")
     return i, f"（牵头单位：{m['lead']}；责任单位：{_HELPERS_RE.sub('', rest)}）" if rest else \
         f"（牵头单位：{m['lead']}）"
-
-
-def _propose_deadline(text: str, default_year: int | None) -> str | None:
-    """The first deadline written in a task's sentence, as written (``2023年10月底前``)."""
-    for m in _DEADLINE_IN_TEXT.finditer(canon(text)):
-        found, _, ok = parse_deadline(m.group(), default_year)
-        if ok and found is not None:
-            return text[m.start():m.end()]
-    return None
 
 
 # =========================================================================== pass 3: assembler
@@ -649,7 +635,7 @@ class _TaskListAssembler:
                 for piece in clause.unplaced:
                     self.warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", at, item.number)
         if not task.deadline_text and not task.long_term:
-            task.deadline_proposal = _propose_deadline(task.text, self.default_year)
+            task.deadline_proposal = propose_deadline(task.text, self.default_year)
         if not task.lead_units:
             self.warn("missing_lead", f"{where}：无法确定牵头单位", line, item.number)
         return task

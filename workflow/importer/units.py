@@ -236,9 +236,11 @@ def looks_like_person(piece: str) -> bool:
 
 # --------------------------------------------------------------------------- deadlines
 
-#: Deadlines that are not a date: the task is ongoing.
+#: Deadlines that are not a date: the task is ongoing. A recurring one (``每月5日前``) keeps its
+#: wording in ``deadline_text``, which the monthly checkpoint reads (``pace.checkpoint_day``);
+#: 即时/立即 is due at once and kept up, so it is ongoing too.
 LONG_TERM_WORDS = ("长期坚持", "长期", "持续推进", "持续开展", "持续", "常态化", "常年",
-                   "每月", "每季度", "每年")
+                   "每月", "每季度", "每半年", "每年", "每周", "即时", "立即", "立行立改", "随时")
 #: Words around a date that do not change it (``6月底前完成``).
 _DEADLINE_NOISE = re.compile(r"(?:之前|以前|前|完成|内|止|为止|截止|左右|。|\.)$")
 _DEADLINE_PREFIX = re.compile(r"^(?:于|在|截至|截止|到|至)")
@@ -327,6 +329,24 @@ def parse_deadline(text: str | None, default_year: int | None) -> tuple[date | N
     if found is None:
         return None, False, False
     return found, False, True
+
+
+#: A deadline written inside a task's sentence (``力争2023年10月底前完成…``, ``三季度末前``): a month,
+#: a quarter, a half-year or a year's end followed by 前, or a year's or month's 底/末. A bare target
+#: year (``到2025年``) is not one.
+_DEADLINE_IN_TEXT = re.compile(
+    r"(?:\d{4}年)?(?:\d{1,2}月(?:\d{1,2}日|底|末|中旬|下旬)?|[一二三四]季度(?:末|底)?|[上下]半年|年底|年末)前"
+    r"|\d{4}年(?:\d{1,2}月)?(?:底|末)")
+
+
+def propose_deadline(text: str, default_year: int | None) -> str | None:
+    """The first deadline written in a task's sentence, as written: the review proposes it to a
+    task that has none, and it is taken only when the office ticks it."""
+    for m in _DEADLINE_IN_TEXT.finditer(canon(text)):
+        found, _, ok = parse_deadline(m.group(), default_year)
+        if ok and found is not None:
+            return text[m.start():m.end()]
+    return None
 
 
 def looks_like_deadline(piece: str) -> bool:
