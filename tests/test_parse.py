@@ -260,6 +260,38 @@ def test_contact_line_variants(seed):
     assert items["56"].contacts[0].name == "刘晓辉"     # last line of the file, no newline
 
 
+@pytest.mark.parametrize("line, owners, contacts", [
+    ("（甲县发展改革局、甲县财政局牵头，联系人：周立、吴敏，联系电话：5550101、5550102）",
+     ["甲县发展改革局", "甲县财政局"], [("周立", "5550101"), ("吴敏", "5550102")]),
+    ("（甲县发展改革局牵头，联系人：周立，电话：5550101；吴敏，电话：5550102）",
+     ["甲县发展改革局"], [("周立", "5550101"), ("吴敏", "5550102")]),
+    ("（甲县发展改革局牵头，联系人：周立 5550101；吴敏 5550102）",
+     ["甲县发展改革局"], [("周立", "5550101"), ("吴敏", "5550102")]),
+    ("（甲县发展改革局牵头，联系人：周立（5550101）、吴敏（5550102））",
+     ["甲县发展改革局"], [("周立", "5550101"), ("吴敏", "5550102")]),
+    ("（甲县发展改革局牵头，联系人及电话：周立 5550101）", ["甲县发展改革局"], [("周立", "5550101")]),
+    ("（甲县发展改革局牵头，联系人：周立，联系电话：0533-5550101，13805331234）",
+     ["甲县发展改革局"], [("周立", "0533-5550101、13805331234")]),
+    ("（牵头单位：甲县发展改革局；联系人：周立，电话：5550101）", ["甲县发展改革局"], [("周立", "5550101")]),
+    # the owner written only with its contact
+    ("（联系人：甲县发展改革局周立，联系电话：5550101）", ["甲县发展改革局"], [("周立", "5550101")]),
+    ("（甲县发展改革局周立，联系电话：5550101）", ["甲县发展改革局"], [("周立", "5550101")]),
+    ("（联系人：甲县发展改革局 周立，5550101；甲县财政局 吴敏，5550102）",
+     ["甲县发展改革局", "甲县财政局"], [("周立", "5550101"), ("吴敏", "5550102")]),
+    ("（甲县发展改革局联系人：周立，联系电话：5550101）", ["甲县发展改革局"], [("周立", "5550101")]),
+])
+def test_a_contact_line_as_offices_write_it(line, owners, contacts):
+    """Two people, numbers beside the names, the owner only in front of its contact: the item keeps
+    its owner units and every contact, and nothing is left unread."""
+    doc = "\n".join(["第1项 测试政策", "（一）工作任务", "1.做好甲项工作。", "（牵头单位：甲县商务局，完成时限：2022年12月）",
+                     line])
+    item = parse_text(doc).items[0]
+    assert item.owner_units == owners
+    assert [(c.name, c.phone) for c in item.contacts] == contacts
+    read = {"unplaced_fragment", "missing_owner", "not_a_unit", "missing_lead"}
+    assert [w.message for w in parse_text(doc).warnings if w.code in read] == []
+
+
 def test_a_generic_addressee_is_no_unit_and_kept_on_the_task(seed):
     t2 = tasks(items_by_number(seed)["51"], "task")[1]
     assert t2.responsible_units == [] and t2.addressees == ["有关部门按职责分工负责"]

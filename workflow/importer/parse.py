@@ -63,7 +63,7 @@ from .sources import (DOCX_MAX_RATIO, DOCX_MAX_UNPACKED, InvalidBytesError, Inva
                       _decode, _docx_text, _looks_binary, _utf8_with_errors)
 from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
                     looks_like_person, looks_like_section, looks_like_unit, parse_deadline,
-                    propose_deadline, split_list, split_unit_list, squash, tidy_spaces)
+                    propose_deadline, split_list, split_unit_list, squash, tidy_spaces, unit_kind)
 
 # =========================================================================== grammar tables
 # Label synonyms seen in the genre.  Matching is done on ``canon`` text, so only the
@@ -278,9 +278,17 @@ def _classify_line(raw: str, norm: str) -> tuple[str, re.Match | None]:
         # ("情况说明：此项…"); "1.重点任务清单化管理…" is an entry that starts with a label word.
         if m and (kind != SECTION or m["colon"] or not m["rest"]):
             return kind, m
-    if norm.startswith("（") and _CONTACT_RE.search(norm) and not _UNIT_LABEL_RE.search(norm):
+    if norm.startswith("（") and _CONTACT_RE.search(norm) and _is_contact_line(norm):
         return CONTACT, None
     return TEXT, None
+
+
+def _is_contact_line(norm: str) -> bool:
+    """A bracketed line naming people: the item's contact line, unless it is a task's clause —
+    one with a unit label other than the lead (``牵头单位：X；联系人：Y`` is still the contact line)."""
+    if not _UNIT_LABEL_RE.search(norm):
+        return True
+    return "联系人" in norm and all(_LABEL_ROLE[m["label"]] == "lead" for m in CLAUSE_LABEL_RE.finditer(norm))
 
 
 # =========================================================================== pass 2: blocks
@@ -561,37 +569,100 @@ def _strip_owner_suffix(value: str) -> str:
 #: A person's name, a phone number: anything longer is not one.
 _NAME_MAX = 20
 _PHONE_MAX = 30
+#: A phone number as offices write it: 6195196, 0533-6195196, (0533)6195196, 6195196-8012,
+#: 13805331234. Used to find a number written beside a name (``王迎新 6195196``, ``王迎新（6195196）``).
+_PHONE_NUMBER = re.compile(r"(?:（?0\d{2,3}）?-?)?\d{7,8}(?:(?:-|转)\d{1,5})?|1[3-9]\d{9}")
+#: 联系人及电话：王迎新 6195196 — a name label whose value carries the phone too.
+_CONTACT_BOTH_LABELS = ("联系人及联系电话", "联系人及电话", "联系人和电话", "联系人电话", "联系方式")
+_PERSON_LABEL_RE = re.compile(rf"^(?P<before>.*?)(?:{_alt(_CONTACT_BOTH_LABELS + CONTACT_NAME_LABELS)})"
+                              r"：?(?P<value>.*)$")
+_LEAD_LABEL_RE = re.compile(rf"^(?:{_alt(CLAUSE_LABELS['lead'])})：(?P<value>.*)$")
+
+
+def _unit_and_person(text: str) -> tuple[str | None, str] | None:
+    """``王迎新`` → (None, 王迎新); ``区发展改革局王迎新`` → (区发展改革局, 王迎新) — the unit a
+    contact belongs to, written before the name; None when ``text`` names no person."""
+    if looks_like_person(text):
+        return None, text
+    for size in (3, 2, 4):          # Chinese names are mostly three characters, then two
+        unit, person = text[:-size], text[-size:]
+        if len(unit) >= 3 and unit_kind(unit) != "other" and looks_like_person(person):
+            return unit, person
+    return None
+
+
+def _people(value: str) -> list[tuple[str | None, str, str | None]] | None:
+    """``王迎新、李雪`` / ``王迎新6195196；…`` / ``区财政局李雪（6195197）`` → [(unit, name, phone)];
+    None when a piece is no person."""
+    found = []
+    for piece in re.split(r"[、/]", value):
+        if not piece:
+            continue
+        phones = _PHONE_NUMBER.findall(piece)
+        rest = _PHONE_NUMBER.sub("", piece).strip("（）：:-")
+        read = _unit_and_person(rest) if rest else None
+        if read is None:
+            return None
+        found.append((read[0], read[1], "、".join(phones) or None))
+    return found
 
 
 def _parse_contact(norm: str) -> tuple[list[str], list[DraftContact], list[str], list[str]]:
     """``（区发展改革局牵头，联系人：王迎新，联系电话：6195196）`` →
     (owner units, contacts, rejected non-units, unread pieces).
 
-    Variants handled: several contacts (``联系人：A、B，联系电话：1、2`` or
-    ``…；B，联系电话：2``), a name without its label (``区商务局牵头，李雪，联系电话：…``),
-    ``电话`` for ``联系电话``, an owner without 牵头 (``区人防办，联系人：…``) and
-    shared ownership (``区发展改革局、区商务局各司其责，…``)."""
+    Variants handled: several contacts (``联系人：A、B，联系电话：1、2``, ``…；B，联系电话：2``,
+    ``A 1；B 2``, ``A（1）、B（2）``), a name without its label (``区商务局牵头，李雪，联系电话：…``),
+    a number beside the name or a second number after the first, ``电话`` for ``联系电话`` and
+    ``联系人及电话``, an owner without 牵头 (``区人防办，联系人：…``) or labelled (``牵头单位：…``),
+    shared ownership (``区发展改革局、区商务局各司其责，…``), and the owner written only before its
+    contact (``联系人：区发展改革局王迎新``): a contact's unit is an owner when the line names none."""
     inner = norm.strip().strip("。")
     inner = inner[1:] if inner.startswith("（") else inner
     inner = inner[:-1] if inner.endswith("）") else inner
     owners: list[str] = []
+    contact_units: list[str] = []         # units written before a contact's name
     rejected: list[str] = []
     contacts: list[DraftContact] = []
     waiting: list[DraftContact] = []      # contacts named but not yet given a phone
     unread: list[str] = []
     first = True
+
+    def add_people(people):
+        for unit, name, phone in people:
+            if unit and unit not in contact_units:
+                contact_units.append(unit)
+            contacts.append(DraftContact(name, phone))
+            if phone is None:
+                waiting.append(contacts[-1])
+
+    def add_owners(text):
+        units, bad = split_unit_list(text)
+        owners.extend(u for u in units if u not in owners)
+        rejected.extend(bad)
+
     for segment in re.split(r"[，；,;]", inner):
         segment = squash(segment)
         if not segment:
             continue
-        name_m, phone_m = _NAME_RE.match(segment), _PHONE_RE.match(segment)
-        if name_m and "联系人" in segment:
-            for name in re.split(r"[、/]", name_m["value"]):
-                if len(name) > _NAME_MAX:
-                    unread.append(name)       # a sentence, not a person's name
-                elif name:
-                    contacts.append(DraftContact(name))
-                    waiting.append(contacts[-1])
+        person_m, phone_m = _PERSON_LABEL_RE.match(segment), _PHONE_RE.match(segment)
+        lead_m = _LEAD_LABEL_RE.match(segment)
+        if lead_m:
+            add_owners(_strip_owner_suffix(lead_m["value"]))
+        elif person_m:
+            before = _strip_owner_suffix(person_m["before"].rstrip("的"))
+            if before and not owners and unit_kind(before) != "other":
+                add_owners(before)      # 区发展改革局联系人：丛湘波
+            people = _people(person_m["value"]) if person_m["value"] else []
+            if people is None:
+                for name in re.split(r"[、/]", person_m["value"]):
+                    if len(name) > _NAME_MAX:
+                        unread.append(name)       # a sentence, not a person's name
+                    elif name:
+                        contacts.append(DraftContact(name))
+                        waiting.append(contacts[-1])
+            else:
+                add_people(people)
         elif phone_m and any(label in segment for label in CONTACT_PHONE_LABELS):
             phones = [p for p in re.split(r"[、/]", phone_m["value"]) if p]
             unread.extend(p for p in phones if len(p) > _PHONE_MAX)
@@ -607,16 +678,23 @@ def _parse_contact(norm: str) -> tuple[list[str], list[DraftContact], list[str],
             for contact in waiting:
                 contact.phone = phones[-1] if phones else None
             waiting.clear()
-        elif first or _strip_owner_suffix(segment) != segment:
-            units, bad = split_unit_list(_strip_owner_suffix(segment))
-            owners.extend(u for u in units if u not in owners)
-            rejected.extend(bad)
-        elif looks_like_person(segment):
-            contacts.append(DraftContact(segment))
-            waiting.append(contacts[-1])
+        elif _PHONE_NUMBER.fullmatch(segment) and contacts:
+            # a second number for the last person (``联系电话：0533-6195196，13805331234``)
+            last = contacts[-1]
+            last.phone = f"{last.phone}、{segment}" if last.phone else segment
+            if last in waiting:
+                waiting.remove(last)
+        elif _strip_owner_suffix(segment) != segment:
+            add_owners(_strip_owner_suffix(segment))
+        elif (people := _people(segment)) and (not first or any(unit for unit, _, _ in people)):
+            add_people(people)          # 李雪 / 王迎新 6195196 / first: 区发展改革局王迎新
+        elif first:
+            add_owners(segment)
         else:
             unread.append(segment)
         first = False
+    if not owners:
+        owners = contact_units
     return owners, contacts, rejected, unread
 
 
