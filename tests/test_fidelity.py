@@ -14,13 +14,19 @@ DOCUMENTS = sorted(p for p in fidelity.SHAPES.glob("*") if not p.name.endswith("
                    and p.with_name(p.name.rsplit(".", 1)[0] + ".expected.json").exists())
 
 
-def test_the_fixtures_are_documents_of_the_family():
-    """Every expectation names a shape the importer knows, and there is at least one fixture."""
+def test_every_shape_of_the_family_has_its_fixtures():
+    """Every shape the importer knows is checked on documents of its own: at least two task lists
+    in running text and two compilations besides the seed, and each file kind a table comes in."""
+    from collections import Counter
+
     from workflow.vocabulary import DocumentShape
 
-    shapes = [fidelity.load_expected(p.with_name(p.name.rsplit(".", 1)[0] + ".expected.json"))["shape"]
-              for p in DOCUMENTS]
-    assert shapes and set(shapes) <= set(DocumentShape.values()), shapes
+    shapes = Counter(fidelity.load_expected(p.with_name(p.name.rsplit(".", 1)[0] + ".expected.json"))["shape"]
+                     for p in DOCUMENTS)
+    assert set(shapes) == set(DocumentShape.values()), shapes
+    assert shapes[DocumentShape.TASK_LIST] >= 2 and shapes[DocumentShape.COMPILATION] >= 2, shapes
+    tables = {p.suffix for p in DOCUMENTS if p.suffix not in (".txt",)}
+    assert tables >= {".docx", ".xlsx", ".xls"}, tables
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[p.name for p in DOCUMENTS])

@@ -63,7 +63,8 @@ from .sources import (DOCX_MAX_RATIO, DOCX_MAX_UNPACKED, InvalidBytesError, Inva
                       _decode, _docx_text, _looks_binary, _utf8_with_errors)
 from .units import (canon, cn_number, is_not_a_unit, keep_space, looks_like_deadline,
                     looks_like_person, looks_like_section, looks_like_unit, parse_deadline,
-                    propose_deadline, split_list, split_unit_list, squash, tidy_spaces, unit_kind)
+                    no_deadline_message, propose_deadline, split_list, split_unit_list, squash,
+                    tidy_spaces, unit_kind)
 
 # =========================================================================== grammar tables
 # Label synonyms seen in the genre.  Matching is done on ``canon`` text, so only the
@@ -1089,8 +1090,10 @@ class _Assembler:
         if clause is None:
             task.clause_source = ClauseSource.OWNER
             task.lead_units = list(b.owner_units)
-            self.warn("missing_deadline", f"{where}：未写明责任分工和完成时限，牵头单位按本项牵头单位处理",
-                      entry.lines[0], b.number)
+            task.deadline_proposal = propose_deadline(task.text, self.default_year)
+            self.warn("missing_deadline", no_deadline_message(
+                where, task.deadline_proposal, "未写明责任分工和完成时限，牵头单位按本项牵头单位处理"),
+                entry.lines[0], b.number)
         else:
             task.clause_source = entry.clause_source
             task.source_lines = sorted(set(entry.lines) | set(clause.lines))
@@ -1108,7 +1111,9 @@ class _Assembler:
                 self.warn("bad_deadline", f"{where}：无法识别完成时限“{clause.deadline_text}”", line, b.number)
             elif not ok:
                 # Not written is not unreadable: the office asks the unit, rather than re-reads the text.
-                self.warn("missing_deadline", f"{where}：未写明完成时限", line, b.number)
+                task.deadline_proposal = propose_deadline(task.text, self.default_year)
+                self.warn("missing_deadline", no_deadline_message(where, task.deadline_proposal), line,
+                          b.number)
             if id(clause) not in reported:
                 reported.add(id(clause))
                 for label in clause.repeated:
@@ -1119,8 +1124,6 @@ class _Assembler:
                 for piece in clause.unplaced:
                     self.warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", line,
                               b.number)
-        if not task.deadline_text and not task.long_term:
-            task.deadline_proposal = propose_deadline(task.text, self.default_year)
         if not task.lead_units:
             self.warn("missing_lead", f"{where}：无法确定牵头单位", entry.lines[0], b.number)
         return task

@@ -47,7 +47,7 @@ from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftIte
                     DraftWarning, StructureNotFound)
 from .parse import (CLAUSE_LABELS, CONTACT, PAGE, SECTION_LABELS, TOC, _alt, _Assembler,
                     _Block, _clause_start, _Line, _parse_clause, _parse_contact)
-from .units import canon, cn_number, parse_deadline, propose_deadline, squash
+from .units import canon, cn_number, no_deadline_message, parse_deadline, propose_deadline, squash
 
 # =========================================================================== grammar
 
@@ -608,7 +608,9 @@ class _TaskListAssembler:
         if t.read is None:
             task.clause_source = ClauseSource.OWNER
             task.lead_units = list(item.owner_units)
-            self.warn("missing_deadline", f"{where}：未写明责任分工和完成时限", line, item.number)
+            task.deadline_proposal = propose_deadline(task.text, self.default_year)
+            self.warn("missing_deadline", no_deadline_message(where, task.deadline_proposal,
+                                                              "未写明责任分工和完成时限"), line, item.number)
         else:
             clause = t.read.clause
             task.clause_source = t.source
@@ -625,7 +627,9 @@ class _TaskListAssembler:
             if not ok and clause.deadline_text:
                 self.warn("bad_deadline", f"{where}：无法识别完成时限“{clause.deadline_text}”", at, item.number)
             elif not ok:
-                self.warn("missing_deadline", f"{where}：未写明完成时限", at, item.number)
+                task.deadline_proposal = propose_deadline(task.text, self.default_year)
+                self.warn("missing_deadline", no_deadline_message(where, task.deadline_proposal), at,
+                          item.number)
             if id(clause) not in reported:
                 reported.add(id(clause))
                 for label in clause.repeated:
@@ -634,8 +638,6 @@ class _TaskListAssembler:
                     self.warn("not_a_unit", f"{where}：“{phrase}”不是单位名称，已忽略", at, item.number)
                 for piece in clause.unplaced:
                     self.warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", at, item.number)
-        if not task.deadline_text and not task.long_term:
-            task.deadline_proposal = propose_deadline(task.text, self.default_year)
         if not task.lead_units:
             self.warn("missing_lead", f"{where}：无法确定牵头单位", line, item.number)
         return task

@@ -349,6 +349,13 @@ def propose_deadline(text: str, default_year: int | None) -> str | None:
     return None
 
 
+def no_deadline_message(where: str, proposal: str | None, what: str = "未写明完成时限") -> str:
+    """The warning for a task without a deadline, pointing at the one its sentence names."""
+    if proposal:
+        return f"{where}：{what}；任务内容中写有“{proposal}”，可在审核页勾选采用"
+    return f"{where}：{what}"
+
+
 def looks_like_deadline(piece: str) -> bool:
     """Whether a bare piece of a clause (no label) is a deadline (``2022年12月``)."""
     d, long_term, ok = parse_deadline(piece, 2000)
