@@ -192,7 +192,7 @@ def test_json_export_parts_carry_progress_colour_deadlines_extensions_and_rounds
     from tests.helpers import unit_user
     from workflow import pace
     from workflow.export import plan_as_dict
-    from workflow.timeutil import to_local, utcnow
+    from workflow.timeutil import utcnow
 
     with app.app_context():
         plan_id = _plan_id()

@@ -67,19 +67,13 @@ _TITLE_MAX = 40
 MEASURE_TITLES = SECTION_LABELS["measures"] + ("组织保障", "保障举措", "保障机制", "工作保障")
 _MEASURE_RE = re.compile(_alt(MEASURE_TITLES))
 
-#: Labels naming a person, not a unit (→ DraftTask.leaders).
-LEADER_LABELS = ("牵头负责领导", "牵头领导", "责任领导")
-#: Other offices' label words and the label parse.py reads them as.  Only used while parse.py's
-#: CLAUSE_LABELS does not list a word itself (then the mapping is a no-op): see ``_read_clause``.
-LABEL_SYNONYMS = {"牵头责任单位": "牵头单位", "协同责任单位": "配合单位", "协同单位": "配合单位",
-                  "时限要求": "完成时限"}
-_KNOWN_LABELS = {word for words in CLAUSE_LABELS.values() for word in words}
-_ALL_LABELS = _KNOWN_LABELS | set(LEADER_LABELS) | set(LABEL_SYNONYMS)
+#: Every label word of the clause grammar (parse.py's CLAUSE_LABELS, the leaders' included).
+_ALL_LABELS = {word for words in CLAUSE_LABELS.values() for word in words}
 _LABEL_RE = re.compile(rf"(?P<label>{_alt(_ALL_LABELS)})\s*：")
 #: A line that starts with a clause label (``牵头单位：区发改局``) is a clause line of its own.
 _LABEL_LINE_RE = re.compile(rf"^(?:{_alt(_ALL_LABELS)})\s*：")
 #: Labels naming units: a clause with one of them makes the document a task list.
-_UNIT_LABELS = set(CLAUSE_LABELS["lead"] + CLAUSE_LABELS["resp"]) | set(LABEL_SYNONYMS) - {"时限要求"}
+_UNIT_LABELS = set(CLAUSE_LABELS["lead"] + CLAUSE_LABELS["resp"])
 
 #: The document's own convention that the first unit of a list leads (``排在第一位的为牵头单位``):
 #: a clause naming only 责任单位 then has its first unit as the lead.
@@ -203,38 +197,10 @@ class _Read:
 
 
 def _read_clause(norm: str, text: str, lines: list[int]) -> _Read:
-    """Read a clause with ``parse._parse_clause``, after two steps of our own.
-
-    parse.py's grammar may not know every label word of other offices or the labels naming a
-    person; while it does not (checked on its CLAUSE_LABELS, so this is a no-op once it does):
-    a leader label's value is taken out of the clause into ``leaders`` (a person is never a unit),
-    and a synonym is rewritten to the label parse.py reads (``牵头责任单位`` → ``牵头单位``; else
-    its ``责任单位`` would be matched inside it).  Generic addressees (``区直各有关单位``) that the
-    clause rejects as not units are kept as written in ``addressees``."""
-    leaders: list[str] = []
-    out, pos = [], 0
-    matches = list(_LABEL_RE.finditer(norm))
-    for i, m in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(norm)
-        label, value = m["label"], norm[m.end():end]
-        out.append(norm[pos:m.start()])
-        if label in LEADER_LABELS and label not in _KNOWN_LABELS:
-            core = value.rstrip("）。；，、 ")
-            leaders += [p for p in re.split(r"[、，,]", squash(core)) if p]
-            out.append(value[len(core):])
-        else:
-            out.append((label if label in _KNOWN_LABELS else LABEL_SYNONYMS.get(label, label)) + "："
-                       + value)
-        pos = end
-    out.append(norm[pos:])
-    clause = _parse_clause("".join(out), text, lines)
-    leaders = list(getattr(clause, "leaders", None) or leaders)
-    if hasattr(clause, "addressees"):
-        addressees = list(clause.addressees)
-    else:
-        addressees = [p for p in clause.rejected if p != "等"]
-        clause.rejected = [p for p in clause.rejected if p == "等"]
-    return _Read(clause, leaders, addressees)
+    """A clause as parse.py's grammar reads it, with the people it names (``牵头领导``) and the
+    addressees that name no unit (``区直各有关单位``) kept apart from its units."""
+    clause = _parse_clause(norm, text, lines)
+    return _Read(clause, list(clause.leaders), list(clause.addressees))
 
 
 #: ``（县发展改革局牵头，县财政局、县自然资源局配合）``: a clause written without labels.
