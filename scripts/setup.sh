@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Luoshi needs on a Debian machine: system packages (a CJK
-# font and HarfBuzz subsetting for PDFs; for tests also PostgreSQL, Redis,
+# font and HarfBuzz subsetting for PDFs, LibreOffice to read old .doc/.wps files; for tests also PostgreSQL, Redis,
 # poppler and Chromium) and the Python packages in .venv. Safe to run again: it only
 # installs what is missing.
 #   scripts/setup.sh          runtime only
@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNTIME_PKGS=(fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 python3-venv)
+RUNTIME_PKGS=(fonts-noto-cjk libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 python3-venv
+              libreoffice-writer-nogui)
 TEST_PKGS=(postgresql redis-server poppler-utils chromium)
 
 want=("${RUNTIME_PKGS[@]}")

@@ -26,7 +26,7 @@ def test_every_shape_of_the_family_has_its_fixtures():
     assert set(shapes) == set(DocumentShape.values()), shapes
     assert shapes[DocumentShape.TASK_LIST] >= 2 and shapes[DocumentShape.COMPILATION] >= 2, shapes
     tables = {p.suffix for p in DOCUMENTS if p.suffix not in (".txt",)}
-    assert tables >= {".docx", ".xlsx", ".xls"}, tables
+    assert tables >= {".docx", ".doc", ".xlsx", ".xls"}, tables
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[p.name for p in DOCUMENTS])

@@ -7,6 +7,7 @@ import io
 import re
 import zipfile
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from workflow.importer import sources, tables
 from workflow.importer.draft import DocumentError, StructureNotFound
 from workflow.importer.parse import parse_bytes
 from workflow.importer.tables import TABLE_FIELDS, header_field, parse_tables
+
+SHAPES = Path(__file__).parent / "fixtures" / "shapes"
 
 from tests.fidelity import SHAPES
 
@@ -250,6 +253,28 @@ def test_merged_cells_are_carried_in_a_workbook():
     draft = parse_bytes(data, "清单.xlsx")
     assert draft.title == "2023年重点工作清单"
     assert [t.lead_units for t in draft.items[0].tasks] == [["区行政审批局"], ["区行政审批局"]]
+
+
+def test_an_old_word_file_imports_through_libreoffice():
+    """A .doc (Word 97) is converted to .docx and read like one; a WPS 文字 .wps is the same binary
+    format and imports the same way."""
+    doc = (SHAPES / "table-word-doc.doc").read_bytes()
+    assert doc.startswith(sources._OLE2)
+    from_doc = parse_bytes(doc, "分工表.doc")
+    from_docx = parse_bytes((SHAPES / "table-word.docx").read_bytes(), "分工表.docx")
+    assert from_doc.shape == from_docx.shape == "table"
+    assert [(t.text, t.lead_units, t.deadline) for i in from_doc.items for t in i.tasks] == \
+        [(t.text, t.lead_units, t.deadline) for i in from_docx.items for t in i.tasks]
+    from_wps = parse_bytes(doc, "分工表.wps")
+    assert [t.text for i in from_wps.items for t in i.tasks] == [t.text for i in from_doc.items for t in i.tasks]
+
+
+def test_without_libreoffice_an_old_word_file_is_refused_with_what_to_do(monkeypatch):
+    monkeypatch.setattr(sources, "converter", lambda: None)
+    monkeypatch.setattr(sources, "_CONVERTED", {})
+    with pytest.raises(DocumentError) as error:
+        parse_bytes((SHAPES / "table-word-doc.doc").read_bytes(), "分工表.doc")
+    assert "另存为” .docx" in error.value.message
 
 
 def _encrypted() -> bytes:

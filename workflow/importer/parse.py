@@ -208,7 +208,8 @@ def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False,
                 mapping: dict | None = None) -> Draft:
     """Parse an uploaded file: UTF-8 (with or without BOM), UTF-16 with BOM or GB18030
     text, a Word .docx (running text, or a table of tasks when tables are most of its
-    body), an Excel .xlsx/.xlsm/.xls workbook.  Raises :class:`DocumentError` with a
+    body), an old Word .doc or WPS .wps (through LibreOffice, ``sources.convert_old_word``), an
+    Excel .xlsx/.xlsm/.xls workbook.  Raises :class:`DocumentError` with a
     Chinese message (:class:`InvalidBytesError` for a UTF-8 text with a few invalid
     bytes, unless ``replace_invalid``: then they are read as U+FFFD and reported as
     warnings).  ``mapping`` overrides the field of a table column, ``{(sheet, index):
@@ -216,6 +217,8 @@ def parse_bytes(data: bytes, filename: str = "", replace_invalid: bool = False,
     if not data or not data.strip():
         raise DocumentError("文件为空，没有可导入的内容。")
     kind = sources.file_kind(data, filename)
+    if kind == sources.OLD_WORD:
+        data, kind = sources.convert_old_word(data), sources.DOCX
     if kind in (sources.XLSX, sources.XLS):
         # Here: tables.py is loaded by the first table, not by every process.
         from .tables import parse_tables

@@ -10,9 +10,15 @@ Nothing here knows the genre's grammar: ``parse.py`` reads text, ``tables.py`` r
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 import zipfile
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -159,7 +165,7 @@ TEXT, DOCX, XLSX, XLS, OLD_WORD, OLD_SHEET, ENCRYPTED, PDF, ZIP = (
 
 #: The refusals, by kind: what the file is and what to save it as.
 _REFUSED = {
-    OLD_WORD: "不支持旧版 Word（.doc）或 WPS 文字（.wps）文件，请在 Word 或 WPS 中“另存为” .docx 后再上传。",
+    OLD_WORD: "本系统未安装读取旧版 Word（.doc）或 WPS 文字（.wps）文件的转换程序，请在 Word 或 WPS 中“另存为” .docx 后再上传。",
     OLD_SHEET: "不支持 WPS 表格（.et）文件，请在 WPS 中“另存为” Excel（.xlsx）后再上传。",
     ENCRYPTED: "该文件设置了打开密码（已加密），无法读取。请在 Word/Excel 中取消密码后另存为 .docx 或 .xlsx 再上传。",
     PDF: "不支持直接导入 PDF 文件，请先转换为 Word（.docx）或文本文件（只支持 .txt、.docx、.xlsx、.xls）。",
@@ -183,6 +189,9 @@ def file_kind(data: bytes, filename: str = "") -> str:
             return ENCRYPTED
         if name.endswith(".et"):
             return OLD_SHEET
+        if _WORD_STREAM in head:
+            # Before the workbook's streams: "Book" also occurs inside a Word file (a bookmark's name).
+            return OLD_WORD
         if any(s in head for s in _SHEET_STREAMS) or name.endswith(".xls"):
             return XLS
         return OLD_WORD
@@ -204,6 +213,57 @@ def file_kind(data: bytes, filename: str = "") -> str:
     if data.startswith(b"%PDF"):
         return PDF
     return TEXT
+
+
+# =========================================================================== old Word files
+
+#: LibreOffice (Debian's libreoffice-writer-nogui, installed by scripts/setup.sh) turns a binary Word
+#: file — .doc, and WPS 文字's .wps, which is the same binary format — into a .docx; without it they
+#: are refused with how to save them as .docx.
+CONVERT_TIMEOUT = 60
+_OLD_WORD_BROKEN = ("无法读取该旧版 Word（.doc）或 WPS 文字（.wps）文件，文件可能已损坏。"
+                    "请在 Word 或 WPS 中“另存为” .docx 后再上传。")
+#: The last conversions, by the bytes' sha256: the review is shown again and confirmed from the
+#: same bytes, and each conversion starts an office suite.
+_CONVERTED: dict[str, bytes] = {}
+_CONVERTED_KEEP = 4
+
+
+def converter() -> str | None:
+    return shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def convert_old_word(data: bytes) -> bytes:
+    """The .docx LibreOffice makes of a binary Word file, or a Chinese refusal.
+
+    Each run has a profile of its own in a temporary folder (no shared state, no first-run
+    dialogs) and a bare environment; the document is never opened by anything else."""
+    key = hashlib.sha256(data).hexdigest()
+    if key in _CONVERTED:
+        return _CONVERTED[key]
+    exe = converter()
+    if exe is None:
+        refuse(OLD_WORD)
+    with tempfile.TemporaryDirectory(prefix="luoshi-convert-") as tmp:
+        source, out = Path(tmp, "document.doc"), Path(tmp, "out")
+        source.write_bytes(data)
+        command = [exe, f"-env:UserInstallation={Path(tmp, 'profile').as_uri()}", "--headless",
+                   "--norestore", "--nolockcheck", "--nodefault", "--convert-to", "docx:MS Word 2007 XML",
+                   "--outdir", str(out), str(source)]
+        try:
+            subprocess.run(command, capture_output=True, timeout=CONVERT_TIMEOUT, check=False, cwd=tmp,
+                           env={"HOME": tmp, "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                "LANG": "C.UTF-8"})
+        except subprocess.TimeoutExpired:
+            raise DocumentError(_OLD_WORD_BROKEN) from None
+        converted = out / "document.docx"
+        if not converted.is_file() or converted.stat().st_size == 0:
+            raise DocumentError(_OLD_WORD_BROKEN)
+        result = converted.read_bytes()
+    while len(_CONVERTED) >= _CONVERTED_KEEP:
+        _CONVERTED.pop(next(iter(_CONVERTED)))
+    _CONVERTED[key] = result
+    return result
 
 
 def refuse(kind: str) -> None:

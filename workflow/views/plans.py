@@ -29,13 +29,13 @@ from .helpers import require
 bp = Blueprint("plans", __name__, url_prefix="/plans")
 
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-#: What the upload takes; the importer answers the old binary formats (.doc, .wps, .et, .pdf) with
-#: how to save them in a format it reads.
+#: What the upload takes; .doc and .wps are read through LibreOffice, and the importer answers the
+#: formats it cannot read (.et, .pdf, or .doc without LibreOffice) with how to save them.
 ALLOWED_SUFFIXES = (".txt", ".docx", ".xlsx", ".xlsm", ".xls", ".doc", ".wps", ".et", ".pdf")
 
 
 class UploadForm(FlaskForm):
-    document = FileField("文件（.txt、.docx、.xlsx 或 .xls）", validators=[FileRequired("请选择要上传的文件。")])
+    document = FileField("文件（.txt、.docx、.doc、.wps、.xlsx 或 .xls）", validators=[FileRequired("请选择要上传的文件。")])
     submit = SubmitField("上传并审核")
 
 
@@ -152,7 +152,7 @@ def upload():
         storage = form.document.data
         filename = clean_filename(storage.filename or "") or "document"
         if not filename.lower().endswith(ALLOWED_SUFFIXES):
-            form.document.errors.append("只支持 .txt（UTF-8 或 GB18030 编码）、Word（.docx）和 Excel（.xlsx、.xls）文件。")
+            form.document.errors.append("只支持 .txt（UTF-8 或 GB18030 编码）、Word（.docx、.doc）、WPS 文字（.wps）和 Excel（.xlsx、.xls）文件。")
             return render_template("plans/upload.html", form=form), 400
         data = storage.read()
         try:
