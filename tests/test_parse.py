@@ -279,6 +279,11 @@ def test_contact_line_variants(seed):
     ("（联系人：甲县发展改革局 周立，5550101；甲县财政局 吴敏，5550102）",
      ["甲县发展改革局", "甲县财政局"], [("周立", "5550101"), ("吴敏", "5550102")]),
     ("（甲县发展改革局联系人：周立，联系电话：5550101）", ["甲县发展改革局"], [("周立", "5550101")]),
+    # shared ownership in other words
+    ("（甲县发展改革局、甲县商务局分别牵头，联系人：周立，联系电话：5550101）",
+     ["甲县发展改革局", "甲县商务局"], [("周立", "5550101")]),
+    ("（甲县发展改革局、甲县商务局各负其责，联系人：周立，联系电话：5550101）",
+     ["甲县发展改革局", "甲县商务局"], [("周立", "5550101")]),
 ])
 def test_a_contact_line_as_offices_write_it(line, owners, contacts):
     """Two people, numbers beside the names, the owner only in front of its contact: the item keeps

@@ -170,6 +170,15 @@ def test_a_prose_only_document_is_refused_with_its_headings_counted():
     assert "二级标题（（一））2 个" in refused.value.found
 
 
+def test_item_lines_without_items_are_counted_in_what_was_found():
+    """第N项 lines with nothing of an item under them: neither shape fits, and the office is told
+    what was found, the 第N项 lines included."""
+    text = _list("某县工作安排", "第1项", "第2项", "第3项")
+    with pytest.raises(StructureNotFound) as refused:
+        parse_text(text)
+    assert "以“第N项”开头的行 3 行，但其下没有可识别的政策原文、落实目标或工作任务" in refused.value.found
+
+
 def test_numbered_entries_without_any_clause_are_no_task_list():
     text = _list("一、会议安排", "1.会议时间：2023年5月12日上午9:00。", "2.会议地点：县政府三楼会议室。",
                  "3.参会人员：各单位主要负责同志。")

@@ -56,7 +56,7 @@ from workflow.vocabulary import ClauseSource, TaskKind
 
 from .furniture import page_start, strip_furniture
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
-                    DocumentError)
+                    DocumentError, StructureNotFound)
 from . import sources
 # Decoding lives in sources.py; these names are imported from here by callers.
 from .sources import (DOCX_MAX_RATIO, DOCX_MAX_UNPACKED, InvalidBytesError, InvalidPlace,  # noqa: F401
@@ -95,7 +95,7 @@ CLAUSE_LABELS: dict[str, tuple[str, ...]] = {
 CONTACT_NAME_LABELS = ("联系人",)
 CONTACT_PHONE_LABELS = ("联系电话", "办公电话", "手机号码", "手机", "电话")
 #: Words after the owner's name in a contact line (``区商务局牵头``).
-OWNER_SUFFIXES = ("共同牵头", "牵头负责", "各司其责", "牵头", "负责")
+OWNER_SUFFIXES = ("共同牵头", "牵头负责", "分别牵头", "各司其责", "各负其责", "牵头", "负责")
 
 
 def _alt(words) -> str:
@@ -115,7 +115,7 @@ ITEM_RE = re.compile(rf"^第(?P<n>{_NUM})(?:-(?P<s>\d+))?项(?:政策)?(?:(?P<n2
 #: （二）落实目标 / (二) 落实目标 / 二、落实目标 / 落实目标： (+ optional text on the same line).
 SECTION_RE = re.compile(rf"^(?P<prefix>（?{_CN}[）、.]|（\d{{1,2}}）|\d{{1,2}}[.、）])?\s*"
                         rf"(?P<label>{_alt(_LABEL_SECTION)})\s*(?P<colon>：)?\s*(?P<rest>.*)$")
-#: 36—1 内资企业部分 (a sub-item header standing alone; accepted only under item 36).
+#: 36—1 内资企业部分 (a sub-item header standing alone; accepted under the item N it numbers).
 SUBITEM_RE = re.compile(r"^(?P<n>\d+)-(?P<s>\d+)(?![\d.%])\s*(?P<rest>[^。，；、（）]{0,30})$")
 #: 一、培育壮大有效需求 / 第一章 … / 第一部分 … (accepted only when an item follows).
 CHAPTER_RE = re.compile(rf"^(?:第(?P<n1>{_NUM})(?:章|部分|篇)|(?P<n2>{_CN})、)\s*(?P<title>[^。；]{{1,40}})$")
@@ -189,16 +189,26 @@ def parse_text(text: str, notes: list[DraftWarning] | None = None) -> Draft:
     # Page numbers and running headers go before paragraphs are joined (furniture.py).
     lines, removed = strip_furniture(lines, page_starts)
     classified = _classify(lines)
-    if any(line.kind == ITEM for line in classified):
-        draft = _Assembler(_build_blocks(classified), len(lines)).run()
-    else:
-        # No 第N项 anywhere: a task list in running text, or StructureNotFound saying what it holds.
+    items = sum(1 for line in classified if line.kind == ITEM)
+    draft = None
+    if items:
+        try:
+            draft = _Assembler(_build_blocks(classified), len(lines)).run()
+        except _NotACompilation:
+            draft = None
+    if draft is None:
+        # No compilation: a task list in running text, or StructureNotFound saying what it holds.
         from .tasklist import parse_task_list   # here: tasklist.py imports this module
         draft = parse_task_list(classified, len(lines))
     draft.removed = removed
     if notes:
         draft.warnings = sorted(notes + draft.warnings, key=lambda w: (w.line or 0))
     return draft
+
+
+class _NotACompilation(DocumentError):
+    """The 第N项 lines hold no item: the task-list grammar has its turn, and its StructureNotFound
+    says what the document holds."""
 
 
 _INVISIBLE_NOTES = 100
@@ -1194,12 +1204,10 @@ class _Assembler:
     def _finish(self) -> None:
         draft = self.draft
         if self.in_front or not draft.items:
-            raise DocumentError("未识别到任何政策条目（“第N项”）：该文件似乎不是实施方案汇编，"
-                                "请确认上传的文件是否正确。")
+            raise _NotACompilation("未识别到任何政策条目（“第N项”）")
         if not any(item.goal is not None or item.explanation is not None or item.tasks
                    or item.policy_text for item in draft.items):
-            raise DocumentError("文件中的“第N项”下没有可识别的政策原文、落实目标或工作任务，"
-                                "该文件似乎不是实施方案汇编。")
+            raise _NotACompilation("“第N项”下没有可识别的政策原文、落实目标或工作任务")
         if not draft.chapters:
             draft.chapters.append(DraftChapter(1, UNNAMED_CHAPTER))
             for item in draft.items:

@@ -310,7 +310,9 @@ def _raw(block: _Block) -> list[str]:
 
 
 class _TaskListAssembler:
-    def __init__(self, paras: list[_Para], line_count: int):
+    def __init__(self, paras: list[_Para], line_count: int, item_lines: int = 0):
+        # 第N项 lines whose items the compilation grammar found empty: counted for StructureNotFound.
+        self.item_lines = item_lines
         self.paras = paras
         self.draft = Draft(shape="task_list", line_count=line_count)
         self.chapters: list[_Chapter] = []
@@ -613,7 +615,8 @@ class _TaskListAssembler:
         found = [f"共 {lines} 行", f"一级标题（一、）{c['headings']} 个", f"二级标题（（一））{c['groups']} 个",
                  f"编号条目（1. / （1） / 1、）{c['entries']} 条",
                  f"带“牵头单位”“责任单位”等标签的责任分工 {c['unit_clauses']} 处",
-                 "“第N项”形式的政策条目 0 个"]
+                 f"以“第N项”开头的行 {self.item_lines} 行"
+                 + ("，但其下没有可识别的政策原文、落实目标或工作任务" if self.item_lines else "")]
         titles = [ch.title for ch in self.chapters if ch.title != UNNAMED_CHAPTER][:6]
         if titles:
             found.append("一级标题：" + "、".join(titles))
@@ -630,4 +633,5 @@ class _TaskListAssembler:
 def parse_task_list(lines: list[_Line], line_count: int) -> Draft:
     """Read classified lines (``parse._classify``) as a task list; raises StructureNotFound
     when they are not one (what was found is in its ``found``)."""
-    return _TaskListAssembler(_paragraphs(lines), line_count).run()
+    items = sum(1 for line in lines if line.kind == "item")
+    return _TaskListAssembler(_paragraphs(lines), line_count, items).run()

@@ -181,7 +181,8 @@ def split_unit_list(text: str) -> tuple[list[str], list[str]]:
 
 
 def split_units(text: str) -> list[str]:
-    """``"区财政局，各镇、街道，周村经济开发区"`` → ``["区财政局", "各镇（街道）", "周村经济开发区"]``."""
+    """``"区财政局，各镇、街道，经济开发区"`` → ``["区财政局", "各镇、街道", "经济开发区"]``: a
+    collective stays as written (names.py says which spellings are one body)."""
     return split_unit_list(text)[0]
 
 
@@ -194,7 +195,7 @@ def unit_kind(name: str) -> UnitKind:
     name = squash(name)
     if name.startswith("各"):
         return UnitKind.GROUP
-    if name.endswith("办公室") or "指挥部" in name:
+    if name.endswith("办公室"):
         return UnitKind.OFFICE
     if name.endswith("分局"):
         return UnitKind.BRANCH
