@@ -324,6 +324,9 @@ def _sweep(as_of: date, sweep_id: int) -> dict[str, int]:
 
     rules_ = rules()
     totals = {"checked": 0, "reminders": 0, "escalations": 0, "rounds_opened": 0}
+    # End the read that loaded the rules: on SQLite a write begun inside a read transaction fails at
+    # once (no busy wait) when the heartbeat thread has committed since; BEGIN IMMEDIATE waits.
+    db.session.rollback()
 
     write_transactions(True)
     try:
