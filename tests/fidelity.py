@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workflow.importer.draft import Draft
+from workflow.importer.load import written_unit_names
 from workflow.importer.names import merge_spellings
 
 SHAPES = Path(__file__).parent / "fixtures" / "shapes"
@@ -39,17 +40,8 @@ TASK_FIELDS = ("kind", "text", "lead_units", "responsible_units", "sections", "l
                "deadline", "deadline_text", "long_term", "deadline_proposal")
 
 
-def written_names(draft: Draft) -> list[str]:
-    names: list[str] = []
-    for item in draft.items:
-        names += item.owner_units
-        for task in item.tasks:
-            names += task.lead_units + task.responsible_units
-    return names
-
-
 def record(draft: Draft) -> dict:
-    canonical = merge_spellings(written_names(draft))
+    canonical = merge_spellings(written_unit_names(draft))
 
     def units(names):
         return list(dict.fromkeys(canonical.get(n, n) for n in names))

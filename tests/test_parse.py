@@ -633,7 +633,7 @@ def test_every_warning_and_problem_kind_the_importer_writes_has_a_chinese_label(
 
     source = "\n".join(p.read_text(encoding="utf-8")
                        for p in (Path(__file__).parent.parent / "workflow" / "importer").glob("*.py"))
-    warnings = set(re.findall(r"(?:\.warn|DraftWarning)\(\s*\"([a-z_]+)\"", source))
+    warnings = set(re.findall(r"(?:\bwarn|DraftWarning)\(\s*\"([a-z_]+)\"", source))
     problems = set(re.findall(r"\bproblem\(\s*\"([a-z_]+)\"", source))
     assert {"number_mismatch", "missing_deadline", "bad_deadline", "duplicate_text"} <= warnings
     assert "bad_deadline_value" in problems

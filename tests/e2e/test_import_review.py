@@ -18,10 +18,7 @@ def db_template():
     return "empty"
 
 
-def test_the_office_imports_a_ledger_through_the_review(app, office_client, live_server, browser, tmp_path):
-    from models import Plan, Task, UnitAlias
-
-    base = live_server
+def _signed_in_as_office(browser, base):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
     page.goto(f"{base}/auth/login")
@@ -29,6 +26,14 @@ def test_the_office_imports_a_ledger_through_the_review(app, office_client, live
     page.fill("#password", PASSWORD)
     page.click("text=登录 >> nth=-1")
     page.wait_for_url(re.compile(r"^(?!.*auth/login).*$"))
+    return context, page
+
+
+def test_the_office_imports_a_ledger_through_the_review(app, office_client, live_server, browser, tmp_path):
+    from models import Plan, Task, UnitAlias
+
+    base = live_server
+    context, page = _signed_in_as_office(browser, base)
 
     page.goto(f"{base}/plans/import")
     page.set_input_files("input[type=file]", str(SHAPES / "table-ledger.xlsx"))
@@ -66,13 +71,7 @@ def test_the_office_imports_another_districts_compilation_and_an_old_word_table(
     from models import Plan, Task
 
     base = live_server
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    page = context.new_page()
-    page.goto(f"{base}/auth/login")
-    page.fill("#username", "office")
-    page.fill("#password", PASSWORD)
-    page.click("text=登录 >> nth=-1")
-    page.wait_for_url(re.compile(r"^(?!.*auth/login).*$"))
+    context, page = _signed_in_as_office(browser, base)
 
     page.goto(f"{base}/plans/import")
     page.set_input_files("input[type=file]", str(SHAPES / "compilation-other-wording.txt"))

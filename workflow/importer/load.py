@@ -180,7 +180,8 @@ PROBLEM_LABELS = {
 REMOVED_LABELS = {"running_header": "页眉", "running_footer": "页脚", "page_number": "页码"}
 
 
-def _written_unit_names(draft: Draft) -> list[str]:
+def written_unit_names(draft: Draft) -> list[str]:
+    """Every unit name the draft writes, in document order, repeats included (what merges count)."""
     names: list[str] = []
     for item in draft.items:
         names += item.owner_units
@@ -200,7 +201,7 @@ def plan_units(draft: Draft, choices: dict[str, NameChoice] | None = None) -> tu
     choices = choices or {}
     existing = {u.name for u in db.session.scalars(select(Unit))}
     saved = {a.alias: (a.unit.name if a.unit is not None else None) for a in db.session.scalars(select(UnitAlias))}
-    written = _written_unit_names(draft)
+    written = written_unit_names(draft)
     frequency = Counter(written)
     plan = UnitPlan()
     warnings: list[DraftWarning] = []

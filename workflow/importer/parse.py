@@ -56,7 +56,7 @@ from workflow.vocabulary import ClauseSource, TaskKind
 
 from .furniture import page_start, strip_furniture
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask, DraftWarning,
-                    DocumentError, StructureNotFound)
+                    DocumentError)
 from . import sources
 # Decoding lives in sources.py; these names are imported from here by callers.
 from .sources import (DOCX_MAX_RATIO, DOCX_MAX_UNPACKED, InvalidBytesError, InvalidPlace,  # noqa: F401
@@ -576,6 +576,28 @@ def _strip_owner_suffix(value: str) -> str:
                 value = value[: -len(suffix)].rstrip("，、")
                 changed = True
     return value
+
+
+def read_deadline_and_report(task: DraftTask, clause: _Clause, where: str, line: int, item: str, warn,
+                             default_year: int | None, reported: set[int]) -> None:
+    """A task's deadline from its clause, with the warnings of the clause (once per clause, however
+    many tasks share it) — for both running-text grammars (compilation and task list)."""
+    task.deadline_text = clause.deadline_text
+    task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text, default_year)
+    if not ok and clause.deadline_text:
+        warn("bad_deadline", f"{where}：无法识别完成时限“{clause.deadline_text}”", line, item)
+    elif not ok:
+        # Not written is not unreadable: the office asks the unit, rather than re-reads the text.
+        task.deadline_proposal = propose_deadline(task.text, default_year)
+        warn("missing_deadline", no_deadline_message(where, task.deadline_proposal), line, item)
+    if id(clause) not in reported:
+        reported.add(id(clause))
+        for label in clause.repeated:
+            warn("repeated_label", f"{where}：标签“{label}”重复书写", line, item)
+        for phrase in clause.rejected:
+            warn("not_a_unit", f"{where}：“{phrase}”不是单位名称，已忽略", line, item)
+        for piece in clause.unplaced:
+            warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", line, item)
 
 
 # =========================================================================== contact line
@@ -1116,27 +1138,8 @@ class _Assembler:
             task.section_units = dict(clause.section_units)
             task.leaders = list(clause.leaders)
             task.addressees = list(clause.addressees)
-            task.deadline_text = clause.deadline_text
-            task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text,
-                                                               self.default_year)
-            line = (clause.lines or entry.lines)[-1]
-            if not ok and clause.deadline_text:
-                self.warn("bad_deadline", f"{where}：无法识别完成时限“{clause.deadline_text}”", line, b.number)
-            elif not ok:
-                # Not written is not unreadable: the office asks the unit, rather than re-reads the text.
-                task.deadline_proposal = propose_deadline(task.text, self.default_year)
-                self.warn("missing_deadline", no_deadline_message(where, task.deadline_proposal), line,
-                          b.number)
-            if id(clause) not in reported:
-                reported.add(id(clause))
-                for label in clause.repeated:
-                    self.warn("repeated_label", f"{where}：标签“{label}”重复书写", line, b.number)
-                for phrase in clause.rejected:
-                    self.warn("not_a_unit", f"{where}：“{phrase}”不是单位名称，已忽略", line,
-                              b.number)
-                for piece in clause.unplaced:
-                    self.warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", line,
-                              b.number)
+            read_deadline_and_report(task, clause, where, (clause.lines or entry.lines)[-1], b.number,
+                                     self.warn, self.default_year, reported)
         if not task.lead_units:
             self.warn("missing_lead", f"{where}：无法确定牵头单位", entry.lines[0], b.number)
         return task

@@ -46,8 +46,8 @@ from workflow.vocabulary import ClauseSource, TaskKind
 from .draft import (UNNAMED_CHAPTER, Draft, DraftChapter, DraftContact, DraftItem, DraftTask,
                     DraftWarning, StructureNotFound)
 from .parse import (CLAUSE_LABELS, CONTACT, PAGE, SECTION_LABELS, TOC, _alt, _Assembler,
-                    _Block, _clause_start, _Line, _parse_clause, _parse_contact)
-from .units import canon, cn_number, no_deadline_message, parse_deadline, propose_deadline, squash
+                    _Block, _clause_start, _Line, _parse_clause, _parse_contact, read_deadline_and_report)
+from .units import canon, cn_number, no_deadline_message, propose_deadline, squash
 
 # =========================================================================== grammar
 
@@ -589,23 +589,8 @@ class _TaskListAssembler:
             task.responsible_units = [u for u in clause.resp if u not in task.lead_units]
             task.sections, task.section_units = list(clause.sections), dict(clause.section_units)
             task.leaders, task.addressees = list(t.read.leaders), list(t.read.addressees)
-            task.deadline_text = clause.deadline_text
-            task.deadline, task.long_term, ok = parse_deadline(clause.deadline_text, self.default_year)
-            at = (clause.lines or t.lines)[-1]
-            if not ok and clause.deadline_text:
-                self.warn("bad_deadline", f"{where}：无法识别完成时限“{clause.deadline_text}”", at, item.number)
-            elif not ok:
-                task.deadline_proposal = propose_deadline(task.text, self.default_year)
-                self.warn("missing_deadline", no_deadline_message(where, task.deadline_proposal), at,
-                          item.number)
-            if id(clause) not in reported:
-                reported.add(id(clause))
-                for label in clause.repeated:
-                    self.warn("repeated_label", f"{where}：标签“{label}”重复书写", at, item.number)
-                for phrase in clause.rejected:
-                    self.warn("not_a_unit", f"{where}：“{phrase}”不是单位名称，已忽略", at, item.number)
-                for piece in clause.unplaced:
-                    self.warn("unplaced_fragment", f"{where}：责任分工中无法识别“{piece}”", at, item.number)
+            read_deadline_and_report(task, clause, where, (clause.lines or t.lines)[-1], item.number,
+                                     self.warn, self.default_year, reported)
         if not task.lead_units:
             self.warn("missing_lead", f"{where}：无法确定牵头单位", line, item.number)
         return task
