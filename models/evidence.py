@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
@@ -96,6 +96,8 @@ class Evidence(db.Model):
 class Notification(db.Model):
     """In-app inbox, one row per recipient user."""
     __tablename__ = "notification"
+    # Every page counts the signed-in user's unread messages: (user, read_at) answers it from the index.
+    __table_args__ = (Index("ix_notification_user_unread", "user_id", "read_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)

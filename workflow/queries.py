@@ -362,13 +362,10 @@ def task_for_page(task_id: int):
 
 
 def timeline(task):
-    """The audit entries of a task and its parts, in chain order."""
-    part_ids = [p.id for p in task.parts]
-    clause = AuditEntry.task_id == task.id
-    if part_ids:
-        clause = or_(clause, AuditEntry.part_id.in_(part_ids))
+    """The audit entries of a task and its parts, in chain order. An entry about a part always
+    carries its task too (``audit.append``), so the task's index answers it alone."""
     return db.session.scalars(
-        select(AuditEntry).where(clause).order_by(AuditEntry.seq)
+        select(AuditEntry).where(AuditEntry.task_id == task.id).order_by(AuditEntry.seq)
         .options(selectinload(AuditEntry.user), selectinload(AuditEntry.unit))).all()
 
 

@@ -1,0 +1,91 @@
+"""The pages' queries use indexes, on both databases: every statement a page sends is explained
+with its own parameters, and none may read a whole table that grows with the data (the audit
+trail, tasks, parts, notifications…). Small tables of the organisation (units, users, plans) may
+be scanned. On PostgreSQL sequential scans are switched off for the EXPLAIN, so that the test data's
+small tables do not hide a missing index: a plan that still scans has no index to use.
+
+Issue 12 (scale) adds pages here as their queries are made bounded; see docs/deployment.md."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import event, select
+
+from workflow.extensions import db
+
+#: Tables whose size grows with the plans and their history.
+GROWING = ("audit_entry", "task", "task_part", "notification", "progress_note", "submission", "evidence",
+           "reminder", "delivery", "extension_request", "round_part")
+
+
+@pytest.fixture
+def db_template() -> str:
+    return "activity"
+
+
+def _statements_of(app, client, path: str) -> list[tuple[str, object]]:
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and not executemany:
+            statements.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200, (path, response.status_code)
+    return statements
+
+
+def _full_scans(app, statement: str, parameters) -> list[str]:
+    """The growing tables this statement reads whole, by its query plan."""
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            if db.engine.dialect.name == "sqlite":
+                cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+                details = [row[3] for row in cursor.fetchall()]
+                scanned = [m[1] for d in details if (m := re.match(r"SCAN (\w+)", d))]
+            else:
+                cursor.execute("SET enable_seqscan = off")
+                cursor.execute("EXPLAIN " + statement, parameters)
+                details = [row[0] for row in cursor.fetchall()]
+                scanned = [m[1] for d in details if (m := re.search(r"Seq Scan on (\w+)", d))]
+            raw.rollback()
+        finally:
+            raw.close()
+    return [table for table in scanned if table in GROWING]
+
+
+def _task_with_most_history(app) -> int:
+    from sqlalchemy import func
+
+    from models import AuditEntry
+
+    with app.app_context():
+        return db.session.execute(select(AuditEntry.task_id, func.count()).where(AuditEntry.task_id.is_not(None))
+                                  .group_by(AuditEntry.task_id).order_by(func.count().desc()).limit(1)).first()[0]
+
+
+def test_the_task_page_reads_its_own_rows_only(app, login):
+    """The task page's timeline and parts come from the task's indexes, for the office and for a unit."""
+    from models import Task, TaskPart, User
+
+    task_id = _task_with_most_history(app)
+    with app.app_context():
+        part = db.session.scalar(select(TaskPart).where(TaskPart.task_id == task_id))
+        staff = db.session.scalar(select(User.username).where(User.unit_id == part.unit_id,
+                                                               User.username.like("%.staff")))
+        assert db.session.get(Task, task_id) is not None and staff
+    for username in ("office", staff):
+        statements = _statements_of(app, login(username), f"/tasks/{task_id}")
+        assert statements
+        scans = {sql[:160]: tables
+                 for sql, params in statements if (tables := _full_scans(app, sql, params))}
+        assert scans == {}, (username, scans)
