@@ -78,6 +78,11 @@ def _lock_head():
     return head
 
 
+def entry_count() -> int:
+    """How many entries the trail holds, from its head: seq counts them (append-only, from 1)."""
+    return db.session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
+
+
 def append(action: str, *, user=None, username: str | None = None, task=None, part=None, plan=None,
            from_state: str | None = None, to_state: str | None = None, reason: str | None = None,
            details: dict | None = None, ip: str | None = None):

@@ -218,9 +218,11 @@ def filter_choices() -> dict:
         .order_by(Plan.id.desc(), Chapter.number)).all()
     # Every unit with work, for unit users too: a lead unit filters its tasks
     # by the units doing them (the list itself stays limited to what they may see).
+    # EXISTS per unit: a look-up in each unit's index, not a pass over every part.
     units = db.session.scalars(
-        select(Unit).where(or_(Unit.id.in_(select(task_lead_units.c.unit_id)),
-                               Unit.id.in_(select(TaskPart.unit_id))))
+        select(Unit).where(or_(select(task_lead_units.c.unit_id).where(task_lead_units.c.unit_id == Unit.id)
+                               .exists(),
+                               select(TaskPart.id).where(TaskPart.unit_id == Unit.id).exists()))
         .order_by(Unit.kind, Unit.name)).all()
     return {"plans": plans, "chapters": chapters, "units": units}
 

@@ -40,8 +40,12 @@ def index():
                                today_local())
     if fmt:
         flash(tables.FORMAT_ERROR, "warning")
+    # Unfiltered, the chain's head knows how many entries there are: no count over the whole trail.
+    everything = not filters.as_args()
     page = db.paginate(queries.audit_entries(filters), page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False)
+                       per_page=current_app.config["PER_PAGE"], error_out=False, count=not everything)
+    if everything:
+        page.total = audit.entry_count()
     return render_template("audit/index.html", page=page, filters=filters, units=queries.all_units(),
                            actions=ACTION_LABELS, describe=describe)
 
