@@ -101,21 +101,36 @@ def overview():
     return _overview(home=False)
 
 
+#: Plans per page of the all-plans overview.
+PLANS_PER_PAGE = 50
+
+
 def _overview(home: bool):
     user = current_user._get_current_object()
     plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
     plan_id = parse_id(request.args.get("plan"))
-    data = queries.overview(plan_id, today_local(), _near_days())
+    today = today_local()
+    # Several plans and none chosen: a summary per plan; the chapter and unit tables are a plan's.
+    across = len(plans) > 1 and plan_id is None
+    plan_rows, plan_page = [], None
+    if across:
+        plan_page = db.paginate(select(Plan).order_by(Plan.id.desc()), page=page_number(request.args.get("page")),
+                                per_page=PLANS_PER_PAGE, error_out=False, count=False)
+        plan_page.total = len(plans)
+        plan_rows = queries.plan_summaries(plan_page.items, today, _near_days())
+        data, warnings = queries.cross_plan_summary(today, _near_days())
+    else:
+        data = queries.overview(plan_id, today, _near_days())
+        warnings = queries.warning_breakdown(plan_id, today)
     to_close = queries.count_of(queries.to_close_tasks()) if user.is_office else 0
     verify_waiting = queries.verify_count(user)
-    unreceived = queries.unreceived_counts(today_local(), _receipt_due_days(), plan_id)
-    warnings = queries.warning_breakdown(plan_id, today_local())
+    unreceived = queries.unreceived_counts(today, _receipt_due_days(), plan_id)
     escalations = reminder_services.active_escalations(plan_id)
     return render_template("tasks/overview.html", data=data, plans=plans, plan_id=plan_id, home=home,
                            escalations=escalations,
                            to_close=to_close, verify_waiting=verify_waiting, unreceived=unreceived,
                            warnings=warnings, warning_counts=warnings["total"],
-                           multi_plan=len(plans) > 1 and plan_id is None)
+                           across=across, plan_rows=plan_rows, plan_page=plan_page)
 
 
 @bp.route("/tasks/")
