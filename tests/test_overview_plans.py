@@ -66,3 +66,24 @@ def test_the_all_plans_counts_move_with_the_audit_trail(app, login, two_plans):
         db.session.commit()
     # … and any audited change counts them again.
     assert _tile(office.get("/overview").get_data(as_text=True), "已办结") == before + 1
+
+
+def test_the_chapter_filter_lists_the_chosen_plans_chapters_only(app, login, two_plans):
+    """Every plan's chapters in every list page would make it hundreds of KB at a city's scale."""
+    from models import Chapter
+
+    office = login("office")
+    (seed_id, _), (other_id, _) = two_plans
+    with app.app_context():
+        chapters = {pid: {c.id for c in db.session.scalars(select(Chapter).where(Chapter.plan_id == pid))}
+                    for pid in (seed_id, other_id)}
+
+    def options(html):
+        select_html = re.search(r'<select name="chapter">(.*?)</select>', html, re.S)[1]
+        return {int(v) for v in re.findall(r'<option value="(\d+)"', select_html)}
+
+    assert options(office.get(f"/tasks/?plan={other_id}").get_data(as_text=True)) == chapters[other_id]
+    html = office.get("/tasks/").get_data(as_text=True)
+    assert options(html) == set() and "先选择实施方案" in html
+    one = min(chapters[seed_id])
+    assert options(office.get(f"/tasks/?chapter={one}").get_data(as_text=True)) == {one}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from auth.permissions import may
@@ -250,12 +250,21 @@ def warning_breakdown(plan_id: int | None, today: date) -> dict:
     return {"total": total, "plans": plans, "chapters": chapters, "units": units, "empty": empty()}
 
 
-def filter_choices() -> dict:
-    """Options for the filter selects (plans, chapters, units)."""
+def filter_choices(plan_id: int | None = None, chapter_id: int | None = None) -> dict:
+    """Options for the filter selects (plans, chapters, units). The chapters are the chosen plan's
+    (or the only plan's); with several plans and none chosen, only a chosen chapter is listed —
+    every plan's chapters would make each list page hundreds of KB."""
     plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
-    chapters = db.session.execute(
-        select(Chapter.id, Chapter.number, Chapter.title, Plan.id, Plan.title).join(Plan)
-        .order_by(Plan.id.desc(), Chapter.number)).all()
+    chapter_rows = select(Chapter.id, Chapter.number, Chapter.title, Plan.id, Plan.title).join(Plan)
+    if plan_id is None and len(plans) == 1:
+        plan_id = plans[0].id
+    if plan_id is not None:
+        chapter_rows = chapter_rows.where(Chapter.plan_id == plan_id)
+    elif chapter_id is not None:
+        chapter_rows = chapter_rows.where(Chapter.id == chapter_id)
+    else:
+        chapter_rows = chapter_rows.where(false())
+    chapters = db.session.execute(chapter_rows.order_by(Plan.id.desc(), Chapter.number)).all()
     # Every unit with work, for unit users too: a lead unit filters its tasks
     # by the units doing them (the list itself stays limited to what they may see).
     # EXISTS per unit: a look-up in each unit's index, not a pass over every part.

@@ -154,7 +154,8 @@ def task_list():
     else:
         page = paginate(stmt)
         warnings = pace.assess_tasks(page.items, today)
-    return render_template("tasks/list.html", page=page, filters=filters, choices=queries.filter_choices(),
+    return render_template("tasks/list.html", page=page, filters=filters,
+                           choices=queries.filter_choices(filters.plan, filters.chapter),
                            warnings=warnings, bulk_form=BulkTasksForm() if user.is_office else None)
 
 
