@@ -94,6 +94,16 @@ def test_edited_and_rehashed_entry_is_caught_by_the_next(app, runner, chain):
     assert f"第 {target} 条记录的内容" not in output
 
 
+def test_verify_reads_the_trail_in_chunks_and_still_finds_a_break_in_a_later_one(app, runner, chain, monkeypatch):
+    monkeypatch.setattr(audit, "VERIFY_CHUNK", 3)
+    code, output = run_verify(runner)
+    assert code == 0 and f"{len(chain)} 条记录" in output, output
+    target = chain[-1] - 1
+    tamper(app, "UPDATE audit_entry SET reason = :r WHERE seq = :s", r="改动", s=target)
+    code, output = run_verify(runner)
+    assert code != 0 and f"第 {target} 条记录的内容与其哈希不符" in output
+
+
 def test_deleted_entry_is_named(app, runner, chain):
     target = chain[5]
     tamper(app, "DELETE FROM audit_entry WHERE seq = :s", s=target)

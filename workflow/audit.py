@@ -160,12 +160,32 @@ class Problem:
     message: str
 
 
+#: Entries read per query by verify(): plain rows, by seq, so memory stays that of one chunk.
+VERIFY_CHUNK = 2000
+
+
+def _entries_in_order():
+    """Every entry as a plain row (no ORM objects piling up in the session), in seq order, read in
+    keyset chunks: constant memory however long the trail."""
+    columns = list(AuditEntry.__table__.c)
+    last = None
+    while True:
+        stmt = select(*columns).order_by(AuditEntry.seq).limit(VERIFY_CHUNK)
+        if last is not None:
+            stmt = stmt.where(AuditEntry.seq > last)
+        rows = db.session.execute(stmt).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
 def verify() -> list[Problem]:
     """Walk the chain in seq order; return every break found (empty: intact)."""
     problems: list[Problem] = []
     prev_hash = GENESIS
     expected_seq = 1
-    for entry in db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).yield_per(500):
+    for entry in _entries_in_order():
         if entry.seq != expected_seq:
             problems.append(Problem(entry.seq, entry.id,
                                     f"第 {expected_seq} 条至第 {entry.seq - 1} 条记录缺失或顺序被改动"))
