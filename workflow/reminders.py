@@ -246,10 +246,12 @@ def sweep_job(sweep_id: int) -> None:
     row = db.session.get(SweepRun, sweep_id)
     if row is None:
         return
-    as_of = row.as_of
+    # Both read before the rollback: reading one after it would begin a read transaction that the
+    # claim's write then fails to upgrade on SQLite ("database is locked") once another thread committed.
+    as_of, requested_by = row.as_of, row.requested_by
     db.session.rollback()
     try:
-        run_sweep(as_of, row.requested_by)
+        run_sweep(as_of, requested_by)
     except SweepBusy:
         pass
 
