@@ -149,8 +149,10 @@ def generate(url: str, folder: Path, tasks: int, audit_per_task: float, log=prin
             for name in COPIED:
                 t = meta.tables[name]
                 started = time.perf_counter()
-                result = conn.execute(insert(t).from_select([c.name for c in t.columns], _copy_select(t, offsets, copies)))
-                log(f"    {name:<22} +{result.rowcount:>8} 行  {time.perf_counter() - started:5.1f} 秒", flush=True)
+                before = conn.scalar(select(func.count()).select_from(t))
+                conn.execute(insert(t).from_select([c.name for c in t.columns], _copy_select(t, offsets, copies)))
+                added = conn.scalar(select(func.count()).select_from(t)) - before
+                log(f"    {name:<22} +{added:>8} 行  {time.perf_counter() - started:5.1f} 秒", flush=True)
             copies.drop(conn)
             if pg:
                 for name in offsets:
