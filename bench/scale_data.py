@@ -163,7 +163,6 @@ def generate(url: str, folder: Path, tasks: int, audit_per_task: float, log=prin
         # The audit trail, appended in Python.
         t2 = time.perf_counter()
         a = AuditEntry.__table__
-        cols = [c.name for c in a.columns]
         with _bulk(engine, pg) as conn:
             seed_rows = [dict(r._mapping) for r in conn.execute(
                 select(a).where((a.c.task_id.is_not(None)) | (a.c.part_id.is_not(None)) | (a.c.plan_id.is_not(None)))
