@@ -53,6 +53,10 @@ Columns:
   err           requests that failed (HTTP status other than expected, timeout, reset)
 After the write rows: how many of the parts ours was sent are received in the database.
 
+Ours and bare run cell by cell, back to back (ours 1 client, bare 1 client, ours N,
+bare N), so that other work on the machine weighs on both alike: the ratio is the
+steadier figure; the machine's load average is printed before and after the cells.
+
 It asserts nothing; it prints figures.
 """
 from __future__ import annotations
@@ -519,7 +523,8 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
                       "overview": ["/overview"], "audit": ["/audit"]}
         levels = sorted({1, args.clients})
         rows = []
-        print(f"  测量：每格 {args.seconds:g} 秒，客户端 {'、'.join(map(str, levels))} 个", flush=True)
+        print(f"  测量：每格 {args.seconds:g} 秒，客户端 {'、'.join(map(str, levels))} 个；"
+              f"机器负载 {os.getloadavg()[0]:.2f}", flush=True)
         for page in args.pages:
             clients, paths = ours_pages[page]
             run_cell(get_work(clients, paths), args.workers, 0.01)   # warm-up: one request per worker
@@ -579,6 +584,7 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
                 rows.append(("write", c, ours, base, sql.get("write", ("?", "?"))))
                 print_row(*rows[-1], header=not rows[:-1])
             done = received(url, [p for p, _ in sent])
+            print(f"  机器负载 {os.getloadavg()[0]:.2f}（1 分钟平均）", flush=True)
             print(f"  写：我们共发出 {len(sent)} 次签收，数据库中已签收 {done} 项（可签收的承办 {pool_total} 项，"
                   f"每格至多用 {share} 项，用完即停；裸应用重写我们签收过的同一批行）", flush=True)
     finally:
