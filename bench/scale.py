@@ -584,9 +584,9 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
                 rows.append(("write", c, ours, base, sql.get("write", ("?", "?"))))
                 print_row(*rows[-1], header=not rows[:-1])
             done = received(url, [p for p, _ in sent])
-            print(f"  机器负载 {os.getloadavg()[0]:.2f}（1 分钟平均）", flush=True)
             print(f"  写：我们共发出 {len(sent)} 次签收，数据库中已签收 {done} 项（可签收的承办 {pool_total} 项，"
                   f"每格至多用 {share} 项，用完即停；裸应用重写我们签收过的同一批行）", flush=True)
+        print(f"  测量结束时机器负载 {os.getloadavg()[0]:.2f}（1 分钟平均）", flush=True)
     finally:
         stop_server(ours_proc)
         stop_server(bare_proc)
