@@ -594,15 +594,23 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
             pg.stop()
 
 
+def _ms(x: float) -> str:
+    return f"{x:.1f}" if x < 1000 else f"{x:.0f}"
+
+
+def _rate(x: float) -> str:
+    return f"{x:.1f}" if x >= 1 else f"{x:.2f}"
+
+
 def print_row(page, c, ours: Cell, base: Cell, sql, header: bool) -> None:
     if header:
-        print(f"\n  {'page':<12}{'cl':>3} | {'ours p50':>8}{'p95':>8}{'req/s':>8} | {'bare p50':>8}{'p95':>8}"
-              f"{'req/s':>8} | {'ours/bare':>9} | {'SQL':>9} | {'KB':>13} | {'err':>7}")
+        print(f"\n  {'page':<12}{'cl':>3} | {'ours p50':>9}{'p95':>9}{'req/s':>7} | {'bare p50':>9}{'p95':>9}"
+              f"{'req/s':>7} | {'ours/bare':>9} | {'SQL':>9} | {'KB':>13} | {'err':>7}")
     ratio = ours.rps / base.rps if base.rps else float("nan")
     err = f"{ours.errors}/{base.errors}"
-    print(f"  {page:<12}{c:>3} | {ours.p(0.5):>8.1f}{ours.p(0.95):>8.1f}{ours.rps:>8.1f} | {base.p(0.5):>8.1f}"
-          f"{base.p(0.95):>8.1f}{base.rps:>8.1f} | {ratio:>9.2f} | {f'{sql[0]}/{sql[1]}':>9} | "
-          f"{f'{ours.kb:.1f}/{base.kb:.1f}':>13} | {err:>7}", flush=True)
+    print(f"  {page:<12}{c:>3} | {_ms(ours.p(0.5)):>9}{_ms(ours.p(0.95)):>9}{_rate(ours.rps):>7} | "
+          f"{_ms(base.p(0.5)):>9}{_ms(base.p(0.95)):>9}{_rate(base.rps):>7} | {ratio:>9.2f} | "
+          f"{f'{sql[0]}/{sql[1]}':>9} | {f'{ours.kb:.1f}/{base.kb:.1f}':>13} | {err:>7}", flush=True)
 
 
 def main() -> int:
