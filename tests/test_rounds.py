@@ -354,6 +354,19 @@ def test_another_unit_cannot_file_and_nothing_changes(app, login):
         assert db.session.get(RoundPart, entry_id).note_id is None
 
 
+def test_the_todo_page_holds_the_earliest_entries_and_says_how_many_are_owed(app, login, monkeypatch):
+    """A unit of a city's deployment can owe thousands of filings: the form holds the first few."""
+    from workflow import round_services
+
+    monkeypatch.setattr(round_services, "TODO_ENTRIES", 2)
+    round_id = open_round(app)
+    unit_id, rows = unit_with_entries(app, round_id, at_least=3)
+    todo = login(unit_username(unit_id, "staff")).get("/tasks/todo").text
+    assert f"调度报送（{len(rows)} 项）" in todo
+    assert "这里列出最早到期的 2 项" in todo
+    assert len(re.findall(r'name="note-\d+"', todo)) == 2
+
+
 def test_bulk_filing_on_the_todo_page_is_all_or_nothing(app, login):
     from models import AuditEntry, ProgressNote, RoundPart
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from auth.permissions import denial
@@ -251,17 +251,26 @@ def entries_by_unit(round_) -> list[dict]:
     return rows
 
 
-def open_entries_of_unit(unit_id: int) -> list:
-    """The unit's entries in open rounds not yet filed, by due date (the to-do page)."""
+#: Entries the to-do page's filing form holds at most: a unit of a city's deployment can owe thousands.
+TODO_ENTRIES = 50
+
+
+def open_entries_of_unit(unit_id: int) -> tuple[list, int]:
+    """(the unit's first ``TODO_ENTRIES`` entries in open rounds not yet filed, the earliest due first;
+    how many it owes in all) — for the to-do page."""
     if unit_id is None:
-        return []
+        return [], 0
+    owed = (select(RoundPart).join(ProgressRound).join(TaskPart, RoundPart.part_id == TaskPart.id).where(
+        TaskPart.unit_id == unit_id, RoundPart.note_id.is_(None), ProgressRound.state == ROUND_OPEN,
+        TaskPart.state.in_((PLANNED, IN_PROGRESS))))
+    total = db.session.scalar(select(func.count()).select_from(owed.subquery()))
+    if not total:
+        return [], 0
     entries = db.session.scalars(
-        select(RoundPart).join(ProgressRound).join(TaskPart, RoundPart.part_id == TaskPart.id).where(
-            TaskPart.unit_id == unit_id, RoundPart.note_id.is_(None), ProgressRound.state == ROUND_OPEN,
-            TaskPart.state.in_((PLANNED, IN_PROGRESS)))
+        owed.order_by(ProgressRound.due_on, ProgressRound.id, RoundPart.id).limit(TODO_ENTRIES)
         .options(joinedload(RoundPart.round), joinedload(RoundPart.part).joinedload(TaskPart.task)
                  .joinedload(Task.item))).unique().all()
-    return sorted(entries, key=lambda e: (e.round.due_on, e.round.id, e.part.task.document_key))
+    return sorted(entries, key=lambda e: (e.round.due_on, e.round.id, e.part.task.document_key)), total
 
 
 # ---------------------------------------------------------------- rounds on a schedule

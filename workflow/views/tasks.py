@@ -207,9 +207,10 @@ def todo():
                   if user.role == Role.UNIT_LEADER else [])
         verify_total = queries.verify_count(user) if user.role == Role.UNIT_LEADER else 0
         to_receive = queries.count_of(queries.unreceived_parts(unit_id=user.unit_id))
+        round_entries, round_total = round_services.open_entries_of_unit(user.unit_id)
         return render_template("tasks/todo.html", page=page, verify=verify, verify_total=verify_total,
                                to_receive=to_receive, warnings=pace.assess_parts(page.items, today),
-                               round_entries=round_services.open_entries_of_unit(user.unit_id))
+                               round_entries=round_entries, round_total=round_total)
     if user.is_office:
         stmt = queries.to_close_tasks()
         if fmt:
