@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 from datetime import date, datetime, timedelta, timezone
 
 from flask import Flask, abort, render_template_string, request
@@ -43,7 +44,8 @@ def _url(url: str) -> str:
     return url
 
 
-URL = _url(os.environ["DATABASE_URL"])
+# An in-memory database when none is named: the suite imports every bench script (tests/test_bench_scripts.py).
+URL = _url(os.environ.get("DATABASE_URL", "sqlite://"))
 SQLITE = URL.startswith("sqlite")
 engine = create_engine(URL, **({"connect_args": {"timeout": 30, "check_same_thread": False}} if SQLITE else {}))
 
@@ -236,3 +238,12 @@ def receive(part_id: int):
         conn.execute(text("UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1"),
                      {"seq": entry["seq"], "hash": entry["hash"]})
     return "ok"
+
+
+def main() -> None:
+    """A quick try without gunicorn: DATABASE_URL=… python bench/scale_bare.py [PORT]."""
+    app.run(host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 5099, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -231,9 +231,14 @@ def verify_chain(url: str, folder: Path) -> list:
     return problems
 
 
-if __name__ == "__main__":   # a quick try: python bench/scale_data.py TASKS FOLDER [URL]
+def main() -> None:
+    """A quick try: python bench/scale_data.py TASKS FOLDER [URL] (bench/scale.py is the benchmark)."""
     folder = Path(sys.argv[2])
     url = sys.argv[3] if len(sys.argv) > 3 else f"sqlite:///{folder / 'bench.sqlite'}"
     print(generate(url, folder, int(sys.argv[1]), 5.4))
     t = time.perf_counter()
     print("audit verify:", verify_chain(url, folder) or "intact", f"{time.perf_counter() - t:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
