@@ -698,3 +698,28 @@ def test_other_offices_label_words_and_a_leader_who_is_a_person():
         assert (clause.leads, clause.resp, clause.leaders, clause.deadline_text) == (leads, resp, leaders, deadline)
         assert not clause.unplaced and not clause.rejected
         assert not set(clause.leaders) & set(clause.leads + clause.resp)   # a person is never a unit
+
+
+def test_every_unit_and_contact_of_the_seed_is_as_the_document_writes_it(seed, seed_text):
+    """Issue 11: every unit name the seed's draft holds (after the in-document merges) is written in the
+    document, and every person named after 联系人 in a contact line is a contact of its item — none lost,
+    none invented. The people are read here by a rule of their own, not the parser's."""
+    from workflow.importer.names import merge_spellings
+    from workflow.importer.load import written_unit_names
+
+    squashed = re.sub(r"\s+", "", seed_text)
+    canonical = merge_spellings(written_unit_names(seed))
+    names = {canonical.get(n, n) for n in written_unit_names(seed)}
+    assert len(names) >= 30
+    assert sorted(n for n in names if n not in squashed) == []
+
+    people = []
+    for line in seed_text.splitlines():
+        line = line.strip()
+        if line.startswith(("（", "(")) and "联系" in line and "牵头单位：" not in line and "责任单位：" not in line:
+            for m in re.finditer(r"联系人：([^，；,;：）)]+)", line):
+                people += [p for p in re.split(r"[、/]", m[1].strip()) if p]
+    contacts = [c.name for i in seed.items for c in i.contacts]
+    assert len(people) >= 45
+    assert sorted(set(people) - set(contacts)) == []
+    assert all(c in squashed for c in contacts)
