@@ -166,3 +166,83 @@ def test_the_database_refuses_to_change_history(app, runner, chain, statement):
         db.session.rollback()
     code, output = run_verify(runner)
     assert code == 0, output
+
+
+# ---------------------------------------------------------------- chaining at commit
+
+def test_entries_of_one_transaction_take_the_head_once_at_commit(app, count_queries):
+    """Several entries in one transaction: the head is read (PostgreSQL: locked)
+    once, when the transaction commits, and the entries follow one another."""
+    from models import AuditEntry, AuditHead
+
+    with app.app_context():
+        seq_before = audit.entry_count()
+        with count_queries() as statements:
+            for n in range(3):
+                audit.append("urge", username="office", reason=f"第{n + 1}次")
+            assert db.session.get(AuditHead, 1).seq == seq_before     # nothing chained before the commit
+            db.session.commit()
+        head_reads = [s for s in statements if "FROM audit_head" in s]
+        head_writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE AUDIT_HEAD")]
+        assert len(head_reads) == 2 and len(head_writes) == 1   # the get above, the commit's lock; one update
+        if db.engine.dialect.name == "postgresql":
+            assert sum("FOR UPDATE" in s for s in head_reads) == 1
+        entries = db.session.scalars(select(AuditEntry).where(AuditEntry.seq > seq_before)
+                                     .order_by(AuditEntry.seq)).all()
+        assert [e.reason for e in entries] == ["第1次", "第2次", "第3次"]
+        assert [e.seq for e in entries] == [seq_before + 1, seq_before + 2, seq_before + 3]
+        assert audit.verify() == []
+        db.session.remove()
+
+
+def test_a_savepoint_rolled_back_takes_its_entries_and_leaves_the_rest(app):
+    from models import AuditEntry
+
+    with app.app_context():
+        seq_before = audit.entry_count()
+        audit.append("urge", username="office", reason="之前")
+        try:
+            with db.session.begin_nested():
+                audit.append("urge", username="office", reason="撤销的保存点里")
+                raise RuntimeError("the savepoint fails")
+        except RuntimeError:
+            pass
+        with db.session.begin_nested():
+            audit.append("urge", username="office", reason="保留的保存点里")
+        audit.append("urge", username="office", reason="之后")
+        db.session.commit()
+        reasons = db.session.scalars(select(AuditEntry.reason).where(AuditEntry.seq > seq_before)
+                                     .order_by(AuditEntry.seq)).all()
+        assert reasons == ["之前", "保留的保存点里", "之后"]
+        assert audit.verify() == []
+
+        audit.append("urge", username="office", reason="回滚的事务里")
+        db.session.rollback()
+        db.session.commit()
+        assert audit.entry_count() == seq_before + 3
+        db.session.remove()
+
+
+def test_jobs_asked_for_before_a_failed_savepoint_are_still_queued(app, monkeypatch):
+    from workflow import background
+
+    queued = []
+    monkeypatch.setattr(background, "enqueue", lambda name, *args, **kw: queued.append((name, args)))
+    with app.app_context():
+        background.enqueue_after_commit("job.before", 1)
+        try:
+            with db.session.begin_nested():
+                background.enqueue_after_commit("job.inside_failed", 2)
+                raise RuntimeError("the savepoint fails")
+        except RuntimeError:
+            pass
+        with db.session.begin_nested():
+            background.enqueue_after_commit("job.inside_released", 3)
+        assert queued == []                       # a savepoint released is not a commit
+        db.session.commit()
+        assert queued == [("job.before", (1,)), ("job.inside_released", (3,))]
+        background.enqueue_after_commit("job.rolled_back", 4)
+        db.session.rollback()
+        db.session.commit()
+        assert len(queued) == 2
+        db.session.remove()

@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 
 from tests.conftest import make_app
 from tests.helpers import log_in, unit_user
-from workflow import backup
+from workflow import audit, backup
 from workflow.extensions import db
 
 AS_OF = "2022-06-30"
@@ -193,10 +193,11 @@ class Load:
 
 
 class InFlight:
-    """A unit's text evidence, flushed (audit entry and all) but not committed
-    until ``commit()``: on SQLite it holds the write lock meanwhile (BEGIN
-    IMMEDIATE), on PostgreSQL the audit head's row lock — the other writers
-    queue behind it, as they would behind a slow request."""
+    """A unit's text evidence, flushed and its audit entry chained (as a commit
+    begins by doing) but not committed until ``commit()``: on SQLite it holds
+    the write lock meanwhile (BEGIN IMMEDIATE), on PostgreSQL the audit head's
+    row lock — the other writers queue behind it, as they would behind a slow
+    commit."""
 
     def __init__(self, app, part_id: int, user_id: int):
         self.flushed, self.release, self.done = threading.Event(), threading.Event(), threading.Event()
@@ -216,6 +217,7 @@ class InFlight:
                 write_transactions(True)
                 part, user = db.session.get(TaskPart, part_id), db.session.get(User, user_id)
                 services.add_text_evidence(part, user, "备份进行时尚未提交的材料")
+                audit.chain_pending()
                 self.seq = db.session.scalar(select(func.max(AuditEntry.seq)))
                 self.flushed.set()
                 self.release.wait(120)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import has_request_context, request
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from models import AuditEntry, AuditHead, Role
+from workflow import pending
 from workflow.extensions import db
 from workflow.machine import EVENT_LABELS
 from workflow.timeutil import utcnow
@@ -69,12 +71,15 @@ def compute_hash(entry) -> str:
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 
-def _lock_head():
-    head = db.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+_PENDING_KIND = "audit_entry"
+
+
+def _lock_head(session):
+    head = session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
-        db.session.add(head)
-        db.session.flush()
+        session.add(head)
+        session.flush()
     return head
 
 
@@ -86,12 +91,17 @@ def entry_count() -> int:
 def append(action: str, *, user=None, username: str | None = None, task=None, part=None, plan=None,
            from_state: str | None = None, to_state: str | None = None, reason: str | None = None,
            details: dict | None = None, ip: str | None = None):
-    """Add one entry in the caller's transaction (flushes, never commits)."""
-    head = _lock_head()
+    """Add one entry to the caller's transaction (never commits).
+
+    The entry takes its place in the chain (seq, prev_hash, hash) when the
+    transaction commits, or earlier if the transaction reads the audit trail
+    (or calls ``chain_pending()``): the head row is locked
+    once for all the entries of a transaction, and only for the commit itself,
+    so that concurrent writers queue on it for as short a time as possible.
+    A savepoint rolled back takes the entries written inside it along."""
     if ip is None and has_request_context():
         ip = request.remote_addr
     entry = AuditEntry(
-        seq=head.seq + 1,
         at=utcnow(),
         user_id=user.id if user is not None else None,
         username=user.username if user is not None else username,
@@ -105,14 +115,41 @@ def append(action: str, *, user=None, username: str | None = None, task=None, pa
         to_state=to_state,
         reason=reason,
         details=_plain(details),
-        prev_hash=head.hash,
     )
-    entry.hash = compute_hash(entry)
-    db.session.add(entry)
-    head.seq = entry.seq
-    head.hash = entry.hash
-    db.session.flush()
+    pending.add(db.session(), _PENDING_KIND, entry)
     return entry
+
+
+def chain_pending(session=None) -> None:
+    """Give the entries written so far in this transaction their place in the
+    chain, in the order they were written, under one lock of the head."""
+    session = session if session is not None else db.session()
+    entries = pending.take(session, _PENDING_KIND)
+    if not entries:
+        return
+    head = _lock_head(session)
+    for entry in entries:
+        entry.seq = head.seq + 1
+        entry.prev_hash = head.hash
+        entry.hash = compute_hash(entry)
+        session.add(entry)
+        head.seq, head.hash = entry.seq, entry.hash
+    session.flush()
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_before_commit(session):
+    if pending.committing_outermost(session):
+        chain_pending(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _chain_before_reading_entries(state):
+    # A transaction that reads the audit trail sees the entries it wrote, as it
+    # would any other row it added (autoflush); it takes the head lock then.
+    if (state.is_select and pending.waiting(state.session, _PENDING_KIND)
+            and any(m.class_ is AuditEntry for m in state.all_mappers)):
+        chain_pending(state.session)
 
 
 def _plain(details):

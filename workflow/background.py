@@ -31,6 +31,7 @@ from flask import Flask, current_app
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from workflow import pending
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
 from workflow.timeutil import played_at, utcnow
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 JOBS: dict[str, Callable] = {}
 PERIODIC: dict[str, Callable] = {}
-_PENDING_KEY = "luoshi.enqueue"
+_PENDING_KIND = "job"
 
 
 def job(name: str):
@@ -154,23 +155,22 @@ def enqueue(name: str, *args, delay: float | None = None, at: datetime | None = 
 
 
 def enqueue_after_commit(name: str, *args, delay: float | None = None, at: datetime | None = None) -> None:
-    """Queue the job once the current transaction commits (dropped on rollback)."""
-    db.session.info.setdefault(_PENDING_KEY, []).append((name, args, delay, at))
+    """Queue the job once the current transaction commits (dropped on rollback,
+    and with a savepoint rolled back if it was asked for inside one)."""
+    pending.add(db.session(), _PENDING_KIND, (name, args, delay, at))
 
 
 @event.listens_for(Session, "after_commit")
 def _flush_pending(session):
-    pending = session.info.pop(_PENDING_KEY, None)
-    if pending and current_app:
+    if not pending.committing_outermost(session):
+        return
+    jobs = pending.take(session, _PENDING_KIND)
+    if jobs and current_app:
         # One message per distinct job: a transaction that sent notices to a
         # hundred units needs one pump, not a hundred.
-        for name, args, delay, at in dict.fromkeys(pending):
+        for name, args, delay, at in dict.fromkeys(jobs):
             enqueue(name, *args, delay=delay, at=at)
 
-
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session):
-    session.info.pop(_PENDING_KEY, None)
 
 
 def drain(app: Flask, *, limit: int = 10_000, until: datetime | None = None) -> int:

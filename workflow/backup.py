@@ -846,8 +846,8 @@ def restore(path: Path) -> Restored:
                 "backend": backend, "snapshot_at": manifest["snapshot_at"], "created_at": manifest["created_at"],
                 "audit_head": head, "evidence_files": evidence, "report_files": reports,
                 "missing": len(manifest["missing"])})
-            entry_seq = entry.seq
             db.session.commit()
+            entry_seq = entry.seq
         finally:
             write_transactions(False)
     count = db.session.scalar(text("SELECT count(*) FROM audit_entry"))
