@@ -24,6 +24,7 @@ import time
 
 from flask import current_app, flash, request, session
 from flask_login import login_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from models import User
 from workflow.extensions import db, login_manager
@@ -49,7 +50,8 @@ def load_user(session_id: str):
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
-    user = db.session.get(User, user_id)
+    # Every page shows the user's unit (the header, the permissions): loaded with the user, one query.
+    user = db.session.get(User, user_id, options=[joinedload(User.unit)])
     # After logout or a password change the version moved on: old cookies die.
     if user is None or user.session_version != version or not user.active:
         return None

@@ -83,6 +83,11 @@ def _lock_head(session):
     return head
 
 
+def has_waiting(session) -> bool:
+    """Whether the session's transaction holds entries not yet chained (it has written)."""
+    return pending.waiting(session, _PENDING_KIND)
+
+
 def entry_count() -> int:
     """How many entries the trail holds, from its head: seq counts them (append-only, from 1)."""
     return db.session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0

@@ -22,7 +22,7 @@ from models import (
     Submission, Task, TaskPart, Unit, User, task_lead_units,
 )
 from models.plan import chapter_heading
-from workflow import pace
+from workflow import head_cache, pace
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
 from workflow.timeutil import CST
@@ -80,8 +80,9 @@ def list_options():
 
 
 def task_order():
-    """Document order (models/plan.py Task.document_order); the statement joins Item."""
-    return Task.document_order()
+    """The newest plan first, then document order (models/plan.py Task.document_order); the
+    statement joins Item. Index ``ix_item_plan_position`` serves it under a LIMIT."""
+    return (Item.plan_id.desc(), *Task.document_order())
 
 
 # ---------------------------------------------------------------- task list
@@ -187,19 +188,21 @@ def warning_counts(plan_id: int | None, today: date) -> dict[str, int]:
 
 def cross_plan_summary(today: date, near_days: int) -> tuple[dict, dict]:
     """(``overview_totals``, ``warning_breakdown``) of every plan, counted once per change of the
-    audit trail and day: the pass over every task is what made the all-plans overview take seconds."""
-    from flask import current_app
+    audit trail and day (workflow/head_cache.py): the pass over every task is what made the
+    all-plans overview take seconds."""
+    return head_cache.cached(("cross_plan_summary", today, near_days),
+                             lambda: (overview_totals(today, near_days), warning_breakdown(None, today)))
 
-    from workflow.audit import entry_count
 
-    # Kept per app, by (audit head, day): every change that moves a count or a colour (a state, a
-    # deadline, a milestone, progress) is an audited action, so the head's seq says when to count again.
-    cache = current_app.extensions.setdefault("luoshi.cross_plan_summary", {})
-    key = (entry_count(), today, near_days)
-    if key not in cache:
-        cache.clear()
-        cache[key] = (overview_totals(today, near_days), warning_breakdown(None, today))
-    return cache[key]
+def cached_count(stmt, *key) -> int:
+    """``count_of(stmt)``, counted once per change of the audit trail: ``key`` must name
+    everything the statement depends on (its filters, whose rows the user sees, the day)."""
+    return head_cache.cached(("count", *key), lambda: count_of(stmt))
+
+
+def scope_key(user) -> tuple:
+    """What ``visible_clause(user)`` depends on, for a cache key."""
+    return ("unit", user.unit_id) if user.role in UNIT_ROLES else ("all",)
 
 
 def plan_summaries(plans, today: date, near_days: int) -> list[dict]:
@@ -251,10 +254,15 @@ def warning_breakdown(plan_id: int | None, today: date) -> dict:
 
 
 def filter_choices(plan_id: int | None = None, chapter_id: int | None = None) -> dict:
-    """Options for the filter selects (plans, chapters, units). The chapters are the chosen plan's
-    (or the only plan's); with several plans and none chosen, only a chosen chapter is listed —
-    every plan's chapters would make each list page hundreds of KB."""
-    plans = db.session.scalars(select(Plan).order_by(Plan.id.desc())).all()
+    """Options for the filter selects (plans, chapters, units), as plain rows kept until the audit
+    trail moves (workflow/head_cache.py). The chapters are the chosen plan's (or the only plan's);
+    with several plans and none chosen, only a chosen chapter is listed — every plan's chapters
+    would make each list page hundreds of KB."""
+    return head_cache.cached(("filter_choices", plan_id, chapter_id), lambda: _filter_choices(plan_id, chapter_id))
+
+
+def _filter_choices(plan_id: int | None, chapter_id: int | None) -> dict:
+    plans = db.session.execute(select(Plan.id, Plan.title).order_by(Plan.id.desc())).all()
     chapter_rows = select(Chapter.id, Chapter.number, Chapter.title, Plan.id, Plan.title).join(Plan)
     if plan_id is None and len(plans) == 1:
         plan_id = plans[0].id
@@ -268,10 +276,10 @@ def filter_choices(plan_id: int | None = None, chapter_id: int | None = None) ->
     # Every unit with work, for unit users too: a lead unit filters its tasks
     # by the units doing them (the list itself stays limited to what they may see).
     # EXISTS per unit: a look-up in each unit's index, not a pass over every part.
-    units = db.session.scalars(
-        select(Unit).where(or_(select(task_lead_units.c.unit_id).where(task_lead_units.c.unit_id == Unit.id)
-                               .exists(),
-                               select(TaskPart.id).where(TaskPart.unit_id == Unit.id).exists()))
+    units = db.session.execute(
+        select(Unit.id, Unit.name).where(or_(select(task_lead_units.c.unit_id)
+                                             .where(task_lead_units.c.unit_id == Unit.id).exists(),
+                                             select(TaskPart.id).where(TaskPart.unit_id == Unit.id).exists()))
         .order_by(Unit.kind, Unit.name)).all()
     return {"plans": plans, "chapters": chapters, "units": units}
 

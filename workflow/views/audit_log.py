@@ -40,12 +40,13 @@ def index():
                                today_local())
     if fmt:
         flash(tables.FORMAT_ERROR, "warning")
-    # Unfiltered, the chain's head knows how many entries there are: no count over the whole trail.
-    everything = not filters.as_args()
-    page = db.paginate(queries.audit_entries(filters), page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False, count=not everything)
-    if everything:
-        page.total = audit.entry_count()
+    # Unfiltered, the chain's head knows how many entries there are: no count over the whole trail;
+    # filtered, the count is made once per change of the trail.
+    stmt = queries.audit_entries(filters)
+    page = db.paginate(stmt, page=page_number(request.args.get("page")),
+                       per_page=current_app.config["PER_PAGE"], error_out=False, count=False)
+    args = filters.as_args()
+    page.total = queries.cached_count(stmt, "audit", tuple(sorted(args.items()))) if args else audit.entry_count()
     return render_template("audit/index.html", page=page, filters=filters, units=queries.all_units(),
                            actions=ACTION_LABELS, describe=describe)
 

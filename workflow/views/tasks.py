@@ -56,8 +56,14 @@ def _page_arg() -> int:
     return page_number(request.args.get("page"))
 
 
-def paginate(stmt):
-    return db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False)
+def paginate(stmt, *count_key):
+    """A page of ``stmt``; with ``count_key`` (what the statement depends on, see
+    ``queries.cached_count``) its total is counted once per change of the audit trail."""
+    if not count_key:
+        return db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False)
+    page = db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False, count=False)
+    page.total = queries.cached_count(stmt, *count_key)
+    return page
 
 
 class ListPage(Pagination):
@@ -152,7 +158,7 @@ def task_list():
                                    [(t, warnings[t.id]) for t in tasks], today)
         page = ListPage(tasks, _page_arg(), _per_page())
     else:
-        page = paginate(stmt)
+        page = paginate(stmt, "tasks", queries.scope_key(user), tuple(sorted(filters.as_args().items())), today)
         warnings = pace.assess_tasks(page.items, today)
     return render_template("tasks/list.html", page=page, filters=filters,
                            choices=queries.filter_choices(filters.plan, filters.chapter),
@@ -202,7 +208,7 @@ def todo():
             warnings = pace.assess_parts(parts, today)
             columns = tables.todo_columns(due_of, current_app.config["START_WITHOUT_RECEIPT"])
             return tables.download(fmt, "我的待办", "todo", columns, [(p, warnings[p.id]) for p in parts], today)
-        page = paginate(stmt)
+        page = paginate(stmt, "todo", user.unit_id)
         verify = (db.session.scalars(queries.verify_parts(user).limit(10)).all()
                   if user.role == Role.UNIT_LEADER else [])
         verify_total = queries.verify_count(user) if user.role == Role.UNIT_LEADER else 0
@@ -218,11 +224,11 @@ def todo():
             warnings = pace.assess_tasks(tasks, today)
             return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of),
                                    [(t, warnings[t.id]) for t in tasks], today)
-        page = paginate(stmt)
+        page = paginate(stmt, "to_close")
         unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
                                unreceived=unreceived, warnings=pace.assess_tasks(page.items, today),
-                               warning_counts=queries.warning_counts(None, today))
+                               warning_counts=queries.cross_plan_summary(today, _near_days())[1]["total"])
     return render_template("tasks/todo_office.html", page=None, verify_total=0)
 
 

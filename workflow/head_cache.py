@@ -1,0 +1,79 @@
+"""Figures kept per process until the audit trail moves.
+
+Every change that moves a count or a colour (a state, a deadline, a unit, a milestone, progress,
+an import) is an audited action, so the chain's head — its seq and hash, one row read by its
+key — says when a count made earlier still holds. Keyed by the hash too: after a restore the
+seq may come back to a value it had before, the hash does not.
+
+Read the head first, then compute: on PostgreSQL (READ COMMITTED) each later statement sees at
+least what the head said, on SQLite (WAL) the read transaction's snapshot holds for both; a figure
+is never stored under a head newer than its data. A transaction that has written (entries
+waiting for the chain, objects to flush) computes without the cache: its figures are not yet
+anybody else's.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Hashable, TypeVar
+
+from flask import current_app, g, has_request_context
+from sqlalchemy import select
+
+from models import AuditHead
+from workflow import audit
+from workflow.extensions import db
+
+T = TypeVar("T")
+
+#: Figures kept per head; past this many the oldest go (each is a few numbers).
+MAX_FIGURES = 512
+
+_KEY = "luoshi.head_cache"
+
+
+class _Store:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.head: tuple[int, str] | None = None
+        self.figures: dict[Hashable, object] = {}
+
+
+def head() -> tuple[int, str]:
+    """(seq, hash) of the chain's head; (0, GENESIS) on an empty trail."""
+    row = db.session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
+    return (row.seq, row.hash) if row is not None else (0, audit.GENESIS)
+
+
+def _request_head() -> tuple[int, str]:
+    # Read once per request. Should the request commit a change after this (it would not be
+    # computing from the cache while it wrote), later figures are newer than the head they are
+    # kept under, never older: the next request reads the new head and counts again.
+    if not has_request_context():
+        return head()
+    if "luoshi_head" not in g:
+        g.luoshi_head = head()
+    return g.luoshi_head
+
+
+def _writing() -> bool:
+    session = db.session()
+    return audit.has_waiting(session) or bool(session.new or session.dirty or session.deleted)
+
+
+def cached(key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, or what it gave for ``key`` since the trail last moved."""
+    if _writing():
+        return compute()
+    now = _request_head()
+    store: _Store = current_app.extensions.setdefault(_KEY, _Store())
+    with store.lock:
+        if store.head == now and key in store.figures:
+            return store.figures[key]
+    value = compute()
+    with store.lock:
+        if store.head != now:
+            store.head, store.figures = now, {}
+        if len(store.figures) >= MAX_FIGURES:
+            store.figures.pop(next(iter(store.figures)))
+        store.figures[key] = value
+    return value
