@@ -44,7 +44,7 @@ def head() -> tuple[int, str]:
     return (row.seq, row.hash) if row is not None else (0, audit.GENESIS)
 
 
-def _request_head() -> tuple[int, str]:
+def request_head() -> tuple[int, str]:
     # Read once per request. Should the request commit a change after this (it would not be
     # computing from the cache while it wrote), later figures are newer than the head they are
     # kept under, never older: the next request reads the new head and counts again.
@@ -55,16 +55,17 @@ def _request_head() -> tuple[int, str]:
     return g.luoshi_head
 
 
-def _writing() -> bool:
+def writing() -> bool:
+    """Whether this request's transaction has written (its figures are its own)."""
     session = db.session()
     return audit.has_waiting(session) or bool(session.new or session.dirty or session.deleted)
 
 
 def cached(key: Hashable, compute: Callable[[], T]) -> T:
     """``compute()``, or what it gave for ``key`` since the trail last moved."""
-    if _writing():
+    if writing():
         return compute()
-    now = _request_head()
+    now = request_head()
     store: _Store = current_app.extensions.setdefault(_KEY, _Store())
     with store.lock:
         if store.head == now and key in store.figures:

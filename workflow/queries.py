@@ -22,7 +22,7 @@ from models import (
     Submission, Task, TaskPart, Unit, User, task_lead_units,
 )
 from models.plan import chapter_heading
-from workflow import head_cache, pace
+from workflow import colours, head_cache, pace
 from workflow.due import late_clause, near_clause
 from workflow.extensions import db
 from workflow.timeutil import CST
@@ -144,9 +144,22 @@ class TaskFilters:
         return bool(self.as_args())
 
 
-def task_list(filters: TaskFilters, user, today: date, near_days: int):
-    """SELECT of the tasks matching the filters that ``user`` may see, in document order."""
-    stmt = select(Task).join(Task.item).where(visible_clause(user))
+def _items_first():
+    """The join of tasks to their items, walked from the items in list order.
+
+    SQLite, without statistics, prefers to read every task and sort them all; ``item.id + 0``
+    (no index on the expression) leaves it one way in: ``ix_item_plan_position`` in order, each
+    item's tasks by their index, stopping at the page's LIMIT. PostgreSQL plans from its
+    statistics and gets the plain join."""
+    if db.engine.dialect.name == "sqlite":
+        return Item.id + 0 == Task.item_id
+    return Item.id == Task.item_id
+
+
+def task_list(filters: TaskFilters, user, today: date, near_days: int, *, to_count: bool = False):
+    """SELECT of the tasks matching the filters that ``user`` may see, in list order; ``to_count``:
+    joined plainly, for a count (the filters' own indexes serve it better than the walk in order)."""
+    stmt = select(Task).join(Item, Item.id == Task.item_id if to_count else _items_first()).where(visible_clause(user))
     if filters.plan is not None:
         stmt = stmt.where(Item.plan_id == filters.plan)
     if filters.chapter is not None:
@@ -187,11 +200,10 @@ def warning_counts(plan_id: int | None, today: date) -> dict[str, int]:
 
 
 def cross_plan_summary(today: date, near_days: int) -> tuple[dict, dict]:
-    """(``overview_totals``, ``warning_breakdown``) of every plan, counted once per change of the
-    audit trail and day (workflow/head_cache.py): the pass over every task is what made the
-    all-plans overview take seconds."""
-    return head_cache.cached(("cross_plan_summary", today, near_days),
-                             lambda: (overview_totals(today, near_days), warning_breakdown(None, today)))
+    """(``overview_totals``, ``warning_breakdown``) of every plan: the totals counted once per change
+    of the audit trail and day (workflow/head_cache.py), the colours kept by workflow/colours.py."""
+    totals = head_cache.cached(("overview_totals", today, near_days), lambda: overview_totals(today, near_days))
+    return totals, warning_breakdown(None, today)
 
 
 def cached_count(stmt, *key) -> int:
@@ -229,8 +241,16 @@ def plan_summaries(plans, today: date, near_days: int) -> list[dict]:
 
 def warning_breakdown(plan_id: int | None, today: date) -> dict:
     """Tasks per colour in all (``total``), per plan id, per chapter id and per lead unit id
-    (a task with several lead units counts under each), for the overview: one
-    assessment of the plan's tasks."""
+    (a task with several lead units counts under each), for the overview and the to-do: kept
+    per process and brought up to date from the audit trail (workflow/colours.py), or counted
+    now by a transaction that has written."""
+    if head_cache.writing():
+        return warning_breakdown_now(plan_id, today)
+    return colours.breakdown(plan_id, today)
+
+
+def warning_breakdown_now(plan_id: int | None, today: date) -> dict:
+    """``warning_breakdown`` by one assessment of the plan's (or every plan's) tasks."""
     stmt = (select(Task).join(Task.item).options(*list_options()))
     if plan_id is not None:
         stmt = stmt.where(Item.plan_id == plan_id)

@@ -300,3 +300,12 @@ ROUND_CLOSED = RoundState.CLOSED.value
 STATE_LABELS = TaskState.labels()
 PART_STATES = (PLANNED, IN_PROGRESS, SUBMITTED, VERIFIED)
 TASK_STATES = TaskState.values()
+
+
+# Audit actions that change nothing a report shows; everything else (including
+# actions added later that this list does not know) counts as a data change
+# (workflow/reports/archive.py: a report's input head; workflow/colours.py).
+NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "login_alert", "logout",
+                    "password_changed", "report_generated", "reminder_sent", "reminder_rule_changed",
+                    "round_scheduled", "round_schedule_changed", "notice_settings_changed",
+                    "unit_robot_changed")

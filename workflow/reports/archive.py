@@ -32,7 +32,7 @@ from workflow.extensions import db
 from workflow.sqlite import write_transactions
 from workflow.storage import storage_failure_message, write_once
 from workflow.timeutil import CST, format_local, today_local, utcnow
-from workflow.vocabulary import NotificationKind, ReportKind, ReportStatus
+from workflow.vocabulary import NON_DATA_ACTIONS, NotificationKind, ReportKind, ReportStatus
 
 from . import bulletin, charts
 from . import data as report_data
@@ -40,12 +40,6 @@ from .render import html_to_pdf, render_template_html
 
 log = logging.getLogger(__name__)
 
-# Audit actions that change nothing a report shows; everything else (including
-# actions added later that this list does not know) counts as a data change.
-NON_DATA_ACTIONS = ("login", "login_failed", "login_locked", "account_locked", "login_alert", "logout",
-                    "password_changed", "report_generated", "reminder_sent", "reminder_rule_changed",
-                    "round_scheduled", "round_schedule_changed", "notice_settings_changed",
-                    "unit_robot_changed")
 CLI_USERNAME = "cli"
 RENDER_JOB = "report.render"   # workflow/reports/jobs.py
 CLI_GENERATOR = "命令行（flask report generate）"

@@ -56,13 +56,14 @@ def _page_arg() -> int:
     return page_number(request.args.get("page"))
 
 
-def paginate(stmt, *count_key):
+def paginate(stmt, *count_key, count_stmt=None):
     """A page of ``stmt``; with ``count_key`` (what the statement depends on, see
-    ``queries.cached_count``) its total is counted once per change of the audit trail."""
+    ``queries.cached_count``) its total — of ``count_stmt`` if given, the same rows — is counted
+    once per change of the audit trail."""
     if not count_key:
         return db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False)
     page = db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False, count=False)
-    page.total = queries.cached_count(stmt, *count_key)
+    page.total = queries.cached_count(stmt if count_stmt is None else count_stmt, *count_key)
     return page
 
 
@@ -158,7 +159,8 @@ def task_list():
                                    [(t, warnings[t.id]) for t in tasks], today)
         page = ListPage(tasks, _page_arg(), _per_page())
     else:
-        page = paginate(stmt, "tasks", queries.scope_key(user), tuple(sorted(filters.as_args().items())), today)
+        page = paginate(stmt, "tasks", queries.scope_key(user), tuple(sorted(filters.as_args().items())), today,
+                        count_stmt=queries.task_list(filters, user, today, _near_days(), to_count=True))
         warnings = pace.assess_tasks(page.items, today)
     return render_template("tasks/list.html", page=page, filters=filters,
                            choices=queries.filter_choices(filters.plan, filters.chapter),

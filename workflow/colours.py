@@ -1,0 +1,213 @@
+"""Tasks per colour (红黄蓝) for the overview and the to-do, kept per process and brought up to
+date from the audit trail instead of assessing every task on every view.
+
+A task's colour is decided in Python (workflow/pace.py) from its parts, their milestones, returns
+and progress, its plan and the day. Every change to any of these is an audited action naming its
+task (or, for a plan-wide change, its plan), so the entries written since the last look say which
+tasks to assess again:
+
+- an entry with a task: that task is assessed again;
+- an entry with a plan and no task (an import, a round closed): every task of the plan;
+- an entry of an action that changes no colour (``COLOURLESS``: logins, reports, settings of
+  notices, users and aliases): nothing;
+- any other entry, a new day, other warning settings, or a trail that does not continue the one
+  seen last (a restore: the entry at the last seen seq has another hash): everything, in chunks.
+
+The counts are kept as running totals (all tasks, per plan, per chapter, per lead unit and per
+plan × lead unit), so a view reads them without walking the tasks. A transaction that has
+written computes directly (``queries.warning_breakdown_now``): its rows are not yet anybody
+else's.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+from flask import current_app
+from sqlalchemy import select
+
+from models import AuditEntry, Item, Task
+from workflow import head_cache, pace
+from workflow.extensions import db
+from workflow.vocabulary import NON_DATA_ACTIONS, WarningLevel
+
+#: Actions that change no task's colour, beyond those that change no report.
+COLOURLESS = frozenset(NON_DATA_ACTIONS) | {
+    "user_created", "user_updated", "alias_added", "alias_removed", "notice_settings_changed",
+    "unit_robot_changed", "unit_created", "unit_updated", "bulletin_issued",
+}
+#: Tasks assessed per query batch (memory stays that of one batch).
+CHUNK = 2000
+#: Past this many tasks to assess again, start from scratch (the chunks are cheaper than IN lists).
+REBUILD_OVER = 20000
+
+_KEY = "luoshi.colours"
+
+Row = tuple  # (level value or None, plan_id, chapter_id, lead unit ids)
+
+
+@dataclass
+class _Plan:
+    total: Counter = field(default_factory=Counter)
+    chapters: dict[int, Counter] = field(default_factory=dict)
+    units: dict[int, Counter] = field(default_factory=dict)
+
+
+@dataclass
+class _Kept:
+    head: tuple[int, str]
+    today: date
+    settings: pace.Settings
+    tasks: dict[int, Row] = field(default_factory=dict)
+    total: Counter = field(default_factory=Counter)
+    units: dict[int, Counter] = field(default_factory=dict)
+    plans: dict[int, _Plan] = field(default_factory=dict)
+    #: Full passes and tasks assessed since the process started (the tests read them).
+    rebuilds: int = 0
+    reassessed: int = 0
+
+    def _count(self, row: Row, delta: int) -> None:
+        level, plan_id, chapter_id, unit_ids = row
+        if level is None:
+            return
+        plan = self.plans.setdefault(plan_id, _Plan())
+        self.total[level] += delta
+        plan.total[level] += delta
+        plan.chapters.setdefault(chapter_id, Counter())[level] += delta
+        for unit_id in unit_ids:
+            self.units.setdefault(unit_id, Counter())[level] += delta
+            plan.units.setdefault(unit_id, Counter())[level] += delta
+
+    def put(self, task_id: int, row: Row | None) -> None:
+        old = self.tasks.pop(task_id, None)
+        if old is not None:
+            self._count(old, -1)
+        if row is not None:
+            self.tasks[task_id] = row
+            self._count(row, +1)
+
+
+class _Store:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.kept: _Kept | None = None
+
+
+def _store() -> _Store:
+    return current_app.extensions.setdefault(_KEY, _Store())
+
+
+def _assess(stmt, kept: _Kept) -> set[int]:
+    """Assess the tasks ``stmt`` selects (in chunks by id) into ``kept``; the ids seen."""
+    from workflow.queries import list_options
+
+    seen: set[int] = set()
+    last = 0
+    while True:
+        tasks = db.session.scalars(stmt.where(Task.id > last).order_by(Task.id).limit(CHUNK)
+                                   .options(*list_options())).all()
+        if not tasks:
+            return seen
+        assessed = pace.assess_tasks(tasks, kept.today, kept.settings)
+        for task in tasks:
+            level = assessed[task.id].level
+            kept.put(task.id, (level.value if level else None, task.item.plan_id, task.item.chapter_id,
+                               tuple(u.id for u in task.lead_units)))
+            seen.add(task.id)
+        kept.reassessed += len(tasks)
+        last = tasks[-1].id
+
+
+def _rebuild(now, today: date, settings: pace.Settings, before: _Kept | None) -> _Kept:
+    kept = _Kept(now, today, settings, rebuilds=(before.rebuilds if before else 0) + 1,
+                 reassessed=before.reassessed if before else 0)
+    _assess(select(Task), kept)
+    return kept
+
+
+def _continues(kept: _Kept) -> bool:
+    seq, hash_ = kept.head
+    if seq == 0:
+        return True
+    return db.session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == seq)) == hash_
+
+
+def _catch_up(kept: _Kept, now) -> bool:
+    """Assess again what the entries since ``kept.head`` touched; False when only a full pass will do."""
+    rows = db.session.execute(
+        select(AuditEntry.action, AuditEntry.task_id, AuditEntry.plan_id).distinct()
+        .where(AuditEntry.seq > kept.head[0], AuditEntry.seq <= now[0])).all()
+    task_ids, plan_ids = set(), set()
+    for action, task_id, plan_id in rows:
+        if action in COLOURLESS:
+            continue
+        if task_id is not None:
+            task_ids.add(task_id)
+        elif plan_id is not None:
+            plan_ids.add(plan_id)
+        else:
+            return False
+    for plan_id in plan_ids:
+        known = {tid for tid, row in kept.tasks.items() if row[1] == plan_id}
+        if len(known) > REBUILD_OVER:
+            return False
+        seen = _assess(select(Task).join(Task.item).where(Item.plan_id == plan_id), kept)
+        for gone in known - seen:
+            kept.put(gone, None)
+    task_ids = sorted(task_ids)
+    if len(task_ids) > REBUILD_OVER:
+        return False
+    for i in range(0, len(task_ids), 500):
+        chunk = task_ids[i:i + 500]
+        seen = _assess(select(Task).where(Task.id.in_(chunk)), kept)
+        for gone in set(chunk) - seen:
+            kept.put(gone, None)
+    kept.head = now
+    return True
+
+
+def _up_to_date(store: _Store, today: date) -> _Kept:
+    """The kept colours, brought up to the head and day (the caller holds the lock)."""
+    now = head_cache.request_head()
+    settings = pace.Settings.current()
+    kept = store.kept
+    if kept is None or kept.today != today or kept.settings != settings or not _continues(kept):
+        kept = _rebuild(now, today, settings, kept)
+    elif kept.head != now and not _catch_up(kept, now):
+        kept = _rebuild(now, today, settings, kept)
+    store.kept = kept
+    return kept
+
+
+def _plain(counter: Counter | None) -> dict[str, int]:
+    out = {level.value: 0 for level in WarningLevel}
+    for level, n in (counter or {}).items():
+        out[level] = n
+    return out
+
+
+def breakdown(plan_id: int | None, today: date) -> dict:
+    """``queries.warning_breakdown`` from the kept counts: tasks per colour in all (``total``),
+    per plan, per chapter and per lead unit, of every plan or of one."""
+    store = _store()
+    with store.lock:
+        kept = _up_to_date(store, today)
+        if plan_id is None:
+            return {"total": _plain(kept.total),
+                    "plans": {pid: _plain(p.total) for pid, p in kept.plans.items()},
+                    "chapters": {cid: _plain(c) for p in kept.plans.values() for cid, c in p.chapters.items()},
+                    "units": {uid: _plain(c) for uid, c in kept.units.items()},
+                    "empty": _plain(None)}
+        plan = kept.plans.get(plan_id, _Plan())
+        return {"total": _plain(plan.total), "plans": {plan_id: _plain(plan.total)},
+                "chapters": {cid: _plain(c) for cid, c in plan.chapters.items()},
+                "units": {uid: _plain(c) for uid, c in plan.units.items()},
+                "empty": _plain(None)}
+
+
+def statistics() -> tuple[int, int]:
+    """(full passes, tasks assessed) by this process so far."""
+    kept = _store().kept
+    return (kept.rebuilds, kept.reassessed) if kept else (0, 0)
