@@ -541,6 +541,7 @@ def test_home_overview_and_page_query_counts(app, login, count_queries):
             assert f">{total}<" in page.text
     assert login("u02.staff").get("/overview").status_code == 403
 
+    office.get(f"/tasks/{small_id}")    # the header's counts, kept until the trail moves, are kept for both
     with count_queries() as statements:
         office.get(f"/tasks/{small_id}")
     small = len(statements)

@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from auth.permissions import can, may, office_verifies, pending_submission, verifiers
 from models.plan import chapter_heading
-from workflow import queries
+from workflow import head_cache, queries
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, UNDECIDED_SHOWN, due_status
 from workflow.machine import EVENT_LABELS, open_round_entry
@@ -60,14 +60,20 @@ def own_submission(part) -> bool:
     return submission is not None and submission.submitted_by_id == current_user.id
 
 
+# The header's two counts are on every page; requests, decisions and 督办 are audited actions, so
+# each is counted once per change of the audit trail (workflow/head_cache.py).
+
 def pending_extensions() -> int:
     """How many extension requests wait for the signed-in user's decision (the header's 延期审批)."""
-    return queries.extension_pending_count(current_user) if current_user.is_authenticated else 0
+    if not current_user.is_authenticated:
+        return 0
+    user = current_user._get_current_object()
+    return head_cache.cached(("pending_extensions", user.id), lambda: queries.extension_pending_count(user))
 
 
 def escalation_count() -> int:
     """督办 open or named in a bulletin, not yet resolved (the header's 督办)."""
-    return queries.active_escalation_count()
+    return head_cache.cached(("active_escalations",), queries.active_escalation_count)
 
 
 def due_of(task) -> str | None:
