@@ -32,7 +32,9 @@ Pages (ours → bare):
                200 of them) → /tasks/<id>: task, parts, timeline
   task-office  /tasks/<id> as office (200 tasks over all plans)     → the same
   list-state   /tasks/?state=in_progress as office                  → first page, 30 tasks
+  list-all     /tasks/ as office (every task, newest plan first)    → first page, 30 tasks
   todo-staff   /tasks/todo (我的待办) as the staff                   → /todo?unit=U
+  todo-office  /tasks/todo (待办结 + colour counts) as office        → /tasks/?state=verified
   overview     /overview (总览) as office                            → the GROUP BY aggregates
   audit        /audit (审计日志) as office                           → first page, 30 entries
   write        POST …/parts/<id>/receive (签收) by the staff of each part's unit, each part
@@ -91,7 +93,7 @@ CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "demo-2026"
 TODAY = "2022-09-30"
 LIST_STATE = "in_progress"
-PAGES = ["task-staff", "task-office", "list-state", "todo-staff", "overview", "audit"]
+PAGES = ["task-staff", "task-office", "list-state", "list-all", "todo-staff", "todo-office", "overview", "audit"]
 SKIPPED_SQL = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
 
 
@@ -250,7 +252,8 @@ def sql_counts(url: str, scratch: Path, f: dict) -> dict[str, tuple]:
     login(office, "office")
     staff_csrf = login(staff, f["staff"])
     ours = {"task-staff": (staff, f"/tasks/{f['staff_tasks'][0]}"), "task-office": (office, f"/tasks/{f['office_tasks'][0]}"),
-            "list-state": (office, f"/tasks/?state={LIST_STATE}"), "todo-staff": (staff, "/tasks/todo"),
+            "list-state": (office, f"/tasks/?state={LIST_STATE}"), "list-all": (office, "/tasks/"),
+            "todo-staff": (staff, "/tasks/todo"), "todo-office": (office, "/tasks/todo"),
             "overview": (office, "/overview"), "audit": (office, "/audit")}
     for page, (client, path) in ours.items():
         client.get(path)
@@ -270,7 +273,8 @@ def sql_counts(url: str, scratch: Path, f: dict) -> dict[str, tuple]:
 
     # The bare app in a process of its own: this one has the project's engine events (workflow/sqlite.py).
     bare_paths = {"task-staff": f"/tasks/{f['staff_tasks'][0]}", "task-office": f"/tasks/{f['office_tasks'][0]}",
-                  "list-state": f"/tasks/?state={LIST_STATE}", "todo-staff": f"/todo?unit={f['unit']}",
+                  "list-state": f"/tasks/?state={LIST_STATE}", "list-all": "/tasks/",
+                  "todo-staff": f"/todo?unit={f['unit']}", "todo-office": "/tasks/?state=verified",
                   "overview": "/overview", "audit": "/audit"}
     posts = {"write": f"/receive/{part_id}?user={f['unit_staff'][unit][1]}"}
     env = dict(os.environ, DATABASE_URL=url, BARE_TODAY=TODAY)
@@ -515,11 +519,13 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
         ours_pages = {"task-staff": (staff, [f"/tasks/{i}" for i in f["staff_tasks"]]),
                       "task-office": (office, [f"/tasks/{i}" for i in f["office_tasks"]]),
                       "list-state": (office, [f"/tasks/?state={LIST_STATE}"]),
-                      "todo-staff": (staff, ["/tasks/todo"]),
+                      "list-all": (office, ["/tasks/"]),
+                      "todo-staff": (staff, ["/tasks/todo"]), "todo-office": (office, ["/tasks/todo"]),
                       "overview": (office, ["/overview"]), "audit": (office, ["/audit"])}
         bare_pages = {"task-staff": [f"/tasks/{i}" for i in f["staff_tasks"]],
                       "task-office": [f"/tasks/{i}" for i in f["office_tasks"]],
-                      "list-state": [f"/tasks/?state={LIST_STATE}"], "todo-staff": [f"/todo?unit={f['unit']}"],
+                      "list-state": [f"/tasks/?state={LIST_STATE}"], "list-all": ["/tasks/"],
+                      "todo-staff": [f"/todo?unit={f['unit']}"], "todo-office": ["/tasks/?state=verified"],
                       "overview": ["/overview"], "audit": ["/audit"]}
         levels = sorted({1, args.clients})
         rows = []

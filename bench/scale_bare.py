@@ -131,12 +131,14 @@ def _task_rows(conn, tasks):
 
 @app.get("/tasks/")
 def task_list():
-    state = request.args.get("state", "in_progress")
+    """?state=S: the first page of one state; without: every task, the newest plan first."""
+    state = request.args.get("state")
+    where, order = ("WHERE t.state = :s", DOC_ORDER) if state else ("", f"i.plan_id DESC, {DOC_ORDER}")
     with engine.connect() as conn:
-        total = conn.scalar(text("SELECT count(*) FROM task t JOIN item i ON i.id = t.item_id WHERE t.state = :s"),
+        total = conn.scalar(text(f"SELECT count(*) FROM task t JOIN item i ON i.id = t.item_id {where}"),
                             {"s": state})
         tasks = rows(conn, f"SELECT t.id, i.number, t.kind, t.seq, t.text, t.state, t.deadline FROM task t "
-                           f"JOIN item i ON i.id = t.item_id WHERE t.state = :s ORDER BY {DOC_ORDER} LIMIT :n",
+                           f"JOIN item i ON i.id = t.item_id {where} ORDER BY {order} LIMIT :n",
                      s=state, n=PER_PAGE)
         table = _task_rows(conn, tasks)
     return page("任务列表", [("任务", ["id", "事项", "类别", "序号", "内容", "状态", "时限", "牵头单位", "承办"], table)], total)
