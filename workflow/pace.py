@@ -214,37 +214,53 @@ def plan_start(plan) -> date:
     return plan.issued_on or to_local(plan.imported_at).date()
 
 
-def facts_for(parts, tasks_by_id, plans_by_id, today: date | None = None) -> dict[int, Facts]:
-    """The facts of many parts in three queries (milestones, returns, last report)."""
-    ids = [p.id for p in parts]
+def part_start(received_at, plan_started: date | None, today: date | None) -> date:
+    """Where a part's line starts: the day its unit received it, else its plan's start."""
+    received = to_local(received_at).date() if received_at is not None else None
+    # A receipt stamped after "today" happens only under the demo clock (its
+    # timestamps are real): it does not move the line past the clock's day.
+    if received is not None and (today is None or received <= today):
+        return received
+    return plan_started or date.min
+
+
+def fact_maps(part_ids=None) -> tuple[dict, dict, dict]:
+    """(approved milestones, returns, last report) by part id, of the parts given (in queries of
+    500) or of every part (``None``: one query each, for a pass over the whole database)."""
     milestones: dict[int, list] = {}
     returns: dict[int, int] = {}
     last: dict[int, date] = {}
-    for chunk in _chunks(ids):
+    for where in ([None] if part_ids is None else [list(c) for c in _chunks(list(part_ids))]):
+        scope = (lambda column: True) if where is None else (lambda column, ids=where: column.in_(ids))
         for part_id, on, percent in db.session.execute(
                 select(Milestone.part_id, Milestone.on, Milestone.percent).where(
-                    Milestone.part_id.in_(chunk), Milestone.state == MilestoneState.APPROVED)):
+                    scope(Milestone.part_id), Milestone.state == MilestoneState.APPROVED)):
             milestones.setdefault(part_id, []).append((on, percent))
         for part_id, n in db.session.execute(
                 select(Submission.part_id, func.count()).where(
-                    Submission.part_id.in_(chunk), Submission.outcome == SubmissionOutcome.RETURNED)
+                    scope(Submission.part_id), Submission.outcome == SubmissionOutcome.RETURNED)
                 .group_by(Submission.part_id)):
             returns[part_id] = n
         for part_id, at in db.session.execute(
-                select(ProgressNote.part_id, func.max(ProgressNote.at)).where(ProgressNote.part_id.in_(chunk))
+                select(ProgressNote.part_id, func.max(ProgressNote.at)).where(scope(ProgressNote.part_id))
                 .group_by(ProgressNote.part_id)):
             last[part_id] = to_local(at).date() if at else None
+    return milestones, returns, last
+
+
+def facts_of(part_id: int, start: date, maps: tuple[dict, dict, dict]) -> Facts:
+    milestones, returns, last = maps
+    return Facts(start, tuple(milestones.get(part_id, ())), returns.get(part_id, 0), last.get(part_id))
+
+
+def facts_for(parts, tasks_by_id, plans_by_id, today: date | None = None) -> dict[int, Facts]:
+    """The facts of many parts in three queries (milestones, returns, last report)."""
+    maps = fact_maps([p.id for p in parts])
     out = {}
     for part in parts:
         task = tasks_by_id[part.task_id]
-        start = plan_start(plans_by_id[task.item.plan_id]) if task.item.plan_id in plans_by_id else None
-        received = to_local(part.received_at).date() if part.received_at is not None else None
-        # A receipt stamped after "today" happens only under the demo clock (its
-        # timestamps are real): it does not move the line past the clock's day.
-        if received is not None and (today is None or received <= today):
-            start = received
-        out[part.id] = Facts(start or date.min, tuple(milestones.get(part.id, ())), returns.get(part.id, 0),
-                             last.get(part.id))
+        started = plan_start(plans_by_id[task.item.plan_id]) if task.item.plan_id in plans_by_id else None
+        out[part.id] = facts_of(part.id, part_start(part.received_at, started, today), maps)
     return out
 
 

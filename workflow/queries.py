@@ -347,12 +347,15 @@ def days_since_import(plan, today: date) -> int:
 
 
 def unreceived_counts(today: date, due_days: int, plan_id: int | None = None) -> tuple[int, int]:
-    """(parts not yet received, of which overdue for receipt), one query."""
-    sub = unreceived_parts(plan_id=plan_id).order_by(None).with_only_columns(TaskPart.id, Plan.imported_at)
-    sub = sub.subquery()
-    late = func.sum(case((sub.c.imported_at < receipt_cutoff(today, due_days), 1), else_=0))
-    total, overdue = db.session.execute(select(func.count(), late).select_from(sub)).one()
-    return total or 0, overdue or 0
+    """(parts not yet received, of which overdue for receipt), one query, made once per change of
+    the audit trail (a receipt is an audited action)."""
+    def count() -> tuple[int, int]:
+        sub = unreceived_parts(plan_id=plan_id).order_by(None).with_only_columns(TaskPart.id, Plan.imported_at)
+        sub = sub.subquery()
+        late = func.sum(case((sub.c.imported_at < receipt_cutoff(today, due_days), 1), else_=0))
+        total, overdue = db.session.execute(select(func.count(), late).select_from(sub)).one()
+        return total or 0, overdue or 0
+    return head_cache.cached(("unreceived", today, due_days, plan_id), count)
 
 
 def _pending_submitted_at():
@@ -742,6 +745,12 @@ def all_units():
 
 # ---------------------------------------------------------------- 督办
 
-def active_escalation_count() -> int:
-    return db.session.scalar(select(func.count(Escalation.id)).where(
-        Escalation.state.in_(EscalationState.active()))) or 0
+def active_escalation_count(plan_id: int | None = None) -> int:
+    """Active 督办 (of one plan), counted once per change of the audit trail."""
+    def count() -> int:
+        stmt = select(func.count(Escalation.id)).where(Escalation.state.in_(EscalationState.active()))
+        if plan_id is not None:
+            stmt = (stmt.join(TaskPart, Escalation.part_id == TaskPart.id).join(Task, Task.id == TaskPart.task_id)
+                    .join(Item, Item.id == Task.item_id).where(Item.plan_id == plan_id))
+        return db.session.scalar(stmt) or 0
+    return head_cache.cached(("active_escalations", plan_id), count)

@@ -115,7 +115,8 @@ def sweep_now(user):
     return row
 
 
-def active_escalations(plan_id: int | None = None):
+def active_escalations_query(plan_id: int | None = None):
+    """SELECT of the active 督办 (of one plan), oldest first, with their parts, tasks and units."""
     query = (select(Escalation).join(TaskPart, Escalation.part_id == TaskPart.id).join(Task).join(Item)
              .where(Escalation.state.in_(EscalationState.active()))
              .options(joinedload(Escalation.part).joinedload(TaskPart.task).joinedload(Task.item),
@@ -123,7 +124,11 @@ def active_escalations(plan_id: int | None = None):
              .order_by(Escalation.raised_on, Escalation.id))
     if plan_id is not None:
         query = query.where(Item.plan_id == plan_id)
-    return db.session.scalars(query).unique().all()
+    return query
+
+
+def active_escalations(plan_id: int | None = None, limit: int | None = None) -> list:
+    return db.session.scalars(active_escalations_query(plan_id).limit(limit)).unique().all()
 
 
 def issue_bulletin(user, plan: Plan, as_of: date | None = None):

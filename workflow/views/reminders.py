@@ -2,7 +2,7 @@
 schedule (/reminders), and the 督办 list with its 督办通报 (/escalations)."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
@@ -11,14 +11,14 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from auth.permissions import may
 from models import Plan, ReminderRule, RoundSchedule, SweepRun
-from workflow import background, reminder_services, reminders
+from workflow import background, queries, reminder_services, reminders
 from workflow.extensions import db
 from workflow.timeutil import today_local
 from workflow.vocabulary import EscalationState, ReminderKind, RoundKind
 
 from .forms import FlaskForm, VersionedForm, WholeNumberField
 from .helpers import commit_service, first_error, require
-from .urls import get_row, parse_id
+from .urls import get_row, page_number, parse_id
 
 bp = Blueprint("reminders", __name__)
 
@@ -170,13 +170,16 @@ def toggle_schedule(schedule_id: int):
 @login_required
 def escalations():
     require("escalation.view")
-    rows = reminder_services.active_escalations()
+    page = db.paginate(reminder_services.active_escalations_query(), page=page_number(request.args.get("page")),
+                       per_page=current_app.config["PER_PAGE"], error_out=False, count=False)
+    page.total = queries.active_escalation_count()
     # A cause already gone (handed in, received, filed) is resolved by the next sweep; the page says so now.
-    ended = reminders.ended_reasons(rows)
+    ended = reminders.ended_reasons(page.items)
     form = PlanForm()
     _plan_choices(form)
     recent = reminder_services.resolved_escalations(limit=20)
-    return render_template("reminders/escalations.html", rows=rows, ended=ended, form=form, recent=recent,
+    return render_template("reminders/escalations.html", page=page, rows=page.items, ended=ended, form=form,
+                           recent=recent,
                            may_bulletin=may(current_user, "escalation.bulletin"), states=EscalationState)
 
 

@@ -110,6 +110,8 @@ def overview():
 
 #: Plans per page of the all-plans overview.
 PLANS_PER_PAGE = 50
+#: 督办 listed on the overview (the rest on the 督办 page).
+ESCALATIONS_SHOWN = 8
 
 
 def _overview(home: bool):
@@ -129,12 +131,14 @@ def _overview(home: bool):
     else:
         data = queries.overview(plan_id, today, _near_days())
         warnings = queries.warning_breakdown(plan_id, today)
-    to_close = queries.count_of(queries.to_close_tasks()) if user.is_office else 0
+    to_close = queries.cached_count(queries.to_close_tasks(), "to_close") if user.is_office else 0
     verify_waiting = queries.verify_count(user)
     unreceived = queries.unreceived_counts(today, _receipt_due_days(), plan_id)
-    escalations = reminder_services.active_escalations(plan_id)
+    # The first few and how many: a province has thousands at a time.
+    escalations = reminder_services.active_escalations(plan_id, limit=ESCALATIONS_SHOWN)
+    escalation_total = queries.active_escalation_count(plan_id) if escalations else 0
     return render_template("tasks/overview.html", data=data, plans=plans, plan_id=plan_id, home=home,
-                           escalations=escalations,
+                           escalations=escalations, escalation_total=escalation_total,
                            to_close=to_close, verify_waiting=verify_waiting, unreceived=unreceived,
                            warnings=warnings, warning_counts=warnings["total"],
                            across=across, plan_rows=plan_rows, plan_page=plan_page)

@@ -73,7 +73,7 @@ def pending_extensions() -> int:
 
 def escalation_count() -> int:
     """督办 open or named in a bulletin, not yet resolved (the header's 督办)."""
-    return head_cache.cached(("active_escalations",), queries.active_escalation_count)
+    return queries.active_escalation_count()
 
 
 def due_of(task) -> str | None:
