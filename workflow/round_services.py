@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from auth.permissions import denial
 from models import Chapter, Item, ProgressRound, RoundPart, Task, TaskPart, Unit
-from workflow import audit, notices, services
+from workflow import audit, head_cache, notices, services
 from workflow.extensions import db
 from workflow.machine import filing_refusal
 from workflow.reports import archive
@@ -263,7 +263,9 @@ def open_entries_of_unit(unit_id: int) -> tuple[list, int]:
     owed = (select(RoundPart).join(ProgressRound).join(TaskPart, RoundPart.part_id == TaskPart.id).where(
         TaskPart.unit_id == unit_id, RoundPart.note_id.is_(None), ProgressRound.state == ROUND_OPEN,
         TaskPart.state.in_((PLANNED, IN_PROGRESS))))
-    total = db.session.scalar(select(func.count()).select_from(owed.subquery()))
+    # Opening, filing and closing are audited: the total is counted once per change of the trail.
+    total = head_cache.cached(("round_entries_owed", unit_id),
+                              lambda: db.session.scalar(select(func.count()).select_from(owed.subquery())))
     if not total:
         return [], 0
     entries = db.session.scalars(
