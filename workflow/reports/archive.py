@@ -36,7 +36,7 @@ from workflow.vocabulary import NotificationKind, ReportKind, ReportStatus
 
 from . import bulletin, charts
 from . import data as report_data
-from .render import html_to_pdf, render_template_html
+from .render import render_report, render_template_html
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,17 @@ def layout_version() -> str:
 
 
 def current_layout() -> str:
-    """The layout version with the office's score weights: the overall report's
-    ranking changes with them, so a report made under other weights is not reused."""
+    """The layout version with the office's score weights (the overall report's
+    ranking changes with them) and the section size (where a long report is cut,
+    so its bytes), so that a report made under other settings is not reused."""
     weights = scores.weights_text(scores.current_weights())
-    return f"{layout_version()}-{hashlib.sha256(weights.encode()).hexdigest()[:6]}"
+    settings = f"{weights}|section={section_size()}"
+    return f"{layout_version()}-{hashlib.sha256(settings.encode()).hexdigest()[:6]}"
+
+
+def section_size() -> int:
+    """REPORT_SECTION_SIZE: the characters of HTML a section of a report holds at most."""
+    return max(1, int(current_app.config["REPORT_SECTION_SIZE"]))
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,11 @@ def build_html(params: Params, generator: str) -> Built:
     return Built(html=html, audit_seq=seq, audit_head=chain, input_head=head, title=title, filename=filename)
 
 
+def render_built(built: Built):
+    """The PDF of a built report: one pass, or in sections when it is long (render.render_report)."""
+    return render_report(built.html, section_size())
+
+
 def describe_params(params: Params, plan=None) -> str:
     parts = [f"类型 {ReportKind(params.kind).label}", f"方案 {params.plan}"]
     if params.unit is not None:
@@ -363,7 +375,7 @@ def run(archive_id: int, *, claim) -> None:
         built = build_html(params, generator_label(archive.created_by))
         db.session.rollback()  # end the read snapshot before the long render
         _progress(archive_id, 30)
-        rendered = html_to_pdf(built.html)
+        rendered = render_built(built)
         _progress(archive_id, 90)
         sha = store(rendered.pdf)
     except Exception as exc:  # a failed report must say so, never hang as "running"
