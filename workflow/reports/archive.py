@@ -182,6 +182,62 @@ def params_from_archive(archive) -> Params:
                   unit=p.get("unit"), item=p.get("item"), layout=p.get("layout", ""), round=p.get("round"))
 
 
+# ------------------------------------------------------------------ size, before rendering
+
+# Pages a report takes, measured (bench/report_bench.py, 2022-06-30, the seed plan with
+# its played activity and ten times its size): fixed pages (cover, summaries) and pages
+# per task it covers. Overall: 29 pages for 193 tasks, 231 for 1,930. Unit (承办 parts
+# + 牵头 tasks): 12 pages for 42, 69 for 420. Item (its tasks, sub-items included,
+# each with its parts, submissions, evidence and timeline): 17 pages for 25.
+PAGE_MODEL = {"overall": (7, 0.117), "unit": (5, 0.17), "item": (2, 0.6)}
+PAGES_PER_SECOND = 8          # measured laying out and writing those reports on 2 cores
+LARGE_PAGES = 300             # from this estimate on, a report is said to take long
+
+
+@dataclass(frozen=True)
+class Size:
+    """What a report covers and about how long it will be, counted before it is rendered."""
+    kind: str
+    tasks: int
+    parts: int
+    led: int
+    pages: int
+    seconds: int
+
+    @property
+    def large(self) -> bool:
+        return self.pages >= LARGE_PAGES
+
+    @property
+    def text(self) -> str:
+        if self.kind == "unit":
+            covers = f"本报告涵盖本单位承办的 {self.parts:,} 条任务和牵头的 {self.led:,} 条任务"
+        elif self.kind == "item":
+            covers = f"本报告涵盖该事项（含子项）的 {self.tasks:,} 条任务、{self.parts:,} 个承办部分"
+        else:
+            covers = f"本报告涵盖 {self.tasks:,} 条任务、{self.parts:,} 个承办部分"
+        if self.large:
+            minutes = max(1, round(self.seconds / 60))
+            return (f"{covers}，预计约 {self.pages:,} 页。这是一份大报告，生成约需 {minutes} 分钟，"
+                    f"将分段排版后合成一个文件；生成期间可以离开本页继续其他工作。")
+        return f"{covers}，预计约 {self.pages:,} 页，生成约需 {max(1, self.seconds)} 秒。"
+
+
+def estimate(params: Params) -> Size | None:
+    """The size of the report these parameters ask for, from counts in SQL (no
+    rows are loaded); None for the kinds made elsewhere (调度通报, 督办通报)."""
+    if params.kind not in PAGE_MODEL:
+        return None
+    item_id = None
+    if params.kind == "item":
+        item_id = db.session.scalar(select(Item.id).where(Item.plan_id == params.plan, Item.number == params.item))
+    counted = report_data.scope(params.kind, params.plan, unit_id=params.unit, item_id=item_id)
+    fixed, per_task = PAGE_MODEL[params.kind]
+    pages = max(1, round(fixed + per_task * counted["tasks"]))
+    return Size(kind=params.kind, tasks=counted["tasks"], parts=counted["parts"], led=counted["led"], pages=pages,
+                seconds=round(pages / PAGES_PER_SECOND))
+
+
 # ------------------------------------------------------------------ audit heads
 
 def chain_head() -> tuple[int, str]:

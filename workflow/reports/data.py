@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from models import AuditEntry, Evidence, Item, RoundPart, Submission, Task, TaskPart, task_lead_units
@@ -119,6 +119,28 @@ def _plan_tasks(plan_id: int):
             selectinload(Task.parts).joinedload(TaskPart.unit),
         )).unique().all()
     return sorted(tasks, key=lambda t: t.document_key)
+
+
+# ------------------------------------------------------------------ size
+
+def scope(kind: str, plan_id: int, unit_id: int | None = None, item_id: int | None = None) -> dict:
+    """What a report covers, counted in SQL before anything is read: its tasks
+    (for a unit report, the ones it hands in and the ones it leads) and their
+    parts (承办部分). Each count filters by the plan, the unit or the item."""
+    tasks = select(Task.id).join(Item).where(Item.plan_id == plan_id)
+    if kind == "unit":
+        parts = db.session.scalar(
+            select(func.count(TaskPart.id)).join(Task).join(Item)
+            .where(Item.plan_id == plan_id, TaskPart.unit_id == unit_id))
+        led = db.session.scalar(
+            select(func.count()).select_from(task_lead_units).join(Task, Task.id == task_lead_units.c.task_id)
+            .join(Item).where(Item.plan_id == plan_id, task_lead_units.c.unit_id == unit_id))
+        return {"tasks": parts + led, "parts": parts, "led": led}
+    if kind == "item":
+        tasks = select(Task.id).join(Item).where((Item.id == item_id) | (Item.parent_id == item_id))
+    n_tasks = db.session.scalar(select(func.count()).select_from(tasks.subquery()))
+    parts = db.session.scalar(select(func.count(TaskPart.id)).where(TaskPart.task_id.in_(tasks)))
+    return {"tasks": n_tasks, "parts": parts, "led": 0}
 
 
 # ------------------------------------------------------------------ overall
