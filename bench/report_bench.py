@@ -233,7 +233,8 @@ def child(args) -> int:
         pdf, pages = document.write_pdf(), len(document.pages)
         sections = 1
     elif hasattr(archive, "render_built"):
-        rendered = archive.render_built(built)
+        with app.app_context():   # the section size is the app's REPORT_SECTION_SIZE
+            rendered = archive.render_built(built)
         pdf, pages, sections = rendered.pdf, rendered.pages, rendered.sections
     else:
         rendered = render.html_to_pdf(built.html)
