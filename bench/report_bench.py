@@ -226,6 +226,7 @@ def child(args) -> int:
         data_html = time.perf_counter() - started
         db.session.remove()
     started = time.perf_counter()
+    phases = {}
     if args.bare:
         from weasyprint import HTML
 
@@ -236,6 +237,8 @@ def child(args) -> int:
         with app.app_context():   # the section size is the app's REPORT_SECTION_SIZE
             rendered = archive.render_built(built)
         pdf, pages, sections = rendered.pdf, rendered.pages, rendered.sections
+        phases = {"layout": rendered.layout_seconds, "write": rendered.write_seconds,
+                  "join": getattr(rendered, "join_seconds", 0.0)}
     else:
         rendered = render.html_to_pdf(built.html)
         pdf, pages, sections = rendered.pdf, rendered.pages, 1
@@ -244,7 +247,7 @@ def child(args) -> int:
         Path(args.keep).write_bytes(pdf)
     print(json.dumps({"pages": pages, "data_html": data_html, "pdf_seconds": seconds, "peak": maxrss_mb(),
                       "before": before, "bytes": len(pdf), "sections": sections, "plan_tasks": tasks,
-                      "estimate": getattr(size, "pages", None)}))
+                      "estimate": getattr(size, "pages", None), **phases}))
     return 0
 
 
@@ -346,6 +349,8 @@ def print_row(label: str, kind: str, subject: dict, r: dict, header: bool) -> No
           f"{estimate if estimate is not None else '—':>7}{r['sections']:>6}{r['data_html']:>11.2f}"
           f"{r['pdf_seconds']:>9.2f}{r['data_html'] + r['pdf_seconds']:>9.2f}{r['peak']:>9.0f}{r['before']:>10.0f}"
           f"{r['bytes'] / 1024:>9.0f}", flush=True)
+    if "layout" in r:
+        print(f"    （排版 {r['layout']:.2f} 秒，写 PDF {r['write']:.2f} 秒，页码与拼接 {r['join']:.2f} 秒）", flush=True)
 
 
 if __name__ == "__main__":
