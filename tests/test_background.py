@@ -392,13 +392,13 @@ def test_a_report_rendered_by_the_command_line_keeps_its_heartbeat(app, monkeypa
     real_pdf = archive.render_report
     seen = {}
 
-    def slow_pdf(html, section_size):
+    def slow_pdf(html, section_size, progress=None):
         time.sleep(1.6)          # longer than JOB_STALE_SECONDS, mid-render
         with app.app_context():  # what a worker's watchdog would decide now
             seen["watchdog"] = jobs.watchdog()
             db.session.rollback()
             db.session.remove()
-        return real_pdf(html, section_size)
+        return real_pdf(html, section_size, progress)
 
     monkeypatch.setattr(archive, "render_report", slow_pdf)
     jobs.run_now(app, archive_id)

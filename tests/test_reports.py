@@ -546,13 +546,15 @@ def test_a_long_report_is_rendered_in_sections_and_reads_as_one_pdf(env, tmp_pat
             params = archive.make_params("unit", unit_id=env.unit_id, as_of=AS_OF)
             built = archive.build_html(params, "测试")
             render.FETCH_LOG.clear()
-            rendered = archive.render_built(built)
+            told = []
+            rendered = archive.render_built(built, lambda done, of: told.append((done, of)))
             again = archive.render_built(archive.build_html(params, "测试"))
             db.session.remove()
     finally:
         env.app.config["REPORT_SECTION_SIZE"] = make_app_default_section_size()
     docs = render.sections(built.html, SMALL_SECTIONS)
     assert rendered.sections == len(docs) >= 3
+    assert told == [(n, len(docs)) for n in range(1, len(docs) + 1)]     # the worker's progress, section by section
     assert again.pdf == rendered.pdf
     # Each section laid out on its own has the pages the joined file has in all.
     assert sum(render.html_to_pdf(doc).pages for doc in docs) == rendered.pages

@@ -383,9 +383,10 @@ def build_html(params: Params, generator: str) -> Built:
     return Built(html=html, audit_seq=seq, audit_head=chain, input_head=head, title=title, filename=filename)
 
 
-def render_built(built: Built):
-    """The PDF of a built report: one pass, or in sections when it is long (render.render_report)."""
-    return render_report(built.html, section_size())
+def render_built(built: Built, progress=None):
+    """The PDF of a built report: one pass, or in sections when it is long
+    (render.render_report, which calls ``progress(done, of)`` after each section)."""
+    return render_report(built.html, section_size(), progress)
 
 
 def describe_params(params: Params, plan=None) -> str:
@@ -431,7 +432,8 @@ def run(archive_id: int, *, claim) -> None:
         built = build_html(params, generator_label(archive.created_by))
         db.session.rollback()  # end the read snapshot before the long render
         _progress(archive_id, 30)
-        rendered = render_built(built)
+        # A report in sections moves from 30% towards 90% as each section is done.
+        rendered = render_built(built, lambda done, of: _progress(archive_id, 30 + 60 * done // of))
         _progress(archive_id, 90)
         sha = store(rendered.pdf)
     except Exception as exc:  # a failed report must say so, never hang as "running"

@@ -257,7 +257,7 @@ def _layout(html: str, fetcher):
     return HTML(string=html, base_url=ASSET_SCHEME, url_fetcher=fetcher).render(font_config=font_config())
 
 
-def render_report(html: str, section_size: int | None) -> Rendered:
+def render_report(html: str, section_size: int | None, progress=None) -> Rendered:
     """One PDF of the report, in one pass when its body fits in ``section_size``
     characters of HTML, else in sections (``sections``) joined into one file.
 
@@ -282,10 +282,11 @@ def render_report(html: str, section_size: int | None) -> Rendered:
     with _LOCK:
         if len(docs) == 1:
             return _one_pass(docs[0])
-        return _sectioned(docs)
+        return _sectioned(docs, progress)
 
 
-def _sectioned(docs: list[str]) -> Rendered:
+def _sectioned(docs: list[str], progress=None) -> Rendered:
+    """``progress(done, of)``, if given, is told after each section."""
     from pypdf import PdfReader, PdfWriter
     from pypdf import __version__ as pypdf_version
     from pypdf.generic import NameObject
@@ -306,6 +307,8 @@ def _sectioned(docs: list[str]) -> Rendered:
             gc.collect()   # the layout's boxes refer to each other: free them before the next section
             write += time.perf_counter() - laid_out
             layout += laid_out - started
+            if progress is not None:
+                progress(n + 1, len(docs))
         started = time.perf_counter()
         total = sum(pages for _, pages in files)
         writer = PdfWriter()
