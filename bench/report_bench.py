@@ -84,7 +84,7 @@ def _checkpoint() -> None:
     db.engine.dispose()  # checkpoints the WAL, so the file alone is the whole database
 
 
-def _copy_items(plan_id: int, chapters, items, chapter_number, item_number, position) -> None:
+def _copy_items(plan_id: int, chapters, items, chapter_number, item_number, position, chapter_title=None) -> None:
     """Copy ``items`` (parents before their sub-items) with their tasks and parts
     into plan ``plan_id``, under copies of ``chapters``."""
     from models import Chapter, Item, Task, TaskPart
@@ -92,7 +92,8 @@ def _copy_items(plan_id: int, chapters, items, chapter_number, item_number, posi
 
     chapter_map = {}
     for c in chapters:
-        copy = Chapter(plan_id=plan_id, number=chapter_number(c.number), title=c.title)
+        copy = Chapter(plan_id=plan_id, number=chapter_number(c.number),
+                       title=chapter_title(c.title) if chapter_title else c.title)
         db.session.add(copy)
         chapter_map[c.id] = copy
     db.session.flush()
@@ -141,9 +142,7 @@ def multiply_plan(app, factor: int) -> None:
 
         for k in range(1, factor):
             _copy_items(plan.id, chapters, items, lambda n, k=k: n + n_chapters * k, renumber(k),
-                        lambda p, k=k: p + 10000 * k)
-            for c in plan.chapters[-len(chapters):]:
-                c.title = f"{c.title}（副本{k}）" if "副本" not in c.title else c.title
+                        lambda p, k=k: p + 10000 * k, lambda t, k=k: f"{t}（副本{k}）")
         db.session.commit()
         _checkpoint()
         write_transactions(False)

@@ -570,6 +570,8 @@ def test_a_long_report_is_rendered_in_sections_and_reads_as_one_pdf(env, tmp_pat
         assert "截至2022-06-30" in flat(text)               # the running footer, in every section
         if n > 1:
             assert flat(text).startswith(f"单位报告{env.unit_name}"), (n, text[:80])   # the header
+    # The stamped number sits exactly where a single pass puts it (right-aligned, same baseline).
+    assert _page_number_box(path) == pytest.approx(_page_number_box(env.files["unit"]), abs=0.01)
     fonts = embedded_fonts(path)
     assert any("Noto-Sans-CJK-SC" in name for name, _ in fonts)
     assert fonts and all(emb == "yes" for _, emb in fonts), fonts
@@ -577,6 +579,17 @@ def test_a_long_report_is_rendered_in_sections_and_reads_as_one_pdf(env, tmp_pat
     for expected in ("单位报告", env.unit_name, "本单位承办的任务", "退回记录", flat(HOSTILE_REASON)):
         assert expected in text, expected
     assert render.FETCH_LOG and all(url == "luoshi-asset:mark.svg" and ok for url, ok in render.FETCH_LOG)
+
+
+def _page_number_box(path: Path) -> tuple[float, float]:
+    """Right edge and bottom of the last word of page 1's 第 1 页 / 共 M 页 (pdftotext -bbox)."""
+    out = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-bbox", str(path), "-"], check=True,
+                         capture_output=True, text=True).stdout
+    words = re.findall(r'xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', out)
+    at = max(i for i, (_, _, w) in enumerate(words) if w == "共")
+    x, y, word = words[at + 2]
+    assert word == "页"
+    return float(x), float(y)
 
 
 def make_app_default_section_size() -> int:
