@@ -218,8 +218,8 @@ class Size:
             covers = f"本报告涵盖 {self.tasks:,} 条任务、{self.parts:,} 个承办部分"
         if self.large:
             minutes = max(1, round(self.seconds / 60))
-            return (f"{covers}，预计约 {self.pages:,} 页。这是一份大报告，生成约需 {minutes} 分钟，"
-                    f"将分段排版后合成一个文件；生成期间可以离开本页继续其他工作。")
+            return (f"{covers}，预计约 {self.pages:,} 页。这是一份大报告，生成约需 {minutes} 分钟；"
+                    f"生成期间可以离开本页继续其他工作。")
         return f"{covers}，预计约 {self.pages:,} 页，生成约需 {max(1, self.seconds)} 秒。"
 
 
