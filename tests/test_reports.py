@@ -721,3 +721,38 @@ def test_web_states_the_size_before_anything_is_queued(app, client, monkeypatch)
     assert confirmed.status_code == 302 and archived() == before + 1
     status = client.get(confirmed.headers["Location"])
     assert "排队中" in status.text and "本报告涵盖" in status.text and "这是一份大报告" in status.text
+
+
+def test_the_worker_archives_a_sectioned_report_with_its_hash_and_pages(app, tmp_path):
+    """Through the worker's path (claim, read, render in sections with progress, store):
+    the archive row's sha256, size and page count are the joined file's, and verify knows it."""
+    from pypdf import PdfReader
+
+    from models import ReportArchive, TaskPart, User
+    from workflow.extensions import db
+    from workflow.reports import archive, jobs, render
+    from workflow.sqlite import write_transactions
+
+    app.config["REPORT_SECTION_SIZE"] = SMALL_SECTIONS
+    with app.app_context():
+        write_transactions(True)
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        busiest = db.session.scalar(select(TaskPart.unit_id).group_by(TaskPart.unit_id)
+                                    .order_by(func.count().desc(), TaskPart.unit_id).limit(1))
+        params = archive.make_params("unit", unit_id=busiest, as_of=AS_OF)
+        archive_id = archive.request_report(params, user=office, queue=False).archive.id
+        db.session.commit()
+        db.session.remove()
+        write_transactions(False)
+    jobs.run_now(app, archive_id)
+    with app.app_context():
+        row = db.session.get(ReportArchive, archive_id)
+        assert (row.status, row.progress) == ("done", 100), row.error
+        content = archive.read_pdf(row)
+        assert row.sha256 == hashlib.sha256(content).hexdigest() and row.size == len(content)
+        path = tmp_path / "archived.pdf"
+        path.write_bytes(content)
+        assert row.pages == len(PdfReader(path).pages) == len(_pages_text(path))
+        assert len(render.sections(archive.build_html(params, "测试").html, SMALL_SECTIONS)) > 1   # it was cut
+        assert [r.id for r in archive.verify_bytes(content)] == [archive_id]
+        db.session.remove()
