@@ -389,18 +389,18 @@ def test_a_report_rendered_by_the_command_line_keeps_its_heartbeat(app, monkeypa
 
     app.config.update(HEARTBEAT_SECONDS=0.2, JOB_STALE_SECONDS=1)
     archive_id = request_report(app, queue=False)
-    real_pdf = archive.html_to_pdf
+    real_pdf = archive.render_report
     seen = {}
 
-    def slow_pdf(html):
+    def slow_pdf(html, section_size, progress=None):
         time.sleep(1.6)          # longer than JOB_STALE_SECONDS, mid-render
         with app.app_context():  # what a worker's watchdog would decide now
             seen["watchdog"] = jobs.watchdog()
             db.session.rollback()
             db.session.remove()
-        return real_pdf(html)
+        return real_pdf(html, section_size, progress)
 
-    monkeypatch.setattr(archive, "html_to_pdf", slow_pdf)
+    monkeypatch.setattr(archive, "render_report", slow_pdf)
     jobs.run_now(app, archive_id)
     assert seen["watchdog"] == {"retried": 0, "failed": 0, "requeued": 0}
     row = report_row(app, archive_id)

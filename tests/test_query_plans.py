@@ -144,3 +144,45 @@ def test_the_unfiltered_task_list_and_the_to_do_read_by_their_indexes(app, login
         client = login(username)
         client.get(path)
         assert _scans_of_page(app, client, path) == {}, (username, path)
+
+
+def _statements_during(app, work) -> list[tuple[str, object]]:
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and not executemany:
+            statements.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            work()
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+            db.session.rollback()
+    return statements
+
+
+def test_unit_and_item_reports_read_their_own_rows_only(app):
+    """A unit report and an item report (their size first, then their data) filter by the plan,
+    the unit and the item through indexes: no growing table is read whole, so they stay as
+    fast with many plans in the database as with one. The overall report reads its plan."""
+    from models import Item, TaskPart
+    from workflow.reports import archive
+
+    with app.app_context():
+        unit_id = db.session.scalar(select(TaskPart.unit_id).order_by(TaskPart.id).limit(1))
+        number = db.session.scalar(select(Item.number).where(Item.parent_id.is_(None)).order_by(Item.position)
+                                   .offset(5).limit(1))
+
+    for kind, extra in (("unit", {"unit_id": unit_id}), ("item", {"item_number": number})):
+        def work(kind=kind, extra=extra):
+            params = archive.make_params(kind, as_of="2022-06-30", **extra)
+            assert archive.estimate(params).tasks > 0
+            archive.build_html(params, "测试")
+
+        statements = _statements_during(app, work)
+        assert len(statements) > 5
+        scans = {sql[:160]: tables for sql, params in statements if (tables := _full_scans(app, sql, params))}
+        assert scans == {}, (kind, scans)

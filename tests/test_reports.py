@@ -517,3 +517,242 @@ def test_a_full_disk_fails_the_report_in_words(app, full_disk):
         assert row.status == "failed" and "服务器存储空间已满，报告未能存档" in row.error
         db.session.remove()
     assert [p for p in full_disk.rglob("*") if p.is_file()] == []
+
+
+# ---------------------------------------------------------------- size: sections and the statement before rendering
+
+def _pages_text(path: Path) -> list[str]:
+    """pdftotext page by page (it separates pages with a form feed)."""
+    return pdftotext(path).split("\f")[:-1]
+
+
+SMALL_SECTIONS = 10_000   # characters: the seed's unit report (about 12 pages) in several sections
+
+
+def test_a_long_report_is_rendered_in_sections_and_reads_as_one_pdf(env, tmp_path):
+    """A section size far below the report's forces sections: the joined file is
+    one valid PDF whose page count is the sum of its sections', numbered
+    第 1 页 / 共 M 页 … 第 M 页 / 共 M 页 without a gap, fonts embedded, the running
+    header carried into every section, the same bytes twice, nothing fetched
+    but our own asset."""
+    from pypdf import PdfReader
+
+    from workflow.extensions import db
+    from workflow.reports import archive, render
+
+    env.app.config["REPORT_SECTION_SIZE"] = SMALL_SECTIONS
+    try:
+        with env.app.app_context():
+            params = archive.make_params("unit", unit_id=env.unit_id, as_of=AS_OF)
+            built = archive.build_html(params, "测试")
+            render.FETCH_LOG.clear()
+            told = []
+            rendered = archive.render_built(built, lambda done, of: told.append((done, of)))
+            again = archive.render_built(archive.build_html(params, "测试"))
+            db.session.remove()
+    finally:
+        env.app.config["REPORT_SECTION_SIZE"] = make_app_default_section_size()
+    docs = render.sections(built.html, SMALL_SECTIONS)
+    assert rendered.sections == len(docs) >= 3
+    assert told == [(n, len(docs)) for n in range(1, len(docs) + 1)]     # the worker's progress, section by section
+    assert again.pdf == rendered.pdf
+    # Each section laid out on its own has the pages the joined file has in all.
+    assert sum(render.html_to_pdf(doc).pages for doc in docs) == rendered.pages
+    path = tmp_path / "sectioned.pdf"
+    path.write_bytes(rendered.pdf)
+    assert len(PdfReader(path).pages) == rendered.pages
+
+    pages = _pages_text(path)
+    total = rendered.pages
+    assert len(pages) == total
+    for n, text in enumerate(pages, 1):
+        assert re.findall(r"第 \d+ 页 / 共 \d+ 页", text) == [f"第 {n} 页 / 共 {total} 页"], (n, text[-200:])
+        assert "截至2022-06-30" in flat(text)               # the running footer, in every section
+        if n > 1:
+            assert flat(text).startswith(f"单位报告{env.unit_name}"), (n, text[:80])   # the header
+    # The stamped number sits exactly where a single pass puts it (right-aligned, same baseline).
+    assert _page_number_box(path) == pytest.approx(_page_number_box(env.files["unit"]), abs=0.01)
+    fonts = embedded_fonts(path)
+    assert any("Noto-Sans-CJK-SC" in name for name, _ in fonts)
+    assert fonts and all(emb == "yes" for _, emb in fonts), fonts
+    text = flat(pdftotext(path))
+    for expected in ("单位报告", env.unit_name, "本单位承办的任务", "退回记录", flat(HOSTILE_REASON)):
+        assert expected in text, expected
+    assert render.FETCH_LOG and all(url == "luoshi-asset:mark.svg" and ok for url, ok in render.FETCH_LOG)
+
+
+def _page_number_box(path: Path) -> tuple[float, float]:
+    """Right edge and bottom of the last word of page 1's 第 1 页 / 共 M 页 (pdftotext -bbox)."""
+    out = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-bbox", str(path), "-"], check=True,
+                         capture_output=True, text=True).stdout
+    words = re.findall(r'xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', out)
+    at = max(i for i, (_, _, w) in enumerate(words) if w == "共")
+    x, y, word = words[at + 2]
+    assert word == "页"
+    return float(x), float(y)
+
+
+def make_app_default_section_size() -> int:
+    from workflow.config import Config
+
+    return Config.REPORT_SECTION_SIZE
+
+
+def test_sections_are_cut_only_at_seams_and_a_short_report_is_one_pass():
+    from workflow.reports import render
+
+    top = "<html><head><style>x</style></head><body><div id=footer>F</div>"
+    bottom = "</body></html>"
+
+    def seam(close, reopen):
+        return f"{render.SEAM}{close}{render.SEAM_OPEN}{reopen}{render.SEAM_END}"
+
+    rows = "".join(f"<tr><td>{n}</td></tr>" + (seam("</tbody></table>", "<table><tbody>") if n % 2 else "")
+                   for n in range(1, 7))
+    html = top + render.BODY + "<p>封面</p><table><tbody>" + rows + "</tbody></table>" + render.BODY_END + bottom
+    whole = render.sections(html, 10_000)
+    assert whole == [top + "<p>封面</p><table><tbody>" + "".join(f"<tr><td>{n}</td></tr>" for n in range(1, 7))
+                     + "</tbody></table>" + bottom]
+    assert render.sections(html) == whole
+    docs = render.sections(html, 60)
+    assert len(docs) > 1
+    sectioned_top = top.replace("</head>", render.SECTION_STYLE + "</head>")
+    for doc in docs:
+        assert "luoshi-" not in doc                                       # no seam or marker left
+        assert doc.startswith(sectioned_top) and doc.endswith(bottom)     # each a whole document
+        body = doc[len(sectioned_top):-len(bottom)]
+        assert body.count("<table>") == body.count("</table>") == 1     # every table closed where it was cut
+    cells = [re.findall(r"<td>(\d)</td>", doc) for doc in docs]
+    assert [c for doc in cells for c in doc] == list("123456")          # every row once, in order
+    assert "封面" in docs[0] and not any("封面" in doc for doc in docs[1:])
+
+
+def test_css_strings_cannot_close_the_style_element():
+    from workflow.reports import render
+
+    assert render.css_string('四、"章"\\</style><img src=x>') == '"四、\\"章\\"\\\\\\3c /style\\3e \\3c img src=x\\3e "'
+    assert "</" not in render.css_string("</style>")
+
+
+def test_the_command_line_states_the_size_before_rendering(env):
+    from models import Item, Task, TaskPart
+    from workflow.extensions import db
+
+    with env.app.app_context():
+        tasks = db.session.scalar(select(func.count(Task.id)))
+        parts = db.session.scalar(select(func.count(TaskPart.id)))
+        db.session.remove()
+    output = env.outputs["overall"]
+    statement = f"规模：本报告涵盖 {tasks:,} 条任务、{parts:,} 个承办部分，预计约"
+    assert statement in output
+    assert output.index(statement) < output.index("已生成并存档")
+    assert "规模：本报告涵盖本单位承办的" in env.outputs["unit"]
+    assert "规模：本报告涵盖该事项（含子项）的" in env.outputs["item"]
+
+
+def test_the_estimate_counts_what_the_report_covers_in_its_plan_only(app):
+    """Counts filter by the plan, the unit and the item: another plan's rows do not count."""
+    from models import Item, Task, TaskPart, task_lead_units
+    from workflow.extensions import db
+    from workflow.reports import archive, data
+
+    with app.app_context():
+        plan_id = db.session.scalar(select(func.max(Item.plan_id)))
+        unit_id = db.session.scalar(select(TaskPart.unit_id).order_by(TaskPart.id).limit(1))
+        parts = db.session.scalars(select(TaskPart).join(Task).join(Item).where(Item.plan_id == plan_id)).all()
+        led = db.session.scalar(select(func.count()).select_from(task_lead_units)
+                                .where(task_lead_units.c.unit_id == unit_id))
+        assert data.scope("unit", plan_id, unit_id=unit_id) == {
+            "tasks": sum(p.unit_id == unit_id for p in parts) + led,
+            "parts": sum(p.unit_id == unit_id for p in parts), "led": led}
+        assert data.scope("unit", plan_id + 1, unit_id=unit_id) == {"tasks": 0, "parts": 0, "led": 0}
+        item = db.session.scalar(select(Item).where(Item.plan_id == plan_id, Item.number == "19"))
+        ids = {item.id} | {c.id for c in item.children}
+        covered = [p for p in parts if p.task.item_id in ids]
+        assert data.scope("item", plan_id, item_id=item.id)["parts"] == len(covered)
+        size = archive.estimate(archive.make_params("overall", as_of=AS_OF))
+        assert size.parts == len(parts) and size.tasks == len({p.task_id for p in parts}) and size.pages > 1
+        db.session.remove()
+
+
+def test_item_report_queries_do_not_grow_with_the_item(app, count_queries):
+    from workflow.extensions import db
+    from workflow.reports import archive
+
+    counts = {}
+    with app.app_context():
+        for number in ("19", "1"):
+            params = archive.make_params("item", item_number=number, as_of=AS_OF)
+            with count_queries() as statements:
+                archive.build_html(params, "测试")
+            counts[number] = len(statements)
+            db.session.rollback()
+        db.session.remove()
+    assert counts["19"] == counts["1"] <= 20, counts
+
+
+def test_web_states_the_size_before_anything_is_queued(app, client, monkeypatch):
+    from models import ReportArchive
+    from workflow.extensions import db
+    from workflow.reports import archive
+
+    def archived() -> int:
+        with app.app_context():
+            n = db.session.scalar(select(func.count(ReportArchive.id)))
+            db.session.remove()
+            return n
+
+    before = archived()
+    log_in(client, "office")
+    asked = _new_report(client, kind="overall", plan="1", as_of=AS_OF, action="estimate")
+    assert asked.status_code == 200
+    assert "报告规模：" in asked.text and "本报告涵盖" in asked.text and "预计约" in asked.text
+    assert archived() == before
+
+    # A large report (here: anything from one page) waits for 确认生成 of these parameters.
+    monkeypatch.setattr(archive, "LARGE_PAGES", 1)
+    first = _new_report(client, kind="overall", plan="1", as_of=AS_OF, action="generate")
+    assert first.status_code == 200 and "这是一份大报告" in first.text and "确认生成" in first.text
+    assert archived() == before
+    key = re.search(r'name="confirm" value="([0-9a-f]{64})"', first.text).group(1)
+    other_day = _new_report(client, kind="overall", plan="1", as_of="2022-07-01", action="generate", confirm=key)
+    assert other_day.status_code == 200 and archived() == before      # confirmed another report, not this one
+    confirmed = _new_report(client, kind="overall", plan="1", as_of=AS_OF, action="generate", confirm=key)
+    assert confirmed.status_code == 302 and archived() == before + 1
+    status = client.get(confirmed.headers["Location"])
+    assert "排队中" in status.text and "本报告涵盖" in status.text and "这是一份大报告" in status.text
+
+
+def test_the_worker_archives_a_sectioned_report_with_its_hash_and_pages(app, tmp_path):
+    """Through the worker's path (claim, read, render in sections with progress, store):
+    the archive row's sha256, size and page count are the joined file's, and verify knows it."""
+    from pypdf import PdfReader
+
+    from models import ReportArchive, TaskPart, User
+    from workflow.extensions import db
+    from workflow.reports import archive, jobs, render
+    from workflow.sqlite import write_transactions
+
+    app.config["REPORT_SECTION_SIZE"] = SMALL_SECTIONS
+    with app.app_context():
+        write_transactions(True)
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        busiest = db.session.scalar(select(TaskPart.unit_id).group_by(TaskPart.unit_id)
+                                    .order_by(func.count().desc(), TaskPart.unit_id).limit(1))
+        params = archive.make_params("unit", unit_id=busiest, as_of=AS_OF)
+        archive_id = archive.request_report(params, user=office, queue=False).archive.id
+        db.session.commit()
+        db.session.remove()
+        write_transactions(False)
+    jobs.run_now(app, archive_id)
+    with app.app_context():
+        row = db.session.get(ReportArchive, archive_id)
+        assert (row.status, row.progress) == ("done", 100), row.error
+        content = archive.read_pdf(row)
+        assert row.sha256 == hashlib.sha256(content).hexdigest() and row.size == len(content)
+        path = tmp_path / "archived.pdf"
+        path.write_bytes(content)
+        assert row.pages == len(PdfReader(path).pages) == len(_pages_text(path))
+        assert len(render.sections(archive.build_html(params, "测试").html, SMALL_SECTIONS)) > 1   # it was cut
+        assert [r.id for r in archive.verify_bytes(content)] == [archive_id]
+        db.session.remove()

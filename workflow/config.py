@@ -64,6 +64,10 @@ class Config:
     JOB_STALE_SECONDS = _int("JOB_STALE_SECONDS", 60)
     HEARTBEAT_SECONDS = _int("HEARTBEAT_SECONDS", 10)
     REPORT_ATTEMPTS = _int("REPORT_ATTEMPTS", 2)
+    # A report whose HTML body is longer than this many characters is rendered in
+    # sections of at most this size, joined into one PDF (workflow/reports/render.py):
+    # memory stays bounded whatever the plan's size. About 3,700 characters a page.
+    REPORT_SECTION_SIZE = _int("REPORT_SECTION_SIZE", 300_000)
     # The daily reminder sweep starts at this time (China Standard Time); "off": only
     # `flask reminders run` and the page's button sweep. It commits every SWEEP_CHUNK
     # parts, pausing SWEEP_PAUSE_MS between chunks (room for web writers on SQLite).

@@ -36,7 +36,7 @@ from workflow.vocabulary import NON_DATA_ACTIONS, NotificationKind, ReportKind, 
 
 from . import bulletin, charts
 from . import data as report_data
-from .render import html_to_pdf, render_template_html
+from .render import render_report, render_template_html
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,17 @@ def layout_version() -> str:
 
 
 def current_layout() -> str:
-    """The layout version with the office's score weights: the overall report's
-    ranking changes with them, so a report made under other weights is not reused."""
+    """The layout version with the office's score weights (the overall report's
+    ranking changes with them) and the section size (where a long report is cut,
+    so its bytes), so that a report made under other settings is not reused."""
     weights = scores.weights_text(scores.current_weights())
-    return f"{layout_version()}-{hashlib.sha256(weights.encode()).hexdigest()[:6]}"
+    settings = f"{weights}|section={section_size()}"
+    return f"{layout_version()}-{hashlib.sha256(settings.encode()).hexdigest()[:6]}"
+
+
+def section_size() -> int:
+    """REPORT_SECTION_SIZE: the characters of HTML a section of a report holds at most."""
+    return max(1, int(current_app.config["REPORT_SECTION_SIZE"]))
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,62 @@ def params_from_archive(archive) -> Params:
     p = archive.params
     return Params(kind=p["kind"], plan=p["plan"], as_of=date.fromisoformat(p["as_of"]), near_days=p["near_days"],
                   unit=p.get("unit"), item=p.get("item"), layout=p.get("layout", ""), round=p.get("round"))
+
+
+# ------------------------------------------------------------------ size, before rendering
+
+# Pages a report takes, measured (bench/report_bench.py, 2022-06-30, the seed plan with
+# its played activity and ten times its size): fixed pages (cover, summaries) and pages
+# per task it covers. Overall: 29 pages for 193 tasks, 231 for 1,930. Unit (承办 parts
+# + 牵头 tasks): 12 pages for 42, 69 for 420. Item (its tasks, sub-items included,
+# each with its parts, submissions, evidence and timeline): 17 pages for 25.
+PAGE_MODEL = {"overall": (7, 0.117), "unit": (5, 0.17), "item": (2, 0.6)}
+PAGES_PER_SECOND = 8          # measured laying out and writing those reports on 2 cores
+LARGE_PAGES = 300             # from this estimate on, a report is said to take long
+
+
+@dataclass(frozen=True)
+class Size:
+    """What a report covers and about how long it will be, counted before it is rendered."""
+    kind: str
+    tasks: int
+    parts: int
+    led: int
+    pages: int
+    seconds: int
+
+    @property
+    def large(self) -> bool:
+        return self.pages >= LARGE_PAGES
+
+    @property
+    def text(self) -> str:
+        if self.kind == "unit":
+            covers = f"本报告涵盖本单位承办的 {self.parts:,} 条任务和牵头的 {self.led:,} 条任务"
+        elif self.kind == "item":
+            covers = f"本报告涵盖该事项（含子项）的 {self.tasks:,} 条任务、{self.parts:,} 个承办部分"
+        else:
+            covers = f"本报告涵盖 {self.tasks:,} 条任务、{self.parts:,} 个承办部分"
+        if self.large:
+            minutes = max(1, round(self.seconds / 60))
+            return (f"{covers}，预计约 {self.pages:,} 页。这是一份大报告，生成约需 {minutes} 分钟；"
+                    f"生成期间可以离开本页继续其他工作。")
+        return f"{covers}，预计约 {self.pages:,} 页，生成约需 {max(1, self.seconds)} 秒。"
+
+
+def estimate(params: Params) -> Size | None:
+    """The size of the report these parameters ask for, from counts in SQL (no
+    rows are loaded); None for the kinds made elsewhere (调度通报, 督办通报)."""
+    if params.kind not in PAGE_MODEL:
+        return None
+    item_id = None
+    if params.kind == "item":
+        item_id = db.session.scalar(select(Item.id).where(Item.plan_id == params.plan, Item.number == params.item))
+    counted = report_data.scope(params.kind, params.plan, unit_id=params.unit, item_id=item_id)
+    fixed, per_task = PAGE_MODEL[params.kind]
+    pages = max(1, round(fixed + per_task * counted["tasks"]))
+    return Size(kind=params.kind, tasks=counted["tasks"], parts=counted["parts"], led=counted["led"], pages=pages,
+                seconds=round(pages / PAGES_PER_SECOND))
 
 
 # ------------------------------------------------------------------ audit heads
@@ -314,6 +377,12 @@ def build_html(params: Params, generator: str) -> Built:
     return Built(html=html, audit_seq=seq, audit_head=chain, input_head=head, title=title, filename=filename)
 
 
+def render_built(built: Built, progress=None):
+    """The PDF of a built report: one pass, or in sections when it is long
+    (render.render_report, which calls ``progress(done, of)`` after each section)."""
+    return render_report(built.html, section_size(), progress)
+
+
 def describe_params(params: Params, plan=None) -> str:
     parts = [f"类型 {ReportKind(params.kind).label}", f"方案 {params.plan}"]
     if params.unit is not None:
@@ -357,7 +426,8 @@ def run(archive_id: int, *, claim) -> None:
         built = build_html(params, generator_label(archive.created_by))
         db.session.rollback()  # end the read snapshot before the long render
         _progress(archive_id, 30)
-        rendered = html_to_pdf(built.html)
+        # A report in sections moves from 30% towards 90% as each section is done.
+        rendered = render_built(built, lambda done, of: _progress(archive_id, 30 + 60 * done // of))
         _progress(archive_id, 90)
         sha = store(rendered.pdf)
     except Exception as exc:  # a failed report must say so, never hang as "running"

@@ -45,6 +45,8 @@ def generate(kind, plan_id, unit_id, item_number, as_of, username, out: Path):
         params = archive.make_params(kind, plan_id=plan_id, unit_id=unit_id, item_number=item_number, as_of=as_of)
     except archive.ReportError as exc:
         raise click.ClickException(exc.message) from None
+    size = archive.estimate(params)
+    click.echo(f"规模：{size.text}")
     req = archive.request_report(params, user=user, queue=False)
     archive_id = req.archive.id
     db.session.commit()

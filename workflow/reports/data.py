@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from models import AuditEntry, Evidence, Item, RoundPart, Submission, Task, TaskPart, task_lead_units
@@ -119,6 +119,28 @@ def _plan_tasks(plan_id: int):
             selectinload(Task.parts).joinedload(TaskPart.unit),
         )).unique().all()
     return sorted(tasks, key=lambda t: t.document_key)
+
+
+# ------------------------------------------------------------------ size
+
+def scope(kind: str, plan_id: int, unit_id: int | None = None, item_id: int | None = None) -> dict:
+    """What a report covers, counted in SQL before anything is read: its tasks
+    (for a unit report, the ones it hands in and the ones it leads) and their
+    parts (承办部分). Each count filters by the plan, the unit or the item."""
+    tasks = select(Task.id).join(Item).where(Item.plan_id == plan_id)
+    if kind == "unit":
+        parts = db.session.scalar(
+            select(func.count(TaskPart.id)).join(Task).join(Item)
+            .where(Item.plan_id == plan_id, TaskPart.unit_id == unit_id))
+        led = db.session.scalar(
+            select(func.count()).select_from(task_lead_units).join(Task, Task.id == task_lead_units.c.task_id)
+            .join(Item).where(Item.plan_id == plan_id, task_lead_units.c.unit_id == unit_id))
+        return {"tasks": parts + led, "parts": parts, "led": led}
+    if kind == "item":
+        tasks = select(Task.id).join(Item).where((Item.id == item_id) | (Item.parent_id == item_id))
+    n_tasks = db.session.scalar(select(func.count()).select_from(tasks.subquery()))
+    parts = db.session.scalar(select(func.count(TaskPart.id)).where(TaskPart.task_id.in_(tasks)))
+    return {"tasks": n_tasks, "parts": parts, "led": 0}
 
 
 # ------------------------------------------------------------------ overall
@@ -346,7 +368,11 @@ def _timeline(task_ids: list[int]) -> dict[int, list[dict]]:
 
 
 def item(plan, item_obj, as_of: date, near_days: int) -> dict:
-    items = [item_obj] + list(item_obj.children)
+    # The item and its sub-items with what each block prints, in three queries.
+    loaded = db.session.scalars(
+        select(Item).where((Item.id == item_obj.id) | (Item.parent_id == item_obj.id)).order_by(Item.position)
+        .options(joinedload(Item.chapter), selectinload(Item.owner_units), selectinload(Item.contacts))).all()
+    items = [item_obj] + [i for i in loaded if i.id != item_obj.id]
     item_ids = [i.id for i in items]
     tasks = db.session.scalars(
         select(Task).where(Task.item_id.in_(item_ids)).options(
@@ -359,12 +385,14 @@ def item(plan, item_obj, as_of: date, near_days: int) -> dict:
         )).unique().all()
     tasks = sorted(tasks, key=lambda t: t.document_key)
     timeline = _timeline([t.id for t in tasks])
+    # Every part's colour in one pass (a handful of queries), not a pass per task.
+    by_part = pace.assess_parts([p for t in tasks for p in t.parts], as_of, tasks=tasks)
 
     def item_block(i: Item) -> dict:
         own = [t for t in tasks if t.item_id == i.id]
         rows = []
         for t in own:
-            row = _task_row(t, as_of, near_days)
+            row = _task_row(t, as_of, near_days, by_part)
             row["responsible"] = unit_names(t.responsible_units)
             row["part_details"] = [{
                 "unit": p.unit.name, "state": p.state, "state_label": STATE_LABELS[p.state],

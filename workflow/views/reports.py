@@ -98,6 +98,14 @@ def new():
             db.session.rollback()
             flash(exc.message, "danger")
             return render_template("reports/new.html", form=form, harfbuzz=_harfbuzz()), 400
+        size = archive.estimate(params)
+        # The size is stated before anything is queued: on asking (预估规模), and a
+        # large report waits for the office to confirm it (确认生成) — that report,
+        # with these parameters, not one asked for after changing them.
+        if request.form.get("action") == "estimate" or (size.large and request.form.get("confirm") != params.key):
+            db.session.rollback()
+            return render_template("reports/new.html", form=form, harfbuzz=_harfbuzz(), size=size,
+                                   confirm_key=params.key)
         req = archive.request_report(params, user=current_user._get_current_object())
         archive_id = req.archive.id
         db.session.commit()
@@ -106,7 +114,7 @@ def new():
         elif req.in_flight:
             flash("同一报告正在生成，请稍候。", "info")
         else:
-            flash("报告已开始生成。生成期间可继续其他工作，完成后会在消息中通知您。", "success")
+            flash(f"报告已开始生成：{size.text}完成后会在消息中通知您。", "success")
         return redirect(url_for("reports.status", archive_id=archive_id))
     status = 400 if request.method == "POST" else 200
     return render_template("reports/new.html", form=form, harfbuzz=_harfbuzz()), status
@@ -135,11 +143,13 @@ def status(archive_id: int):
     require("report.view")
     row = db.get_or_404(ReportArchive, archive_id)
     working = row.status in ReportStatus.working()
+    params = archive.params_from_archive(row)
     response = make_response(render_template(
         "reports/status.html", row=row, working=working, refresh=REFRESH_SECONDS,
+        size=archive.estimate(params) if working else None,
         worker_alive=not working or background.worker_alive(),
         subject=_describe_row(row),
-        params_text=archive.describe_params(archive.params_from_archive(row))))
+        params_text=archive.describe_params(params)))
     if working:
         # No script (the CSP forbids inline ones): the page reloads itself.
         response.headers["Refresh"] = str(REFRESH_SECONDS)

@@ -16,6 +16,7 @@ from workflow import head_cache, queries
 from workflow.audit import ACTION_LABELS
 from workflow.due import DUE_LABELS, UNDECIDED_SHOWN, due_status
 from workflow.machine import EVENT_LABELS, open_round_entry
+from workflow.reports.render import SEAM_ROWS, css_string
 from workflow.services import EDITABLE_FIELDS, carryable_evidence
 from workflow.timeutil import chinese_date, clock_date, format_local, today_local
 from workflow.vocabulary import (
@@ -38,9 +39,11 @@ def register(app: Flask) -> None:
         ExtensionState=ExtensionState, MilestoneState=MilestoneState,
         DUE_LABELS=DUE_LABELS, EVENT_LABELS=EVENT_LABELS, ACTION_LABELS=ACTION_LABELS,
         EDIT_LABELS=EDITABLE_FIELDS, DEADLINE_UNDECIDED=UNDECIDED_SHOWN,
+        # The PDF reports' seams (templates/reports/pdf/_macros.html).
+        SEAM_ROWS=SEAM_ROWS,
     )
     app.jinja_env.filters.update(localtime=format_local, chinese_date=chinese_date, state_label=TaskState.label_of,
-                                 filesize=filesize)
+                                 filesize=filesize, css_string=css_string)
     # A context processor, not a global: the header's count is the signed-in
     # user's unread messages at the moment this page renders, one query per page.
     app.context_processor(_unread_inbox)
