@@ -281,7 +281,11 @@ def assess_parts(parts, today: date, settings: Settings | None = None, tasks=Non
     known = {t.id: t for t in tasks or ()}
     tasks = {p.task_id: known.get(p.task_id) or task_of(p) for p in parts}
     plan_ids = {t.item.plan_id for t in tasks.values()}
-    plans = {p.id: p for p in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids)))}
+    # A page that loaded the plan with its task (the task page) has it already: no query for it.
+    plans = {pid: found for pid in plan_ids if (found := db.session.identity_map.get(
+        db.session.identity_key(Plan, pid))) is not None}
+    if len(plans) < len(plan_ids):
+        plans.update((p.id, p) for p in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids - set(plans)))))
     facts = facts_for(parts, tasks, plans, today)
     return {p.id: assess(p, tasks[p.task_id], facts[p.id], today, settings) for p in parts}
 
