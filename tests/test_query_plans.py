@@ -138,8 +138,9 @@ def test_a_state_filtered_task_list_reads_by_its_indexes(app, login):
 
 def test_the_unfiltered_task_list_and_the_to_do_read_by_their_indexes(app, login):
     """The first page of every task in document order walks the order's index under its LIMIT; its
-    total and the to-do's colour counts are kept (workflow/head_cache.py, workflow/colours.py), so
-    the second view reads no growing table whole — for the office and for a unit."""
+    total, the to-do's and the overview's colour counts and the 红黄蓝 filter's tasks are kept
+    (workflow/head_cache.py, workflow/colours.py), so the second view reads no growing table whole —
+    for the office, a viewer and a unit."""
     from models import TaskPart, User
 
     with app.app_context():
@@ -147,7 +148,8 @@ def test_the_unfiltered_task_list_and_the_to_do_read_by_their_indexes(app, login
         staff = db.session.scalar(select(User.username).where(User.unit_id == unit_id,
                                                                User.username.like("%.staff")))
     for username, path in (("office", "/tasks/"), (staff, "/tasks/"), ("office", "/tasks/todo"),
-                           (staff, "/tasks/todo"), ("office", "/tasks/?page=2")):
+                           (staff, "/tasks/todo"), ("office", "/tasks/?page=2"), ("office", "/tasks/?warning=red"),
+                           ("leader", "/tasks/?warning=yellow&page=2"), ("office", "/overview")):
         client = login(username)
         client.get(path)
         assert _scans_of_page(app, client, path) == {}, (username, path)

@@ -32,7 +32,7 @@ from models import AuditEntry, Item, Plan, Task, TaskPart
 from models.plan import task_lead_units
 from workflow import head_cache, pace
 from workflow.extensions import db
-from workflow.vocabulary import NON_DATA_ACTIONS, WarningLevel
+from workflow.vocabulary import NON_DATA_ACTIONS, TaskKind, WarningLevel
 
 #: Actions that change no task's colour, beyond those that change no report.
 COLOURLESS = frozenset(NON_DATA_ACTIONS) | {
@@ -46,7 +46,12 @@ REBUILD_OVER = 20000
 
 _KEY = "luoshi.colours"
 
-Row = tuple  # (level value or None, plan_id, chapter_id, lead unit ids)
+Row = tuple  # (level value or None, plan_id, chapter_id, lead unit ids, list order key)
+
+
+def order_key(plan_id: int, position: int, kind: str, seq: int) -> tuple:
+    """The task list's order (``queries.task_order``: the newest plan first, then document order)."""
+    return (-plan_id, position, TaskKind(kind).rank, seq)
 
 
 @dataclass
@@ -68,9 +73,12 @@ class _Kept:
     #: Full passes and tasks assessed since the process started (the tests read them).
     rebuilds: int = 0
     reassessed: int = 0
+    #: Moves with every change; the sorted id lists below are of one version.
+    version: int = 0
+    sorted_ids: dict = field(default_factory=dict)
 
     def _count(self, row: Row, delta: int) -> None:
-        level, plan_id, chapter_id, unit_ids = row
+        level, plan_id, chapter_id, unit_ids, _ = row
         if level is None:
             return
         plan = self.plans.setdefault(plan_id, _Plan())
@@ -82,6 +90,7 @@ class _Kept:
             plan.units.setdefault(unit_id, Counter())[level] += delta
 
     def put(self, task_id: int, row: Row | None) -> None:
+        self.version += 1
         old = self.tasks.pop(task_id, None)
         if old is not None:
             self._count(old, -1)
@@ -115,7 +124,8 @@ def _assess(stmt, kept: _Kept) -> set[int]:
         for task in tasks:
             level = assessed[task.id].level
             kept.put(task.id, (level.value if level else None, task.item.plan_id, task.item.chapter_id,
-                               tuple(u.id for u in task.lead_units)))
+                               tuple(u.id for u in task.lead_units),
+                               order_key(task.item.plan_id, task.item.position, task.kind, task.seq)))
             seen.add(task.id)
         kept.reassessed += len(tasks)
         last = tasks[-1].id
@@ -131,10 +141,11 @@ class _PartRow:
 
 
 class _TaskRow:
-    __slots__ = ("long_term", "deadline", "deadline_text", "plan_id", "chapter_id")
+    __slots__ = ("long_term", "deadline", "deadline_text", "plan_id", "chapter_id", "order")
 
     def __init__(self, row):
-        self.long_term, self.deadline, self.deadline_text, self.plan_id, self.chapter_id = row
+        self.long_term, self.deadline, self.deadline_text, self.plan_id, self.chapter_id = row[:5]
+        self.order = order_key(self.plan_id, *row[5:])
 
 
 def _rebuild(now, today: date, settings: pace.Settings, before: _Kept | None) -> _Kept:
@@ -149,7 +160,8 @@ def _rebuild(now, today: date, settings: pace.Settings, before: _Kept | None) ->
                                                .order_by(task_lead_units.c.task_id, task_lead_units.c.position)):
         leads.setdefault(task_id, []).append(unit_id)
     tasks = {row[0]: _TaskRow(row[1:]) for row in db.session.execute(
-        select(Task.id, Task.long_term, Task.deadline, Task.deadline_text, Item.plan_id, Item.chapter_id)
+        select(Task.id, Task.long_term, Task.deadline, Task.deadline_text, Item.plan_id, Item.chapter_id,
+               Item.position, Task.kind, Task.seq)
         .join(Item, Item.id == Task.item_id))}
     maps = pace.fact_maps(None)
     by_task: dict[int, list] = {}
@@ -163,7 +175,7 @@ def _rebuild(now, today: date, settings: pace.Settings, before: _Kept | None) ->
     for task_id, task in tasks.items():
         level = pace.worst(by_task.get(task_id, ())).level
         kept.put(task_id, (level.value if level else None, task.plan_id, task.chapter_id,
-                           tuple(leads.get(task_id, ()))))
+                           tuple(leads.get(task_id, ())), task.order))
     kept.reassessed += len(tasks)
     return kept
 
@@ -246,6 +258,22 @@ def breakdown(plan_id: int | None, today: date) -> dict:
                 "chapters": {cid: _plain(c) for cid, c in plan.chapters.items()},
                 "units": {uid: _plain(c) for uid, c in plan.units.items()},
                 "empty": _plain(None)}
+
+
+def task_ids(level: str, today: date, plan_id: int | None = None) -> list[int]:
+    """The ids of the tasks of one colour (of one plan), in the task list's order — kept, like the
+    counts, until a change, so that the list's 红黄蓝 filter pages without assessing every task."""
+    store = _store()
+    with store.lock:
+        kept = _up_to_date(store, today)
+        key = (level, plan_id)
+        found = kept.sorted_ids.get(key)
+        if found is None or found[0] != kept.version:
+            chosen = [(row[4], tid) for tid, row in kept.tasks.items()
+                      if row[0] == level and (plan_id is None or row[1] == plan_id)]
+            chosen.sort()
+            found = kept.sorted_ids[key] = (kept.version, [tid for _, tid in chosen])
+        return found[1]
 
 
 def statistics() -> tuple[int, int]:

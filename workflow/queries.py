@@ -182,6 +182,22 @@ def task_list(filters: TaskFilters, user, today: date, near_days: int, *, to_cou
     return stmt.options(*list_options()).order_by(*task_order())
 
 
+def kept_warning_ids(filters: TaskFilters, user, today: date) -> list[int] | None:
+    """The ids, in list order, of the tasks of the filter's colour (and plan) from the kept colours
+    (workflow/colours.py) — for the office and viewers, when no other filter applies and this
+    transaction has not written; else None (the filtered set is assessed: ``with_warning``)."""
+    others = {k for k in filters.as_args() if k not in ("warning", "plan")}
+    if not filters.warning or others or user.role in UNIT_ROLES or head_cache.writing():
+        return None
+    return colours.task_ids(filters.warning, today, filters.plan)
+
+
+def tasks_by_ids(ids: list[int]) -> list:
+    """The tasks of ``ids`` (a page of them) with what a list row shows, in the order given."""
+    found = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(ids)).options(*list_options()))}
+    return [found[i] for i in ids if i in found]
+
+
 def with_warning(tasks, level: str | None, today: date) -> tuple[list, dict]:
     """(the tasks whose colour is ``level`` — all of them when None —, every
     task's assessment). The colour is decided in Python (workflow/pace.py), so

@@ -82,6 +82,13 @@ class ListPage(Pagination):
         return len(self._rows)
 
 
+class TaskIdPage(ListPage):
+    """One page of task ids in list order (the kept colours), its tasks loaded."""
+
+    def _query_items(self) -> list:
+        return queries.tasks_by_ids(super()._query_items())
+
+
 # ---------------------------------------------------------------- home, lists
 
 @bp.route("/")
@@ -129,8 +136,10 @@ def _overview(home: bool):
         plan_rows = queries.plan_summaries(plan_page.items, today, _near_days())
         data, warnings = queries.cross_plan_summary(today, _near_days())
     else:
-        data = queries.overview(plan_id, today, _near_days())
-        warnings = queries.warning_breakdown(plan_id, today)
+        # One plan's tables (the chosen one, or the only one): read through the plan's index.
+        scope = plan_id if plan_id is not None or not plans else plans[0].id
+        data = queries.overview(scope, today, _near_days())
+        warnings = queries.warning_breakdown(scope, today)
     to_close = queries.cached_count(queries.to_close_tasks(), "to_close") if user.is_office else 0
     verify_waiting = queries.verify_count(user)
     unreceived = queries.unreceived_counts(today, _receipt_due_days(), plan_id)
@@ -155,7 +164,11 @@ def task_list():
     today = today_local()
     stmt = queries.task_list(filters, user, today, _near_days())
     fmt = tables.requested_format()
-    if fmt or filters.warning:
+    kept_ids = None if fmt else queries.kept_warning_ids(filters, user, today)
+    if kept_ids is not None:
+        page = TaskIdPage(kept_ids, _page_arg(), _per_page())
+        warnings = pace.assess_tasks(page.items, today)
+    elif fmt or filters.warning:
         # The colour is Python's (workflow/pace.py): the whole filtered set is assessed, then paged.
         tasks, warnings = queries.with_warning(db.session.scalars(stmt).all(), filters.warning, today)
         if fmt:
