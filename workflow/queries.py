@@ -73,9 +73,9 @@ def count_of(stmt) -> int:
 def list_options():
     """What a task row shows: item (and chapter), lead units, parts and their units."""
     return (
-        selectinload(Task.item).selectinload(Item.chapter),
+        joinedload(Task.item).joinedload(Item.chapter),
         selectinload(Task.lead_units),
-        selectinload(Task.parts).selectinload(TaskPart.unit),
+        selectinload(Task.parts).joinedload(TaskPart.unit),
     )
 
 
