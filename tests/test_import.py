@@ -363,3 +363,22 @@ def test_an_import_tells_each_unit_it_was_given_once_with_the_count(app, seed_by
         assert notes[0].user.username == "f.staff"
         assert f"区财政局承办其中 {parts} 项任务" in notes[0].message and "签收" in notes[0].message
         assert parts > 0 and db.session.scalar(select(func.count(Task.id))) > 0
+
+
+@pytest.mark.parametrize("app_config", [{"MAX_IMPORT_MB": 1}])
+def test_a_document_over_the_import_limit_is_refused_before_parsing(app, office_client, seed_bytes, monkeypatch):
+    """MAX_IMPORT_MB: the page says the limit, nothing is parsed, nothing is written."""
+    from models import Plan
+    from workflow.importer import service
+
+    parsed = []
+    monkeypatch.setattr(service, "parse_bytes", lambda *a, **k: parsed.append(1))
+    big = seed_bytes * (1024 * 1024 // len(seed_bytes) + 1)      # just over 1 MB of a real compilation
+    token = csrf_token(office_client, "/plans/import")
+    response = office_client.post("/plans/import", data={
+        "csrf_token": token, "document": (io.BytesIO(big), "汇编.txt")}, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "文件过大（超过 1 MB），未读取" in response.get_data(as_text=True)
+    assert parsed == []
+    with app.app_context():
+        assert row_counts(db, Plan)["Plan"] == 0

@@ -32,6 +32,8 @@ class Config:
     UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER")
     REPORT_FOLDER = os.environ.get("REPORT_FOLDER")
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 20)
+    # A document to import is refused above this, before it is parsed (no request above MAX_UPLOAD_MB is read).
+    MAX_IMPORT_MB = _int("MAX_IMPORT_MB", 20)
     NEAR_DUE_DAYS = _int("NEAR_DUE_DAYS", 14)
     # 红黄蓝 (workflow/pace.py, docs/warnings.md): points behind planned progress
     # for yellow and for red, returns of one part for yellow, and days before a

@@ -5,7 +5,7 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import select
 
 from models import Item, Task, TaskPart, Unit
@@ -20,7 +20,14 @@ from .draft import DocumentError  # noqa: F401  (re-exported for callers)
 from .parse import InvalidBytesError  # noqa: F401  (re-exported for callers)
 from .parse import parse_bytes
 
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+#: MAX_IMPORT_MB when there is no app (the setting's default): parsing is linear in the size
+#: (bench/import_bench.py: ~3.6 s and ~40× the document in memory per MB on a 2-core machine).
+DEFAULT_IMPORT_MB = 20
+
+
+def max_document_mb() -> int:
+    return int(current_app.config.get("MAX_IMPORT_MB", DEFAULT_IMPORT_MB)) if has_app_context() \
+        else DEFAULT_IMPORT_MB
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +42,9 @@ def review_upload(data: bytes, filename: str, replace_invalid: bool = False,
     deadlines) applied. Raises DocumentError (Chinese message); :class:`InvalidBytesError` when a
     UTF-8 text has invalid bytes and ``replace_invalid`` is not set (with it, they are read as
     U+FFFD and warned)."""
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise DocumentError(f"文件过大（超过 {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB），未读取。"
-                            "请确认文件是否正确，或将文件拆分后分批导入。")
+    limit = max_document_mb()
+    if len(data) > limit * 1024 * 1024:
+        raise DocumentError(f"文件过大（超过 {limit} MB），未读取。请确认文件是否正确，或将文件拆分后分批导入。")
     filename = clean_line(filename or "") or "document"
     choices = choices or load.ImportChoices()
     draft = parse_bytes(data, filename, replace_invalid=replace_invalid, **_mapping_of(choices))
