@@ -165,9 +165,10 @@ def _rebuild(now, today: date, settings: pace.Settings, before: _Kept | None) ->
         .join(Item, Item.id == Task.item_id))}
     maps = pace.fact_maps(None)
     by_task: dict[int, list] = {}
+    # A part handed in (or closed) has no colour by the rules (pace.raw, pace.assess): only open ones are read.
     for row in db.session.execute(select(TaskPart.id, TaskPart.task_id, TaskPart.state, TaskPart.progress,
                                          TaskPart.deadline, TaskPart.red_since, TaskPart.red_reason,
-                                         TaskPart.received_at)):
+                                         TaskPart.received_at).where(TaskPart.state.in_(pace.OPEN_STATES))):
         part = _PartRow(row)
         task = tasks[part.task_id]
         facts = pace.facts_of(part.id, pace.part_start(part.received_at, starts.get(task.plan_id), today), maps)
