@@ -375,9 +375,11 @@ def unreceived_counts(today: date, due_days: int, plan_id: int | None = None) ->
 
 
 def _pending_submitted_at():
-    """When each part's pending submission was made (the latest hand-in)."""
-    return (select(Submission.part_id, func.max(Submission.submitted_at).label("at"))
-            .where(Submission.outcome == SubmissionOutcome.PENDING).group_by(Submission.part_id).subquery())
+    """When the part's pending submission was made (the latest hand-in), per row of the outer query:
+    a look-up in the part's submissions, not a GROUP BY over every submission."""
+    return (select(func.max(Submission.submitted_at))
+            .where(Submission.part_id == TaskPart.id, Submission.outcome == SubmissionOutcome.PENDING)
+            .correlate(TaskPart).scalar_subquery())
 
 
 def _awaiting(user):
@@ -395,15 +397,13 @@ def _awaiting(user):
 
 def verify_parts(user):
     """Submitted parts awaiting a decision (``_awaiting``), oldest hand-in first."""
-    pending = _pending_submitted_at()
-    stmt = (select(TaskPart).join(TaskPart.task).join(Task.item)
-            .outerjoin(pending, pending.c.part_id == TaskPart.id)
-            .where(_awaiting(user)))
+    at = _pending_submitted_at()
+    stmt = select(TaskPart).join(TaskPart.task).join(Task.item).where(_awaiting(user))
     return (stmt.options(selectinload(TaskPart.task).selectinload(Task.item),
                          selectinload(TaskPart.task).selectinload(Task.lead_units),
                          selectinload(TaskPart.unit),
                          selectinload(TaskPart.submissions).selectinload(Submission.submitted_by))
-            .order_by(pending.c.at.is_(None), pending.c.at, TaskPart.id))
+            .order_by(at.is_(None), at, TaskPart.id))
 
 
 def verify_count(user) -> int:
