@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from auth.permissions import scores_unit
 from models import Plan
-from workflow import scores, tables
+from workflow import head_cache, scores, tables
 from workflow.extensions import db
 from workflow.reports import charts
 from workflow.reports.data import chinese_number
@@ -58,7 +58,11 @@ def index():
     except scores.PeriodError as error:
         return render_template("scores/index.html", error=str(error), **page), 400
 
-    result = scores.ranking(period, today, plan_id, chapter_unit=own, numeral=chinese_number)
+    # Every figure comes from audited actions: the ranking is made once per change of the trail.
+    due_days, weights = scores.settings()
+    result = head_cache.cached(("scores", period, today, plan_id, own, due_days, tuple(sorted(weights.items()))),
+                               lambda: scores.ranking(period, today, plan_id, chapter_unit=own,
+                                                      numeral=chinese_number))
     everyone = result["units"]
     rows = [f for f in everyone if f.unit_id == own] if own is not None else everyone
     fmt = tables.requested_format()
