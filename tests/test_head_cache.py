@@ -84,3 +84,20 @@ def test_a_transaction_that_has_written_counts_without_the_cache(app):
         db.session.rollback()
     with app.test_request_context():
         assert head_cache.cached("planned", lambda: 3) == 1       # the rollback changed nothing
+
+
+def test_a_transaction_that_flushed_a_write_counts_without_the_cache(app):
+    """Flushed rows are no longer pending in the session, but they are still this transaction's own."""
+    from models import Task
+    from workflow import head_cache
+
+    with app.test_request_context():
+        assert head_cache.cached("texts", lambda: 1) == 1
+        task = db.session.scalar(select(Task).limit(1))
+        task.note = "改动尚未提交"
+        db.session.flush()
+        assert not (db.session.new or db.session.dirty) and head_cache.writing()
+        assert head_cache.cached("texts", lambda: 2) == 2
+        db.session.rollback()
+        assert not head_cache.writing()
+        assert head_cache.cached("texts", lambda: 3) == 1

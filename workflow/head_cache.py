@@ -17,7 +17,8 @@ import threading
 from typing import Callable, Hashable, TypeVar
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from models import AuditHead
 from workflow import audit
@@ -55,10 +56,26 @@ def request_head() -> tuple[int, str]:
     return g.luoshi_head
 
 
+_WROTE = "luoshi.wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session, flush_context):
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session, transaction):
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
 def writing() -> bool:
-    """Whether this request's transaction has written (its figures are its own)."""
+    """Whether this request's transaction has written (its figures are its own): rows flushed,
+    entries waiting for the chain, or objects still to flush."""
     session = db.session()
-    return audit.has_waiting(session) or bool(session.new or session.dirty or session.deleted)
+    return (session.info.get(_WROTE, False) or audit.has_waiting(session)
+            or bool(session.new or session.dirty or session.deleted))
 
 
 def cached(key: Hashable, compute: Callable[[], T]) -> T:
