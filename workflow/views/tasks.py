@@ -140,7 +140,7 @@ def _overview(home: bool):
         scope = plan_id if plan_id is not None or not plans else plans[0].id
         data = queries.overview(scope, today, _near_days())
         warnings = queries.warning_breakdown(scope, today)
-    to_close = queries.cached_count(queries.to_close_tasks(), "to_close") if user.is_office else 0
+    to_close = queries.cached_count(queries.to_close_tasks(to_count=True), "to_close") if user.is_office else 0
     verify_waiting = queries.verify_count(user)
     unreceived = queries.unreceived_counts(today, _receipt_due_days(), plan_id)
     # The first few and how many: a province has thousands at a time.
@@ -243,7 +243,7 @@ def todo():
             warnings = pace.assess_tasks(tasks, today)
             return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of),
                                    [(t, warnings[t.id]) for t in tasks], today)
-        page = paginate(stmt, "to_close")
+        page = paginate(stmt, "to_close", count_stmt=queries.to_close_tasks(to_count=True))
         unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
                                unreceived=unreceived, warnings=pace.assess_tasks(page.items, today),
