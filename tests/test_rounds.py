@@ -681,3 +681,29 @@ def test_a_filing_that_catches_up_releases_a_held_red_like_a_progress_report(app
         filed = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "round_filed"))
         assert filed.details["red_released"] is True
         assert db.session.get(RoundPart, entry_id).note.percent == 95
+
+
+def test_the_todo_form_takes_the_earliest_entries_across_many_open_rounds(app, monkeypatch):
+    """The entries are gathered round by round in due order (a few rounds, then twice as many): the ones
+    shown are the earliest due of all the open rounds, whatever order the rounds were opened in."""
+    from models import ProgressRound, RoundPart, TaskPart
+    from workflow import round_services
+
+    days = [9, 5, 7, 6, 10, 8]               # opened out of due order: ids do not follow the due dates
+    round_ids = [open_round(app, title=f"专项调度{d}", kind="adhoc", due_on=today(app) + timedelta(days=d))
+                 for d in days]
+    unit_id, rows = unit_with_entries(app, round_ids[0], at_least=1)
+    per_round = len(rows)
+    monkeypatch.setattr(round_services, "TODO_ENTRIES", 4 * per_round + 1)   # into the second batch of rounds
+    with app.app_context():
+        owed = db.session.execute(
+            select(RoundPart.id, ProgressRound.due_on, ProgressRound.id).join(ProgressRound)
+            .join(TaskPart, TaskPart.id == RoundPart.part_id)
+            .where(TaskPart.unit_id == unit_id, RoundPart.round_id.in_(round_ids))
+            .order_by(ProgressRound.due_on, ProgressRound.id, RoundPart.id)).all()
+        want = {entry_id for entry_id, _, _ in owed[:4 * per_round + 1]}
+        entries, total = round_services.open_entries_of_unit(unit_id)
+    assert total == len(owed) == per_round * len(days)
+    assert {e.id for e in entries} == want
+    dues = [e.round.due_on for e in entries]
+    assert dues == sorted(dues) and dues[-1] == today(app) + timedelta(days=9)

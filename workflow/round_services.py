@@ -268,10 +268,20 @@ def open_entries_of_unit(unit_id: int) -> tuple[list, int]:
                               lambda: db.session.scalar(select(func.count()).select_from(owed.subquery())))
     if not total:
         return [], 0
-    entries = db.session.scalars(
-        owed.order_by(ProgressRound.due_on, ProgressRound.id, RoundPart.id).limit(TODO_ENTRIES)
-        .options(joinedload(RoundPart.round), joinedload(RoundPart.part).joinedload(TaskPart.task)
-                 .joinedload(Task.item))).unique().all()
+    # The open rounds in due order, then the unit's entries round by round (a few rounds first, twice as
+    # many each time) until the form is full: each query sorts the entries of its rounds only, not every
+    # entry the unit owes — and chunks taken in due order keep the overall order.
+    rounds = db.session.scalars(select(ProgressRound.id).where(ProgressRound.state == ROUND_OPEN)
+                                .order_by(ProgressRound.due_on, ProgressRound.id)).all()
+    entries: list = []
+    start, step = 0, 4
+    while start < len(rounds) and len(entries) < TODO_ENTRIES:
+        entries += db.session.scalars(
+            owed.where(RoundPart.round_id.in_(rounds[start:start + step]))
+            .order_by(ProgressRound.due_on, ProgressRound.id, RoundPart.id).limit(TODO_ENTRIES - len(entries))
+            .options(joinedload(RoundPart.round), joinedload(RoundPart.part).joinedload(TaskPart.task)
+                     .joinedload(Task.item))).unique().all()
+        start, step = start + step, step * 2
     return sorted(entries, key=lambda e: (e.round.due_on, e.round.id, e.part.task.document_key)), total
 
 

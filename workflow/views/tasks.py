@@ -231,7 +231,7 @@ def todo():
         verify = (db.session.scalars(queries.verify_parts(user).limit(10)).all()
                   if user.role == Role.UNIT_LEADER else [])
         verify_total = queries.verify_count(user) if user.role == Role.UNIT_LEADER else 0
-        to_receive = queries.count_of(queries.unreceived_parts(unit_id=user.unit_id))
+        to_receive = queries.cached_count(queries.unreceived_parts(unit_id=user.unit_id), "unreceived", user.unit_id)
         round_entries, round_total = round_services.open_entries_of_unit(user.unit_id)
         return render_template("tasks/todo.html", page=page, verify=verify, verify_total=verify_total,
                                to_receive=to_receive, warnings=pace.assess_parts(page.items, today),
