@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
 from auth.permissions import task_of
 from models import Milestone, Plan, ProgressNote, Submission
@@ -230,8 +230,10 @@ def fact_maps(part_ids=None) -> tuple[dict, dict, dict]:
     milestones: dict[int, list] = {}
     returns: dict[int, int] = {}
     last: dict[int, date] = {}
-    for where in ([None] if part_ids is None else [list(c) for c in _chunks(list(part_ids))]):
-        scope = (lambda column: True) if where is None else (lambda column, ids=where: column.in_(ids))
+    batches = [None] if part_ids is None else [list(c) for c in _chunks(list(part_ids))]
+    for ids in batches:
+        def scope(column, ids=ids):
+            return true() if ids is None else column.in_(ids)
         for part_id, on, percent in db.session.execute(
                 select(Milestone.part_id, Milestone.on, Milestone.percent).where(
                     scope(Milestone.part_id), Milestone.state == MilestoneState.APPROVED)):

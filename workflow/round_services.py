@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from auth.permissions import denial
 from models import Chapter, Item, ProgressRound, RoundPart, Task, TaskPart, Unit
-from workflow import audit, head_cache, notices, services
+from workflow import audit, notices, queries, services
 from workflow.extensions import db
 from workflow.machine import filing_refusal
 from workflow.reports import archive
@@ -264,8 +264,7 @@ def open_entries_of_unit(unit_id: int) -> tuple[list, int]:
         TaskPart.unit_id == unit_id, RoundPart.note_id.is_(None), ProgressRound.state == ROUND_OPEN,
         TaskPart.state.in_((PLANNED, IN_PROGRESS))))
     # Opening, filing and closing are audited: the total is counted once per change of the trail.
-    total = head_cache.cached(("round_entries_owed", unit_id),
-                              lambda: db.session.scalar(select(func.count()).select_from(owed.subquery())))
+    total = queries.cached_count(owed, "round_entries_owed", unit_id)
     if not total:
         return [], 0
     # The open rounds in due order, then the unit's entries round by round (a few rounds first, twice as

@@ -247,7 +247,7 @@ def todo():
         unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
                                unreceived=unreceived, warnings=pace.assess_tasks(page.items, today),
-                               warning_counts=queries.cross_plan_summary(today, _near_days())[1]["total"])
+                               warning_counts=queries.warning_counts(None, today))
     return render_template("tasks/todo_office.html", page=None, verify_total=0)
 
 
