@@ -182,7 +182,8 @@ def _record(fired: Fired, user, **details):
                  details={**entry, **details})
     task = obj.task if is_part else obj
     _send_notices(event, task, obj if is_part else None, user, fired.inputs)
-    if is_part:
+    # A part that stays in its state (签收) leaves its task's derived state as it was.
+    if is_part and fired.source != fired.dest:
         _sync_task(task, user)
     return obj
 

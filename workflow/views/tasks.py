@@ -15,6 +15,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from models import Evidence, Plan, Role, Task, TaskPart
 from workflow import bulk_services, pace, queries, reminder_services, round_services, services, storage, tables
@@ -28,7 +29,7 @@ from .forms import (
 )
 from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
 from .templating import due_of
-from .urls import get_row, page_number, parse_id, rows_in_order, safe_next
+from .urls import MAX_ID, get_row, page_number, parse_id, rows_in_order, safe_next
 
 # A ticked row that no longer exists (or never did: a forged form).
 GONE = "所选任务不存在，请刷新页面后重新选择。"
@@ -361,8 +362,13 @@ def _load_task(task_id: int) -> Task:
 
 
 def _load_part(task_id: int, part_id: int) -> tuple[Task, TaskPart]:
-    part = get_row(TaskPart, part_id)
-    if part is None or part.task_id != task_id:
+    """The part of the URL with its task and item, in one query: every action on a part reads
+    the task (permissions, the event table) and the audit entry names the item's plan."""
+    if not 0 < part_id <= MAX_ID:
+        abort(404)
+    part = db.session.scalar(select(TaskPart).where(TaskPart.id == part_id, TaskPart.task_id == task_id)
+                             .options(joinedload(TaskPart.task).joinedload(Task.item)))
+    if part is None:
         abort(404)
     return part.task, part
 
