@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
@@ -97,7 +97,13 @@ class Notification(db.Model):
     """In-app inbox, one row per recipient user."""
     __tablename__ = "notification"
     # Every page counts the signed-in user's unread messages: (user, read_at) answers it from the index.
-    __table_args__ = (Index("ix_notification_user_unread", "user_id", "read_at"),)
+    # 通知记录 filters by kind and by unread, newest first, and counts each: an index for each walk.
+    __table_args__ = (
+        Index("ix_notification_user_unread", "user_id", "read_at"),
+        Index("ix_notification_kind", "kind", "id"),
+        Index("ix_notification_unread", "id", sqlite_where=text("read_at IS NULL"),
+              postgresql_where=text("read_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)

@@ -50,6 +50,9 @@ class Config:
     # in its place — unless this is set to 0, and another leader must be added.
     OFFICE_VERIFY_FALLBACK = os.environ.get("OFFICE_VERIFY_FALLBACK", "1") not in ("0", "false", "no", "")
     PER_PAGE = _int("PER_PAGE", 30)
+    # Logs that only grow and are not audited (通知记录) are counted up to this many rows;
+    # beyond, the page says "N 条以上".
+    COUNT_LIMIT = _int("COUNT_LIMIT", 10000)
     # 签收 (receipt): whether a unit may start a part it has not received (the
     # office's setting; 0 = receipt first), and after how many days since the
     # plan's import an unreceived part is shown as overdue for receipt.

@@ -74,6 +74,13 @@ def count_of(stmt) -> int:
     return db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
 
 
+def count_up_to(stmt, limit: int) -> int:
+    """How many rows a SELECT returns, counting no further than ``limit``: a log that only grows
+    (every notice ever sent) is counted in time bounded by the limit, not by its size. The
+    statement keeps its order, so the count walks the index that the page itself walks."""
+    return db.session.scalar(select(func.count()).select_from(stmt.limit(limit).subquery())) or 0
+
+
 def list_options():
     """What a task row shows: item (and chapter), lead units, parts and their units."""
     return (

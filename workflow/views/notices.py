@@ -6,13 +6,13 @@ import re
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from wtforms import BooleanField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
 from models import Delivery, Notification, Task, User
-from workflow import notices
+from workflow import notices, queries
 from workflow.extensions import db
 from workflow.vocabulary import Channel, DeliveryStatus, NotificationKind
 
@@ -81,14 +81,24 @@ def log():
     if status in DeliveryStatus.values():
         query = query.where(Notification.id.in_(select(Delivery.notification_id).where(Delivery.status == status)))
     page = db.paginate(query, page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False)
+                       per_page=current_app.config["PER_PAGE"], error_out=False, count=False)
+    # The log only grows and is not audited (reading a notice, the worker's sending): its figures
+    # cannot be kept against the audit head, so each is counted up to COUNT_LIMIT and shown as
+    # "N 以上" beyond (every count then reads at most that many index entries).
+    limit = current_app.config["COUNT_LIMIT"]
+    page.total = queries.count_up_to(query, limit + 1)
+    page.total_capped = page.total > limit
+    page.total = min(page.total, limit)
     ids = [n.id for n in page.items]
     deliveries: dict[int, dict[str, Delivery]] = {}
     for d in db.session.scalars(select(Delivery).where(Delivery.notification_id.in_(ids))):
         deliveries.setdefault(d.notification_id, {})[d.channel] = d
-    totals = dict(db.session.execute(select(Delivery.status, func.count(Delivery.id)).group_by(Delivery.status)).all())
-    unread = db.session.scalar(select(func.count(Notification.id)).where(Notification.read_at.is_(None))) or 0
+    totals = {status: queries.count_up_to(select(Delivery.id).where(Delivery.status == status), limit + 1)
+              for status in DeliveryStatus.values()}
+    unread = queries.count_up_to(select(Notification.id).where(Notification.read_at.is_(None))
+                                 .order_by(Notification.id.desc()), limit + 1)
     return render_template("notices/log.html", page=page, deliveries=deliveries, totals=totals, unread=unread,
+                           limit=limit,
                            kinds=NotificationKind.labels(), statuses=DeliveryStatus.labels(),
                            channels=Channel.outside(), args={"kind": kind, "read": read, "status": status},
                            mail_ready=notices.mail_configured())
