@@ -149,6 +149,7 @@ def prepare(kind: str, args, scratch: Path, pg: PgTemp | None) -> tuple[str, dic
             shutil.copyfile(cached, folder / "bench.sqlite")
         else:
             pg.restore(cached)
+        _upgrade(url, folder)
         return url, None, time.perf_counter() - started
     quiet = io.StringIO()   # alembic's INFO lines
     with contextlib.redirect_stderr(quiet):
@@ -162,6 +163,23 @@ def prepare(kind: str, args, scratch: Path, pg: PgTemp | None) -> tuple[str, dic
             pg.dump(cached)
         print(f"  数据集已存至 {cached}", flush=True)
     return url, stats, time.perf_counter() - started
+
+
+def _upgrade(url: str, folder: Path) -> None:
+    """A data set kept by an earlier version gets the migrations written since (new indexes)."""
+    from flask_migrate import upgrade
+    from scale_data import make_app
+
+    from workflow.sqlite import write_transactions
+
+    with contextlib.redirect_stderr(io.StringIO()):     # alembic's INFO lines
+        app = make_app(url, folder)
+        with app.app_context():
+            write_transactions(True)
+            try:
+                upgrade()
+            finally:
+                write_transactions(False)
 
 
 def facts(url: str) -> dict:
