@@ -497,20 +497,33 @@ def test_failed_and_abandoned_jobs_are_reported(app):
         db.session.remove()
 
 
-def test_a_full_disk_fails_the_report_in_words(app, full_disk):
-    from models import ReportArchive, User
+def _requested_by_office(app, make_params, **options) -> int:
+    """The archive id of a report the office asks for (``make_params()`` read in the app context),
+    committed as a request would be; the caller runs the job."""
+    from models import User
+    from workflow.extensions import db
+    from workflow.reports import archive
     from workflow.sqlite import write_transactions
+
+    with app.app_context():
+        write_transactions(True)
+        try:
+            office = db.session.scalar(select(User).where(User.username == "office"))
+            archive_id = archive.request_report(make_params(), user=office, **options).archive.id
+            db.session.commit()
+        finally:
+            db.session.remove()
+            write_transactions(False)
+    return archive_id
+
+
+def test_a_full_disk_fails_the_report_in_words(app, full_disk):
+    from models import ReportArchive
     from workflow.extensions import db
     from workflow.reports import archive, jobs
 
     app.config["REPORT_FOLDER"] = str(full_disk)
-    with app.app_context():
-        write_transactions(True)
-        office = db.session.scalar(select(User).where(User.username == "office"))
-        archive_id = archive.request_report(archive.make_params("overall", as_of=AS_OF), user=office).archive.id
-        db.session.commit()
-        db.session.remove()
-        write_transactions(False)
+    archive_id = _requested_by_office(app, lambda: archive.make_params("overall", as_of=AS_OF))
     jobs.run_now(app, archive_id)
     with app.app_context():
         row = db.session.get(ReportArchive, archive_id)
@@ -635,7 +648,7 @@ def test_css_strings_cannot_close_the_style_element():
 
 
 def test_the_command_line_states_the_size_before_rendering(env):
-    from models import Item, Task, TaskPart
+    from models import Task, TaskPart
     from workflow.extensions import db
 
     with env.app.app_context():
@@ -728,22 +741,20 @@ def test_the_worker_archives_a_sectioned_report_with_its_hash_and_pages(app, tmp
     the archive row's sha256, size and page count are the joined file's, and verify knows it."""
     from pypdf import PdfReader
 
-    from models import ReportArchive, TaskPart, User
+    from models import ReportArchive, TaskPart
     from workflow.extensions import db
     from workflow.reports import archive, jobs, render
-    from workflow.sqlite import write_transactions
 
     app.config["REPORT_SECTION_SIZE"] = SMALL_SECTIONS
-    with app.app_context():
-        write_transactions(True)
-        office = db.session.scalar(select(User).where(User.username == "office"))
+
+    def busiest_unit():
         busiest = db.session.scalar(select(TaskPart.unit_id).group_by(TaskPart.unit_id)
                                     .order_by(func.count().desc(), TaskPart.unit_id).limit(1))
-        params = archive.make_params("unit", unit_id=busiest, as_of=AS_OF)
-        archive_id = archive.request_report(params, user=office, queue=False).archive.id
-        db.session.commit()
-        db.session.remove()
-        write_transactions(False)
+        return archive.make_params("unit", unit_id=busiest, as_of=AS_OF)
+
+    archive_id = _requested_by_office(app, busiest_unit, queue=False)
+    with app.app_context():
+        params = archive.params_from_archive(db.session.get(ReportArchive, archive_id))
     jobs.run_now(app, archive_id)
     with app.app_context():
         row = db.session.get(ReportArchive, archive_id)
