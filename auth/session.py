@@ -22,11 +22,13 @@ import hashlib
 import hmac
 import time
 
-from flask import current_app, flash, request, session
+from flask import current_app, flash, g, request, session
 from flask_login import login_user, logout_user
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from models import User
+from models import Notification, User
+from workflow import head_cache
 from workflow.extensions import db, login_manager
 
 from .blueprint import bp
@@ -50,10 +52,18 @@ def load_user(session_id: str):
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
-    # Every page shows the user's unit (the header, the permissions): loaded with the user, one query.
-    user = db.session.get(User, user_id, options=[joinedload(User.unit)])
+    # Every page shows the user's unit (the header, the permissions), the unread count (the header)
+    # and reads the audit head (the kept figures): all with the user, one query.
+    unread = select(func.count(Notification.id)).where(
+        Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
+    row = db.session.execute(select(User, unread, *head_cache.head_columns()).where(User.id == user_id)
+                             .options(joinedload(User.unit))).first()
+    if row is None:
+        return None
+    user, g.unread_inbox = row[0], row[1]
+    head_cache.remember_request_head(row[2], row[3])
     # After logout or a password change the version moved on: old cookies die.
-    if user is None or user.session_version != version or not user.active:
+    if user.session_version != version or not user.active:
         return None
     return user
 

@@ -80,3 +80,33 @@ def test_beyond_the_limit_the_page_says_so_and_still_pages(app, login):
     deep = office.get(f"/notices/?page={last}").text
     assert f"共 {limit} 条以上，第 {last} 页" in deep
     assert "没有符合条件的通知" not in deep and 'rel="next"' not in deep and 'rel="prev"' in deep
+
+
+# ---------------------------------------------------------------- the header's unread count
+
+def _header_count(page: str) -> int:
+    found = re.search(r'<span class="count" aria-label="(\d+) 条未读">', page)
+    return int(found.group(1)) if found else 0
+
+
+def test_the_header_counts_the_user_unread_notices_as_they_are_read(app, login):
+    """The count comes with the user's load (one query for the user, the count and the audit head);
+    it is that user's unread notices, one less after reading one, none after reading all."""
+    from models import User
+    from tests.helpers import csrf_token
+
+    with app.app_context():
+        username, user_id, unread = db.session.execute(
+            select(User.username, User.id, func.count(Notification.id)).join(Notification, Notification.user_id == User.id)
+            .where(Notification.read_at.is_(None)).group_by(User.id, User.username)
+            .order_by(func.count(Notification.id).desc()).limit(1)).one()
+        first = db.session.scalar(select(Notification.id).where(Notification.user_id == user_id,
+                                                                Notification.read_at.is_(None)).limit(1))
+    assert unread >= 2
+    client = login(username)
+    assert _header_count(client.get("/tasks/").text) == unread
+    token = csrf_token(client, "/inbox/")
+    page = client.post(f"/inbox/{first}/read", data={"csrf_token": token}, follow_redirects=True).text
+    assert _header_count(page) == unread - 1
+    page = client.post("/inbox/read-all", data={"csrf_token": token}, follow_redirects=True).text
+    assert _header_count(page) == 0 and "has-unread" not in page

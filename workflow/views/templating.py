@@ -7,7 +7,7 @@ outside any request (workflow/reports/render.py uses ``app.jinja_env`` directly)
 """
 from __future__ import annotations
 
-from flask import Flask, current_app, request, url_for
+from flask import Flask, current_app, g, request, url_for
 from flask_login import current_user
 
 from auth.permissions import can, may, office_verifies, pending_submission, verifiers
@@ -121,5 +121,9 @@ def has_endpoint(name: str) -> bool:
 
 def _unread_inbox() -> dict:
     if current_user.is_authenticated:
+        # Counted with the user's load (auth/session.py). A GET changes nothing, so that count holds
+        # for its page; a POST that renders (a refused form) counts again after what it did.
+        if request.method in ("GET", "HEAD") and "unread_inbox" in g:
+            return {"unread_inbox": g.unread_inbox}
         return {"unread_inbox": queries.unread_count(current_user)}
     return {"unread_inbox": 0}
