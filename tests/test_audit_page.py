@@ -166,6 +166,25 @@ def test_task_filter_takes_the_number_users_see(app, client):
         assert f'value="{typed}"' in html      # what was typed stays in the box to correct
 
 
+def test_the_unit_filter_lists_a_new_unit_and_the_total_follows_the_trail(app, client):
+    """The unit choices and the total are kept until the trail moves: a unit created (an audited
+    action) is listed on the next view, and the count is the head's seq, one more per entry."""
+    from models import AuditEntry, User
+    from workflow import admin_services
+
+    log_in(client, "office")
+    before = client.get("/audit").get_data(as_text=True)
+    assert "新设测试局" not in before
+    with app.app_context():
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        admin_services.create_unit(office, name="新设测试局", kind="bureau")
+        db.session.commit()
+        entries = db.session.query(AuditEntry).count()
+    after = client.get("/audit").get_data(as_text=True)
+    assert re.search(r'<option value="\d+" >新设测试局</option>', after), "new unit not offered"
+    assert f"共 {entries} 条" in after
+
+
 # ---------------------------------------------------------------- the integrity page: the chain
 
 def test_integrity_page_says_the_chain_is_intact_then_where_it_breaks(app, client):

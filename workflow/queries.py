@@ -771,8 +771,9 @@ def audit_entries(filters: AuditFilters):
         stmt = stmt.where(AuditEntry.at >= _utc_start_of_local_day(filters.date_from))
     if filters.date_to:
         stmt = stmt.where(AuditEntry.at < _utc_start_of_local_day(filters.date_to + timedelta(days=1)))
-    return (stmt.options(selectinload(AuditEntry.user), selectinload(AuditEntry.unit),
-                         selectinload(AuditEntry.task).selectinload(Task.item))
+    # The rows each entry points to, joined (one query; each is a look-up by key under the LIMIT).
+    return (stmt.options(joinedload(AuditEntry.user), joinedload(AuditEntry.unit),
+                         joinedload(AuditEntry.task).joinedload(Task.item))
             .order_by(AuditEntry.seq.desc()))
 
 
@@ -818,6 +819,13 @@ def unit_counts(unit_ids: list[int]) -> dict[int, dict[str, int]]:
 
 def all_units():
     return db.session.scalars(select(Unit).order_by(Unit.kind, Unit.name)).all()
+
+
+def unit_choices() -> list:
+    """(id, name) of every unit for a filter's select, as plain rows kept until the trail moves
+    (units are created, renamed and imported by audited actions)."""
+    return head_cache.cached(("unit_choices",), lambda: db.session.execute(
+        select(Unit.id, Unit.name).order_by(Unit.kind, Unit.name)).all())
 
 
 

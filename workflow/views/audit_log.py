@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from wtforms import SubmitField
 
 from models import AuditEntry
-from workflow import audit, queries, tables
+from workflow import audit, head_cache, queries, tables
 from workflow.audit import ACTION_LABELS, describe
 from workflow.extensions import db
 from workflow.reports import archive
@@ -46,8 +46,10 @@ def index():
     page = db.paginate(stmt, page=page_number(request.args.get("page")),
                        per_page=current_app.config["PER_PAGE"], error_out=False, count=False)
     args = filters.as_args()
-    page.total = queries.cached_count(stmt, "audit", tuple(sorted(args.items()))) if args else audit.entry_count()
-    return render_template("audit/index.html", page=page, filters=filters, units=queries.all_units(),
+    # The head's seq counts the entries (append-only, from 1): the head this request read.
+    page.total = (queries.cached_count(stmt, "audit", tuple(sorted(args.items()))) if args
+                  else head_cache.request_head()[0])
+    return render_template("audit/index.html", page=page, filters=filters, units=queries.unit_choices(),
                            actions=ACTION_LABELS, describe=describe)
 
 
