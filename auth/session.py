@@ -52,16 +52,22 @@ def load_user(session_id: str):
         user_id, version = (int(part) for part in session_id.split(":"))
     except ValueError:
         return None
-    # Every page shows the user's unit (the header, the permissions), the unread count (the header)
-    # and reads the audit head (the kept figures): all with the user, one query.
-    unread = select(func.count(Notification.id)).where(
-        Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
-    row = db.session.execute(select(User, unread, *head_cache.head_columns()).where(User.id == user_id)
-                             .options(joinedload(User.unit))).first()
-    if row is None:
-        return None
-    user, g.unread_inbox = row[0], row[1]
-    head_cache.remember_request_head(row[2], row[3])
+    # Every request needs the user's unit (the header, the permissions); a page (GET) also shows the
+    # unread count (the header) and reads the audit head (the kept figures): all with the user, one
+    # query. A POST only acts and redirects: it counts nothing.
+    if request.method in ("GET", "HEAD"):
+        unread = select(func.count(Notification.id)).where(
+            Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
+        row = db.session.execute(select(User, unread, *head_cache.head_columns()).where(User.id == user_id)
+                                 .options(joinedload(User.unit))).first()
+        if row is None:
+            return None
+        user, g.unread_inbox = row[0], row[1]
+        head_cache.remember_request_head(row[2], row[3])
+    else:
+        user = db.session.get(User, user_id, options=[joinedload(User.unit)])
+        if user is None:
+            return None
     # After logout or a password change the version moved on: old cookies die.
     if user.session_version != version or not user.active:
         return None
