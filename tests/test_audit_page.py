@@ -185,6 +185,30 @@ def test_the_unit_filter_lists_a_new_unit_and_the_total_follows_the_trail(app, c
     assert f"共 {entries} 条" in after
 
 
+def test_every_page_of_the_whole_trail_holds_the_entries_an_offset_would(app, client):
+    """Unfiltered pages start at a seq computed from the head (no OFFSET): each shows exactly the
+    entries newest-first paging gives, the last one the oldest, one past it none."""
+    from models import AuditEntry, Task, User
+
+    log_in(client, "office")              # an entry of its own: before the trail is read
+    with app.app_context():
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        for task in db.session.scalars(select(Task).order_by(Task.id).limit(8)):
+            services.urge(task, office, "请加快进度")
+        db.session.commit()
+        seqs = db.session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).all()
+    per_page = app.config["PER_PAGE"] = 3
+    pages = -(-len(seqs) // per_page)
+    assert pages >= 3 and seqs[-1] == 1
+    for number in (1, 2, pages):
+        html = client.get("/audit", query_string={"page": number}).get_data(as_text=True)
+        shown = [int(n) for n in re.findall(r'<td data-label="序号" class="num">(\d+)</td>', html)]
+        assert shown == seqs[(number - 1) * per_page:number * per_page], number
+        assert f"共 {len(seqs)} 条" in html and f"第 {number}/{pages} 页" in html
+    beyond = client.get("/audit", query_string={"page": pages + 1}).get_data(as_text=True)
+    assert "没有符合条件的记录" in beyond
+
+
 # ---------------------------------------------------------------- the integrity page: the chain
 
 def test_integrity_page_says_the_chain_is_intact_then_where_it_breaks(app, client):

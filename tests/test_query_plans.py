@@ -138,6 +138,13 @@ def test_the_audit_log_pages_without_counting_the_whole_trail(app, login):
     with app.app_context():
         total = db.session.scalar(select(func.count(AuditEntry.id)))
     assert f"共 {total} 条" in office.get("/audit").get_data(as_text=True)
+    # However deep, an unfiltered page seeks to its first entry: nothing skipped by OFFSET.
+    deep = [(sql, params) for sql, params in _statements_of(app, office, "/audit?page=20")
+            if "FROM audit_entry" in sql]
+    assert len(deep) == 1 and "audit_entry.seq <=" in deep[0][0], deep
+    sql, params = deep[0]
+    if "OFFSET" in sql:                     # SQLite writes LIMIT ? OFFSET ? even for none: it is 0
+        assert list(params)[-1] == 0, params
 
 
 def test_a_state_filtered_task_list_reads_by_its_indexes(app, login):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, current_app, flash, render_template, request
 from flask_login import login_required
+from flask_sqlalchemy.pagination import Pagination
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import func, select
 from wtforms import SubmitField
@@ -26,6 +27,24 @@ from .urls import page_number
 bp = Blueprint("audit_log", __name__)
 
 
+class TrailPage(Pagination):
+    """A page of the whole trail, newest first. Its entries are numbered 1 … head by ``seq`` with no
+    gap (append-only: the database refuses UPDATE and DELETE), so page N begins at seq
+    head − (N − 1) · per_page: a seek in the seq index instead of an OFFSET that walks every newer
+    entry. Entries appended after the head was read are above it and wait for the next view."""
+
+    def __init__(self, stmt, head_seq: int, page: int, per_page: int):
+        self._stmt, self._head_seq = stmt, head_seq
+        super().__init__(page=page, per_page=per_page, max_per_page=None, error_out=False)
+
+    def _query_items(self) -> list:
+        top = self._head_seq - self._query_offset
+        return db.session.scalars(self._stmt.where(AuditEntry.seq <= top).limit(self.per_page)).all()
+
+    def _query_count(self) -> int:
+        return self._head_seq
+
+
 @bp.route("/audit")
 @login_required
 def index():
@@ -40,15 +59,16 @@ def index():
                                today_local())
     if fmt:
         flash(tables.FORMAT_ERROR, "warning")
-    # Unfiltered, the chain's head knows how many entries there are: no count over the whole trail;
-    # filtered, the count is made once per change of the trail.
+    # Filtered, the count is made once per change of the trail; unfiltered, the head knows it and
+    # where each page starts (TrailPage): nothing is counted or skipped over, however deep the page.
     stmt = queries.audit_entries(filters)
-    page = db.paginate(stmt, page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False, count=False)
+    number, per_page = page_number(request.args.get("page")), current_app.config["PER_PAGE"]
     args = filters.as_args()
-    # The head's seq counts the entries (append-only, from 1): the head this request read.
-    page.total = (queries.cached_count(stmt, "audit", tuple(sorted(args.items()))) if args
-                  else head_cache.request_head()[0])
+    if args:
+        page = db.paginate(stmt, page=number, per_page=per_page, error_out=False, count=False)
+        page.total = queries.cached_count(stmt, "audit", tuple(sorted(args.items())))
+    else:
+        page = TrailPage(stmt, head_cache.request_head()[0], number, per_page)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.unit_choices(),
                            actions=ACTION_LABELS, describe=describe)
 
