@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from operator import attrgetter
-
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from operator import attrgetter
 
 from flask import current_app
 from sqlalchemy import and_, case, false, func, or_, select
