@@ -274,7 +274,7 @@ def test_the_task_page_reads_the_facts_from_what_it_loaded_and_they_match_the_qu
             ProgressNote(part_id=second.id, user_id=office.id, at=datetime(2022, 9, 1, 2, 0), percent=5, note="三"),
         ])
         db.session.commit()
-        task_id, ids = task.id, [p.id for p in task.parts]
+        task_id, ids, office_id = task.id, [p.id for p in task.parts], office.id
         db.session.expunge_all()
 
         expected = pace.fact_maps(ids)
@@ -283,7 +283,15 @@ def test_the_task_page_reads_the_facts_from_what_it_loaded_and_they_match_the_qu
         page_task = queries.task_for_page(task_id)
         with count_queries() as statements:
             loaded = pace.loaded_fact_maps(page_task.parts)
+            by_page = pace.facts_for(page_task.parts, {task_id: page_task}, {}, from_collections=True)
         assert loaded == expected and statements == []
+        assert [by_page[i].milestones for i in ids[:1]] == [((date(2022, 6, 30), 30),)]
+        # Without the flag the queries answer, whatever is loaded: a service's new note is in the
+        # session, not in a collection read before it.
+        db.session.add(ProgressNote(part_id=ids[1], user_id=office_id, at=datetime(2022, 9, 20, 2, 0), percent=9,
+                                    note="四"))
+        assert pace.facts_for(page_task.parts, {task_id: page_task}, {})[ids[1]].last_report == date(2022, 9, 20)
+        db.session.rollback()
         db.session.expunge_all()
         plain = db.session.scalars(select(TaskPart).where(TaskPart.id.in_(ids))).all()
         assert pace.loaded_fact_maps(plain) is None            # not loaded: the queries answer

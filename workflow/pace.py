@@ -260,7 +260,9 @@ _FACT_COLLECTIONS = frozenset({"milestones", "submissions", "progress_notes"})
 
 def loaded_fact_maps(parts) -> tuple[dict, dict, dict] | None:
     """The same maps as ``fact_maps``, read from the parts' collections when every part has all
-    three loaded (the task page loads them to show them): no query. ``None`` otherwise."""
+    three loaded: no query. ``None`` otherwise. Only for collections just read as they are in the
+    database (the task page, queries.task_for_page): a service adds a note or a milestone to the
+    session, not to a collection loaded earlier, and only the queries would see it."""
     if any(_FACT_COLLECTIONS & inspect(part).unloaded for part in parts):
         return None
     milestones: dict[int, list] = {}
@@ -279,10 +281,11 @@ def loaded_fact_maps(parts) -> tuple[dict, dict, dict] | None:
     return milestones, returns, last
 
 
-def facts_for(parts, tasks_by_id, plans_by_id, today: date | None = None) -> dict[int, Facts]:
-    """The facts of many parts in three queries (milestones, returns, last report), none when
-    the parts come with their collections."""
-    maps = loaded_fact_maps(parts) or fact_maps([p.id for p in parts])
+def facts_for(parts, tasks_by_id, plans_by_id, today: date | None = None, *,
+              from_collections: bool = False) -> dict[int, Facts]:
+    """The facts of many parts in three queries (milestones, returns, last report); with
+    ``from_collections``, from the parts' loaded collections if they are (``loaded_fact_maps``)."""
+    maps = (from_collections and loaded_fact_maps(parts)) or fact_maps([p.id for p in parts])
     out = {}
     for part in parts:
         task = tasks_by_id[part.task_id]
@@ -296,11 +299,13 @@ def _chunks(ids, size: int = 500):
         yield ids[i:i + size]
 
 
-def assess_parts(parts, today: date, settings: Settings | None = None, tasks=None) -> dict[int, Assessment]:
+def assess_parts(parts, today: date, settings: Settings | None = None, tasks=None, *,
+                 from_collections: bool = False) -> dict[int, Assessment]:
     """Every part's assessment, keyed by part id, with the facts loaded in bulk.
     ``tasks`` (the parts' tasks, where the caller has them) spares reading
     ``part.task``, which on a page that loaded the task with its parts would tie
-    the two in a reference cycle (see auth.permissions.task_of)."""
+    the two in a reference cycle (see auth.permissions.task_of). ``from_collections``:
+    the facts from the parts' collections, read just now (``loaded_fact_maps``)."""
     parts = list(parts)
     if not parts:
         return {}
@@ -313,7 +318,7 @@ def assess_parts(parts, today: date, settings: Settings | None = None, tasks=Non
         db.session.identity_key(Plan, pid))) is not None}
     if len(plans) < len(plan_ids):
         plans.update((p.id, p) for p in db.session.scalars(select(Plan).where(Plan.id.in_(plan_ids - set(plans)))))
-    facts = facts_for(parts, tasks, plans, today)
+    facts = facts_for(parts, tasks, plans, today, from_collections=from_collections)
     return {p.id: assess(p, tasks[p.task_id], facts[p.id], today, settings) for p in parts}
 
 

@@ -347,7 +347,7 @@ def detail(task_id: int):
     if task is None:
         abort(404)
     require("task.view", task)
-    pace_of = pace.assess_parts(task.parts, today_local(), tasks=[task])
+    pace_of = pace.assess_parts(task.parts, today_local(), tasks=[task], from_collections=True)
     return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task),
                            pace_of=pace_of, task_pace=pace.of_task(task, pace_of))
 
