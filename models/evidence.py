@@ -103,6 +103,8 @@ class Notification(db.Model):
         Index("ix_notification_kind", "kind", "id"),
         Index("ix_notification_unread", "id", sqlite_where=text("read_at IS NULL"),
               postgresql_where=text("read_at IS NULL")),
+        Index("ix_notification_read", "id", sqlite_where=text("read_at IS NOT NULL"),
+              postgresql_where=text("read_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
@@ -18,6 +18,9 @@ class Delivery(db.Model):
     __table_args__ = (
         # One e-mail per notice and recipient; one robot post per notice and unit.
         UniqueConstraint("notification_id", "channel"),
+        # 通知记录 filtered by status walks the deliveries of that status newest notice first (and the
+        # worker finds the pending ones by its prefix).
+        Index("ix_delivery_status_notification", "status", "notification_id"),
         CheckConstraint(sql_in("channel", Channel.outside()), name="channel"),
         CheckConstraint(DeliveryStatus.sql_check("status"), name="status"),
     )
@@ -29,7 +32,7 @@ class Delivery(db.Model):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id", ondelete="SET NULL"))
     # Where it went, as the log shows it: the address, or "单位名（企业微信）" (never a robot's key).
     address: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(10), default=DeliveryStatus.PENDING.value, index=True)
+    status: Mapped[str] = mapped_column(String(10), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Not before this moment (retries back off; quiet hours hold outside notices).
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, index=True)

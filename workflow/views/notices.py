@@ -6,6 +6,7 @@ import re
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from wtforms import BooleanField, StringField
@@ -60,33 +61,56 @@ def _channels(user) -> dict:
             "unit": user.unit}
 
 
+class NoticePage(Pagination):
+    """A page of 通知记录: the ids walked newest first by one index (``walk``), then those rows."""
+
+    def __init__(self, walk, page: int, per_page: int):
+        self._walk = walk
+        super().__init__(page=page, per_page=per_page, max_per_page=None, error_out=False, count=False)
+
+    def _query_items(self) -> list:
+        ids = db.session.scalars(self._walk.limit(self.per_page).offset(self._query_offset)).all()
+        return db.session.scalars(
+            select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id.desc())
+            .options(joinedload(Notification.user).joinedload(User.unit),
+                     selectinload(Notification.task).selectinload(Task.item))).all() if ids else []
+
+
+def _walk(kind: str, read: str, status: str):
+    """The ids of the notices shown, newest first, each filter by its index: a status through
+    delivery (status, notification_id), read or unread through their partial indexes, a kind
+    through (kind, id); none, the table's own order."""
+    conditions = []
+    if kind in NotificationKind.values():
+        conditions.append(Notification.kind == kind)
+    if read == "no":
+        conditions.append(Notification.read_at.is_(None))
+    elif read == "yes":
+        conditions.append(Notification.read_at.is_not(None))
+    if status in DeliveryStatus.values():
+        walk = (select(Delivery.notification_id).where(Delivery.status == status)
+                .group_by(Delivery.notification_id).order_by(Delivery.notification_id.desc()))
+        if conditions:
+            walk = walk.join(Notification, Notification.id == Delivery.notification_id).where(*conditions)
+        return walk
+    return select(Notification.id).where(*conditions).order_by(Notification.id.desc())
+
+
 @bp.route("/")
 @login_required
 def log():
     """Every notice, newest first: who, what, read or not, and each outside delivery's fate."""
     require("notices.log")
-    query = (select(Notification).join(User, Notification.user_id == User.id)
-             .options(joinedload(Notification.user).joinedload(User.unit),
-                      selectinload(Notification.task).selectinload(Task.item))
-             .order_by(Notification.id.desc()))
     kind = request.args.get("kind") or ""
     read = request.args.get("read") or ""
     status = request.args.get("status") or ""
-    if kind in NotificationKind.values():
-        query = query.where(Notification.kind == kind)
-    if read == "no":
-        query = query.where(Notification.read_at.is_(None))
-    elif read == "yes":
-        query = query.where(Notification.read_at.is_not(None))
-    if status in DeliveryStatus.values():
-        query = query.where(Notification.id.in_(select(Delivery.notification_id).where(Delivery.status == status)))
-    page = db.paginate(query, page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False, count=False)
+    walk = _walk(kind, read, status)
+    page = NoticePage(walk, page_number(request.args.get("page")), current_app.config["PER_PAGE"])
     # The log only grows and is not audited (reading a notice, the worker's sending): its figures
     # cannot be kept against the audit head, so each is counted up to COUNT_LIMIT and shown as
-    # "N 以上" beyond (every count then reads at most that many index entries).
+    # "N 以上" beyond (each count walks an index and stops at the limit).
     limit = current_app.config["COUNT_LIMIT"]
-    page.total = queries.count_up_to(query, limit + 1)
+    page.total = queries.count_up_to(walk, limit + 1)
     page.total_capped = page.total > limit
     page.total = min(page.total, limit)
     ids = [n.id for n in page.items]
