@@ -61,6 +61,15 @@ class _Plan:
     units: dict[int, Counter] = field(default_factory=dict)
 
 
+def _entry(table: dict, key, make):
+    """``table[key]``, made on first use (``setdefault`` would build a new one on every call: the
+    full pass counts 100k tasks)."""
+    found = table.get(key)
+    if found is None:
+        found = table[key] = make()
+    return found
+
+
 @dataclass
 class _Kept:
     head: tuple[int, str]
@@ -81,13 +90,13 @@ class _Kept:
         level, plan_id, chapter_id, unit_ids, _ = row
         if level is None:
             return
-        plan = self.plans.setdefault(plan_id, _Plan())
+        plan = _entry(self.plans, plan_id, _Plan)
         self.total[level] += delta
         plan.total[level] += delta
-        plan.chapters.setdefault(chapter_id, Counter())[level] += delta
+        _entry(plan.chapters, chapter_id, Counter)[level] += delta
         for unit_id in unit_ids:
-            self.units.setdefault(unit_id, Counter())[level] += delta
-            plan.units.setdefault(unit_id, Counter())[level] += delta
+            _entry(self.units, unit_id, Counter)[level] += delta
+            _entry(plan.units, unit_id, Counter)[level] += delta
 
     def put(self, task_id: int, row: Row | None) -> None:
         self.version += 1

@@ -74,10 +74,12 @@ class TaskKind(Vocabulary):
 
     @property
     def rank(self) -> int:
-        return list(TaskKind).index(self)
+        return _TASK_KIND_RANK[self]
 
 
 _TASK_KIND_SHORT = {TaskKind.TASK: "任", TaskKind.MEASURE: "保"}
+# Ranks looked up, not counted: the colour pass asks one per task (100k at a province's size).
+_TASK_KIND_RANK = {kind: rank for rank, kind in enumerate(TaskKind)}
 
 
 class ClauseSource(Vocabulary):
@@ -243,7 +245,10 @@ class WarningLevel(Vocabulary):
 
     @property
     def rank(self) -> int:
-        return list(WarningLevel).index(self)
+        return _WARNING_RANK[self]
+
+
+_WARNING_RANK = {level: rank for rank, level in enumerate(WarningLevel)}
 
 
 # ------------------------------------------------------------------ organisation
