@@ -219,3 +219,37 @@ def test_list_page_costs_the_same_queries_for_5_or_50_rows(app, app_context, cou
         return len(statements)
 
     assert cost(5) == cost(50) <= 8
+
+
+def test_the_task_page_reads_only_the_collections_that_have_rows(app, app_context, count_queries):
+    """The task's own query says which of its collections have rows: a task with no hand-in, note,
+    extension or milestone reads none of those tables; once it has a note, that one is read and shown."""
+    from models import ProgressNote, Task
+    from workflow import queries
+    from workflow.extensions import db
+
+    task = next(t for t in _tasks() if t.parts and not any(p.progress_notes or p.submissions or p.extensions
+                                                           or p.milestones or p.evidence for p in t.parts))
+    task_id, part_id = task.id, task.parts[0].id
+    db.session.expunge_all()
+    # A collection's own query selects its rows (the task's query names the tables only in EXISTS).
+    collections = ("progress_note", "submission", "evidence", "extension_request", "milestone")
+
+    def reading(statements, table):
+        return [s for s in statements if s.lstrip().startswith(f"SELECT {table}.")]
+
+    with count_queries() as quiet:
+        loaded = queries.task_for_page(task_id)
+        assert all(p.progress_notes == [] and p.milestones == [] for p in loaded.parts)
+    assert not [s for table in collections for s in reading(quiet, table)], quiet
+
+    db.session.add(ProgressNote(part_id=part_id, user_id=_user("office").id, at=datetime(2022, 8, 1, 2),
+                                percent=30, note="已启动"))
+    db.session.commit()
+    db.session.expunge_all()
+    with count_queries() as busy:
+        loaded = queries.task_for_page(task_id)
+    assert [n.note for n in loaded.parts[0].progress_notes] == ["已启动"]
+    assert len(reading(busy, "progress_note")) == 1
+    assert not [s for table in collections[1:] for s in reading(busy, table)]
+    assert db.session.get(Task, task_id) is loaded

@@ -7,6 +7,7 @@ marked verified), so that a sweep's figures are the watched parts' alone.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from datetime import date, datetime, timedelta
@@ -444,3 +445,41 @@ def test_the_notice_record_and_the_escalations_page_cost_the_same_queries_for_mo
     few = (statements("/notices/"), statements("/escalations/"))
     add(6)
     assert (statements("/notices/"), statements("/escalations/")) == few
+
+
+def test_many_escalations_the_overview_shows_the_first_and_the_page_pages_them_all(app, login):
+    """A province has thousands of 督办 at once: the overview lists the first few and says how many
+    in all; the 督办 page counts them all and pages through them, oldest first."""
+    from workflow import audit
+    from workflow.views.tasks import ESCALATIONS_SHOWN
+
+    office = login("office")
+    office.get("/overview")                 # the kept count, made before the new 督办 arrive
+    with app.app_context():
+        parts = db.session.scalars(select(TaskPart).order_by(TaskPart.id).limit(35)).all()
+        for n, part in enumerate(parts):
+            raised = D + timedelta(days=n)
+            db.session.add(Escalation(key=f"deadline:{part.id}:x", kind="deadline", part_id=part.id, target_on=D,
+                                      reminders=3, state="open", reason="已逾期", raised_at=datetime(2022, 7, 1),
+                                      raised_on=raised))
+            # As the sweep does: each 督办 is an audited action (so the kept count moves with it).
+            audit.append("escalated", username=reminders.ACTOR, part=part, reason="已逾期")
+        db.session.commit()
+        labels = [p.task.number_label for p in parts]
+    total = len(parts)
+    per_page = app.config["PER_PAGE"]
+    assert total > per_page > ESCALATIONS_SHOWN
+
+    overview = office.get("/overview").text
+    assert f'督办事项 <span class="badge warn-red">{total}</span>' in overview
+    assert f"另有 {total - ESCALATIONS_SHOWN} 项。" in overview
+    listed = overview[overview.index('aria-label="督办事项"'):].split("</ul>")[0].count("<li>")
+    assert listed == ESCALATIONS_SHOWN
+
+    first = office.get("/escalations/").text
+    second = office.get("/escalations/?page=2").text
+    assert f"督办事项 <span class=\"muted\">（{total} 项）</span>" in first
+    rows = [re.findall(r'<tr class="warn-red">', page) for page in (first, second)]
+    assert [len(r) for r in rows] == [per_page, total - per_page]
+    # Oldest first: the first raised leads page 1, the last raised is on page 2.
+    assert labels[0] in first.split('<tr class="warn-red">')[1] and labels[-1] in second

@@ -451,7 +451,7 @@ def task_for_page(task_id: int):
     Loader options would issue every query; built by hand they also cost half the Python."""
     if not 0 < task_id <= MAX_ID:
         return None
-    has = {
+    nonempty = {
         "contacts": select(Contact.id).where(Contact.item_id == Task.item_id).exists(),
         "responsible_units": select(task_responsible_units.c.unit_id)
         .where(task_responsible_units.c.task_id == Task.id).exists(),
@@ -462,12 +462,12 @@ def task_for_page(task_id: int):
                                ("evidence", Evidence), ("extensions", ExtensionRequest),
                                ("milestones", Milestone))},
     }
-    found = db.session.execute(select(Task, *(exists.label(name) for name, exists in has.items()))
+    found = db.session.execute(select(Task, *(exists.label(name) for name, exists in nonempty.items()))
                                .where(Task.id == task_id).options(joinedload(Task.item).joinedload(Item.chapter),
                                                                   joinedload(Task.item).joinedload(Item.plan))).first()
     if found is None:
         return None
-    task, has = found[0], found._mapping
+    task, has = found[0], found._mapping      # collection name → whether it has rows
 
     def rows(name, stmt) -> list:
         return db.session.scalars(stmt).all() if has.get(name, True) else []
@@ -825,7 +825,6 @@ def unit_choices() -> list:
     (units are created, renamed and imported by audited actions)."""
     return head_cache.cached(("unit_choices",), lambda: db.session.execute(
         select(Unit.id, Unit.name).order_by(Unit.kind, Unit.name)).all())
-
 
 
 # ---------------------------------------------------------------- 督办
