@@ -124,6 +124,17 @@ class Databases:
         self.created.append(dbname)
         return self._pg_url(dbname)
 
+    def new_empty(self, folder: Path) -> str:
+        """A database with nothing in it at all (no tables): a new SQLite file in ``folder``, or a
+        new PostgreSQL database (dropped at the end of the session) — what a restore needs."""
+        if self.admin is None:
+            return f"sqlite:///{folder / 'luoshi.sqlite'}"
+        dbname = f"luoshi_r_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+        self.created.append(dbname)
+        return self._pg_url(dbname)
+
     def drop(self, url: str) -> None:
         if self.admin is None:
             return
@@ -373,3 +384,21 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("导入保真度 (fields that match the hand-checked expectation)")
         for result in fidelity.RESULTS:
             terminalreporter.write_line(str(result))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server on 127.0.0.1 (tests/s3server.py), started on first use."""
+    from tests import s3server
+
+    server = s3server.start(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A new, empty bucket of the test server (its name)."""
+    name = f"luoshi-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name

@@ -17,7 +17,6 @@ import sqlite3
 import tarfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -47,14 +46,7 @@ def fresh(databases, tmp_path):
     def make(name: str):
         folder = tmp_path / name
         folder.mkdir()
-        if databases.admin is None:
-            url = f"sqlite:///{folder / 'luoshi.sqlite'}"
-        else:
-            dbname = f"luoshi_r_{uuid.uuid4().hex[:10]}"
-            with databases.admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{dbname}"'))
-            databases.created.append(dbname)
-            url = databases._pg_url(dbname)
+        url = databases.new_empty(folder)
         app = make_app(url, folder)
         made.append((app, url))
         return app

@@ -13,7 +13,7 @@ from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
 from auth.blueprint import bp as auth_bp
 from auth.ratelimit import limiter
 
-from . import background, errors, reminders, scores, sqlite  # noqa: F401  (reminders: its jobs and ticks)
+from . import background, errors, filestore, reminders, scores, sqlite  # noqa: F401  (reminders: its jobs and ticks)
 from .notices import delivery as notice_delivery, quiet  # noqa: F401  (the delivery jobs)
 from .reports import jobs as report_jobs  # noqa: F401  (the report job)
 from .cli import register_cli
@@ -58,6 +58,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.config.setdefault("UPLOAD_FOLDER", None)
     app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or os.path.join(app.instance_path, "uploads")
     app.config["REPORT_FOLDER"] = app.config.get("REPORT_FOLDER") or os.path.join(app.instance_path, "reports")
+    filestore.init_app(app)
     if sqlite.is_sqlite(app.config["SQLALCHEMY_DATABASE_URI"]):
         # Busy timeout, pragmas, idle checkpoints: workflow/sqlite.py.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = sqlite.engine_options(app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))

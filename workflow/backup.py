@@ -23,6 +23,7 @@ headers by their checksums, padding and trailer by being zero.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -44,6 +45,7 @@ from sqlalchemy.engine import make_url
 
 from workflow import audit, storage
 from workflow.extensions import db
+from workflow.filestore import evidence_store, report_store
 from workflow.reports import archive
 from workflow.sqlite import write_transactions
 from workflow.timeutil import format_local, utcnow
@@ -315,18 +317,33 @@ class _Writer:
         """Add one file; with ``expected``, only if its content has that
         sha256 (returns False, adding nothing, when it has not)."""
         with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                digest.update(chunk)
-            sha = digest.hexdigest()
-            if expected is not None and sha != expected:
-                return False
-            fh.seek(0)
-            reader = _HashingReader(fh)
-            self.tar.addfile(self._info(name, size), reader)
+            return self._add_open(name, fh, path, expected)
+
+    def add_stored(self, name: str, store, key: str, expected: str | None = None) -> bool:
+        """Add one object of a file store (FileNotFoundError when it has none under ``key``):
+        from its folder, or fetched once into a temporary file (a tar member's size comes first)."""
+        path = store.local_path(key)
+        if path is not None:
+            return self.add_file(name, path, expected)
+        with tempfile.TemporaryFile() as fh:
+            with contextlib.closing(store.open(key)) as source:
+                shutil.copyfileobj(source, fh, CHUNK)
+            return self._add_open(name, fh, store.describe(key), expected)
+
+    def _add_open(self, name: str, fh, label: str, expected: str | None) -> bool:
+        fh.seek(0)
+        size = os.fstat(fh.fileno()).st_size
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+        sha = digest.hexdigest()
+        if expected is not None and sha != expected:
+            return False
+        fh.seek(0)
+        reader = _HashingReader(fh)
+        self.tar.addfile(self._info(name, size), reader)
         if reader.digest.hexdigest() != sha:   # changed under us: stored files never should
-            raise BackupError(f"文件在备份过程中被改动：{path}")
+            raise BackupError(f"文件在备份过程中被改动：{label}")
         self.members[name] = {"sha256": sha, "size": size}
         return True
 
@@ -377,17 +394,19 @@ def create(path: Path) -> Created:
                 writer.add_file(DB_MEMBER[backend], dump)
                 os.remove(dump)
                 missing = list(facts.invalid)
-                for kind, hashes, member, source in (
-                        ("evidence", facts.evidence, "uploads/{p}/{sha}", storage.path_for),
-                        ("report", facts.reports, "reports/{p}/{sha}.pdf", _report_path)):
+                for kind, hashes, member, store, key_of in (
+                        ("evidence", facts.evidence, "uploads/{p}/{sha}", evidence_store(), storage.evidence_key),
+                        ("report", facts.reports, "reports/{p}/{sha}.pdf", report_store(), archive.report_key)):
                     for sha in hashes:
-                        src = source(sha)
+                        key = key_of(sha)
                         name = member.format(p=sha[:2], sha=sha)
                         try:
-                            if not writer.add_file(name, src, expected=sha):
-                                missing.append({"kind": kind, "sha256": sha, "reason": "damaged", "path": src})
+                            if not writer.add_stored(name, store, key, expected=sha):
+                                missing.append({"kind": kind, "sha256": sha, "reason": "damaged",
+                                                "path": store.describe(key)})
                         except FileNotFoundError:
-                            missing.append({"kind": kind, "sha256": sha, "reason": "missing", "path": src})
+                            missing.append({"kind": kind, "sha256": sha, "reason": "missing",
+                                            "path": store.describe(key)})
             manifest = {
                 "format": FORMAT, "format_version": FORMAT_VERSION,
                 "backend": backend, "tool": tool,
@@ -444,10 +463,6 @@ def _publish(partial: str, path: Path) -> None:
 
 def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or exc}" + (f"：{exc.filename}" if exc.filename else "")
-
-
-def _report_path(sha: str) -> str:
-    return archive.path_for(sha)
 
 
 def _file_sha256(path) -> str:
@@ -628,15 +643,6 @@ class Restored:
         return self.verified.manifest
 
 
-def _folder_files(folder: str) -> list[str]:
-    found = []
-    if not os.path.isdir(folder):
-        return found
-    for root, _dirs, files in os.walk(folder):
-        found += [os.path.join(root, name) for name in files]
-    return found
-
-
 def _data_rows(scalar, tables: list[str]) -> int:
     """Rows that are data: not the schema version, and not the audit head a
     fresh schema starts with (seq 0, written by the first migration)."""
@@ -695,13 +701,13 @@ def check_target_empty(backend: str) -> None:
         elif objects:
             problems.append(f"目标数据库 {name} 已有表或函数（{objects} 个，可能运行过 flask db upgrade）；"
                             f"PostgreSQL 上请恢复到一个新建的空数据库（createdb），不要先建表")
-    for label, key in (("佐证材料目录", "UPLOAD_FOLDER"), ("报告目录", "REPORT_FOLDER")):
-        files = _folder_files(current_app.config[key])
-        if files:
-            problems.append(f"{label} {current_app.config[key]} 中已有 {len(files)} 个文件")
+    for label, store in (("佐证材料", evidence_store()), ("报告", report_store())):
+        if not store.is_empty():
+            files = sum(1 for _ in store.walk())
+            problems.append(f"{label}{store.place} {store.describe()} 中已有 {files} 个文件")
     if problems:
         raise BackupError("只能恢复到空的实例，已拒绝，未写入任何内容：" + "；".join(problems) + "。"
-                          "请换用新的数据库和空的文件目录（UPLOAD_FOLDER、REPORT_FOLDER）后再恢复。", problems)
+                          "请换用新的数据库和空的文件存储（UPLOAD_FOLDER、REPORT_FOLDER，或 S3_BUCKET/S3_PREFIX）后再恢复。", problems)
 
 
 def _known_revisions() -> tuple[set[str], set[str]]:
@@ -738,6 +744,20 @@ def _copy_member(fh, offset: int, size: int, target: str, expected: str) -> None
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _copy_member_to_store(fh, offset: int, size: int, store, key: str, expected: str) -> None:
+    """One stored file back into its store: into its folder as ``_copy_member`` does, or into
+    a temporary file, checked, then put (an object store never shows a half-written object)."""
+    path = store.local_path(key)
+    if path is not None:
+        _copy_member(fh, offset, size, path, expected)
+        return
+    with tempfile.TemporaryDirectory(dir=current_app.instance_path, prefix=".luoshi-restore-") as staging:
+        staged = os.path.join(staging, "member")
+        _copy_member(fh, offset, size, staged, expected)
+        with open(staged, "rb") as member:
+            store.put_once(key, member.read())
 
 
 def _write_restore(verified: Verified, backend: str, target: PgTarget | None, pg_restore: str | None) -> tuple[int, int]:
@@ -782,11 +802,11 @@ def _write_restore(verified: Verified, backend: str, target: PgTarget | None, pg
             if not match:
                 continue
             if match.group(1):
-                dest, evidence = storage.path_for(match.group(3)), evidence + 1
+                store, key, evidence = evidence_store(), storage.evidence_key(match.group(3)), evidence + 1
             else:
-                dest, reports = _report_path(match.group(6)), reports + 1
+                store, key, reports = report_store(), archive.report_key(match.group(6)), reports + 1
             offset, size = verified.offsets[name]
-            _copy_member(fh, offset, size, dest, members[name]["sha256"])
+            _copy_member_to_store(fh, offset, size, store, key, members[name]["sha256"])
     return evidence, reports
 
 

@@ -31,6 +31,16 @@ class Config:
     # Evidence lives outside the web root; default: <instance>/uploads
     UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER")
     REPORT_FOLDER = os.environ.get("REPORT_FOLDER")
+    # Where they are kept (workflow/filestore.py): "local" — those two folders — or "s3", a bucket
+    # of an S3-compatible object store that several hosts share (objects below S3_PREFIX).
+    FILE_STORE = os.environ.get("FILE_STORE", "local")
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL")
+    S3_BUCKET = os.environ.get("S3_BUCKET")
+    S3_PREFIX = os.environ.get("S3_PREFIX", "")
+    S3_REGION = os.environ.get("S3_REGION", "us-east-1")
+    # Else boto3's own chain (AWS_ACCESS_KEY_ID…, an instance role).
+    S3_ACCESS_KEY_ID = os.environ.get("S3_ACCESS_KEY_ID")
+    S3_SECRET_ACCESS_KEY = os.environ.get("S3_SECRET_ACCESS_KEY")
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 20)
     # A document to import is refused above this, before it is parsed (no request above MAX_UPLOAD_MB is read).
     MAX_IMPORT_MB = _int("MAX_IMPORT_MB", 20)

@@ -42,9 +42,9 @@ def _back_link() -> str | None:
     return None
 
 
-def _page(code: int, detail: str | None = None, headers: dict | None = None):
-    title, message = MESSAGES.get(code, ("出错了", "操作未能完成。"))
-    return render_template("errors/error.html", code=code, title=title, message=detail or message,
+def _page(code: int, detail: str | None = None, headers: dict | None = None, title: str | None = None):
+    default_title, message = MESSAGES.get(code, ("出错了", "操作未能完成。"))
+    return render_template("errors/error.html", code=code, title=title or default_title, message=detail or message,
                            back=_back_link()), code, headers or {}
 
 
@@ -55,6 +55,11 @@ def bad_request(message: str):
 def forbidden(message: str | None = None):
     """A 403 page that says why (e.g. separation of duties), not only that."""
     return _page(403, message)
+
+
+def store_unavailable():
+    """The file store (a folder, an object store) could not be read."""
+    return _page(503, "文件存储暂时无法读取，请稍后重试；如持续出现，请联系系统管理员。", title="文件暂时无法读取")
 
 
 def register(app: Flask) -> None:

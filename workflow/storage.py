@@ -21,7 +21,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import time
 import zipfile
 
@@ -30,6 +29,7 @@ from sqlalchemy import exists, select, text
 
 from models import Evidence, ReportArchive
 from workflow.extensions import db
+from workflow.filestore import PARTIAL_PREFIX, LocalStore, evidence_store, report_store
 from workflow.text import clean_line
 
 # extension -> (mime type, content check)
@@ -138,12 +138,18 @@ def clean_filename(filename: str) -> str:
     return name or "文件"
 
 
+def evidence_key(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256}"
+
+
 def path_for(sha256: str) -> str:
-    return os.path.join(current_app.config["UPLOAD_FOLDER"], sha256[:2], sha256)
+    """Where the evidence file of this content is, in words: a path in the default
+    folder store (tests and the operator's messages use it), an s3:// URL in a bucket."""
+    return evidence_store().describe(evidence_key(sha256))
 
 
 def file_present(sha256: str | None) -> bool:
-    return bool(sha256) and os.path.isfile(path_for(sha256))
+    return bool(sha256) and evidence_store().exists(evidence_key(sha256))
 
 
 def content_lock(sha256: str) -> None:
@@ -166,30 +172,9 @@ def store(data: bytes) -> tuple[str, bool]:
     sha = hashlib.sha256(data).hexdigest()
     content_lock(sha)
     try:
-        return sha, write_once(path_for(sha), data)
+        return sha, evidence_store().put_once(evidence_key(sha), data)
     except OSError as exc:
         raise StorageFailed(storage_failure_message(exc)) from exc
-
-
-def write_once(target: str, data: bytes) -> bool:
-    """Write ``data`` to ``target`` unless it exists, through a temporary file
-    in the same folder and a rename, so that a crash never leaves a
-    half-written file under the real name. Returns whether it wrote."""
-    if os.path.exists(target):
-        return False
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return True
 
 
 def is_referenced(sha256: str) -> bool:
@@ -208,7 +193,7 @@ def discard_unreferenced(sha256: str) -> bool:
         return False
     try:
         content_lock(sha256)
-        return not is_referenced(sha256) and remove_file(path_for(sha256))
+        return not is_referenced(sha256) and remove_stored(evidence_store(), evidence_key(sha256))
     finally:
         # It wrote nothing: ending the transaction releases the lock.
         db.session.rollback()
@@ -222,7 +207,7 @@ def _lock_path() -> str:
     return os.path.join(current_app.instance_path, "storage-removals.lock")
 
 
-def remove_file(path: str) -> bool:
+def remove_stored(store, key: str) -> bool:
     """Remove one stored file unless removals are paused (a backup is being
     taken); returns whether it was removed."""
     with open(_lock_path(), "a+") as lock:
@@ -231,10 +216,7 @@ def remove_file(path: str) -> bool:
         except BlockingIOError:
             return False   # a backup holds the files still; the orphan waits for the next clean-up
         try:
-            os.remove(path)
-            return True
-        except OSError:   # already gone, or not removable: the orphan stays for the next clean-up
-            return False
+            return store.remove(key)   # one it cannot remove stays an orphan for the next clean-up
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -264,7 +246,8 @@ STAGING_GRACE_SECONDS = 24 * 3600
 
 @dataclasses.dataclass
 class Survey:
-    """What ``flask storage check`` found. Paths are absolute."""
+    """What ``flask storage check`` found. Files are named as their store
+    describes them (a path in a folder, an s3:// URL in a bucket)."""
     evidence_files: int = 0
     report_files: int = 0
     missing_evidence: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)  # sha, evidence ids
@@ -274,6 +257,8 @@ class Survey:
     orphaned_reports: list[str] = dataclasses.field(default_factory=list)
     partial: list[str] = dataclasses.field(default_factory=list)
     staged: list[str] = dataclasses.field(default_factory=list)        # unconfirmed import documents
+    # Each name above → its store and key, for ``clean``.
+    located: dict[str, tuple[object, str]] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def healthy(self) -> bool:
@@ -283,34 +268,19 @@ class Survey:
 _SHA_NAME = re.compile(r"[0-9a-f]{64}")
 
 
-def _age(path: str, now: float) -> float:
-    try:
-        return now - os.stat(path).st_mtime
-    except FileNotFoundError:
-        return 0.0
-
-
-def _hash_file(path: str) -> str:
+def _hash_stored(store, key: str) -> str | None:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with contextlib.closing(store.open(key)) as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
     return digest.hexdigest()
 
 
-def _walk(folder: str):
-    if not os.path.isdir(folder):
-        return
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            yield root, name
-
-
 def survey(check_hashes: bool = True) -> Survey:
-    """Compare the files on disk with the rows that reference them."""
-    # Here, not at the top: the report archive imports this module (write_once).
-    from workflow.reports import archive as report_archive
-
+    """Compare the stored files with the rows that reference them."""
     result = Survey()
     evidence_refs: dict[str, list[int]] = {}
     for evidence_id, sha in db.session.execute(
@@ -320,43 +290,49 @@ def survey(check_hashes: bool = True) -> Survey:
     for archive_id, sha in db.session.execute(
             select(ReportArchive.id, ReportArchive.sha256).where(ReportArchive.sha256.is_not(None))):
         report_refs.setdefault(sha, []).append(archive_id)
-    db.session.rollback()   # nothing held while the disk is read
+    db.session.rollback()   # nothing held while the stores are read
 
     result.evidence_files, result.missing_evidence = _compare(
-        current_app.config["UPLOAD_FOLDER"], lambda name: name, path_for, evidence_refs, check_hashes,
-        result.orphaned_evidence, result.partial, result.damaged)
+        evidence_store(), lambda sha: f"{sha[:2]}/{sha}", evidence_refs, check_hashes, result, result.orphaned_evidence)
     result.report_files, result.missing_reports = _compare(
-        report_archive.folder(), lambda name: name[:-4] if name.endswith(".pdf") else "", report_archive.path_for,
-        report_refs, check_hashes, result.orphaned_reports, result.partial, result.damaged)
+        report_store(), lambda sha: f"{sha[:2]}/{sha}.pdf", report_refs, check_hashes, result, result.orphaned_reports)
 
-    for root, name in _walk(staging_folder()):
-        result.staged.append(os.path.join(root, name))
+    staging = LocalStore(staging_folder())
+    for found in staging.walk():
+        result.staged.append(_locate(result, staging, found.key))
     for name in ("orphaned_evidence", "orphaned_reports", "partial", "staged"):
         getattr(result, name).sort()
     return result
 
 
-def _compare(root: str, sha_of_name, path_of_sha, refs: dict[str, list[int]], check_hashes: bool,
-             orphaned: list[str], partial: list[str], damaged: list[str]) -> tuple[int, list]:
+def _locate(result: Survey, store, key: str) -> str:
+    described = store.describe(key)
+    result.located[described] = (store, key)
+    return described
+
+
+def _compare(store, key_of_sha, refs: dict[str, list[int]], check_hashes: bool, result: Survey,
+             orphaned: list[str]) -> tuple[int, list]:
     """Walk one store (evidence or reports): each file is referenced, orphaned
     (anything the app did not name so counts too) or partial; returns the
     number of referenced files and the references whose file is missing."""
     seen, referenced = set(), 0
-    for folder, name in _walk(root):
-        path = os.path.join(folder, name)
-        sha = sha_of_name(name)
-        if name.startswith(".partial-"):
-            partial.append(path)
-        elif _SHA_NAME.fullmatch(sha) and path == path_of_sha(sha):
+    for found in store.walk():
+        name = found.key.rsplit("/", 1)[-1]
+        sha = name.removesuffix(".pdf")
+        described = _locate(result, store, found.key)
+        if name.startswith(PARTIAL_PREFIX):
+            result.partial.append(described)
+        elif _SHA_NAME.fullmatch(sha) and found.key == key_of_sha(sha):
             seen.add(sha)
             if sha in refs:
                 referenced += 1
-                if check_hashes and _hash_file(path) != sha:
-                    damaged.append(path)
+                if check_hashes and _hash_stored(store, found.key) != sha:
+                    result.damaged.append(described)
             else:
-                orphaned.append(path)
+                orphaned.append(described)
         else:
-            orphaned.append(path)
+            orphaned.append(described)
     return referenced, sorted((sha, ids) for sha, ids in refs.items() if sha not in seen)
 
 
@@ -372,17 +348,23 @@ def clean(found: Survey, now: float | None = None) -> list[str]:
     past their grace time. Never a referenced file. Returns what it removed."""
     now = time.time() if now is None else now
     removed = []
-    for path in found.orphaned_evidence:
-        name = os.path.basename(path)
-        if _SHA_NAME.fullmatch(name) and path == path_for(name):
+
+    def old_enough(described: str, grace: float) -> bool:
+        store, key = found.located[described]
+        return store.age(key, now) > grace and remove_stored(store, key)
+
+    for described in found.orphaned_evidence:
+        _store, key = found.located[described]
+        name = key.rsplit("/", 1)[-1]
+        if _SHA_NAME.fullmatch(name) and key == evidence_key(name):
             if discard_unreferenced(name):
-                removed.append(path)
-        elif _age(path, now) > PARTIAL_GRACE_SECONDS and remove_file(path):
-            removed.append(path)
-    for path in found.orphaned_reports + found.partial:
-        if _age(path, now) > PARTIAL_GRACE_SECONDS and remove_file(path):
-            removed.append(path)
-    for path in found.staged:
-        if _age(path, now) > STAGING_GRACE_SECONDS and remove_file(path):
-            removed.append(path)
+                removed.append(described)
+        elif old_enough(described, PARTIAL_GRACE_SECONDS):
+            removed.append(described)
+    for described in found.orphaned_reports + found.partial:
+        if old_enough(described, PARTIAL_GRACE_SECONDS):
+            removed.append(described)
+    for described in found.staged:
+        if old_enough(described, STAGING_GRACE_SECONDS):
+            removed.append(described)
     return removed

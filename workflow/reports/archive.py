@@ -14,6 +14,7 @@ position) at the moment the data was read.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -30,7 +31,8 @@ from models import AuditEntry, AuditHead, Item, Plan, ProgressRound, ReportArchi
 from workflow import audit, background, notices, scores
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
-from workflow.storage import storage_failure_message, write_once
+from workflow.filestore import report_store
+from workflow.storage import storage_failure_message
 from workflow.timeutil import CST, format_local, today_local, utcnow
 from workflow.vocabulary import NON_DATA_ACTIONS, NotificationKind, ReportKind, ReportStatus
 
@@ -254,7 +256,7 @@ def find_reusable(params: Params, head: str):
     for row in db.session.scalars(
             select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
                                         ReportArchive.status == ReportStatus.DONE).order_by(ReportArchive.id)):
-        if os.path.exists(path_for(row.sha256)):  # a lost file is rendered again, not served
+        if report_store().exists(report_key(row.sha256)):  # a lost file is rendered again, not served
             return row
     return None
 
@@ -482,21 +484,22 @@ def notify_requester(archive, message: str) -> None:
 
 # ------------------------------------------------------------------ files
 
-def folder() -> str:
-    return current_app.config["REPORT_FOLDER"]
+def report_key(sha256: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+        raise ValueError("not a sha256")
+    return f"{sha256[:2]}/{sha256}.pdf"
 
 
 def path_for(sha256: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
-        raise ValueError("not a sha256")
-    return os.path.join(folder(), sha256[:2], sha256 + ".pdf")
+    """Where the archived PDF of this content is, in words (a path in the default folder store)."""
+    return report_store().describe(report_key(sha256))
 
 
 def store(pdf: bytes) -> str:
-    """Write the PDF under its sha256 (never half-written: see storage.write_once)."""
+    """Write the PDF under its sha256 (never half-written: see filestore.put_once)."""
     sha = hashlib.sha256(pdf).hexdigest()
     try:
-        write_once(path_for(sha), pdf)
+        report_store().put_once(report_key(sha), pdf)
     except OSError as exc:   # a full disk is said in words, and the job is marked failed
         raise ReportError(storage_failure_message(exc).replace("文件未保存", "报告未能存档")) from exc
     return sha
@@ -504,8 +507,13 @@ def store(pdf: bytes) -> str:
 
 def read_pdf(archive) -> bytes:
     """The archived bytes, checked against the recorded hash."""
-    with open(path_for(archive.sha256), "rb") as fh:
-        content = fh.read()
+    try:
+        with contextlib.closing(report_store().open(report_key(archive.sha256))) as fh:
+            content = fh.read()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:   # the store itself failed (unreachable, refused)
+        raise ReportError("存档文件无法读取，请重新生成该报告或联系管理员。") from exc
     if hashlib.sha256(content).hexdigest() != archive.sha256:
         raise ReportError("存档文件已损坏（内容与记录的哈希不符），请联系管理员。")
     return content

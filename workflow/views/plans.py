@@ -21,7 +21,8 @@ from workflow.importer.tables import TABLE_FIELDS
 from workflow.importer.load import (COUNT_LABELS, PROBLEM_LABELS, REMOVED_LABELS, WARNING_LABELS, ImportChoices,
                                     NameChoice, Review, sha256_of)
 from workflow.vocabulary import DocumentShape, NameDecision
-from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message, write_once
+from workflow.filestore import write_once
+from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message
 
 from .forms import FlaskForm
 from .helpers import require

@@ -6,6 +6,7 @@ a ServiceError rolls everything back and is shown to the user as a message.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -20,6 +21,8 @@ from sqlalchemy.orm import joinedload
 from models import Evidence, Plan, Role, Task, TaskPart
 from workflow import bulk_services, pace, queries, reminder_services, round_services, services, storage, tables
 from workflow.extensions import db
+from workflow.errors import store_unavailable
+from workflow.filestore import evidence_store
 from workflow.machine import EVENT_BY_KEY, EVENTS, refusal
 from workflow.services import Stale
 from workflow.timeutil import today_local
@@ -504,15 +507,34 @@ def download(evidence_id: int):
         response = send_file(data, as_attachment=True, download_name=f"文字材料-{evidence.id}.txt",
                              mimetype="text/plain")   # werkzeug adds "; charset=utf-8"
     else:
-        path = storage.path_for(evidence.content_sha256 or "")
-        if not evidence.content_sha256 or not os.path.exists(path):
-            abort(404)
-        response = send_file(path, as_attachment=True, download_name=evidence.filename or "文件",
-                             mimetype=evidence.mime or "application/octet-stream", conditional=True)
+        response = _stored_file(evidence)
     # Evidence is confidential: no shared cache may keep a copy.
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _stored_file(evidence: Evidence):
+    """The evidence file as an attachment: from its folder (ranges and conditional requests
+    answered), or read from the object store (no larger than an upload may be)."""
+    if not evidence.content_sha256:
+        abort(404)
+    store, key = evidence_store(), storage.evidence_key(evidence.content_sha256)
+    options = dict(as_attachment=True, download_name=evidence.filename or "文件",
+                   mimetype=evidence.mime or "application/octet-stream")
+    path = store.local_path(key)
+    if path is not None:
+        if not os.path.exists(path):
+            abort(404)
+        return send_file(path, conditional=True, **options)
+    try:
+        with contextlib.closing(store.open(key)) as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        abort(404)
+    except OSError:
+        return store_unavailable()
+    return send_file(io.BytesIO(data), conditional=True, etag=evidence.content_sha256, **options)
 
 
 @bp.route("/tasks/<int:task_id>/urge", methods=["POST"])

@@ -1,0 +1,264 @@
+"""Where stored files live: a folder of this machine (the default) or a bucket
+of an S3-compatible object store (FILE_STORE=s3), shared by several hosts.
+
+Two stores, both content-addressed (an object's key is its sha256, so a key
+always holds the same bytes): evidence files (``ab/<sha>``) and archived
+reports (``ab/<sha>.pdf``). What the app decides about them — which file may
+be removed, under which lock, what a survey finds — stays in workflow.storage
+and workflow.reports.archive; a store only keeps bytes under keys:
+
+- ``put_once(key, data)`` writes unless the key exists, never leaving a half-
+  written object under the key (a folder: a temporary file renamed; S3: one
+  PUT, refused by the server if the key exists);
+- ``open(key)`` a binary reader, FileNotFoundError when the key is absent;
+- ``remove(key)`` whether it removed (never raises: an object it cannot remove
+  stays an orphan for ``flask storage check --clean``);
+- ``walk()`` every object below the store, with its age, whatever its name;
+- ``describe(key)`` where it is, in words for the operator (a path, an s3:// URL),
+  and ``key_of`` back.
+
+Errors of the store itself (a full disk, an unreachable server, refused
+credentials) are OSError, as a disk's are, so every caller says them in words.
+"""
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from flask import current_app
+
+PARTIAL_PREFIX = ".partial-"
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str
+    modified: float       # seconds since the epoch
+
+
+class StoreUnavailable(OSError):
+    """The object store refused or could not be reached (said like a disk error)."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.EIO, message)
+
+
+def write_once(target: str, data: bytes) -> bool:
+    """Write ``data`` to ``target`` unless it exists, through a temporary file
+    in the same folder and a rename, so that a crash never leaves a
+    half-written file under the real name. Returns whether it wrote."""
+    if os.path.exists(target):
+        return False
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=PARTIAL_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return True
+
+
+class LocalStore:
+    """A folder outside the web root: a fixed one, or the one a setting names
+    (UPLOAD_FOLDER, REPORT_FOLDER: read on each use, so the setting stays the one truth)."""
+
+    place = "目录"
+
+    def __init__(self, root: str | None = None, setting: str | None = None):
+        self._root, self.setting = root, setting
+
+    @property
+    def root(self) -> str:
+        return self._root if self.setting is None else current_app.config[self.setting]
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    local_path = path
+
+    def describe(self, key: str | None = None) -> str:
+        return self.root if key is None else self.path(key)
+
+    def key_of(self, described: str) -> str | None:
+        relative = os.path.relpath(described, self.root)
+        return None if relative.startswith("..") else relative.replace(os.sep, "/")
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self.path(key))
+
+    def put_once(self, key: str, data: bytes) -> bool:
+        return write_once(self.path(key), data)
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self.path(key), "rb")
+
+    def remove(self, key: str) -> bool:
+        try:
+            os.remove(self.path(key))
+            return True
+        except OSError:   # already gone, or not removable
+            return False
+
+    def age(self, key: str, now: float) -> float:
+        try:
+            return now - os.stat(self.path(key)).st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def walk(self) -> Iterator[Stored]:
+        if not os.path.isdir(self.root):
+            return
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = os.path.join(folder, name)
+                try:
+                    modified = os.stat(path).st_mtime
+                except FileNotFoundError:
+                    continue
+                yield Stored(os.path.relpath(path, self.root).replace(os.sep, "/"), modified)
+
+    def is_empty(self) -> bool:
+        return next(iter(self.walk()), None) is None
+
+
+class S3Store:
+    """The objects below ``prefix`` in one bucket of an S3-compatible server."""
+
+    place = "对象存储"
+
+    def __init__(self, client, bucket: str, prefix: str):
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    local_path = staticmethod(lambda key: None)
+
+    def describe(self, key: str | None = None) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key or ''}"
+
+    def key_of(self, described: str) -> str | None:
+        start = f"s3://{self.bucket}/{self.prefix}"
+        return described[len(start):] if described.startswith(start) else None
+
+    def _call(self, what: str, method, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return method(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(errno.ENOENT, "对象不存在", self.describe(kwargs.get("Key", "")[
+                    len(self.prefix):])) from None
+            raise StoreUnavailable(f"对象存储{what}失败：{exc.response.get('Error', {}).get('Code', exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"对象存储{what}失败：{exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("查询", self.client.head_object, Key=self._key(key))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def put_once(self, key: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+        try:
+            # If-None-Match: the server refuses to replace an existing key (two hosts storing
+            # the same content at once both succeed, one of them without writing).
+            self._call("写入", self.client.put_object, Key=self._key(key), Body=data, IfNoneMatch="*",
+                       ChecksumSHA256=checksum)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                    "PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def open(self, key: str) -> BinaryIO:
+        return self._call("读取", self.client.get_object, Key=self._key(key))["Body"]
+
+    def remove(self, key: str) -> bool:
+        try:
+            self._call("删除", self.client.delete_object, Key=self._key(key))
+            return True
+        except OSError:
+            return False
+
+    def age(self, key: str, now: float) -> float:
+        try:
+            found = self._call("查询", self.client.head_object, Key=self._key(key))
+        except OSError:
+            return 0.0
+        return now - found["LastModified"].timestamp()
+
+    def walk(self) -> Iterator[Stored]:
+        token = None
+        while True:
+            page = self._call("列举", self.client.list_objects_v2, Prefix=self.prefix,
+                              **({"ContinuationToken": token} if token else {}))
+            for found in page.get("Contents", ()):
+                yield Stored(found["Key"][len(self.prefix):], found["LastModified"].timestamp())
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
+    def is_empty(self) -> bool:
+        page = self._call("列举", self.client.list_objects_v2, Prefix=self.prefix, MaxKeys=1)
+        return not page.get("Contents")
+
+
+# ---------------------------------------------------------------- the app's two stores
+
+STORE_KINDS = ("local", "s3")
+
+
+def s3_client(config):
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client(
+        "s3", endpoint_url=config.get("S3_ENDPOINT_URL") or None, region_name=config.get("S3_REGION") or "us-east-1",
+        aws_access_key_id=config.get("S3_ACCESS_KEY_ID") or None,
+        aws_secret_access_key=config.get("S3_SECRET_ACCESS_KEY") or None,
+        config=BotoConfig(s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=30,
+                          retries={"max_attempts": 3, "mode": "standard"}))
+
+
+def init_app(app) -> None:
+    """Make the evidence and report stores the configuration names (checked at start-up)."""
+    kind = (app.config.get("FILE_STORE") or "local").lower()
+    if kind not in STORE_KINDS:
+        raise RuntimeError(f"FILE_STORE 只能是 local 或 s3，而不是 {kind!r}")
+    if kind == "local":
+        stores = {"evidence": LocalStore(setting="UPLOAD_FOLDER"), "reports": LocalStore(setting="REPORT_FOLDER")}
+    else:
+        if not app.config.get("S3_BUCKET"):
+            raise RuntimeError("FILE_STORE=s3 需要设置 S3_BUCKET（以及 S3_ENDPOINT_URL 和访问密钥）")
+        client = s3_client(app.config)
+        prefix = app.config.get("S3_PREFIX") or ""
+        stores = {"evidence": S3Store(client, app.config["S3_BUCKET"], prefix + "uploads/"),
+                  "reports": S3Store(client, app.config["S3_BUCKET"], prefix + "reports/")}
+    app.extensions["luoshi.stores"] = stores
+
+
+def evidence_store():
+    return current_app.extensions["luoshi.stores"]["evidence"]
+
+
+def report_store():
+    return current_app.extensions["luoshi.stores"]["reports"]
