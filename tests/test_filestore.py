@@ -230,3 +230,64 @@ def test_a_backup_moves_an_instance_between_a_bucket_and_a_folder(app, client, s
             db.engine.dispose()
     assert len(local_files(tmp_path / "in-a-folder" / "uploads")) == 3
     assert len([k for k in bucket_keys(s3_server, other_bucket) if k.startswith("luoshi/uploads/")]) == 3
+
+
+def test_a_backup_on_one_host_pauses_removals_on_another(app, databases, tmp_path, s3_server, bucket):
+    """Two hosts on one database and one bucket: each has its own instance folder (its own
+    flock), so only the database's lock can tell the other host that a backup holds the files."""
+    if databases.admin is None:
+        pytest.skip("SQLite: one host only (the flock of its instance folder is the pause)")
+    other_folder = tmp_path / "other-host"
+    other_folder.mkdir()
+    other = make_app(app.config["SQLALCHEMY_DATABASE_URI"], other_folder, **s3_config(s3_server, bucket))
+    assert other.instance_path != app.instance_path
+    with other.app_context():
+        sha, _ = storage.store(make_pdf("an orphan during a backup"))
+        db.session.commit()
+    key = f"luoshi/uploads/{sha[:2]}/{sha}"
+    with app.app_context():
+        with storage.removals_paused():
+            with other.app_context():
+                assert storage.discard_unreferenced(sha) is False
+            assert key in bucket_keys(s3_server, bucket)
+        db.session.remove()
+    with other.app_context():
+        assert storage.discard_unreferenced(sha) is True
+        db.session.remove()
+        db.engine.dispose()
+    assert key not in bucket_keys(s3_server, bucket)
+
+
+@pytest.mark.parametrize("db_template", ["empty"])
+def test_a_document_reviewed_on_one_host_is_confirmed_on_another(app, office_client, s3_server, bucket, tmp_path):
+    """The staged upload waits in the bucket (staging/), not in a host's instance folder."""
+    import io
+
+    from models import Plan
+    from tests.fidelity import SHAPES
+    from tests.helpers import csrf, csrf_token
+    from tests.test_import_review import _mapping_fields
+    from workflow.importer.load import sha256_of
+
+    data = (SHAPES / "table-ledger.xlsx").read_bytes()
+    token = csrf_token(office_client, "/plans/import")
+    review = office_client.post("/plans/import", data={"csrf_token": token, "document": (io.BytesIO(data), "台账.xlsx")},
+                                content_type="multipart/form-data")
+    assert review.status_code == 200, review.get_data(as_text=True)
+    sha = sha256_of(data)
+    assert set(bucket_keys(s3_server, bucket)) == {f"luoshi/staging/{sha}.bin", f"luoshi/staging/{sha}.name"}
+
+    other_folder = tmp_path / "other-host"
+    other_folder.mkdir()
+    other = make_app(app.config["SQLALCHEMY_DATABASE_URI"], other_folder, **s3_config(s3_server, bucket))
+    elsewhere = other.test_client()
+    elsewhere.set_cookie("session", office_client.get_cookie("session").value)
+    html = review.get_data(as_text=True)
+    fields = {"csrf_token": csrf(html), "sha256": sha, **_mapping_fields(html)}
+    done = elsewhere.post("/plans/import/confirm", data=fields)
+    assert done.status_code == 302, done.get_data(as_text=True)
+    with other.app_context():
+        assert db.session.scalar(select(Plan)).source_filename == "台账.xlsx"
+        db.session.remove()
+        db.engine.dispose()
+    assert bucket_keys(s3_server, bucket) == {}          # confirmed: no longer staged

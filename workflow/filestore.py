@@ -1,15 +1,18 @@
 """Where stored files live: a folder of this machine (the default) or a bucket
 of an S3-compatible object store (FILE_STORE=s3), shared by several hosts.
 
-Two stores, both content-addressed (an object's key is its sha256, so a key
-always holds the same bytes): evidence files (``ab/<sha>``) and archived
-reports (``ab/<sha>.pdf``). What the app decides about them — which file may
+Three stores: evidence files (``ab/<sha>``) and archived reports
+(``ab/<sha>.pdf``), both content-addressed (a key always holds the same bytes),
+and the compilations uploaded for import between review and confirm
+(``<sha>.bin`` with its name beside it, ``<sha>.name``), which the review and
+the confirm may read on different hosts. What the app decides about them — which file may
 be removed, under which lock, what a survey finds — stays in workflow.storage
 and workflow.reports.archive; a store only keeps bytes under keys:
 
 - ``put_once(key, data)`` writes unless the key exists, never leaving a half-
   written object under the key (a folder: a temporary file renamed; S3: one
   PUT, refused by the server if the key exists);
+- ``replace(key, data)`` writes whatever was there (only the staged name);
 - ``open(key)`` a binary reader, FileNotFoundError when the key is absent;
 - ``remove(key)`` whether it removed (never raises: an object it cannot remove
   stays an orphan for ``flask storage check --clean``);
@@ -28,7 +31,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from flask import current_app
 
@@ -70,17 +73,17 @@ def write_once(target: str, data: bytes) -> bool:
 
 
 class LocalStore:
-    """A folder outside the web root: a fixed one, or the one a setting names
-    (UPLOAD_FOLDER, REPORT_FOLDER: read on each use, so the setting stays the one truth)."""
+    """A folder outside the web root: a fixed one, or the one a function names
+    when asked (a setting such as UPLOAD_FOLDER, read on each use, stays the one truth)."""
 
     place = "目录"
 
-    def __init__(self, root: str | None = None, setting: str | None = None):
-        self._root, self.setting = root, setting
+    def __init__(self, root: str | Callable[[], str]):
+        self._root = root
 
     @property
     def root(self) -> str:
-        return self._root if self.setting is None else current_app.config[self.setting]
+        return self._root() if callable(self._root) else self._root
 
     def path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
@@ -99,6 +102,20 @@ class LocalStore:
 
     def put_once(self, key: str, data: bytes) -> bool:
         return write_once(self.path(key), data)
+
+    def replace(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key`` whatever was there (a note beside a file, not content-addressed)."""
+        target = self.path(key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=PARTIAL_PREFIX)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
@@ -189,6 +206,9 @@ class S3Store:
             raise
         return True
 
+    def replace(self, key: str, data: bytes) -> None:
+        self._call("写入", self.client.put_object, Key=self._key(key), Body=data)
+
     def open(self, key: str) -> BinaryIO:
         return self._call("读取", self.client.get_object, Key=self._key(key))["Body"]
 
@@ -240,19 +260,22 @@ def s3_client(config):
 
 
 def init_app(app) -> None:
-    """Make the evidence and report stores the configuration names (checked at start-up)."""
+    """Make the stores the configuration names (checked at start-up)."""
     kind = (app.config.get("FILE_STORE") or "local").lower()
     if kind not in STORE_KINDS:
         raise RuntimeError(f"FILE_STORE 只能是 local 或 s3，而不是 {kind!r}")
     if kind == "local":
-        stores = {"evidence": LocalStore(setting="UPLOAD_FOLDER"), "reports": LocalStore(setting="REPORT_FOLDER")}
+        stores = {"evidence": LocalStore(lambda: current_app.config["UPLOAD_FOLDER"]),
+                  "reports": LocalStore(lambda: current_app.config["REPORT_FOLDER"]),
+                  "staging": LocalStore(lambda: os.path.join(current_app.instance_path, "staging"))}
     else:
         if not app.config.get("S3_BUCKET"):
             raise RuntimeError("FILE_STORE=s3 需要设置 S3_BUCKET（以及 S3_ENDPOINT_URL 和访问密钥）")
         client = s3_client(app.config)
         prefix = app.config.get("S3_PREFIX") or ""
         stores = {"evidence": S3Store(client, app.config["S3_BUCKET"], prefix + "uploads/"),
-                  "reports": S3Store(client, app.config["S3_BUCKET"], prefix + "reports/")}
+                  "reports": S3Store(client, app.config["S3_BUCKET"], prefix + "reports/"),
+                  "staging": S3Store(client, app.config["S3_BUCKET"], prefix + "staging/")}
     app.extensions["luoshi.stores"] = stores
 
 
@@ -262,3 +285,7 @@ def evidence_store():
 
 def report_store():
     return current_app.extensions["luoshi.stores"]["reports"]
+
+
+def staging_store():
+    return current_app.extensions["luoshi.stores"]["staging"]

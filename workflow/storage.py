@@ -29,7 +29,7 @@ from sqlalchemy import exists, select, text
 
 from models import Evidence, ReportArchive
 from workflow.extensions import db
-from workflow.filestore import PARTIAL_PREFIX, LocalStore, evidence_store, report_store
+from workflow.filestore import PARTIAL_PREFIX, evidence_store, report_store, staging_store
 from workflow.text import clean_line
 
 # extension -> (mime type, content check)
@@ -207,15 +207,29 @@ def _lock_path() -> str:
     return os.path.join(current_app.instance_path, "storage-removals.lock")
 
 
+# The PostgreSQL advisory lock a backup holds exclusively and each removal shares: with
+# several hosts on one database (and one bucket), the flock below covers only its own host.
+_REMOVALS_LOCK = 0x4C53_0003
+
+
+def _on_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def remove_stored(store, key: str) -> bool:
     """Remove one stored file unless removals are paused (a backup is being
-    taken); returns whether it was removed."""
+    taken, on this host or, on PostgreSQL, on any); returns whether it was removed.
+    On PostgreSQL it takes its share of the lock in the caller's transaction,
+    released when that ends."""
     with open(_lock_path(), "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return False   # a backup holds the files still; the orphan waits for the next clean-up
         try:
+            if _on_postgresql() and not db.session.scalar(
+                    text("SELECT pg_try_advisory_xact_lock_shared(:key)"), {"key": _REMOVALS_LOCK}):
+                return False   # a backup on another host holds them
             return store.remove(key)   # one it cannot remove stays an orphan for the next clean-up
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -224,13 +238,24 @@ def remove_stored(store, key: str) -> bool:
 @contextlib.contextmanager
 def removals_paused():
     """No stored file (evidence, report, staging) is removed while this is
-    held, by any process on this machine: a backup holds it from before its
-    database snapshot until its last file is copied, so that every file the
-    snapshot references is still there to copy."""
+    held, by any process on this machine, and on PostgreSQL by any host: a
+    backup holds it from before its database snapshot until its last file is
+    copied, so that every file the snapshot references is still there to copy."""
     with open(_lock_path(), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield
+            if _on_postgresql():
+                # On a connection of its own, held to the end: the backup's session commits and
+                # rolls back meanwhile, which would end a transaction's lock.
+                with db.engine.connect() as conn:
+                    conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _REMOVALS_LOCK})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _REMOVALS_LOCK})
+                        conn.rollback()
+            else:
+                yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -297,7 +322,7 @@ def survey(check_hashes: bool = True) -> Survey:
     result.report_files, result.missing_reports = _compare(
         report_store(), lambda sha: f"{sha[:2]}/{sha}.pdf", report_refs, check_hashes, result, result.orphaned_reports)
 
-    staging = LocalStore(staging_folder())
+    staging = staging_store()
     for found in staging.walk():
         result.staged.append(_locate(result, staging, found.key))
     for name in ("orphaned_evidence", "orphaned_reports", "partial", "staged"):
@@ -336,11 +361,6 @@ def _compare(store, key_of_sha, refs: dict[str, list[int]], check_hashes: bool, 
     return referenced, sorted((sha, ids) for sha, ids in refs.items() if sha not in seen)
 
 
-def staging_folder() -> str:
-    """Uploaded compilations between review and confirm (see views.plans)."""
-    return os.path.join(current_app.instance_path, "staging")
-
-
 def clean(found: Survey, now: float | None = None) -> list[str]:
     """Remove what no row references: orphaned evidence (each decided again
     under its content lock, so that an upload committing meanwhile keeps its
@@ -351,7 +371,10 @@ def clean(found: Survey, now: float | None = None) -> list[str]:
 
     def old_enough(described: str, grace: float) -> bool:
         store, key = found.located[described]
-        return store.age(key, now) > grace and remove_stored(store, key)
+        try:
+            return store.age(key, now) > grace and remove_stored(store, key)
+        finally:
+            db.session.rollback()   # it wrote nothing: the removal's share of the backup lock goes
 
     for described in found.orphaned_evidence:
         _store, key = found.located[described]

@@ -1,9 +1,9 @@
 """Plans: list, upload → review → confirm, browse items, export."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import os
 import re
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
@@ -21,8 +21,8 @@ from workflow.importer.tables import TABLE_FIELDS
 from workflow.importer.load import (COUNT_LABELS, PROBLEM_LABELS, REMOVED_LABELS, WARNING_LABELS, ImportChoices,
                                     NameChoice, Review, sha256_of)
 from workflow.vocabulary import DocumentShape, NameDecision
-from workflow.filestore import write_once
-from workflow.storage import StorageFailed, clean_filename, staging_folder, storage_failure_message
+from workflow.filestore import staging_store
+from workflow.storage import StorageFailed, clean_filename, storage_failure_message
 
 from .forms import FlaskForm
 from .helpers import require
@@ -75,44 +75,39 @@ class RereadForm(FlaskForm):
     submit = SubmitField("以替换字符读取")
 
 
-def _staging_path(sha: str, suffix: str = ".bin") -> str:
-    # Uploaded compilations wait here, outside the web root, between review and
-    # confirm: the bytes by their hash, and beside them the name they came
-    # with, so that what is confirmed is exactly what was reviewed.
-    # `flask storage check --clean` removes what was never confirmed, after a day.
-    folder = staging_folder()
-    os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, sha + suffix)
-
+# Uploaded compilations wait in the staging store (a folder of the instance, or the bucket's
+# staging/ when several hosts share the work), between review and confirm: the bytes by their
+# hash, and beside them the name they came with, so that what is confirmed is exactly what was
+# reviewed. `flask storage check --clean` removes what was never confirmed, after a day.
 
 def _stage(sha: str, data: bytes, filename: str) -> None:
-    """Raises StorageFailed (a Chinese message) when the disk refuses."""
+    """Raises StorageFailed (a Chinese message) when the store refuses."""
     try:
-        write_once(_staging_path(sha), data)
-        with open(_staging_path(sha, ".name"), "w", encoding="utf-8") as fh:
-            fh.write(filename)
+        staging_store().put_once(f"{sha}.bin", data)
+        staging_store().replace(f"{sha}.name", filename.encode("utf-8"))
     except OSError as exc:
         raise StorageFailed(storage_failure_message(exc).replace("文件未保存", "文件未能暂存待审核")) from exc
 
 
-def _staged(sha: str) -> tuple[bytes, str] | None:
-    path = _staging_path(sha)
-    if not os.path.exists(path):
-        return None
-    with open(path, "rb") as fh:
-        data = fh.read()
+def _read(key: str) -> bytes | None:
     try:
-        with open(_staging_path(sha, ".name"), encoding="utf-8") as fh:
-            filename = fh.read()
+        with contextlib.closing(staging_store().open(key)) as fh:
+            return fh.read()
     except FileNotFoundError:
-        filename = "document.txt"
-    return data, filename
+        return None
+
+
+def _staged(sha: str) -> tuple[bytes, str] | None:
+    data = _read(f"{sha}.bin")
+    if data is None:
+        return None
+    name = _read(f"{sha}.name")
+    return data, name.decode("utf-8") if name is not None else "document.txt"
 
 
 def _unstage(sha: str) -> None:
-    for staged in (_staging_path(sha), _staging_path(sha, ".name")):
-        if os.path.exists(staged):
-            os.remove(staged)
+    for key in (f"{sha}.bin", f"{sha}.name"):
+        staging_store().remove(key)
 
 
 def _review_page(rv, replace_invalid: bool = False):
