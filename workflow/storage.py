@@ -1,6 +1,7 @@
-"""Evidence files: checked by content, stored outside the web root under their
-sha256, written to a temporary file and renamed so that no half-written file
-is ever visible under a real name.
+"""Evidence files: checked by content, stored under their sha256 in the
+evidence store (workflow/filestore.py: a folder outside the web root, or a
+bucket), which never shows a half-written file under a real name; the storage
+check and its clean-up over every store.
 
 One file serves every evidence row with the same content, so a file may be
 removed only when no committed row references it. Every transaction that
