@@ -66,6 +66,20 @@ def weed_binary() -> str:
     return found
 
 
+def _takes_a_bucket(server: S3Server) -> bool:
+    """Ready means ready for the tests: the S3 gateway answers its health check before its
+    filer does, and a bucket made in between is refused (404)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = server.client()
+    try:
+        client.create_bucket(Bucket="luoshi-ready")
+        client.delete_bucket(Bucket="luoshi-ready")
+        return True
+    except (BotoCoreError, ClientError):
+        return False
+
+
 def start(folder: Path) -> S3Server:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir()
@@ -91,8 +105,13 @@ def start(folder: Path) -> S3Server:
             raise RuntimeError("SeaweedFS 启动失败：\n" + (folder / "logs" / "stdout.log").read_text()[-3000:])
         try:
             with urllib.request.urlopen(endpoint + "/healthz", timeout=1):
-                return S3Server(endpoint, ACCESS_KEY, SECRET_KEY, process, folder)
+                pass
         except OSError:
             time.sleep(0.1)
+            continue
+        server = S3Server(endpoint, ACCESS_KEY, SECRET_KEY, process, folder)
+        if _takes_a_bucket(server):
+            return server
+        time.sleep(0.1)
     process.kill()
     raise RuntimeError("SeaweedFS 在 60 秒内没有就绪：\n" + (folder / "logs" / "stdout.log").read_text()[-3000:])

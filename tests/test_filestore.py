@@ -291,3 +291,24 @@ def test_a_document_reviewed_on_one_host_is_confirmed_on_another(app, office_cli
         db.session.remove()
         db.engine.dispose()
     assert bucket_keys(s3_server, bucket) == {}          # confirmed: no longer staged
+
+
+def test_evidence_from_an_unreachable_store_is_a_chinese_page(app, client, databases, tmp_path, bucket):
+    task_id, part_id, username = started_part(app)
+    log_in(client, username)
+    upload(client, app, task_id, part_id, make_pdf("stored, then the store goes away"), "台账.pdf")
+    [(evidence_id, *_)] = evidence_rows(app)
+    other_folder = tmp_path / "cut-off-host"
+    other_folder.mkdir()
+    cut_off = make_app(app.config["SQLALCHEMY_DATABASE_URI"], other_folder, FILE_STORE="s3",
+                       S3_ENDPOINT_URL="http://127.0.0.1:9", S3_BUCKET=bucket, S3_PREFIX="luoshi/",
+                       S3_ACCESS_KEY_ID="x", S3_SECRET_ACCESS_KEY="y")
+    elsewhere = log_in(cut_off.test_client(), username)
+    response = elsewhere.get(f"/evidence/{evidence_id}/download")
+    assert response.status_code == 503
+    page = response.get_data(as_text=True)
+    assert "文件暂时无法读取" in page and "文件存储暂时无法读取" in page
+    assert response.headers["Cache-Control"] == "private, no-store"
+    with cut_off.app_context():
+        db.session.remove()
+        db.engine.dispose()

@@ -1,5 +1,5 @@
 """Error pages in Chinese; no bare 4xx/5xx pages reach a user."""
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, make_response, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InternalError, OperationalError, SQLAlchemyError
@@ -58,8 +58,10 @@ def forbidden(message: str | None = None):
 
 
 def store_unavailable():
-    """The file store (a folder, an object store) could not be read."""
-    return _page(503, "文件存储暂时无法读取，请稍后重试；如持续出现，请联系系统管理员。", title="文件暂时无法读取")
+    """The file store (a folder, an object store) could not be read: a response, to which
+    the caller may add headers."""
+    return make_response(_page(503, "文件存储暂时无法读取，请稍后重试；如持续出现，请联系系统管理员。",
+                               title="文件暂时无法读取"))
 
 
 def register(app: Flask) -> None:
