@@ -293,22 +293,60 @@ def test_a_document_reviewed_on_one_host_is_confirmed_on_another(app, office_cli
     assert bucket_keys(s3_server, bucket) == {}          # confirmed: no longer staged
 
 
-def test_evidence_from_an_unreachable_store_is_a_chinese_page(app, client, databases, tmp_path, bucket):
+@pytest.fixture
+def cut_off(app, tmp_path, bucket):
+    """The same database and bucket, seen from a host that cannot reach the object store."""
+    folder = tmp_path / "cut-off-host"
+    folder.mkdir()
+    other = make_app(app.config["SQLALCHEMY_DATABASE_URI"], folder, FILE_STORE="s3",
+                     S3_ENDPOINT_URL="http://127.0.0.1:9", S3_BUCKET=bucket, S3_PREFIX="luoshi/",
+                     S3_ACCESS_KEY_ID="x", S3_SECRET_ACCESS_KEY="y")
+    yield other
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_evidence_from_an_unreachable_store_is_a_chinese_page(app, client, cut_off):
     task_id, part_id, username = started_part(app)
     log_in(client, username)
     upload(client, app, task_id, part_id, make_pdf("stored, then the store goes away"), "台账.pdf")
     [(evidence_id, *_)] = evidence_rows(app)
-    other_folder = tmp_path / "cut-off-host"
-    other_folder.mkdir()
-    cut_off = make_app(app.config["SQLALCHEMY_DATABASE_URI"], other_folder, FILE_STORE="s3",
-                       S3_ENDPOINT_URL="http://127.0.0.1:9", S3_BUCKET=bucket, S3_PREFIX="luoshi/",
-                       S3_ACCESS_KEY_ID="x", S3_SECRET_ACCESS_KEY="y")
-    elsewhere = log_in(cut_off.test_client(), username)
-    response = elsewhere.get(f"/evidence/{evidence_id}/download")
+    response = log_in(cut_off.test_client(), username).get(f"/evidence/{evidence_id}/download")
     assert response.status_code == 503
     page = response.get_data(as_text=True)
     assert "文件暂时无法读取" in page and "文件存储暂时无法读取" in page
     assert response.headers["Cache-Control"] == "private, no-store"
-    with cut_off.app_context():
+
+
+def test_work_is_not_handed_in_while_its_files_cannot_be_checked(app, client, cut_off):
+    from models import TaskPart
+    from tests.test_evidence import submit
+
+    task_id, part_id, username = started_part(app)
+    log_in(client, username)
+    upload(client, app, task_id, part_id, make_pdf("handed in while the store is away"), "台账.pdf")
+    page = submit(log_in(cut_off.test_client(), username), task_id, part_id, cut_off).get_data(as_text=True)
+    assert "文件存储暂时无法访问，无法确认材料的文件是否完好，本次未提交" in page
+    with app.app_context():
+        part = db.session.get(TaskPart, part_id)
+        assert part.state == "in_progress" and part.submissions == []
+        db.session.remove()
+
+
+def test_the_commands_say_when_the_store_is_out_of_reach(app, cut_off, databases, tmp_path):
+    result = cut_off.test_cli_runner().invoke(args=["storage", "check"])
+    assert result.exit_code == 1 and "无法读取文件存储：对象存储列举失败" in result.output
+    target = tmp_path / "backup.tar"
+    assert app.test_cli_runner().invoke(args=["backup", "create", str(target)]).exit_code == 0
+    folder = tmp_path / "restore-cut-off"
+    folder.mkdir()
+    restoring = make_app(databases.new_empty(folder), folder, **{
+        k: cut_off.config[k] for k in ("FILE_STORE", "S3_ENDPOINT_URL", "S3_BUCKET", "S3_PREFIX",
+                                       "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")})
+    result = restoring.test_cli_runner().invoke(args=["backup", "restore", str(target)])
+    assert result.exit_code == 1 and "佐证材料对象存储" in result.output and "无法访问" in result.output
+    assert "未写入任何内容" in result.output
+    with restoring.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -702,8 +702,12 @@ def check_target_empty(backend: str) -> None:
             problems.append(f"目标数据库 {name} 已有表或函数（{objects} 个，可能运行过 flask db upgrade）；"
                             f"PostgreSQL 上请恢复到一个新建的空数据库（createdb），不要先建表")
     for label, store in (("佐证材料", evidence_store()), ("报告", report_store())):
-        if not store.is_empty():
-            files = sum(1 for _ in store.walk())
+        try:
+            files = 0 if store.is_empty() else sum(1 for _ in store.walk())
+        except OSError as exc:
+            problems.append(f"{label}{store.place} {store.describe()} 无法访问（{exc.strerror or exc}）")
+            continue
+        if files:
             problems.append(f"{label}{store.place} {store.describe()} 中已有 {files} 个文件")
     if problems:
         raise BackupError("只能恢复到空的实例，已拒绝，未写入任何内容：" + "；".join(problems) + "。"

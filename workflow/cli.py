@@ -212,7 +212,10 @@ def backup_restore(path: Path):
 def storage_check(clean: bool, no_hashes: bool):
     """列出丢失、损坏、孤立和残留的文件；--clean 清理孤立与残留文件。"""
     write_transactions()   # removals decide under the content lock (SQLite: BEGIN IMMEDIATE)
-    found = storage.survey(check_hashes=not no_hashes)
+    try:
+        found = storage.survey(check_hashes=not no_hashes)
+    except OSError as exc:   # a folder that cannot be read, a bucket out of reach
+        raise click.ClickException(f"无法读取文件存储：{exc.strerror or exc}") from exc
     click.echo(f"佐证材料文件 {found.evidence_files} 个，报告存档文件 {found.report_files} 个。")
     for sha, ids in found.missing_evidence:
         click.echo(f"✗ 丢失：佐证材料 {'、'.join(f'#{i}' for i in ids)} 的文件 {sha}", err=True)

@@ -82,8 +82,11 @@ def evidence_files_present(model, inputs) -> str | None:
     # A file lost on disk (a failed disk, a hand-made clean-up) must not be
     # handed in as if it were there: the lead unit would verify nothing.
     handed_in = list(model.pending_evidence) + list(inputs.get("carry") or ())
-    missing = [e.filename or "文件" for e in handed_in
-               if e.kind == "file" and not storage.file_present(e.content_sha256)]
+    try:
+        missing = [e.filename or "文件" for e in handed_in
+                   if e.kind == "file" and not storage.file_present(e.content_sha256)]
+    except OSError:   # the store itself did not answer: whether the files are there is unknown
+        return "文件存储暂时无法访问，无法确认材料的文件是否完好，本次未提交。请稍后重试；如持续出现，请联系系统管理员。"
     if missing:
         return ("以下材料的文件在服务器上已丢失，请撤回（或不再沿用）后重新上传再提交："
                 + "、".join(f"“{name}”" for name in missing))

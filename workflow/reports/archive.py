@@ -256,8 +256,11 @@ def find_reusable(params: Params, head: str):
     for row in db.session.scalars(
             select(ReportArchive).where(ReportArchive.params_key == params.key, ReportArchive.input_head == head,
                                         ReportArchive.status == ReportStatus.DONE).order_by(ReportArchive.id)):
-        if report_store().exists(report_key(row.sha256)):  # a lost file is rendered again, not served
-            return row
+        try:
+            if report_store().exists(report_key(row.sha256)):  # a lost file is rendered again, not served
+                return row
+        except OSError:   # the store did not answer: rendered again (its archiving says why it fails)
+            return None
     return None
 
 

@@ -185,7 +185,11 @@ def _review_staged(form, replace_invalid: bool, choices: ImportChoices | None = 
     unreadable."""
     if not form.validate_on_submit() or not SHA_RE.match(form.sha256.data or ""):
         abort(400)
-    staged = _staged(form.sha256.data)
+    try:
+        staged = _staged(form.sha256.data)
+    except OSError:   # the store itself did not answer (a bucket out of reach)
+        flash("暂存的文件暂时无法读取，请稍后重试；如持续出现，请联系系统管理员。", "danger")
+        return redirect(url_for("plans.upload"))
     if staged is None:
         flash("审核结果已过期，请重新上传文件。", "warning")
         return redirect(url_for("plans.upload"))
