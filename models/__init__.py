@@ -24,3 +24,4 @@ from .rhythm import ExtensionRequest, Milestone, ProgressRound, RoundPart  # noq
 from .security import RateLimitCounter  # noqa: F401,E402
 from .notice import Delivery, WorkerBeat  # noqa: F401,E402
 from .reminder import Escalation, Reminder, ReminderRule, RoundSchedule, SweepRun  # noqa: F401,E402
+from .colour import ColourSnapshot  # noqa: F401,E402

@@ -13,7 +13,7 @@ from auth import views as auth_views  # noqa: F401  (routes on auth_bp)
 from auth.blueprint import bp as auth_bp
 from auth.ratelimit import limiter
 
-from . import background, errors, filestore, reminders, scores, sqlite  # noqa: F401  (reminders: its jobs and ticks)
+from . import background, colours, errors, filestore, reminders, scores, sqlite  # noqa: F401  (reminders, colours: their jobs and ticks)
 from .notices import delivery as notice_delivery, quiet  # noqa: F401  (the delivery jobs)
 from .reports import jobs as report_jobs  # noqa: F401  (the report job)
 from .cli import register_cli

@@ -13,6 +13,11 @@ tasks to assess again:
 - any other entry, a new day, other warning settings, or a trail that does not continue the one
   seen last (a restore: the entry at the last seen seq has another hash): everything, in chunks.
 
+Everything, from scratch, takes seconds at a hundred thousand tasks: the worker does it once a
+day (and when the settings change) and leaves the result in ``colour_snapshot``; a process that
+has nothing for the day starts from that snapshot, if it is of the day, the settings and this
+trail, and catches up from its head like from its own.
+
 The counts are kept as running totals (all tasks, per plan, per chapter, per lead unit and per
 plan × lead unit), so a view reads them without walking the tasks. A transaction that has
 written computes directly (``queries.warning_breakdown_now``): its rows are not yet anybody
@@ -20,7 +25,10 @@ else's.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,10 +36,12 @@ from datetime import date
 from flask import current_app
 from sqlalchemy import select
 
-from models import AuditEntry, Item, Plan, Task, TaskPart
+from models import AuditEntry, ColourSnapshot, Item, Plan, Task, TaskPart
 from models.plan import task_lead_units
-from workflow import head_cache, pace
+from workflow import background, head_cache, pace
 from workflow.extensions import db
+from workflow.sqlite import write_transactions
+from workflow.timeutil import today_local, utcnow
 from workflow.vocabulary import NON_DATA_ACTIONS, TaskKind, WarningLevel
 
 #: Actions that change no task's colour, beyond those that change no report.
@@ -79,9 +89,10 @@ class _Kept:
     total: Counter = field(default_factory=Counter)
     units: dict[int, Counter] = field(default_factory=dict)
     plans: dict[int, _Plan] = field(default_factory=dict)
-    #: Full passes and tasks assessed since the process started (the tests read them).
+    #: Full passes, tasks assessed and snapshots taken up since the process started (the tests read them).
     rebuilds: int = 0
     reassessed: int = 0
+    loaded: int = 0
     #: Moves with every change; the sorted id lists below are of one version.
     version: int = 0
     sorted_ids: dict = field(default_factory=dict)
@@ -237,11 +248,67 @@ def _up_to_date(store: _Store, today: date) -> _Kept:
     settings = pace.Settings.current()
     kept = store.kept
     if kept is None or kept.today != today or kept.settings != settings or not _continues(kept):
-        kept = _rebuild(now, today, settings, kept)
-    elif kept.head != now and not _catch_up(kept, now):
+        kept = _from_snapshot(today, settings, kept) or _rebuild(now, today, settings, kept)
+    if kept.head != now and not _catch_up(kept, now):
         kept = _rebuild(now, today, settings, kept)
     store.kept = kept
     return kept
+
+
+# ---------------------------------------------------------------- the day's snapshot
+
+def _settings_text(settings: pace.Settings) -> str:
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True)
+
+
+def _from_snapshot(today: date, settings: pace.Settings, before: _Kept | None) -> _Kept | None:
+    """The worker's colours of the day, if they are of this day, these settings and this trail."""
+    found = db.session.scalar(select(ColourSnapshot).where(ColourSnapshot.id == 1))
+    if found is None or found.day != today or found.settings != _settings_text(settings):
+        return None
+    kept = _Kept((found.head_seq, found.head_hash), today, settings,
+                 rebuilds=before.rebuilds if before else 0, reassessed=before.reassessed if before else 0,
+                 loaded=(before.loaded if before else 0) + 1)
+    if not _continues(kept):
+        return None
+    for task_id, level, plan_id, chapter_id, unit_ids, order in json.loads(zlib.decompress(found.data)):
+        kept.put(task_id, (level, plan_id, chapter_id, tuple(unit_ids), tuple(order)))
+    return kept
+
+
+def snapshot_is_current(today: date | None = None) -> bool:
+    found = db.session.execute(select(ColourSnapshot.day, ColourSnapshot.settings)
+                               .where(ColourSnapshot.id == 1)).first()
+    return found is not None and tuple(found) == (today or today_local(), _settings_text(pace.Settings.current()))
+
+
+@background.every_minute("colours.snapshot")
+def write_snapshot() -> bool:
+    """Once a day (and when the warning settings change): every task assessed, for the web
+    processes to start from. Returns whether it wrote."""
+    today = today_local()
+    if snapshot_is_current(today):
+        return False
+    # The full pass reads for seconds: not inside a write transaction (on SQLite the tick's
+    # BEGIN IMMEDIATE would hold every writer back meanwhile); only the row is written in one.
+    write_transactions(False)
+    db.session.rollback()
+    try:
+        kept = _rebuild(head_cache.head(), today, pace.Settings.current(), None)
+    finally:
+        write_transactions(True)
+    db.session.rollback()
+    rows = [[task_id, *row] for task_id, row in kept.tasks.items()]
+    values = dict(day=today, settings=_settings_text(kept.settings), head_seq=kept.head[0], head_hash=kept.head[1],
+                  tasks=len(rows), data=zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6),
+                  made_at=utcnow())
+    found = db.session.get(ColourSnapshot, 1)
+    if found is None:
+        db.session.add(ColourSnapshot(id=1, **values))
+    else:
+        for name, value in values.items():
+            setattr(found, name, value)
+    return True
 
 
 def _plain(counter: Counter | None) -> dict[str, int]:
@@ -290,3 +357,8 @@ def statistics() -> tuple[int, int]:
     """(full passes, tasks assessed) by this process so far."""
     kept = _store().kept
     return (kept.rebuilds, kept.reassessed) if kept else (0, 0)
+
+
+def snapshots_loaded() -> int:
+    kept = _store().kept
+    return kept.loaded if kept else 0
