@@ -5,6 +5,7 @@ and backups go through a real S3-compatible server (SeaweedFS, tests/s3server.py
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def test_a_missing_key_is_file_not_found_and_removal_says_what_it_did(store):
         store.open("ab/none")
     store.put_once("ab/gone", b"x")
     assert store.remove("ab/gone") is True and not store.exists("ab/gone")
+    assert store.remove("ab/gone") is False                 # nothing there: nothing removed
     assert store.key_of(store.describe("ab/kept")) == "ab/kept"
     assert store.age("ab/none", 0) == 0.0
 
@@ -85,6 +87,17 @@ def test_an_s3_store_under_another_prefix_sees_nothing_of_this_one(s3_server, s3
     mine, theirs = (S3Store(s3_server.client(), s3_bucket, prefix) for prefix in ("a/", "b/"))
     mine.put_once("ab/x", b"mine")
     assert theirs.is_empty() and list(theirs.walk()) == [] and not theirs.exists("ab/x")
+
+
+def test_a_bucket_that_is_not_there_is_not_a_lost_file(s3_server):
+    """A misspelt S3_BUCKET: every HEAD would be a bare 404, like a missing key's; the store says
+    the bucket is out of reach instead of "the file is gone"."""
+    misspelt = S3Store(s3_server.client(), "luoshi-no-such-bucket", "t/")
+    with pytest.raises(OSError) as refused:
+        misspelt.exists("ab/x")
+    assert "对象存储查询失败：存储桶 luoshi-no-such-bucket 无法访问（404）" in str(refused.value)
+    with pytest.raises(OSError):
+        misspelt.open("ab/x")
 
 
 def test_refused_credentials_are_an_os_error_in_words(s3_server, s3_bucket):
@@ -193,6 +206,11 @@ def test_the_storage_check_reads_the_bucket(app, client, runner, s3_server, buck
     # did not name waits out its grace time; the referenced one stays.
     assert sorted(bucket_keys(s3_server, bucket)) == sorted(
         [f"luoshi/uploads/{kept_sha[:2]}/{kept_sha}", "luoshi/uploads/zz/notes.txt"])
+    with app.app_context():                                  # two hours on: past its grace time
+        removed = storage.clean(storage.survey(), now=time.time() + 2 * 3600)
+        db.session.remove()
+    assert removed == [f"s3://{bucket}/luoshi/uploads/zz/notes.txt"]
+    assert sorted(bucket_keys(s3_server, bucket)) == [f"luoshi/uploads/{kept_sha[:2]}/{kept_sha}"]
 
 
 def test_a_backup_moves_an_instance_between_a_bucket_and_a_folder(app, client, s3_server, bucket, databases,

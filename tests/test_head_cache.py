@@ -101,3 +101,19 @@ def test_a_transaction_that_flushed_a_write_counts_without_the_cache(app):
         db.session.rollback()
         assert not head_cache.writing()
         assert head_cache.cached("texts", lambda: 3) == 1
+
+
+def test_a_transaction_whose_only_write_is_chained_audit_entries_counts_without_the_cache(app):
+    """The chain writes its entries and head with its own statements (no flush says so): a
+    transaction that wrote only entries, then read the trail (which chains them), has written."""
+    from models import AuditEntry
+    from workflow import audit, head_cache
+
+    with app.test_request_context():
+        assert head_cache.cached("entries", lambda: 1) == 1
+        audit.append("login", username="office")
+        db.session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))   # chains it
+        assert not audit.has_waiting(db.session()) and head_cache.writing()
+        assert head_cache.cached("entries", lambda: 2) == 2
+        db.session.rollback()
+        assert not head_cache.writing()

@@ -24,6 +24,8 @@ from workflow.vocabulary import (STATE_LABELS, DocumentShape, ExtensionState, Mi
                                  UnitKind)
 
 GENESIS = "0" * 64
+#: In ``session.info`` once the transaction has written (head_cache.writing reads it).
+WROTE = "luoshi.wrote"
 
 ACTION_LABELS = {
     # login_locked / account_locked: written before 2026-12 by the old account lockout; kept so old entries read.
@@ -141,8 +143,11 @@ def chain_pending(session=None) -> None:
         rows.append({column: getattr(entry, column) for column in _ENTRY_COLUMNS})
     # Core statements, not the unit of work: the entries are never read back as objects in
     # this transaction, and a flush of them and of the head cost a write a third of its time.
+    # Before the commit's own flush of the ORM's changes: every id an entry holds was read from a
+    # flushed row when it was appended (append() takes ids, not objects), so nothing is missing yet.
     session.execute(insert(AuditEntry.__table__), rows)
     session.execute(update(AuditHead.__table__).where(AuditHead.id == 1).values(seq=seq, hash=last_hash))
+    session.info[WROTE] = True   # no flush said so (head_cache.writing)
     held = session.identity_map.get(session.identity_key(AuditHead, 1))
     if held is not None:
         attributes.set_committed_value(held, "seq", seq)

@@ -840,7 +840,7 @@ def restore(path: Path) -> Restored:
                                            pg_restore if backend == "postgresql" else None)
     except OSError as exc:
         raise BackupError(f"恢复中断：读写文件出错（{_os_error(exc)}）。目标实例可能已写入一部分"
-                          f"（数据库或部分文件）：请清空它（新的数据库、空的文件目录）后重新恢复。") from exc
+                          f"（数据库或部分文件）：请清空它（新的数据库、空的文件目录或存储桶前缀）后重新恢复。") from exc
 
     db.session.remove()
     db.engine.dispose()

@@ -95,7 +95,7 @@ class LocalStore:
 
     def key_of(self, described: str) -> str | None:
         relative = os.path.relpath(described, self.root)
-        return None if relative.startswith("..") else relative.replace(os.sep, "/")
+        return None if relative == ".." or relative.startswith(".." + os.sep) else relative.replace(os.sep, "/")
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self.path(key))
@@ -156,6 +156,7 @@ class S3Store:
 
     def __init__(self, client, bucket: str, prefix: str):
         self.client, self.bucket, self.prefix = client, bucket, prefix
+        self._bucket_seen = False
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -172,6 +173,17 @@ class S3Store:
     def _call(self, what: str, method, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if not self._bucket_seen:
+            # Once per process: a HEAD of a key in a bucket that is not there is a bare 404 too,
+            # and a misspelt S3_BUCKET must not read as "every file is lost".
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                raise StoreUnavailable(f"对象存储{what}失败：存储桶 {self.bucket} 无法访问"
+                                       f"（{exc.response.get('Error', {}).get('Code', exc)}）") from exc
+            except BotoCoreError as exc:
+                raise StoreUnavailable(f"对象存储{what}失败：{exc}") from exc
+            self._bucket_seen = True
         try:
             return method(Bucket=self.bucket, **kwargs)
         except ClientError as exc:
@@ -210,10 +222,13 @@ class S3Store:
         self._call("写入", self.client.put_object, Key=self._key(key), Body=data)
 
     def open(self, key: str) -> BinaryIO:
-        return self._call("读取", self.client.get_object, Key=self._key(key))["Body"]
+        return _Body(self._call("读取", self.client.get_object, Key=self._key(key))["Body"])
 
     def remove(self, key: str) -> bool:
+        # S3 answers a DELETE of a missing key as a success: ask first, to say whether it removed.
         try:
+            if not self.exists(key):
+                return False
             self._call("删除", self.client.delete_object, Key=self._key(key))
             return True
         except OSError:
@@ -242,7 +257,32 @@ class S3Store:
         return not page.get("Contents")
 
 
-# ---------------------------------------------------------------- the app's two stores
+class _Body:
+    """An object's body, read in chunks; its failures half-way (a broken connection, a checksum
+    that does not match) are the store's (StoreUnavailable), not botocore's own errors."""
+
+    def __init__(self, body):
+        self.body = body
+
+    def read(self, size: int = -1) -> bytes:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return self.body.read(None if size is None or size < 0 else size)
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"对象存储读取失败：{exc}") from exc
+
+    def close(self) -> None:
+        self.body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- the app's stores
 
 STORE_KINDS = ("local", "s3")
 
@@ -255,8 +295,9 @@ def s3_client(config):
         "s3", endpoint_url=config.get("S3_ENDPOINT_URL") or None, region_name=config.get("S3_REGION") or "us-east-1",
         aws_access_key_id=config.get("S3_ACCESS_KEY_ID") or None,
         aws_secret_access_key=config.get("S3_SECRET_ACCESS_KEY") or None,
-        config=BotoConfig(s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=30,
-                          retries={"max_attempts": 3, "mode": "standard"}))
+        # Short: an upload waits for its PUT under the content's lock, inside its transaction.
+        config=BotoConfig(s3={"addressing_style": "path"}, connect_timeout=3, read_timeout=15,
+                          retries={"max_attempts": 2, "mode": "standard"}))
 
 
 def init_app(app) -> None:
@@ -272,7 +313,8 @@ def init_app(app) -> None:
         if not app.config.get("S3_BUCKET"):
             raise RuntimeError("FILE_STORE=s3 需要设置 S3_BUCKET（以及 S3_ENDPOINT_URL 和访问密钥）")
         client = s3_client(app.config)
-        prefix = app.config.get("S3_PREFIX") or ""
+        prefix = (app.config.get("S3_PREFIX") or "").strip("/")
+        prefix = prefix + "/" if prefix else ""
         stores = {"evidence": S3Store(client, app.config["S3_BUCKET"], prefix + "uploads/"),
                   "reports": S3Store(client, app.config["S3_BUCKET"], prefix + "reports/"),
                   "staging": S3Store(client, app.config["S3_BUCKET"], prefix + "staging/")}

@@ -69,7 +69,7 @@ def request_head() -> tuple[int, str]:
     return g.luoshi_head
 
 
-_WROTE = "luoshi.wrote"
+_WROTE = audit.WROTE   # set by every flush, and by the audit chain's own statements
 
 
 @event.listens_for(Session, "after_flush")

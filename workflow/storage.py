@@ -139,7 +139,12 @@ def clean_filename(filename: str) -> str:
     return name or "文件"
 
 
+_SHA_NAME = re.compile(r"[0-9a-f]{64}")
+
+
 def evidence_key(sha256: str) -> str:
+    if not _SHA_NAME.fullmatch(sha256 or ""):
+        raise ValueError("not a sha256")
     return f"{sha256[:2]}/{sha256}"
 
 
@@ -238,22 +243,23 @@ def remove_stored(store, key: str) -> bool:
 
 @contextlib.contextmanager
 def removals_paused():
-    """No stored file (evidence, report, staging) is removed while this is
-    held, by any process on this machine, and on PostgreSQL by any host: a
+    """No evidence or report file, nor a leftover the clean-up would remove, is removed while this
+    is held, by any process on this machine, and on PostgreSQL by any host (a confirmed import's
+    staged document goes regardless: backups never hold staged documents): a
     backup holds it from before its database snapshot until its last file is
     copied, so that every file the snapshot references is still there to copy."""
     with open(_lock_path(), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if _on_postgresql():
-                # On a connection of its own, held to the end: the backup's session commits and
-                # rolls back meanwhile, which would end a transaction's lock.
+                # In a transaction of a connection of its own (the backup's session commits and rolls
+                # back meanwhile), ended however the backup ends: a transaction's lock never
+                # outlives it, as a session's could on a connection handed back to the pool.
                 with db.engine.connect() as conn:
-                    conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _REMOVALS_LOCK})
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REMOVALS_LOCK})
                     try:
                         yield
                     finally:
-                        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _REMOVALS_LOCK})
                         conn.rollback()
             else:
                 yield
@@ -289,9 +295,6 @@ class Survey:
     @property
     def healthy(self) -> bool:
         return not (self.missing_evidence or self.missing_reports or self.damaged)
-
-
-_SHA_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 def _hash_stored(store, key: str) -> str | None:

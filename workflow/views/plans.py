@@ -183,7 +183,7 @@ def _review_staged(form, replace_invalid: bool, choices: ImportChoices | None = 
     """The review of the bytes a form names (by hash), or the response that
     refuses the form: 400 if forged, back to the upload page if expired or
     unreadable."""
-    if not form.validate_on_submit() or not SHA_RE.match(form.sha256.data or ""):
+    if not form.validate_on_submit() or not SHA_RE.fullmatch(form.sha256.data or ""):
         abort(400)
     try:
         staged = _staged(form.sha256.data)
