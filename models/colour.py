@@ -24,6 +24,6 @@ class ColourSnapshot(db.Model):
     head_seq: Mapped[int] = mapped_column(Integer)
     head_hash: Mapped[str] = mapped_column(String(64))
     tasks: Mapped[int] = mapped_column(Integer)
-    # zlib-compressed JSON: [[task id, level or null, plan id, chapter id, [lead unit ids], order key], …]
+    # Every task's colour, plan, chapter, lead units and list order, column by column (colours._encode).
     data: Mapped[bytes] = mapped_column(LargeBinary)
     made_at: Mapped[datetime] = mapped_column(DateTime)

@@ -110,3 +110,18 @@ def test_a_snapshot_of_another_day_other_settings_or_another_trail_is_not_taken(
     _new_process(app)
     _same(_kept(app, day=day), _fresh(app, day=day))
     assert _counts(app)[0::2] == (1, 0)                    # a full pass of its own, nothing taken
+
+
+def test_the_snapshot_holds_every_tasks_row_as_a_full_pass_makes_it(app):
+    """Colour, plan, chapter, lead units (in order) and the list's order key of every task."""
+    from models import ColourSnapshot
+    from workflow import colours, head_cache, pace
+
+    _write(app)
+    with app.app_context():
+        found = db.session.get(ColourSnapshot, 1)
+        decoded = dict(colours._decode(found.data))
+        full = colours._rebuild(head_cache.head(), found.day, pace.Settings.current(), None)
+        db.session.remove()
+    assert decoded == full.tasks and len(decoded) == found.tasks
+    assert any(row[0] for row in decoded.values()) and any(len(row[3]) > 1 for row in decoded.values())
