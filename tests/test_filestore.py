@@ -31,10 +31,12 @@ def s3_config(server, bucket: str, **extra) -> dict:
             "S3_ACCESS_KEY_ID": server.access_key, "S3_SECRET_ACCESS_KEY": server.secret_key, **extra}
 
 
-def bucket_keys(server, bucket: str) -> dict[str, bytes]:
+def bucket_keys(server, bucket: str, marker: bool = False) -> dict[str, bytes]:
+    """Every object of the bucket (without the deployment's mark, unless asked)."""
     client = server.client()
     found = client.list_objects_v2(Bucket=bucket).get("Contents", [])
-    return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in found}
+    return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in found
+            if marker or not o["Key"].endswith("/deployment.json")}
 
 
 def local_files(folder) -> list[Path]:
@@ -366,5 +368,36 @@ def test_the_commands_say_when_the_store_is_out_of_reach(app, cut_off, databases
     assert result.exit_code == 1 and "佐证材料对象存储" in result.output and "无法访问" in result.output
     assert "未写入任何内容" in result.output
     with restoring.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_prefix_another_deployment_uses_is_refused(app, client, databases, tmp_path, s3_server, bucket):
+    """Another database (another audit trail) configured with this bucket and prefix: it neither
+    stores into it nor cleans it (it would take this deployment's files for unreferenced ones)."""
+    from models import Evidence
+    from workflow import audit
+
+    task_id, part_id, username = started_part(app)
+    log_in(client, username)
+    upload(client, app, task_id, part_id, make_pdf("this deployment's file"), "台账.pdf")
+    mine = bucket_keys(s3_server, bucket, marker=True)
+    assert "luoshi/deployment.json" in mine and len(mine) == 2
+
+    folder = tmp_path / "another-district"
+    folder.mkdir()
+    other = make_app(databases.clone("empty", folder), folder, **s3_config(s3_server, bucket))
+    with other.app_context():
+        audit.append("some_action", username="cli")          # a trail of its own
+        db.session.commit()
+        with pytest.raises(storage.StorageFailed):
+            storage.store(make_pdf("the other district's file"))
+        db.session.rollback()
+        assert db.session.scalars(select(Evidence)).all() == []
+        db.session.remove()
+    result = other.test_cli_runner().invoke(args=["storage", "check", "--clean"])
+    assert result.exit_code == 1 and "属于另一套系统" in result.output, result.output
+    assert bucket_keys(s3_server, bucket, marker=True) == mine     # nothing stored, nothing removed
+    with other.app_context():
         db.session.remove()
         db.engine.dispose()

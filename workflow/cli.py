@@ -230,7 +230,10 @@ def storage_check(clean: bool, no_hashes: bool):
             click.echo(f"· {label}：{path}")
     click.echo("；".join(f"{label} {len(paths)} 个" for label, paths in groups) + "。")
     if clean:
-        removed = storage.clean(found)
+        try:
+            removed = storage.clean(found)
+        except OSError as exc:   # another deployment's store, a store out of reach: nothing removed
+            raise click.ClickException(exc.strerror or str(exc)) from exc
         kept = sum(len(paths) for _, paths in groups) - len(removed)
         click.echo(f"已删除 {len(removed)} 个无引用的文件" + (
             f"；{kept} 个仍在宽限期内或已被引用，保留。" if kept else "。"))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -49,6 +50,14 @@ class StoreUnavailable(OSError):
 
     def __init__(self, message: str):
         super().__init__(errno.EIO, message)
+
+
+class StoreClaimed(StoreUnavailable):
+    """The bucket's prefix is marked as another deployment's (another audit trail)."""
+
+    def __init__(self, marker: str):
+        super().__init__(f"文件存储 {marker} 属于另一套系统（审计链不同）：本系统不在其中存取或删除文件。"
+                         "请检查 S3_BUCKET 和 S3_PREFIX：每套系统须使用自己的前缀。")
 
 
 def write_once(target: str, data: bytes) -> bool:
@@ -148,15 +157,21 @@ class LocalStore:
     def is_empty(self) -> bool:
         return next(iter(self.walk()), None) is None
 
+    def claim(self, trail: Callable[[], str | None]) -> None:
+        """A folder is this instance's by its configuration alone (see S3Store.claim)."""
+
 
 class S3Store:
     """The objects below ``prefix`` in one bucket of an S3-compatible server."""
 
     place = "对象存储"
 
-    def __init__(self, client, bucket: str, prefix: str):
+    def __init__(self, client, bucket: str, prefix: str, marker: str | None = None):
         self.client, self.bucket, self.prefix = client, bucket, prefix
+        # The deployment's mark (claim), beside the stores of one S3_PREFIX, not inside any.
+        self.marker = marker
         self._bucket_seen = False
+        self._claimed: str | None = None
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -256,6 +271,34 @@ class S3Store:
         page = self._call("列举", self.client.list_objects_v2, Prefix=self.prefix, MaxKeys=1)
         return not page.get("Contents")
 
+    def claim(self, trail: Callable[[], str | None]) -> None:
+        """The prefix is this deployment's: marked with its audit trail's first entry on first use,
+        refused (StoreClaimed) when another trail marked it — two deployments under one prefix would
+        take each other's files for unreferenced ones and remove them."""
+        if self.marker is None or self._claimed is not None:
+            return
+        trail = trail()           # once per process: the first entry's hash never changes
+        if trail is None:         # an empty trail marks nothing yet
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        body = json.dumps({"trail": trail}).encode()
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.marker, Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise StoreUnavailable(f"对象存储写入失败：{exc.response.get('Error', {}).get('Code', exc)}") from exc
+            found = _Body(self._call("读取", self.client.get_object, Key=self.marker)["Body"]).read()
+            try:
+                marked = json.loads(found).get("trail")
+            except (ValueError, AttributeError):
+                marked = None
+            if marked != trail:
+                raise StoreClaimed(f"s3://{self.bucket}/{self.marker}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"对象存储写入失败：{exc}") from exc
+        self._claimed = trail
+
 
 class _Body:
     """An object's body, read in chunks; its failures half-way (a broken connection, a checksum
@@ -315,9 +358,10 @@ def init_app(app) -> None:
         client = s3_client(app.config)
         prefix = (app.config.get("S3_PREFIX") or "").strip("/")
         prefix = prefix + "/" if prefix else ""
-        stores = {"evidence": S3Store(client, app.config["S3_BUCKET"], prefix + "uploads/"),
-                  "reports": S3Store(client, app.config["S3_BUCKET"], prefix + "reports/"),
-                  "staging": S3Store(client, app.config["S3_BUCKET"], prefix + "staging/")}
+        bucket, marker = app.config["S3_BUCKET"], prefix + "deployment.json"
+        stores = {"evidence": S3Store(client, bucket, prefix + "uploads/", marker),
+                  "reports": S3Store(client, bucket, prefix + "reports/", marker),
+                  "staging": S3Store(client, bucket, prefix + "staging/")}
     app.extensions["luoshi.stores"] = stores
 
 

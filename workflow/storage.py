@@ -171,6 +171,17 @@ def content_lock(sha256: str) -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def _first_entry() -> str | None:
+    # Plain SQL: a query of AuditEntry would chain this transaction's entries now (audit.py).
+    return db.session.execute(text("SELECT hash FROM audit_entry WHERE seq = 1")).scalar()
+
+
+def claim(store) -> None:
+    """Make sure ``store`` is this deployment's before writing to or removing from it (raises
+    StoreClaimed, an OSError, when another deployment's trail marked it)."""
+    store.claim(_first_entry)
+
+
 def store(data: bytes) -> tuple[str, bool]:
     """Store the bytes under the content lock; returns (sha256, created) —
     created False when the same content was already there. Raises
@@ -178,6 +189,7 @@ def store(data: bytes) -> tuple[str, bool]:
     sha = hashlib.sha256(data).hexdigest()
     content_lock(sha)
     try:
+        claim(evidence_store())
         return sha, evidence_store().put_once(evidence_key(sha), data)
     except OSError as exc:
         raise StorageFailed(storage_failure_message(exc)) from exc
@@ -372,6 +384,8 @@ def clean(found: Survey, now: float | None = None) -> list[str]:
     past their grace time. Never a referenced file. Returns what it removed."""
     now = time.time() if now is None else now
     removed = []
+    claim(evidence_store())   # never remove from another deployment's store (raises StoreClaimed)
+    claim(report_store())
 
     def old_enough(described: str, grace: float) -> bool:
         store, key = found.located[described]

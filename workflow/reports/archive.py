@@ -28,7 +28,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from models import AuditEntry, AuditHead, Item, Plan, ProgressRound, ReportArchive, Unit
-from workflow import audit, background, notices, scores
+from workflow import audit, background, notices, scores, storage
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
 from workflow.filestore import report_store
@@ -502,6 +502,7 @@ def store(pdf: bytes) -> str:
     """Write the PDF under its sha256 (never half-written: see filestore.put_once)."""
     sha = hashlib.sha256(pdf).hexdigest()
     try:
+        storage.claim(report_store())
         report_store().put_once(report_key(sha), pdf)
     except OSError as exc:   # a full disk is said in words, and the job is marked failed
         raise ReportError(storage_failure_message(exc).replace("文件未保存", "报告未能存档")) from exc
