@@ -118,20 +118,19 @@ class Databases:
             target = tmp / "luoshi.sqlite"
             shutil.copyfile(source, target)
             return f"sqlite:///{target}"
-        dbname = f"luoshi_t_{uuid.uuid4().hex[:10]}"
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{dbname}" TEMPLATE "{source}"'))
-        self.created.append(dbname)
-        return self._pg_url(dbname)
+        return self._create("luoshi_t", f' TEMPLATE "{source}"')
 
     def new_empty(self, folder: Path) -> str:
         """A database with nothing in it at all (no tables): a new SQLite file in ``folder``, or a
         new PostgreSQL database (dropped at the end of the session) — what a restore needs."""
         if self.admin is None:
             return f"sqlite:///{folder / 'luoshi.sqlite'}"
-        dbname = f"luoshi_r_{uuid.uuid4().hex[:10]}"
+        return self._create("luoshi_r", "")
+
+    def _create(self, prefix: str, template: str) -> str:
+        dbname = f"{prefix}_{uuid.uuid4().hex[:10]}"
         with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+            conn.execute(text(f'CREATE DATABASE "{dbname}"{template}'))
         self.created.append(dbname)
         return self._pg_url(dbname)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import unit_user
-from tests.test_colours_kept import _fresh, _kept, _open_parts, _same
+from tests.test_colours_kept import _fresh, _kept, _same, report_done
 from workflow.extensions import db
 
 
@@ -76,16 +75,9 @@ def test_the_tick_writes_the_days_snapshot_once(app):
 
 
 def test_a_process_starts_from_the_snapshot_and_catches_up(app):
-    from workflow import services
-
     day = _today(app)
     assert _write(app) is True
-    with app.app_context():
-        parts = _open_parts(3)
-        changed = {p.task_id for p in parts}
-        for part in parts:
-            services.record_progress(part, unit_user(part.unit_id, "staff"), 100, "已全部完成")
-        db.session.commit()
+    changed = report_done(app, 3)
     _new_process(app)
     _same(_kept(app, day=day), _fresh(app, day=day))
     assert _counts(app) == (0, len(changed), 1)            # no full pass: the snapshot, then three tasks

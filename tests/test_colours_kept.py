@@ -58,9 +58,20 @@ def _open_parts(limit: int):
                               .order_by(TaskPart.id).limit(limit)).all()
 
 
+def report_done(app, parts: int) -> set[int]:
+    """100% reported on the first ``parts`` open parts (a lag closed); the ids of their tasks."""
+    from workflow import services
+
+    with app.app_context():
+        chosen = _open_parts(parts)
+        for part in chosen:
+            services.record_progress(part, unit_user(part.unit_id, "staff"), 100, "已全部完成")
+        db.session.commit()
+        return {p.task_id for p in chosen}
+
+
 def test_the_kept_colours_follow_each_change_and_assess_only_what_changed(app):
     from models import Plan
-    from workflow import services
     from workflow.importer import service
 
     first = _kept(app)
@@ -70,12 +81,7 @@ def test_the_kept_colours_follow_each_change_and_assess_only_what_changed(app):
     assert rebuilds == 1
 
     # Progress reported on three parts (a lag closed): three tasks assessed again, no full pass.
-    with app.app_context():
-        parts = _open_parts(3)
-        tasks = {p.task_id for p in parts}
-        for part in parts:
-            services.record_progress(part, unit_user(part.unit_id, "staff"), 100, "已全部完成")
-        db.session.commit()
+    tasks = report_done(app, 3)
     _same(_kept(app), _fresh(app))
     assert _stats(app) == (1, assessed + len(tasks))
 
