@@ -532,6 +532,33 @@ def test_a_full_disk_fails_the_report_in_words(app, full_disk):
     assert [p for p in full_disk.rglob("*") if p.is_file()] == []
 
 
+def test_a_pdf_a_clean_up_removed_before_its_entry_committed_is_put_back(app, monkeypatch):
+    """The job stores its PDF, then commits its entry: a clean-up deciding in between (an old
+    unreferenced file with the same bytes) may remove it; the commit, under the content's lock,
+    finds it gone and puts it back."""
+    from models import ReportArchive
+    from workflow.extensions import db
+    from workflow.filestore import report_store
+    from workflow.reports import archive, jobs
+
+    stored, cleaned = archive.store, []
+
+    def store_then_cleaned(pdf):
+        sha = stored(pdf)
+        if not cleaned:
+            cleaned.append(report_store().remove(archive.report_key(sha)))
+        return sha
+
+    monkeypatch.setattr(archive, "store", store_then_cleaned)
+    archive_id = _requested_by_office(app, lambda: archive.make_params("item", item_number="1", as_of=AS_OF))
+    jobs.run_now(app, archive_id)
+    assert cleaned == [True]
+    with app.app_context():
+        row = db.session.get(ReportArchive, archive_id)
+        assert row.status == "done" and archive.read_pdf(row).startswith(b"%PDF")
+        db.session.remove()
+
+
 # ---------------------------------------------------------------- size: sections and the statement before rendering
 
 def _pages_text(path: Path) -> list[str]:

@@ -126,3 +126,20 @@ def test_removals_wait_while_a_backup_holds_the_files(app):
         assert storage.discard_unreferenced(sha) is True
         assert not os.path.exists(storage.path_for(sha))
         db.session.remove()
+
+
+def test_an_unreferenced_report_goes_after_its_grace_time_and_a_referenced_one_stays(app):
+    from models import ReportArchive
+    from workflow.reports import archive
+
+    with app.app_context():
+        referenced = [archive.path_for(sha) for sha in db.session.scalars(
+            select(ReportArchive.sha256).where(ReportArchive.sha256.is_not(None)))]
+        assert referenced and all(os.path.exists(p) for p in referenced)
+        orphan = archive.path_for(archive.store(make_pdf("a report nobody archived")))
+        found = storage.survey()
+        assert found.orphaned_reports == [orphan]
+        assert storage.clean(found) == [] and os.path.exists(orphan)          # written within the hour
+        assert storage.clean(found, now=time.time() + 2 * 3600) == [orphan]
+        assert not os.path.exists(orphan) and all(os.path.exists(p) for p in referenced)
+        db.session.remove()

@@ -217,6 +217,20 @@ def discard_unreferenced(sha256: str) -> bool:
         db.session.rollback()
 
 
+def _discard_unreferenced_report(sha256: str, now: float) -> bool:
+    """An archived PDF no committed archive entry names, past its grace time (a job stores its PDF
+    before its entry commits), decided under the content's lock like evidence: a job committing
+    the same bytes meanwhile keeps it (reports/archive.run takes the lock and puts it back if gone)."""
+    key = f"{sha256[:2]}/{sha256}.pdf"
+    try:
+        content_lock(sha256)
+        referenced = db.session.scalar(select(exists().where(ReportArchive.sha256 == sha256)))
+        return (not referenced and report_store().age(key, now) > PARTIAL_GRACE_SECONDS
+                and remove_stored(report_store(), key))
+    finally:
+        db.session.rollback()
+
+
 # ---------------------------------------------------------------- pausing removals
 
 def _lock_path() -> str:
@@ -268,6 +282,8 @@ def removals_paused():
                 # back meanwhile), ended however the backup ends: a transaction's lock never
                 # outlives it, as a session's could on a connection handed back to the pool.
                 with db.engine.connect() as conn:
+                    # Idle in its transaction for the whole backup: a server's idle timeout must not end it.
+                    conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REMOVALS_LOCK})
                     try:
                         yield
@@ -402,7 +418,15 @@ def clean(found: Survey, now: float | None = None) -> list[str]:
                 removed.append(described)
         elif old_enough(described, PARTIAL_GRACE_SECONDS):
             removed.append(described)
-    for described in found.orphaned_reports + found.partial:
+    for described in found.orphaned_reports:
+        _store, key = found.located[described]
+        sha = key.rsplit("/", 1)[-1].removesuffix(".pdf")
+        if _SHA_NAME.fullmatch(sha) and key == f"{sha[:2]}/{sha}.pdf":
+            if _discard_unreferenced_report(sha, now):
+                removed.append(described)
+        elif old_enough(described, PARTIAL_GRACE_SECONDS):
+            removed.append(described)
+    for described in found.partial:
         if old_enough(described, PARTIAL_GRACE_SECONDS):
             removed.append(described)
     for described in found.staged:

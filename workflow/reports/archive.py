@@ -440,16 +440,21 @@ def run(archive_id: int, *, claim) -> None:
         message = exc.message if isinstance(exc, ReportError) else f"生成失败：{type(exc).__name__}"
         if not isinstance(exc, ReportError):
             log.exception("report %s failed", archive_id)
-        write_transactions(True)
-        archive = db.session.get(ReportArchive, archive_id)
-        archive.status = ReportStatus.FAILED
-        archive.error = message
-        archive.finished_at = utcnow()
-        notify_requester(archive, f"报告生成失败（存档 #{archive.id}）：{message}")
-        db.session.commit()
-        write_transactions(False)
+        _fail(archive_id, message)
         return
     write_transactions(True)
+    try:
+        # Under the content's lock until this commit: a clean-up deciding on this file meanwhile
+        # waits, or has decided already — then the file (an old one with the same bytes, left
+        # unreferenced) may be gone, and is put back.
+        storage.content_lock(sha)
+        if not report_store().exists(report_key(sha)):
+            store(rendered.pdf)
+    except (OSError, ReportError) as exc:
+        db.session.rollback()
+        write_transactions(False)
+        _fail(archive_id, exc.message if isinstance(exc, ReportError) else "报告未能存档：文件存储暂时无法访问。")
+        return
     archive = db.session.get(ReportArchive, archive_id)
     archive.status = ReportStatus.DONE
     archive.progress = 100
@@ -468,6 +473,17 @@ def run(archive_id: int, *, claim) -> None:
                           "audit_seq": built.audit_seq, "seconds": round(rendered.seconds, 2)})
     notify_requester(archive, f"您申请的{built.title}已生成（{rendered.pages} 页，存档 #{archive.id}），"
                      f"可在“进展报告”中下载。")
+    db.session.commit()
+    write_transactions(False)
+
+
+def _fail(archive_id: int, message: str) -> None:
+    write_transactions(True)
+    archive = db.session.get(ReportArchive, archive_id)
+    archive.status = ReportStatus.FAILED
+    archive.error = message
+    archive.finished_at = utcnow()
+    notify_requester(archive, f"报告生成失败（存档 #{archive.id}）：{message}")
     db.session.commit()
     write_transactions(False)
 
