@@ -17,7 +17,7 @@ class ColourSnapshot(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)        # one row: 1
     day: Mapped[date] = mapped_column(Date)                   # China Standard Time
-    # The warning settings it was assessed with (pace.Settings, as text).
+    # The warning settings and the rules' code it was assessed with (colours._settings_text).
     settings: Mapped[str] = mapped_column(String(200))
     # The audit head it is true at: a reader catches up from here, or ignores it when the
     # entry at head_seq has another hash (a restored or different trail).

@@ -26,7 +26,10 @@ else's.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
+import os
 import threading
 import zlib
 from array import array
@@ -258,8 +261,20 @@ def _up_to_date(store: _Store, today: date) -> _Kept:
 
 # ---------------------------------------------------------------- the day's snapshot
 
+@functools.cache
+def rules_version() -> str:
+    """A digest of the code that decides a colour: a snapshot written by a worker still on another
+    release (a deployment under way) is not taken by processes of this one."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for name in ("pace.py", "colours.py", "due.py", "vocabulary.py"):
+        with open(os.path.join(here, name), "rb") as fh:
+            digest.update(name.encode() + b"\0" + fh.read() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def _settings_text(settings: pace.Settings) -> str:
-    return json.dumps(dataclasses.asdict(settings), sort_keys=True)
+    return json.dumps({**dataclasses.asdict(settings), "rules": rules_version()}, sort_keys=True)
 
 
 def _from_snapshot(today: date, settings: pace.Settings, before: _Kept | None) -> _Kept | None:
