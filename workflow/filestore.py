@@ -17,8 +17,7 @@ and workflow.reports.archive; a store only keeps bytes under keys:
 - ``remove(key)`` whether it removed (never raises: an object it cannot remove
   stays an orphan for ``flask storage check --clean``);
 - ``walk()`` every object below the store, with its age, whatever its name;
-- ``describe(key)`` where it is, in words for the operator (a path, an s3:// URL),
-  and ``key_of`` back.
+- ``describe(key)`` where it is, in words for the operator (a path, an s3:// URL).
 
 Errors of the store itself (a full disk, an unreachable server, refused
 credentials) are OSError, as a disk's are, so every caller says them in words.
@@ -102,10 +101,6 @@ class LocalStore:
     def describe(self, key: str | None = None) -> str:
         return self.root if key is None else self.path(key)
 
-    def key_of(self, described: str) -> str | None:
-        relative = os.path.relpath(described, self.root)
-        return None if relative == ".." or relative.startswith(".." + os.sep) else relative.replace(os.sep, "/")
-
     def exists(self, key: str) -> bool:
         return os.path.isfile(self.path(key))
 
@@ -180,10 +175,6 @@ class S3Store:
 
     def describe(self, key: str | None = None) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key or ''}"
-
-    def key_of(self, described: str) -> str | None:
-        start = f"s3://{self.bucket}/{self.prefix}"
-        return described[len(start):] if described.startswith(start) else None
 
     def _call(self, what: str, method, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
