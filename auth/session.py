@@ -18,13 +18,14 @@ header only for the number of proxies the operator trusts (TRUSTED_PROXIES).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
 
 from flask import current_app, flash, g, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import joinedload
 
 from models import Notification, User
@@ -46,6 +47,15 @@ IDLE = "您已 {minutes} 分钟未操作，为安全起见已自动退出，请�
 MOVED = "检测到该登录会话在另一浏览器或网络地址上使用，为安全起见已结束该会话，请重新登录。"
 
 
+@functools.cache
+def _page_user_statement():
+    """A page's user with its unit, unread count and the audit head (see ``load_user``), built once."""
+    unread = select(func.count(Notification.id)).where(
+        Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
+    return (select(User, unread, *head_cache.head_columns()).where(User.id == bindparam("user_id"))
+            .options(joinedload(User.unit)))
+
+
 @login_manager.user_loader
 def load_user(session_id: str):
     try:
@@ -56,10 +66,7 @@ def load_user(session_id: str):
     # unread count (the header) and reads the audit head (the kept figures): all with the user, one
     # query. A POST only acts and redirects: it counts nothing.
     if request.method in ("GET", "HEAD"):
-        unread = select(func.count(Notification.id)).where(
-            Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
-        row = db.session.execute(select(User, unread, *head_cache.head_columns()).where(User.id == user_id)
-                                 .options(joinedload(User.unit))).first()
+        row = db.session.execute(_page_user_statement(), {"user_id": user_id}).first()
         if row is None:
             return None
         user, g.unread_inbox = row[0], row[1]

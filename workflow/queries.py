@@ -6,6 +6,7 @@ page costs the same handful of queries whether it shows 5 rows or 50.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -14,7 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from operator import attrgetter
 
 from flask import current_app
-from sqlalchemy import and_, case, false, func, or_, select
+from sqlalchemy import and_, bindparam, case, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -443,14 +444,12 @@ def my_summary(user, today: date, near_days: int) -> dict:
 
 # ---------------------------------------------------------------- task page
 
-def task_for_page(task_id: int):
-    """One task with everything its page shows: the task with its item, chapter and plan, and
-    whether each of its collections has rows at all (most tasks have no extension, milestone or
-    hand-in yet); then one plain query per collection that has (the rows each points to — a user,
-    a unit — joined into it), handed to the objects as loaded (``_fill``), the others empty.
-    Loader options would issue every query; built by hand they also cost half the Python."""
-    if not 0 < task_id <= MAX_ID:
-        return None
+@functools.cache
+def _task_page_statements() -> dict:
+    """The task page's statements, built once: building a SELECT with its loader options costs more
+    Python than running it (the page runs up to ten), and only the ids change between requests."""
+    task_id, item_id = bindparam("task_id"), bindparam("item_id")
+    ids = bindparam("ids", expanding=True)
     nonempty = {
         "contacts": select(Contact.id).where(Contact.item_id == Task.item_id).exists(),
         "responsible_units": select(task_responsible_units.c.unit_id)
@@ -462,47 +461,72 @@ def task_for_page(task_id: int):
                                ("evidence", Evidence), ("extensions", ExtensionRequest),
                                ("milestones", Milestone))},
     }
-    found = db.session.execute(select(Task, *(exists.label(name) for name, exists in nonempty.items()))
-                               .where(Task.id == task_id).options(joinedload(Task.item).joinedload(Item.chapter),
-                                                                  joinedload(Task.item).joinedload(Item.plan))).first()
+    links = {name: select(target).join(link, link.c[column] == target.id)
+             .where(link.c.task_id == task_id).order_by(link.c.position)
+             for name, link, target, column in (("lead_units", task_lead_units, Unit, "unit_id"),
+                                                ("responsible_units", task_responsible_units, Unit, "unit_id"),
+                                                ("sections", task_sections, Section, "section_id"))}
+    return {
+        "task": select(Task, *(exists.label(name) for name, exists in nonempty.items()))
+        .where(Task.id == task_id).options(joinedload(Task.item).joinedload(Item.chapter),
+                                           joinedload(Task.item).joinedload(Item.plan)),
+        "contacts": select(Contact).where(Contact.item_id == item_id).order_by(Contact.position),
+        **links,
+        "parts": select(TaskPart).where(TaskPart.task_id == task_id).order_by(TaskPart.position)
+        .options(joinedload(TaskPart.unit), joinedload(TaskPart.received_by)),
+        "progress_notes": select(ProgressNote).where(ProgressNote.part_id.in_(ids)).order_by(ProgressNote.at)
+        .options(joinedload(ProgressNote.user)),
+        "submissions": select(Submission).where(Submission.part_id.in_(ids)).order_by(Submission.number)
+        .options(joinedload(Submission.submitted_by), joinedload(Submission.decided_by)),
+        "evidence": select(Evidence).where(Evidence.part_id.in_(ids)).order_by(Evidence.id)
+        .options(joinedload(Evidence.uploaded_by)),
+        "extensions": select(ExtensionRequest).where(ExtensionRequest.part_id.in_(ids))
+        .order_by(ExtensionRequest.id).options(joinedload(ExtensionRequest.requested_by),
+                                               joinedload(ExtensionRequest.lead_decided_by),
+                                               joinedload(ExtensionRequest.office_decided_by)),
+        "milestones": select(Milestone).where(Milestone.part_id.in_(ids)).order_by(Milestone.on)
+        .options(joinedload(Milestone.proposed_by), joinedload(Milestone.decided_by)),
+        "timeline": select(AuditEntry.at, AuditEntry.username, AuditEntry.action, AuditEntry.from_state,
+                           AuditEntry.to_state, AuditEntry.reason, AuditEntry.details,
+                           User.display_name.label("user_display_name"), Unit.name.label("unit_name"))
+        .outerjoin(User, User.id == AuditEntry.user_id).outerjoin(Unit, Unit.id == AuditEntry.unit_id)
+        .where(AuditEntry.task_id == task_id).order_by(AuditEntry.seq),
+    }
+
+
+def task_for_page(task_id: int):
+    """One task with everything its page shows: the task with its item, chapter and plan, and
+    whether each of its collections has rows at all (most tasks have no extension, milestone or
+    hand-in yet); then one plain query per collection that has (the rows each points to — a user,
+    a unit — joined into it), handed to the objects as loaded (``_fill``), the others empty.
+    Loader options would issue every query; built by hand they also cost half the Python."""
+    if not 0 < task_id <= MAX_ID:
+        return None
+    statements = _task_page_statements()
+    found = db.session.execute(statements["task"], {"task_id": task_id}).first()
     if found is None:
         return None
     task, has = found[0], found._mapping      # collection name → whether it has rows
 
-    def rows(name, stmt) -> list:
-        return db.session.scalars(stmt).all() if has.get(name, True) else []
+    def rows(name, **params) -> list:
+        return db.session.scalars(statements[name], params).all() if has.get(name, True) else []
 
     item = task.item
-    _fill([item], "contacts", rows("contacts", select(Contact).where(Contact.item_id == item.id)
-                                   .order_by(Contact.position)), attrgetter("item_id"))
-    for name, link, target, column in (("lead_units", task_lead_units, Unit, "unit_id"),
-                                       ("responsible_units", task_responsible_units, Unit, "unit_id"),
-                                       ("sections", task_sections, Section, "section_id")):
-        set_committed_value(task, name, rows(name, select(target).join(link, link.c[column] == target.id)
-                                             .where(link.c.task_id == task_id).order_by(link.c.position)))
-    parts = rows("parts", select(TaskPart).where(TaskPart.task_id == task_id).order_by(TaskPart.position)
-                 .options(joinedload(TaskPart.unit), joinedload(TaskPart.received_by)))
+    _fill([item], "contacts", rows("contacts", item_id=item.id), attrgetter("item_id"))
+    for name in ("lead_units", "responsible_units", "sections"):
+        set_committed_value(task, name, rows(name, task_id=task_id))
+    parts = rows("parts", task_id=task_id)
     set_committed_value(task, "parts", parts)
     ids = [part.id for part in parts] or [0]
     by_part = attrgetter("part_id")
-    _fill(parts, "progress_notes", rows("progress_notes", select(ProgressNote).where(ProgressNote.part_id.in_(ids))
-                                        .order_by(ProgressNote.at).options(joinedload(ProgressNote.user))), by_part)
-    submissions = rows("submissions", select(Submission).where(Submission.part_id.in_(ids))
-                       .order_by(Submission.number)
-                       .options(joinedload(Submission.submitted_by), joinedload(Submission.decided_by)))
+    _fill(parts, "progress_notes", rows("progress_notes", ids=ids), by_part)
+    submissions = rows("submissions", ids=ids)
     _fill(parts, "submissions", submissions, by_part)
-    evidence = rows("evidence", select(Evidence).where(Evidence.part_id.in_(ids)).order_by(Evidence.id)
-                    .options(joinedload(Evidence.uploaded_by)))
+    evidence = rows("evidence", ids=ids)
     _fill(parts, "evidence", evidence, by_part)
     _fill(submissions, "evidence", [e for e in evidence if e.submission_id is not None], attrgetter("submission_id"))
-    _fill(parts, "extensions", rows("extensions", select(ExtensionRequest).where(ExtensionRequest.part_id.in_(ids))
-                                    .order_by(ExtensionRequest.id).options(
-        joinedload(ExtensionRequest.requested_by), joinedload(ExtensionRequest.lead_decided_by),
-        joinedload(ExtensionRequest.office_decided_by))), by_part)
-    _fill(parts, "milestones", rows("milestones", select(Milestone).where(Milestone.part_id.in_(ids))
-                                    .order_by(Milestone.on)
-                                    .options(joinedload(Milestone.proposed_by), joinedload(Milestone.decided_by))),
-          by_part)
+    _fill(parts, "extensions", rows("extensions", ids=ids), by_part)
+    _fill(parts, "milestones", rows("milestones", ids=ids), by_part)
     return task
 
 
@@ -520,12 +544,7 @@ def timeline(task):
     """The audit entries of a task and its parts, in chain order, as plain rows (what the page
     shows of each, with the user's display name and the unit's name). An entry about a part
     always carries its task too (``audit.append``), so the task's index answers it alone."""
-    return db.session.execute(
-        select(AuditEntry.at, AuditEntry.username, AuditEntry.action, AuditEntry.from_state, AuditEntry.to_state,
-               AuditEntry.reason, AuditEntry.details, User.display_name.label("user_display_name"),
-               Unit.name.label("unit_name"))
-        .outerjoin(User, User.id == AuditEntry.user_id).outerjoin(Unit, Unit.id == AuditEntry.unit_id)
-        .where(AuditEntry.task_id == task.id).order_by(AuditEntry.seq)).all()
+    return db.session.execute(_task_page_statements()["timeline"], {"task_id": task.id}).all()
 
 
 # ---------------------------------------------------------------- overview
