@@ -48,11 +48,14 @@ MOVED = "检测到该登录会话在另一浏览器或网络地址上使用，�
 
 
 @functools.cache
-def _page_user_statement():
-    """A page's user with its unit, unread count and the audit head (see ``load_user``), built once."""
+def _user_statements() -> tuple:
+    """The user with the unit for an action; for a page also the unread count and the audit head
+    (see ``load_user``). Built once: on every request they cost more to build than to run."""
     unread = select(func.count(Notification.id)).where(
         Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery()
-    return (select(User, unread, *head_cache.head_columns()).where(User.id == bindparam("user_id"))
+    user_id = bindparam("user_id")
+    return (select(User).where(User.id == user_id).options(joinedload(User.unit)),
+            select(User, unread, *head_cache.head_columns()).where(User.id == user_id)
             .options(joinedload(User.unit)))
 
 
@@ -66,13 +69,13 @@ def load_user(session_id: str):
     # unread count (the header) and reads the audit head (the kept figures): all with the user, one
     # query. A POST only acts and redirects: it counts nothing.
     if request.method in ("GET", "HEAD"):
-        row = db.session.execute(_page_user_statement(), {"user_id": user_id}).first()
+        row = db.session.execute(_user_statements()[1], {"user_id": user_id}).first()
         if row is None:
             return None
         user, g.unread_inbox = row[0], row[1]
         head_cache.remember_request_head(row[2], row[3])
     else:
-        user = db.session.get(User, user_id, options=[joinedload(User.unit)])
+        user = db.session.scalar(_user_statements()[0], {"user_id": user_id})
         if user is None:
             return None
     # After logout or a password change the version moved on: old cookies die.

@@ -76,9 +76,12 @@ def compute_hash(entry) -> str:
 _PENDING_KIND = "audit_entry"
 
 
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+
+
 def _lock_head(session) -> tuple[int, str]:
     """The head's seq and hash, its row locked until the transaction ends (made on first use)."""
-    found = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()).first()
+    found = session.execute(_LOCK_HEAD).first()
     if found is None:
         session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS))
         return 0, GENESIS

@@ -7,6 +7,7 @@ a ServiceError rolls everything back and is shown to the user as a message.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -15,7 +16,7 @@ from typing import Callable
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from models import Evidence, Plan, Role, Task, TaskPart
@@ -364,13 +365,19 @@ def _load_task(task_id: int) -> Task:
     return task
 
 
+@functools.cache
+def _part_with_task():
+    """Built once: every action on a part runs it (building it cost as much as running it)."""
+    return (select(TaskPart).where(TaskPart.id == bindparam("part_id"), TaskPart.task_id == bindparam("task_id"))
+            .options(joinedload(TaskPart.task).joinedload(Task.item)))
+
+
 def _load_part(task_id: int, part_id: int) -> tuple[Task, TaskPart]:
     """The part of the URL with its task and item, in one query: every action on a part reads
     the task (permissions, the event table) and the audit entry names the item's plan."""
     if not 0 < part_id <= MAX_ID:
         abort(404)
-    part = db.session.scalar(select(TaskPart).where(TaskPart.id == part_id, TaskPart.task_id == task_id)
-                             .options(joinedload(TaskPart.task).joinedload(Task.item)))
+    part = db.session.scalar(_part_with_task(), {"part_id": part_id, "task_id": task_id})
     if part is None:
         abort(404)
     return part.task, part
