@@ -11,7 +11,8 @@ built from the seed compilation:
   long line   – one paragraph of the given size without a full stop inside a task entry;
   task list   – each fixture under tests/fixtures/shapes/ of another shape, repeated to 1 MB.
 
-and prints seconds, MB and seconds per MB for each. Linear means the last column stays flat.
+and prints seconds, MB and seconds per MB for each (linear means that column stays flat), and the
+peak of memory the parse allocates (a second parse, under tracemalloc).
 With --review it also times ``service.review_upload`` on a scratch SQLite database (the units,
 the writability checks) for seed ×1 and the largest size.
 """
@@ -61,21 +62,28 @@ def long_paragraph(mb: float) -> str:
 
 
 def measure(name: str, data: bytes, filename: str) -> None:
+    """Time one parse, then parse again under tracemalloc for the peak: tracing every allocation
+    slows a parse several times over (more so the larger the document), so never both at once."""
     from workflow.importer.draft import DocumentError
     from workflow.importer.parse import parse_bytes
 
-    tracemalloc.start()
+    def parse() -> str:
+        try:
+            draft = parse_bytes(data, filename)
+            return f"{sum(len(i.tasks) for i in draft.items)} tasks"
+        except DocumentError as exc:
+            return f"refused: {exc.message[:30]}"
+
     started = time.perf_counter()
-    try:
-        draft = parse_bytes(data, filename)
-        what = f"{sum(len(i.tasks) for i in draft.items)} tasks"
-    except DocumentError as exc:
-        what = f"refused: {exc.message[:30]}"
+    what = parse()
     seconds = time.perf_counter() - started
+    tracemalloc.start()
+    parse()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     mb = len(data) / 1024 / 1024
-    print(f"{name:<28} {mb:7.2f} MB {seconds:8.2f} s {seconds / mb:8.2f} s/MB  peak {peak / 1024 / 1024:7.1f} MB  {what}")
+    print(f"{name:<28} {mb:7.2f} MB {seconds:8.2f} s {seconds / mb:8.2f} s/MB  peak {peak / 1024 / 1024:7.1f} MB  {what}",
+          flush=True)
 
 
 def review_times(sizes: list[int]) -> None:
