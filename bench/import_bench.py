@@ -13,8 +13,9 @@ built from the seed compilation:
 
 and prints seconds, MB and seconds per MB for each (linear means that column stays flat), and the
 peak of memory the parse allocates (a second parse, under tracemalloc).
-With --review it also times ``service.review_upload`` on a scratch SQLite database (the units,
-the writability checks) for seed ×1 and the largest size.
+With --review it also times the review (``service.review_upload``: the parse, the units, the checks)
+and the confirm's write (``service.confirm``) on a scratch SQLite database, for seed ×1 and the
+largest size (chapters numbered, so that the document can be imported).
 """
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ _ITEM = re.compile(r"第\s*(\d+)\s*项")
 _SUB = re.compile(r"(?m)^(\d+)\s*[—-]\s*(\d+)")
 
 
-def seed_times(n: int) -> str:
-    """The seed N times, item numbers shifted by 100 per copy (sub-items too)."""
+def seed_times(n: int, number_chapters: bool = False) -> str:
+    """The seed N times, item numbers shifted by 100 per copy (sub-items too); with
+    ``number_chapters`` its chapters (一、…) become 第1章 … 第6N章, so that the office could import it
+    (the same chapter number twice in one plan is refused)."""
     text = SEED.read_text(encoding="utf-8")
     body = text[text.index("一、"):] if "一、" in text else text
     parts = [text]
@@ -46,7 +49,11 @@ def seed_times(n: int) -> str:
         shifted = _SUB.sub(lambda m: f"{int(m[1]) + shift}—{m[2]}", shifted)
         shifted = re.sub(r"第(\d+)项政策(\d+)—", lambda m: f"第{m[1]}项政策{int(m[2]) + shift}—", shifted)
         parts.append(shifted)
-    return "\n".join(parts)
+    text = "\n".join(parts)
+    if number_chapters:
+        numbers = iter(range(1, 1_000_000))
+        text = re.sub(r"(?m)^[一二三四五六七八九十]+、", lambda m: f"第{next(numbers)}章 ", text)
+    return text
 
 
 def long_paragraph(mb: float) -> str:
@@ -87,7 +94,11 @@ def measure(name: str, data: bytes, filename: str) -> None:
 
 
 def review_times(sizes: list[int]) -> None:
+    """The office's two steps on a scratch SQLite database: the review (``service.review_upload``:
+    the parse, then the units and the checks) and the write of the confirm (``service.confirm``:
+    the view reviews the staged bytes again first), for the seed N times with numbered chapters."""
     from workflow.app import create_app
+    from workflow.extensions import db
     from workflow.importer import service
 
     folder = Path(tempfile.mkdtemp(prefix="import-bench-"))
@@ -98,11 +109,20 @@ def review_times(sizes: list[int]) -> None:
         from flask_migrate import upgrade
         upgrade(directory=str(ROOT / "migrations"))
         for n in sizes:
-            data = seed_times(n).encode("utf-8")
+            data = seed_times(n, number_chapters=True).encode("utf-8")
             started = time.perf_counter()
             rv = service.review_upload(data, f"seed-x{n}.txt")
-            print(f"review seed ×{n:<18} {len(data) / 1024 / 1024:7.2f} MB {time.perf_counter() - started:8.2f} s"
-                  f"  {rv.counts['tasks'] + rv.counts['measures']} tasks, {len(rv.problems)} problems")
+            reviewed = time.perf_counter() - started
+            tasks = rv.counts["tasks"] + rv.counts["measures"]
+            if rv.accepted:
+                started = time.perf_counter()
+                service.confirm(rv)
+                db.session.commit()
+                written = f"written in {time.perf_counter() - started:.2f} s"
+            else:
+                written = f"not accepted: {len(rv.problems)} problems"
+            print(f"review + confirm seed ×{n:<8} {len(data) / 1024 / 1024:7.2f} MB  review {reviewed:6.2f} s, "
+                  f"{written}  ({tasks} tasks)", flush=True)
 
 
 def main() -> None:
