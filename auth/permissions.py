@@ -10,8 +10,10 @@ in Chinese when ``may`` says no. The matrix is written down in docs/permissions.
 """
 from __future__ import annotations
 
+import functools
+
 from flask import current_app, g, has_app_context
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from models import Role, Task, TaskPart, User
 from workflow.extensions import db
@@ -105,10 +107,14 @@ def lead_leaders(task) -> list:
     if task.id not in cache:
         # A query, not ``unit.users``: that collection and each user's ``unit``
         # would close a reference cycle (see task_of).
-        cache[task.id] = db.session.scalars(
-            select(User).where(User.unit_id.in_([u.id for u in task.lead_units]),
-                               User.role == Role.UNIT_LEADER, User.active.is_(True)).order_by(User.id)).all()
+        cache[task.id] = db.session.scalars(_leaders_of_units(), {"units": [u.id for u in task.lead_units]}).all()
     return cache[task.id]
+
+
+@functools.cache
+def _leaders_of_units():
+    return (select(User).where(User.unit_id.in_(bindparam("units", expanding=True)),
+                               User.role == Role.UNIT_LEADER, User.active.is_(True)).order_by(User.id))
 
 
 def verifiers(part) -> list:

@@ -23,11 +23,12 @@ why, not only that, an action was refused.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 from flask import current_app, has_app_context
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from transitions import Machine, MachineError
 
 from models import ExtensionRequest, Milestone, ProgressRound, RoundPart, TaskPart
@@ -351,9 +352,14 @@ def open_round_entry(part):
     first), or None."""
     if part.id is None:
         return None
-    return db.session.scalar(
-        select(RoundPart).join(ProgressRound).where(
-            RoundPart.part_id == part.id, RoundPart.note_id.is_(None), ProgressRound.state == ROUND_OPEN)
+    return db.session.scalar(_open_entry_of_part(), {"part_id": part.id})
+
+
+@functools.cache
+def _open_entry_of_part():
+    """Built once: the task page asks it for every part the user may file for."""
+    return (select(RoundPart).join(ProgressRound).where(
+        RoundPart.part_id == bindparam("part_id"), RoundPart.note_id.is_(None), ProgressRound.state == ROUND_OPEN)
         .order_by(ProgressRound.due_on, ProgressRound.id).limit(1))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request, url_for
 from flask_login import current_user
+from jinja2 import pass_context
 
 from auth.permissions import can, may, office_verifies, pending_submission, verifiers
 from models.plan import chapter_heading
@@ -50,14 +51,23 @@ def register(app: Flask) -> None:
 
 
 # The user object itself, not the ``current_user`` proxy: a task page asks these some sixty
-# times, and every attribute the rules read through the proxy looks the user up again.
+# times, and every look-up through the proxy (Flask-Login's ``_get_user`` behind two proxies)
+# costs more than the rule it asks. A page's render context holds the user already (Flask-Login's
+# context processor puts the object there); a macro imported without context falls back to the proxy.
 
-def may_current(action: str, obj=None) -> bool:
-    return may(current_user._get_current_object(), action, obj)
+def _user_of(context):
+    user = context.get("current_user")
+    return user if user is not None else current_user._get_current_object()
 
 
-def can_current(action: str, obj) -> bool:
-    return can(current_user._get_current_object(), action, obj)
+@pass_context
+def may_current(context, action: str, obj=None) -> bool:
+    return may(_user_of(context), action, obj)
+
+
+@pass_context
+def can_current(context, action: str, obj) -> bool:
+    return can(_user_of(context), action, obj)
 
 
 def own_submission(part) -> bool:
