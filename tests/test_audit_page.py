@@ -209,6 +209,57 @@ def test_every_page_of_the_whole_trail_holds_the_entries_an_offset_would(app, cl
     assert "没有符合条件的记录" in beyond
 
 
+
+def test_a_filtered_count_stops_at_the_limit_and_the_pages_go_on(app, client):
+    """A filter's count stops at COUNT_LIMIT ("以上"): the trail only grows, and an action can match
+    most of it. Its pages still reach every entry, and a filter with fewer entries is counted exactly."""
+    from models import AuditEntry
+
+    log_in(client, "office")
+    app.config["COUNT_LIMIT"], app.config["PER_PAGE"] = 2, 1
+    html = client.get("/audit", query_string={"action": "login"}).get_data(as_text=True)
+    assert "共 1 条" in html and "以上" not in html      # this sign-in, the seed's only one
+    for _ in range(3):
+        log_in(app.test_client(), "office")
+    with app.app_context():
+        logins = db.session.scalars(select(AuditEntry.seq).where(AuditEntry.action == "login")
+                                    .order_by(AuditEntry.seq.desc())).all()
+    assert len(logins) == 4
+    first = client.get("/audit", query_string={"action": "login"}).get_data(as_text=True)
+    assert "共 2 条以上" in first and 'rel="next"' in first
+    last = client.get("/audit", query_string={"action": "login", "page": 4}).get_data(as_text=True)
+    shown = [int(n) for n in re.findall(r'<td data-label="序号" class="num">(\d+)</td>', last)]
+    assert shown == [logins[-1]]
+
+
+def test_entries_within_dates_come_newest_first_by_time(app, client, monkeypatch):
+    """Within dates the log is in time order (the `at` index walks them), newest first: an entry
+    written early in the day but chained last (its transaction committed after the others) comes
+    after them, where the whole trail's seq order puts it first."""
+    from datetime import timedelta
+
+    from models import AuditEntry, User
+    from workflow import queries
+    from workflow.timeutil import today_local
+
+    log_in(client, "office")
+    day = today_local()
+    early = queries._utc_start_of_local_day(day) + timedelta(seconds=1)
+    with app.app_context():
+        office = db.session.scalar(select(User).where(User.username == "office"))
+        monkeypatch.setattr(audit, "utcnow", lambda: early)
+        audit.append("urge", user=office, reason="一早写下、最后入链")
+        db.session.commit()
+        monkeypatch.undo()
+        expected = db.session.scalars(select(AuditEntry.seq).where(AuditEntry.at >= early)
+                                      .order_by(AuditEntry.at.desc(), AuditEntry.seq.desc())).all()
+        newest = db.session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
+    html = client.get("/audit", query_string={"date_from": day.isoformat(),
+                                              "date_to": day.isoformat()}).get_data(as_text=True)
+    shown = [int(n) for n in re.findall(r'<td data-label="序号" class="num">(\d+)</td>', html)]
+    assert len(expected) >= 2 and expected[-1] == newest
+    assert shown == expected
+
 # ---------------------------------------------------------------- the integrity page: the chain
 
 def test_integrity_page_says_the_chain_is_intact_then_where_it_breaks(app, client):

@@ -155,6 +155,23 @@ def test_the_audit_log_pages_without_counting_the_whole_trail(app, login):
         assert list(params)[-1] == 0, params
 
 
+
+def test_the_audit_log_within_dates_walks_the_time_index(app, login):
+    """Within dates, the page and its count walk the `at` index over those dates alone: ordered by
+    seq, the walk would start at the newest entry and pass every later one (the planner cannot
+    know that seq and time rise together), and no scan test sees that — it is an index walk."""
+    office = login("office")
+    path = "/audit?date_from=2022-06-01&date_to=2022-06-30"
+    statements = [(sql, params) for sql, params in _statements_of(app, office, path) if "FROM audit_entry" in sql]
+    assert len(statements) == 2, statements             # the page, and its count up to the limit
+    for sql, params in statements:
+        plan = "\n".join(_plan(app, sql, params))
+        assert "ix_audit_entry_at" in plan, (sql[:200], plan)
+        assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+        assert not re.search(r"(^|->\s*)Sort\b", plan, re.M), plan        # PostgreSQL: no sort of every match
+    html = office.get(path).get_data(as_text=True)
+    assert "2022-06-" in html and "2022-07-" not in html
+
 def test_a_state_filtered_task_list_reads_by_its_indexes(app, login):
     """The filter's lists (units with work) and the rows of one state, for the office and a unit."""
     from models import TaskPart, User

@@ -789,10 +789,17 @@ def audit_entries(filters: AuditFilters):
         stmt = stmt.where(AuditEntry.at >= _utc_start_of_local_day(filters.date_from))
     if filters.date_to:
         stmt = stmt.where(AuditEntry.at < _utc_start_of_local_day(filters.date_to + timedelta(days=1)))
+    # Newest first. Within dates, by time: the `at` index then finds the dates and walks them in
+    # order. By seq it would walk the trail from its newest entry back to the dates asked (the
+    # planner does not know that seq and time rise together): 274 ms for a month a year back at
+    # 2.7 million entries (bench/audit_partitions.py). The two orders differ only for entries of
+    # transactions that committed in another order than they wrote, milliseconds apart.
+    order = ((AuditEntry.at.desc(), AuditEntry.seq.desc()) if filters.date_from or filters.date_to
+             else (AuditEntry.seq.desc(),))
     # The rows each entry points to, joined (one query; each is a look-up by key under the LIMIT).
     return (stmt.options(joinedload(AuditEntry.user), joinedload(AuditEntry.unit),
                          joinedload(AuditEntry.task).joinedload(Task.item))
-            .order_by(AuditEntry.seq.desc()))
+            .order_by(*order))
 
 
 # ---------------------------------------------------------------- admin

@@ -59,14 +59,19 @@ def index():
                                today_local())
     if fmt:
         flash(tables.FORMAT_ERROR, "warning")
-    # Filtered, the count is made once per change of the trail; unfiltered, the head knows it and
-    # where each page starts (TrailPage): nothing is counted or skipped over, however deep the page.
+    # Filtered, the count is made once per change of the trail and stops at COUNT_LIMIT ("10000 条以上":
+    # the head moves with every write, and a filter such as an action matches most of a trail that
+    # only grows); unfiltered, the head knows it and where each page starts (TrailPage): nothing is
+    # counted or skipped over, however deep the page.
     stmt = queries.audit_entries(filters)
     number, per_page = page_number(request.args.get("page")), current_app.config["PER_PAGE"]
     args = filters.as_args()
     if args:
         page = db.paginate(stmt, page=number, per_page=per_page, error_out=False, count=False)
-        page.total = queries.cached_count(stmt, "audit", tuple(sorted(args.items())))
+        limit = current_app.config["COUNT_LIMIT"]
+        total = head_cache.cached(("count", "audit", tuple(sorted(args.items())), limit),
+                                  lambda: queries.count_up_to(stmt, limit + 1))
+        page.total, page.total_capped = min(total, limit), total > limit
     else:
         page = TrailPage(stmt, head_cache.request_head()[0], number, per_page)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.unit_choices(),
