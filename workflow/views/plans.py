@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import re
+from collections import Counter
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
@@ -110,11 +111,34 @@ def _unstage(sha: str) -> None:
         staging_store().remove(key)
 
 
+#: How many problems and hints of one kind the review lists (the rest are counted): a large document
+#: can have tens of thousands of one kind (every paragraph of a copied part repeats one before it),
+#: and a page of all of them ran to megabytes; the first ones show what to fix in the file.
+LISTED_PER_KIND = 50
+
+
+def listed(entries, per_kind: int | None = None) -> tuple[list, dict[str, int]]:
+    """The entries to list, in their order (each kind's first ``per_kind``), and how many each kind
+    cut short has in all."""
+    per_kind = LISTED_PER_KIND if per_kind is None else per_kind
+    seen: Counter = Counter()
+    shown = []
+    for entry in entries:
+        seen[entry.code] += 1
+        if seen[entry.code] <= per_kind:
+            shown.append(entry)
+    return shown, {code: n for code, n in seen.items() if n > per_kind}
+
+
 def _review_page(rv, replace_invalid: bool = False):
     """The review with its choices; the confirm button only when the review accepts the
     document (a review with problems is answered 400: it cannot be imported as it is)."""
     form = ConfirmForm(sha256=rv.sha256, replace_invalid="1" if replace_invalid else "")
+    problems, problems_cut = listed(rv.problems)
+    warnings, warnings_cut = listed(rv.warnings)
     return render_template("plans/review.html", rv=rv, form=form, confirm=rv.accepted,
+                           problems=problems, problems_cut=problems_cut, warnings=warnings,
+                           warnings_cut=warnings_cut, per_kind=LISTED_PER_KIND,
                            replace_invalid=replace_invalid, unit_names=_unit_names(),
                            fields=_table_fields(), COUNT_LABELS=COUNT_LABELS, WARNING_LABELS=WARNING_LABELS,
                            PROBLEM_LABELS=PROBLEM_LABELS, REMOVED_LABELS=REMOVED_LABELS,
