@@ -81,6 +81,12 @@ def count_up_to(stmt, limit: int) -> int:
     return db.session.scalar(select(func.count()).select_from(stmt.limit(limit).subquery())) or 0
 
 
+def show_capped_total(page, total: int, limit: int) -> None:
+    """A page's total from a count made up to ``limit + 1``: at most ``limit``, and ``total_capped``
+    when there are more (the pager says "N 条以上", templates/_macros.html)."""
+    page.total, page.total_capped = min(total, limit), total > limit
+
+
 def list_options():
     """What a task row shows: item (and chapter), lead units, parts and their units."""
     return (

@@ -148,6 +148,11 @@ def evidence_key(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256}"
 
 
+def report_key(sha256: str) -> str:
+    """An archived report's key in the report store (workflow/reports/archive.py writes it)."""
+    return evidence_key(sha256) + ".pdf"
+
+
 def path_for(sha256: str) -> str:
     """Where the evidence file of this content is, in words: a path in the default
     folder store (tests and the operator's messages use it), an s3:// URL in a bucket."""
@@ -221,7 +226,7 @@ def _discard_unreferenced_report(sha256: str, now: float) -> bool:
     """An archived PDF no committed archive entry names, past its grace time (a job stores its PDF
     before its entry commits), decided under the content's lock like evidence: a job committing
     the same bytes meanwhile keeps it (reports/archive.run takes the lock and puts it back if gone)."""
-    key = f"{sha256[:2]}/{sha256}.pdf"
+    key = report_key(sha256)
     try:
         content_lock(sha256)
         referenced = db.session.scalar(select(exists().where(ReportArchive.sha256 == sha256)))
@@ -421,7 +426,7 @@ def clean(found: Survey, now: float | None = None) -> list[str]:
     for described in found.orphaned_reports:
         _store, key = found.located[described]
         sha = key.rsplit("/", 1)[-1].removesuffix(".pdf")
-        if _SHA_NAME.fullmatch(sha) and key == f"{sha[:2]}/{sha}.pdf":
+        if _SHA_NAME.fullmatch(sha) and key == report_key(sha):
             if _discard_unreferenced_report(sha, now):
                 removed.append(described)
         elif old_enough(described, PARTIAL_GRACE_SECONDS):

@@ -32,7 +32,7 @@ from workflow import audit, background, notices, scores, storage
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
 from workflow.filestore import report_store
-from workflow.storage import storage_failure_message
+from workflow.storage import report_key, storage_failure_message
 from workflow.timeutil import CST, format_local, today_local, utcnow
 from workflow.vocabulary import NON_DATA_ACTIONS, NotificationKind, ReportKind, ReportStatus
 
@@ -502,12 +502,6 @@ def notify_requester(archive, message: str) -> None:
 
 
 # ------------------------------------------------------------------ files
-
-def report_key(sha256: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
-        raise ValueError("not a sha256")
-    return f"{sha256[:2]}/{sha256}.pdf"
-
 
 def path_for(sha256: str) -> str:
     """Where the archived PDF of this content is, in words (a path in the default folder store)."""

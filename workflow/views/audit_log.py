@@ -71,7 +71,7 @@ def index():
         limit = current_app.config["COUNT_LIMIT"]
         total = head_cache.cached(("count", "audit", tuple(sorted(args.items())), limit),
                                   lambda: queries.count_up_to(stmt, limit + 1))
-        page.total, page.total_capped = min(total, limit), total > limit
+        queries.show_capped_total(page, total, limit)
     else:
         page = TrailPage(stmt, head_cache.request_head()[0], number, per_page)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.unit_choices(),

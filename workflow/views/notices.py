@@ -110,9 +110,7 @@ def log():
     # cannot be kept against the audit head, so each is counted up to COUNT_LIMIT and shown as
     # "N 以上" beyond (each count walks an index and stops at the limit).
     limit = current_app.config["COUNT_LIMIT"]
-    page.total = queries.count_up_to(walk, limit + 1)
-    page.total_capped = page.total > limit
-    page.total = min(page.total, limit)
+    queries.show_capped_total(page, queries.count_up_to(walk, limit + 1), limit)
     ids = [n.id for n in page.items]
     deliveries: dict[int, dict[str, Delivery]] = {}
     for d in db.session.scalars(select(Delivery).where(Delivery.notification_id.in_(ids))):
