@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflow.extensions import db
@@ -11,6 +11,16 @@ from workflow.extensions import db
 
 class AuditEntry(db.Model):
     __tablename__ = "audit_entry"
+    # The log's filters and the task's timeline read their entries in chain order: each index ends
+    # in seq, so a page walks it from the newest match and stops at the page, where an index on the
+    # column alone finds every match and sorts them (a filter by 签收 at 100,000 tasks: 128k
+    # entries sorted for each page, 1 s on SQLite).
+    __table_args__ = (
+        Index("ix_audit_entry_action_seq", "action", "seq"),
+        Index("ix_audit_entry_unit_seq", "unit_id", "seq"),
+        Index("ix_audit_entry_username_seq", "username", "seq"),
+        Index("ix_audit_entry_task_seq", "task_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Position in the chain; unique so that two writers can never fork it.
@@ -18,10 +28,10 @@ class AuditEntry(db.Model):
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
     username: Mapped[str | None] = mapped_column(String(64))   # kept even if the user is renamed
-    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
     ip: Mapped[str | None] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(40), index=True)
-    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"))
     part_id: Mapped[int | None] = mapped_column(ForeignKey("task_part.id"), index=True)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id"), index=True)
     from_state: Mapped[str | None] = mapped_column(String(20))

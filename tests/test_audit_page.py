@@ -210,9 +210,11 @@ def test_every_page_of_the_whole_trail_holds_the_entries_an_offset_would(app, cl
 
 
 
-def test_a_filtered_count_stops_at_the_limit_and_the_pages_go_on(app, client):
+def test_a_filtered_count_and_its_pages_stop_at_the_limit(app, client):
     """A filter's count stops at COUNT_LIMIT ("以上"): the trail only grows, and an action can match
-    most of it. Its pages still reach every entry, and a filter with fewer entries is counted exactly."""
+    most of it. Its pages stop there too (each page deeper would walk every entry before it): a page
+    asked beyond is answered with the deepest one and a message. A filter with fewer entries is
+    counted exactly."""
     from models import AuditEntry
 
     log_in(client, "office")
@@ -225,11 +227,18 @@ def test_a_filtered_count_stops_at_the_limit_and_the_pages_go_on(app, client):
         logins = db.session.scalars(select(AuditEntry.seq).where(AuditEntry.action == "login")
                                     .order_by(AuditEntry.seq.desc())).all()
     assert len(logins) == 4
+
+    def shown(html: str) -> list[int]:
+        return [int(n) for n in re.findall(r'<td data-label="序号" class="num">(\d+)</td>', html)]
+
     first = client.get("/audit", query_string={"action": "login"}).get_data(as_text=True)
-    assert "共 2 条以上" in first and 'rel="next"' in first
-    last = client.get("/audit", query_string={"action": "login", "page": 4}).get_data(as_text=True)
-    shown = [int(n) for n in re.findall(r'<td data-label="序号" class="num">(\d+)</td>', last)]
-    assert shown == [logins[-1]]
+    assert "共 2 条以上，第 1/2 页" in first and "翻页只到第 2 页" in first and 'rel="next"' in first
+    assert shown(first) == [logins[0]]
+    second = client.get("/audit", query_string={"action": "login", "page": 2}).get_data(as_text=True)
+    assert shown(second) == [logins[1]] and 'rel="next"' not in second
+    beyond = client.get("/audit", query_string={"action": "login", "page": 4}).get_data(as_text=True)
+    assert shown(beyond) == [logins[1]] and 'aria-current="page">2</span>' in beyond
+    assert "列表只能翻到第 2 页，已显示该页" in beyond
 
 
 def test_entries_within_dates_come_newest_first_by_time(app, client, monkeypatch):

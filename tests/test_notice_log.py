@@ -57,7 +57,7 @@ def test_the_figures_are_exact_below_the_limit(app, login):
     assert f"共 {unread} 条" in read_only
 
 
-def test_beyond_the_limit_the_page_says_so_and_still_pages(app, login):
+def test_beyond_the_limit_the_page_says_so_and_pages_no_deeper(app, login):
     _add_deliveries(app, sent=3, failed=2)
     total, unread, by_status = _figures(app)
     limit = 2
@@ -73,12 +73,13 @@ def test_beyond_the_limit_the_page_says_so_and_still_pages(app, login):
         shown = f"<strong>{limit}</strong>以上" if n > limit else f"<strong>{n}</strong>"
         assert f"{label} {shown}" in _summary(page)
     assert "发送失败 <strong>2</strong>" in _summary(page) and f"已发送 <strong>{limit}</strong>以上" in _summary(page)
-    # Past the counted rows the pages go on while they are full, and the last one is reached.
-    per_page = app.config["PER_PAGE"]
+    # The pages stop at the counted rows: a page asked beyond them is answered with the deepest one.
+    app.config["PER_PAGE"] = 1
+    page = office.get("/notices/").text
+    assert f"共 {limit} 条以上，第 1/{limit} 页" in page and f"翻页只到第 {limit} 页" in page
     assert 'rel="next"' in page
-    last = -(-total // per_page)
-    deep = office.get(f"/notices/?page={last}").text
-    assert f"共 {limit} 条以上，第 {last} 页" in deep and f'aria-current="page">{last}</span>' in deep
+    deep = office.get(f"/notices/?page={total}").text
+    assert f'aria-current="page">{limit}</span>' in deep and f"列表只能翻到第 {limit} 页，已显示该页" in deep
     assert "没有符合条件的通知" not in deep and 'rel="next"' not in deep and 'rel="prev"' in deep
 
 

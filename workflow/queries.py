@@ -173,10 +173,13 @@ def _items_first():
     return Item.id == Task.item_id
 
 
-def task_list(filters: TaskFilters, user, today: date, near_days: int, *, to_count: bool = False):
-    """SELECT of the tasks matching the filters that ``user`` may see, in list order; ``to_count``:
-    joined plainly, for a count (the filters' own indexes serve it better than the walk in order)."""
-    stmt = select(Task).join(Item, Item.id == Task.item_id if to_count else _items_first()).where(visible_clause(user))
+def task_list(filters: TaskFilters, user, today: date, near_days: int, *, to_count: bool = False,
+              ids: bool = False):
+    """SELECT of the tasks matching the filters that ``user`` may see, in list order; ``ids``: only
+    their ids, the walk of a page (views/paging.py WalkPage); ``to_count``: joined plainly, for a
+    count (the filters' own indexes serve it better than the walk in order)."""
+    stmt = (select(Task.id if ids else Task).join(Item, Item.id == Task.item_id if to_count else _items_first())
+            .where(visible_clause(user)))
     if filters.plan is not None:
         stmt = stmt.where(Item.plan_id == filters.plan)
     if filters.chapter is not None:
@@ -196,7 +199,7 @@ def task_list(filters: TaskFilters, user, today: date, near_days: int, *, to_cou
         pattern = like_pattern(filters.q)
         stmt = stmt.where(or_(Task.text.ilike(pattern, escape="\\"), Task.deadline_text.ilike(pattern, escape="\\"),
                               Item.subtitle.ilike(pattern, escape="\\"), Item.number == filters.q))
-    return stmt.options(*list_options()).order_by(*task_order())
+    return (stmt if ids else stmt.options(*list_options())).order_by(*task_order())
 
 
 def kept_warning_ids(filters: TaskFilters, user, today: date) -> list[int] | None:
@@ -427,11 +430,14 @@ def verify_count(user) -> int:
     return db.session.scalar(select(func.count(TaskPart.id)).where(_awaiting(user))) or 0
 
 
-def to_close_tasks(*, to_count: bool = False):
+def to_close_tasks(*, to_count: bool = False, ids: bool = False):
     """The office's own to-do: tasks whose parts are all verified, to close, in list order (walked in
-    order under the page's LIMIT; ``to_count``: joined plainly, see ``task_list``)."""
-    stmt = select(Task).join(Item, Item.id == Task.item_id if to_count else _items_first()).where(Task.state == VERIFIED)
-    return stmt if to_count else stmt.options(*list_options()).order_by(*task_order())
+    order under the page's LIMIT; ``to_count``, ``ids``: see ``task_list``)."""
+    stmt = (select(Task.id if ids else Task).join(Item, Item.id == Task.item_id if to_count else _items_first())
+            .where(Task.state == VERIFIED))
+    if to_count:
+        return stmt
+    return (stmt if ids else stmt.options(*list_options())).order_by(*task_order())
 
 
 def my_summary(user, today: date, near_days: int) -> dict:

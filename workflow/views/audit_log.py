@@ -22,6 +22,7 @@ from workflow.vocabulary import ReportKind
 
 from .forms import FlaskForm
 from .helpers import require
+from .paging import RowsPage
 from .urls import page_number
 
 bp = Blueprint("audit_log", __name__)
@@ -64,16 +65,16 @@ def index():
     # only grows); unfiltered, the head knows it and where each page starts (TrailPage): nothing is
     # counted or skipped over, however deep the page.
     stmt = queries.audit_entries(filters)
-    number, per_page = page_number(request.args.get("page")), current_app.config["PER_PAGE"]
+    per_page = current_app.config["PER_PAGE"]
     args = filters.as_args()
     if args:
-        page = db.paginate(stmt, page=number, per_page=per_page, error_out=False, count=False)
+        page = RowsPage(stmt, per_page)    # views/paging.py: no deeper than the counted rows
         limit = current_app.config["COUNT_LIMIT"]
         total = head_cache.cached(("count", "audit", tuple(sorted(args.items())), limit),
                                   lambda: queries.count_up_to(stmt, limit + 1))
         queries.show_capped_total(page, total, limit)
     else:
-        page = TrailPage(stmt, head_cache.request_head()[0], number, per_page)
+        page = TrailPage(stmt, head_cache.request_head()[0], page_number(request.args.get("page")), per_page)
     return render_template("audit/index.html", page=page, filters=filters, units=queries.unit_choices(),
                            actions=ACTION_LABELS, describe=describe)
 

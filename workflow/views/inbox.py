@@ -5,10 +5,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from models import Notification
 from workflow import queries, services
-from workflow.extensions import db
 
 from .helpers import commit_service
-from .urls import get_row, page_number, safe_next
+from .paging import RowsPage
+from .urls import get_row, safe_next
 
 bp = Blueprint("inbox", __name__)
 
@@ -16,8 +16,8 @@ bp = Blueprint("inbox", __name__)
 @bp.route("/inbox")
 @login_required
 def index():
-    page = db.paginate(queries.inbox(current_user), page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False)
+    stmt = queries.inbox(current_user)
+    page = RowsPage(stmt, current_app.config["PER_PAGE"], total=queries.count_of(stmt))
     return render_template("inbox/index.html", page=page)
 
 

@@ -6,7 +6,6 @@ import re
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from wtforms import BooleanField, StringField
@@ -19,7 +18,7 @@ from workflow.vocabulary import Channel, DeliveryStatus, NotificationKind
 
 from .forms import FlaskForm
 from .helpers import commit_service, first_error, require
-from .urls import page_number
+from .paging import WalkPage
 
 bp = Blueprint("notices", __name__, url_prefix="/notices")
 
@@ -61,19 +60,12 @@ def _channels(user) -> dict:
             "unit": user.unit}
 
 
-class NoticePage(Pagination):
-    """A page of 通知记录: the ids walked newest first by one index (``walk``), then those rows."""
-
-    def __init__(self, walk, page: int, per_page: int):
-        self._walk = walk
-        super().__init__(page=page, per_page=per_page, max_per_page=None, error_out=False, count=False)
-
-    def _query_items(self) -> list:
-        ids = db.session.scalars(self._walk.limit(self.per_page).offset(self._query_offset)).all()
-        return db.session.scalars(
-            select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id.desc())
-            .options(joinedload(Notification.user).joinedload(User.unit),
-                     selectinload(Notification.task).selectinload(Task.item))).all() if ids else []
+def _notices_by_ids(ids: list[int]) -> list:
+    """The notices of a page (``ids``, newest first) with whom and which task each is about."""
+    return db.session.scalars(
+        select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id.desc())
+        .options(joinedload(Notification.user).joinedload(User.unit),
+                 selectinload(Notification.task).selectinload(Task.item))).all()
 
 
 def _walk(kind: str, read: str, status: str):
@@ -105,7 +97,8 @@ def log():
     read = request.args.get("read") or ""
     status = request.args.get("status") or ""
     walk = _walk(kind, read, status)
-    page = NoticePage(walk, page_number(request.args.get("page")), current_app.config["PER_PAGE"])
+    # The ids walked newest first by one index (``walk``), then those rows (views/paging.py).
+    page = WalkPage(walk, _notices_by_ids, current_app.config["PER_PAGE"])
     # The log only grows and is not audited (reading a notice, the worker's sending): its figures
     # cannot be kept against the audit head, so each is counted up to COUNT_LIMIT and shown as
     # "N 以上" beyond (each count walks an index and stops at the limit).

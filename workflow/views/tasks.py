@@ -15,7 +15,6 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
-from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
@@ -32,6 +31,7 @@ from .forms import (
     BulkReceiveForm, BulkRemindForm, BulkTasksForm, EditTaskForm, EvidenceForm, ProgressForm, TransitionForm, UrgeForm,
 )
 from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
+from .paging import ListPage, RowsPage, WalkPage
 from .templating import due_of
 from .urls import MAX_ID, get_row, page_number, parse_id, rows_in_order, safe_next
 
@@ -57,41 +57,16 @@ def _per_page() -> int:
     return current_app.config["PER_PAGE"]
 
 
-def _page_arg() -> int:
-    return page_number(request.args.get("page"))
-
-
-def paginate(stmt, *count_key, count_stmt=None):
-    """A page of ``stmt``; with ``count_key`` (what the statement depends on, see
-    ``queries.cached_count``) its total — of ``count_stmt`` if given, the same rows — is counted
-    once per change of the audit trail."""
-    if not count_key:
-        return db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False)
-    page = db.paginate(stmt, page=_page_arg(), per_page=_per_page(), error_out=False, count=False)
-    page.total = queries.cached_count(stmt if count_stmt is None else count_stmt, *count_key)
+def paginate(stmt, *count_key, count_stmt=None, walk=None):
+    """A page of ``stmt`` (views/paging.py: no deeper than COUNT_LIMIT rows); with ``walk`` (the
+    same rows' ids, in the same order) the page is walked as ids and its tasks loaded. With
+    ``count_key`` (what the statement depends on, see ``queries.cached_count``) its total — of
+    ``count_stmt`` if given, the same rows — is counted once per change of the audit trail."""
+    per_page = _per_page()
+    page = (WalkPage(walk, queries.tasks_by_ids, per_page) if walk is not None else RowsPage(stmt, per_page))
+    counted = stmt if count_stmt is None else count_stmt
+    page.total = (queries.cached_count(counted, *count_key) if count_key else queries.count_of(counted))
     return page
-
-
-class ListPage(Pagination):
-    """One page of a list filtered in Python (the 红黄蓝 filter), with the
-    pager's interface of ``db.paginate``."""
-
-    def __init__(self, rows: list, page: int, per_page: int):
-        self._rows = rows
-        super().__init__(page=page, per_page=per_page, max_per_page=None, error_out=False)
-
-    def _query_items(self) -> list:
-        return self._rows[self._query_offset:self._query_offset + self.per_page]
-
-    def _query_count(self) -> int:
-        return len(self._rows)
-
-
-class TaskIdPage(ListPage):
-    """One page of task ids in list order (the kept colours), its tasks loaded."""
-
-    def _query_items(self) -> list:
-        return queries.tasks_by_ids(super()._query_items())
 
 
 # ---------------------------------------------------------------- home, lists
@@ -171,7 +146,7 @@ def task_list():
     fmt = tables.requested_format()
     kept_ids = None if fmt else queries.kept_warning_ids(filters, user, today)
     if kept_ids is not None:
-        page = TaskIdPage(kept_ids, _page_arg(), _per_page())
+        page = ListPage(kept_ids, _per_page(), load=queries.tasks_by_ids)
         warnings = pace.assess_tasks(page.items, today)
     elif fmt or filters.warning:
         # The colour is Python's (workflow/pace.py): the whole filtered set is assessed, then paged.
@@ -179,10 +154,11 @@ def task_list():
         if fmt:
             return tables.download(fmt, "任务列表", "tasks", tables.task_columns(due_of),
                                    [(t, warnings[t.id]) for t in tasks], today)
-        page = ListPage(tasks, _page_arg(), _per_page())
+        page = ListPage(tasks, _per_page())
     else:
         page = paginate(stmt, "tasks", queries.scope_key(user), tuple(sorted(filters.as_args().items())), today,
-                        count_stmt=queries.task_list(filters, user, today, _near_days(), to_count=True))
+                        count_stmt=queries.task_list(filters, user, today, _near_days(), to_count=True),
+                        walk=queries.task_list(filters, user, today, _near_days(), ids=True))
         warnings = pace.assess_tasks(page.items, today)
     return render_template("tasks/list.html", page=page, filters=filters,
                            choices=queries.filter_choices(filters.plan, filters.chapter),
@@ -248,7 +224,8 @@ def todo():
             warnings = pace.assess_tasks(tasks, today)
             return tables.download(fmt, "待办结任务", "to-close", tables.task_columns(due_of),
                                    [(t, warnings[t.id]) for t in tasks], today)
-        page = paginate(stmt, "to_close", count_stmt=queries.to_close_tasks(to_count=True))
+        page = paginate(stmt, "to_close", count_stmt=queries.to_close_tasks(to_count=True),
+                        walk=queries.to_close_tasks(ids=True))
         unreceived = queries.unreceived_counts(today, _receipt_due_days())
         return render_template("tasks/todo_office.html", page=page, verify_total=queries.verify_count(user),
                                unreceived=unreceived, warnings=pace.assess_tasks(page.items, today),
