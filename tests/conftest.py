@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from workflow.config import normalise_database_url
 
@@ -106,6 +107,11 @@ class Databases:
                     conn.execute(text(f'CREATE DATABASE "{dbname}"'))
                 self.created.append(dbname)
                 _build(name, make_app(self._pg_url(dbname), folder))
+                # Statistics now, as autovacuum gathers them on a live database: otherwise a clone has
+                # them or not by when autovacuum last woke, and a query plan depends on the test order.
+                analyst = create_engine(self._pg_url(dbname), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+                with analyst.connect() as conn:
+                    conn.execute(text("ANALYZE"))
                 self.templates[name] = dbname
         return self.templates[name]
 
