@@ -14,7 +14,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from tests.helpers import csrf_token, log_in, unit_username
+from tests.helpers import csrf_token, log_in, session_token, unit_username
 from workflow.extensions import db
 
 USERS = ("office", "office2", "viewer", "R.leader", "R.staff", "L.leader", "L.staff", "X.leader", "X.staff")
@@ -109,7 +109,7 @@ def bring_to(app, state: str) -> None:
 def _request(client, action: str, task_id: int, part_id: int, version: int, task_version: int):
     base = f"/tasks/{task_id}"
     part_url = f"{base}/parts/{part_id}"
-    token = csrf_token(client, "/auth/password")
+    token = session_token(client)
     if action == "part.evidence":
         return client.post(f"{part_url}/evidence", data={"csrf_token": token, "version": version,
                                                          "text": "补充：活动照片说明。", "description": ""},
@@ -443,7 +443,7 @@ def _issue9_request(client, action: str, ids: dict):
 
     from workflow.timeutil import today_local
 
-    token = csrf_token(client, "/auth/password")
+    token = session_token(client)
     with client.application.app_context():
         _, part = _subject()
         version = part.version
