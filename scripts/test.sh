@@ -9,9 +9,10 @@ bash scripts/setup.sh --test
 
 source scripts/pg-temp.sh
 pg_temp_start
-# The runs' files in memory where the machine has it (as the PostgreSQL cluster): they are
-# thrown away, and SQLite's and the file store's syncs to a disk were a good part of the run.
-work=$(mktemp -d "$( [[ -d /dev/shm && -w /dev/shm ]] && echo /dev/shm || echo /tmp )/luoshi-test.XXXXXX")
+# The runs' files beside the cluster (in memory where there is room): SQLite's and the file
+# store's syncs to a disk were a good part of the run. A passing test's folder is removed
+# as it ends (pytest.ini: tmp_path_retention_policy), so the runs hold little at a time.
+work=$(mktemp -d "$(scratch_parent)/luoshi-test.XXXXXX")
 trap 'pg_temp_stop; rm -rf "$work"' EXIT
 
 run() {   # name, database URL, pytest arguments…
