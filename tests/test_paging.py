@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from workflow.extensions import db
 
@@ -104,3 +104,36 @@ def test_a_unit_to_do_pages_no_deeper_than_the_limit(app, login):
     assert f"共 {n} 条，第 1/2 页" in first and "翻页只到第 2 页" in first
     beyond = client.get(f"/tasks/todo?page={n}").text
     assert 'aria-current="page">2</span>' in beyond and "列表只能翻到第 2 页" in beyond
+
+
+def _usernames(html: str) -> list[str]:
+    return re.findall(r'<td data-label="用户名"><a href="/admin/users/\d+">([^<]+)</a>', html)
+
+
+def test_a_list_without_a_cache_counts_no_further_than_the_limit(app, login):
+    """The lists nobody caches (users, units, 调度 rounds, reports, 延期申请) count their rows up to
+    COUNT_LIMIT and say "以上" beyond; their pages are the list's rows in order, no deeper than the
+    limit, and a page beyond shows the deepest with the message."""
+    from models import Unit, User
+    from workflow import queries
+
+    with app.app_context():
+        order = [u.username for u in db.session.scalars(queries.users_list())]
+        units = db.session.scalar(select(func.count(Unit.id)))
+        assert len(order) > 12 and units > 12 and db.session.scalar(select(func.count(User.id))) == len(order)
+    app.config["COUNT_LIMIT"], app.config["PER_PAGE"] = 12, 5
+    office = login("office")
+    first = office.get("/admin/users").text
+    assert "共 12 条以上，第 1/3 页" in first and "翻页只到第 3 页" in first
+    assert _usernames(first) == order[:5] and 'href="/admin/users?page=3"' in first
+    assert 'href="/admin/users?page=4"' not in first
+    third = office.get("/admin/users?page=3").text
+    assert _usernames(third) == order[10:15] and "列表只能翻到" not in third
+    beyond = office.get("/admin/users?page=40")
+    assert beyond.status_code == 200 and _usernames(beyond.text) == order[10:15]
+    assert "列表只能翻到第 3 页，已显示该页；要看后面的记录，请用筛选条件缩小范围。" in beyond.text
+    assert "共 12 条以上" in office.get("/admin/units").text
+    # A list shorter than the limit counts exactly and says nothing of a limit.
+    for url in ("/rounds/", "/reports/"):
+        html = office.get(url).text
+        assert "共 0 条" in html and "以上" not in html and "翻页只到" not in html, url

@@ -13,7 +13,8 @@ from workflow.notices import channels
 
 from .forms import AliasForm, FlaskForm, NewUserForm, RobotForm, UnitForm, UserForm, choices
 from .helpers import commit_service, first_error, require
-from .urls import get_row, page_number, parse_id
+from .paging import counted_page
+from .urls import get_row, parse_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -23,11 +24,6 @@ def _only_admins():
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
     require("admin.manage")
-
-
-def _page(stmt):
-    return db.paginate(stmt, page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False)
 
 
 def _unit_choices():
@@ -60,7 +56,7 @@ def users():
     role = request.args.get("role") or None
     q = (request.args.get("q") or "").strip()[:64] or None
     unit_id = parse_id(request.args.get("unit"))
-    page = _page(queries.users_list(unit_id, role if role in Role.ALL else None, q))
+    page = counted_page(queries.users_list(unit_id, role if role in Role.ALL else None, q))
     return render_template("admin/users.html", page=page, units=queries.all_units(), roles=Role.LABELS,
                            unit_id=unit_id, role=role, q=q or "")
 
@@ -116,7 +112,7 @@ def edit_user(user_id: int):
 @bp.route("/units")
 def units():
     q = (request.args.get("q") or "").strip()[:64] or None
-    page = _page(queries.units_page(q))
+    page = counted_page(queries.units_page(q))
     counts = queries.unit_counts([u.id for u in page.items])
     return render_template("admin/units.html", page=page, counts=counts, q=q or "", form=UnitForm())
 
@@ -222,7 +218,7 @@ def aliases():
             _flash_first(form)
         return _back_or(url_for("admin.aliases"))
     # Phrases that name no unit (no unit row) are listed last.
-    page = _page(select(UnitAlias).outerjoin(UnitAlias.unit).options(contains_eager(UnitAlias.unit))
+    page = counted_page(select(UnitAlias).outerjoin(UnitAlias.unit).options(contains_eager(UnitAlias.unit))
                  .order_by(UnitAlias.unit_id.is_(None), Unit.name, UnitAlias.alias))
     return render_template("admin/aliases.html", page=page, form=form)
 

@@ -25,8 +25,9 @@ from workflow.timeutil import today_local
 
 from .forms import TransitionForm, VersionedForm
 from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
+from .paging import counted_page
 from .tasks import detail
-from .urls import get_row, page_number, safe_next
+from .urls import get_row, safe_next
 
 bp = Blueprint("extensions", __name__)
 
@@ -207,8 +208,7 @@ def _index_page():
         rows = db.session.scalars(queries.extension_requests(user, show)).all()
         return tables.download(fmt, f"延期申请（{SHOW_LABELS[show]}）", f"extensions-{show}",
                                tables.extension_columns(), [(r, None) for r in rows], today_local())
-    page = db.paginate(queries.extension_requests(user, show), page=page_number(request.args.get("page")),
-                       per_page=30, error_out=False)
+    page = counted_page(queries.extension_requests(user, show))
     return render_template("extensions/index.html", to_decide=queries.extensions_to_decide(user), page=page,
                            show=show, show_labels=SHOW_LABELS)
 

@@ -16,6 +16,7 @@ from typing import Callable
 from flask import current_app, flash, request
 from flask_sqlalchemy.pagination import Pagination
 
+from workflow import queries
 from workflow.extensions import db
 
 from .urls import page_number
@@ -65,6 +66,16 @@ class RowsPage(Page):
 
     def _query_items(self) -> list:
         return db.session.scalars(self._stmt.limit(self.per_page).offset(self._query_offset)).all()
+
+
+def counted_page(stmt, per_page: int | None = None) -> RowsPage:
+    """A page of ``stmt``'s rows for a list that is neither audited nor cached (rounds, reports, 延期申请,
+    the admin's lists): its total counted up to ``COUNT_LIMIT`` and shown as "N 条以上" beyond, the way
+    通知记录 counts, so that neither the count nor the deepest page grows with the table."""
+    page = RowsPage(stmt, per_page or current_app.config["PER_PAGE"])
+    limit = current_app.config["COUNT_LIMIT"]
+    queries.show_capped_total(page, queries.count_up_to(stmt, limit + 1), limit)
+    return page
 
 
 class WalkPage(RowsPage):

@@ -2,7 +2,7 @@
 schedule (/reminders), and the 督办 list with its 督办通报 (/escalations)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
@@ -18,7 +18,8 @@ from workflow.vocabulary import EscalationState, ReminderKind, RoundKind
 
 from .forms import FlaskForm, VersionedForm, WholeNumberField
 from .helpers import commit_service, first_error, require
-from .urls import get_row, page_number, parse_id
+from .paging import RowsPage
+from .urls import get_row, parse_id
 
 bp = Blueprint("reminders", __name__)
 
@@ -170,9 +171,8 @@ def toggle_schedule(schedule_id: int):
 @login_required
 def escalations():
     require("escalation.view")
-    page = db.paginate(reminder_services.active_escalations_query(), page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False, count=False)
-    page.total = queries.active_escalation_count()
+    page = RowsPage(reminder_services.active_escalations_query(), current_app.config["PER_PAGE"],
+                    total=queries.active_escalation_count())
     # A cause already gone (handed in, received, filed) is resolved by the next sweep; the page says so now.
     ended = reminders.ended_reasons(page.items)
     form = PlanForm()

@@ -25,7 +25,7 @@ from workflow.vocabulary import ReportKind, ReportStatus
 
 from .forms import FlaskForm
 from .helpers import require
-from .urls import page_number
+from .paging import counted_page
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -70,9 +70,7 @@ def _fill_choices(form: ReportForm) -> None:
 def index():
     require("report.view")
 
-    page = db.paginate(select(ReportArchive).order_by(ReportArchive.id.desc()),
-                       page=page_number(request.args.get("page")),
-                       per_page=current_app.config["PER_PAGE"], error_out=False)
+    page = counted_page(select(ReportArchive).order_by(ReportArchive.id.desc()))
     return render_template("reports/index.html", page=page, describe=_describe_row)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from wtforms import DateField, SelectField, SelectMultipleField, StringField, TextAreaField
@@ -28,7 +28,8 @@ from workflow.vocabulary import RoundKind
 
 from .forms import FlaskForm, IdListField, VersionedForm, WholeNumberField
 from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
-from .urls import get_row, page_number, parse_id, rows_in_order, safe_next
+from .paging import counted_page
+from .urls import get_row, parse_id, rows_in_order, safe_next
 
 bp = Blueprint("rounds", __name__, url_prefix="/rounds")
 
@@ -129,9 +130,7 @@ def _fill_choices(form: NewRoundForm) -> None:
 @login_required
 def index():
     require("round.view")
-    page = db.paginate(select(ProgressRound).order_by(ProgressRound.id.desc()),
-                       page=page_number(request.args.get("page")), per_page=current_app.config["PER_PAGE"],
-                       error_out=False)
+    page = counted_page(select(ProgressRound).order_by(ProgressRound.id.desc()))
     counts = {r.id: round_services.filing_counts(r) for r in page.items}
     return render_template("rounds/index.html", page=page, counts=counts)
 

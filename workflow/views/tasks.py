@@ -33,7 +33,7 @@ from .forms import (
 from .helpers import CONFLICT_MESSAGE, commit_service, first_error, require
 from .paging import ListPage, RowsPage, WalkPage
 from .templating import due_of
-from .urls import MAX_ID, get_row, page_number, parse_id, rows_in_order, safe_next
+from .urls import MAX_ID, get_row, parse_id, rows_in_order, safe_next
 
 # A ticked row that no longer exists (or never did: a forged form).
 GONE = "所选任务不存在，请刷新页面后重新选择。"
@@ -110,9 +110,7 @@ def _overview(home: bool):
     across = len(plans) > 1 and plan_id is None
     plan_rows, plan_page = [], None
     if across:
-        plan_page = db.paginate(select(Plan).order_by(Plan.id.desc()), page=page_number(request.args.get("page")),
-                                per_page=PLANS_PER_PAGE, error_out=False, count=False)
-        plan_page.total = len(plans)
+        plan_page = ListPage(plans, PLANS_PER_PAGE)     # already loaded for the plan chooser
         plan_rows = queries.plan_summaries(plan_page.items, today, _near_days())
         data, warnings = queries.cross_plan_summary(today, _near_days())
     else:
