@@ -117,3 +117,83 @@ def test_a_transaction_whose_only_write_is_chained_audit_entries_counts_without_
         assert head_cache.cached("entries", lambda: 2) == 2
         db.session.rollback()
         assert not head_cache.writing()
+
+
+# ---------------------------------------------------------------- the task page
+
+def _receive_url(html: str) -> str | None:
+    found = re.search(r'action="(/tasks/\d+/parts/\d+/receive)"', html)
+    return found[1] if found else None
+
+
+def test_a_task_page_is_rendered_once_per_user_and_change_of_the_trail(app, login, count_queries):
+    """The second view of a task page reads only the user and the head; the page is the same but for
+    the CSRF token, which is the current session's (a form posted from the kept page is accepted).
+    Another user gets a page of their own; after an audited change the page is rendered again and
+    shows it."""
+    from models import TaskPart
+    from tests.helpers import CSRF_RE, unit_username
+
+    with app.app_context():
+        task = find_seed_task(parts=1)
+        task_id, unit_id, part_id = task.id, task.parts[0].unit_id, task.parts[0].id
+    url = f"/tasks/{task_id}"
+    staff = login(unit_username(unit_id, "staff"))
+    first = staff.get(url).get_data(as_text=True)
+    assert _receive_url(first) is not None and "签收" in first
+    with count_queries() as statements:
+        again = staff.get(url).get_data(as_text=True)
+    assert not [s for s in statements if "FROM task" in s or "FROM audit_entry" in s], statements
+    assert CSRF_RE.sub("", again) == CSRF_RE.sub("", first)
+
+    # The same account signed in elsewhere: the kept page carries that session's token, which posts.
+    other = login(unit_username(unit_id, "staff"))
+    kept = other.get(url).get_data(as_text=True)
+    token = CSRF_RE.search(kept).group(1)
+    assert set(CSRF_RE.findall(kept)) == {token} and token not in first
+    # The office's page is its own: no 签收 for a unit it is not.
+    office = login("office")
+    assert _receive_url(office.get(url).get_data(as_text=True)) is None
+
+    version = re.search(r'name="version" value="(\d+)"', kept)[1]
+    response = other.post(_receive_url(kept), data={"csrf_token": token, "version": version})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(TaskPart, part_id).received_at is not None
+    with count_queries() as statements:
+        after = staff.get(url).get_data(as_text=True)
+    assert [s for s in statements if "FROM audit_entry" in s]
+    assert _receive_url(after) is None and "已签收" in after
+
+
+def test_the_kept_pages_stay_within_their_bytes(app, login, monkeypatch):
+    """Past MAX_PAGE_BYTES the oldest kept pages go: the store never holds more."""
+    from models import Task
+    from workflow import head_cache
+
+    monkeypatch.setattr(head_cache, "MAX_PAGE_BYTES", 120_000)
+    office = login("office")
+    with app.app_context():
+        ids = db.session.scalars(select(Task.id).order_by(Task.id).limit(12)).all()
+    for task_id in ids:
+        assert office.get(f"/tasks/{task_id}").status_code == 200
+    store = app.extensions[head_cache._PAGES_KEY]
+    assert 0 < len(store.figures) < len(ids)
+    assert store.bytes == sum(store.sizes.values()) <= 120_000
+    newest = next(reversed(store.figures))
+    assert newest[0][:2] == ("task_page", ids[-1])
+
+
+def test_a_kept_task_page_is_not_shown_under_other_settings(app, login):
+    """A setting the page reads (here whether work may start before 签收) changes with no audited
+    action: the next view is rendered with it (config.CountedConfig counts the change)."""
+    from tests.helpers import unit_username
+
+    with app.app_context():
+        task = find_seed_task(parts=1)
+        url, unit_id = f"/tasks/{task.id}", task.parts[0].unit_id
+    staff = login(unit_username(unit_id, "staff"))
+    app.config["START_WITHOUT_RECEIPT"] = False
+    assert "签收后方可开始办理" in staff.get(url).text
+    app.config["START_WITHOUT_RECEIPT"] = True
+    assert "签收后方可开始办理" not in staff.get(url).text

@@ -17,7 +17,7 @@ from . import background, colours, errors, filestore, reminders, scores, sqlite 
 from .notices import delivery as notice_delivery, quiet  # noqa: F401  (the delivery jobs)
 from .reports import jobs as report_jobs  # noqa: F401  (the report job)
 from .cli import register_cli
-from .config import DEFAULT_SECRET_KEY, Config
+from .config import DEFAULT_SECRET_KEY, Config, CountedConfig
 from .errors import bad_request
 from .extensions import csrf, db, login_manager, migrate
 from .timeutil import configure_clock
@@ -27,8 +27,12 @@ from .views import scores as score_views
 from .views.urls import MAX_ID
 
 
+class LuoshiFlask(Flask):
+    config_class = CountedConfig
+
+
 def create_app(config: Config | dict | None = None) -> Flask:
-    app = Flask(
+    app = LuoshiFlask(
         __name__,
         instance_relative_config=True,
         template_folder=os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates"),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+import flask
+
 DEFAULT_SECRET_KEY = "dev-not-secret-change-me"
 
 
@@ -20,6 +22,46 @@ def normalise_database_url(url: str | None) -> str | None:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+class CountedConfig(flask.Config):
+    """Flask's config, counting its changes (``generation``): a page kept for the trail's head
+    (head_cache.cached_page) was made with the settings of its generation and is not shown under
+    others. A deployment changes its settings by a restart; tests change them as they run."""
+
+    generation = 0
+
+    def _changed(self) -> None:
+        self.generation += 1
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed()
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self._changed()
+        return super().setdefault(key, default)
+
+    def pop(self, *args):
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self):
+        self._changed()
+        return super().popitem()
+
+    def clear(self):
+        super().clear()
+        self._changed()
 
 
 class Config:

@@ -1,4 +1,4 @@
-"""Figures kept per process until the audit trail moves.
+"""Figures (and task pages, ``cached_page``) kept per process until the audit trail moves.
 
 Every change that moves a count or a colour (a state, a deadline, a unit, a milestone, progress,
 an import) is an audited action, so the chain's head — its seq and hash, one row read by its
@@ -28,15 +28,53 @@ T = TypeVar("T")
 
 #: Figures kept per head; past this many the oldest go (each is a few numbers).
 MAX_FIGURES = 512
+#: Pages kept per head (``cached_page``: a task page's HTML, 10–200 KB); past this many bytes in a
+#: process the oldest go.
+MAX_PAGE_BYTES = 16 * 1024 * 1024
 
 _KEY = "luoshi.head_cache"
+_PAGES_KEY = "luoshi.head_cache.pages"
 
 
 class _Store:
-    def __init__(self):
+    def __init__(self, max_items: int, max_bytes: int | None = None):
         self.lock = threading.Lock()
+        self.max_items, self.max_bytes = max_items, max_bytes
         self.head: tuple[int, str] | None = None
         self.figures: dict[Hashable, object] = {}
+        self.sizes: dict[Hashable, int] = {}
+        self.bytes = 0
+
+    def get(self, head_now, key):
+        with self.lock:
+            if self.head == head_now and key in self.figures:
+                return True, self.figures[key]
+        return False, None
+
+    def put(self, head_now, key, value, size: int = 0) -> None:
+        if self.max_bytes is not None and size > self.max_bytes:
+            return
+        with self.lock:
+            if self.head != head_now:
+                self.head, self.figures, self.sizes, self.bytes = head_now, {}, {}, 0
+            if key in self.figures:
+                self.bytes -= self.sizes.pop(key, 0)
+                del self.figures[key]
+            while self.figures and (len(self.figures) >= self.max_items or (
+                    self.max_bytes is not None and self.bytes + size > self.max_bytes)):
+                oldest = next(iter(self.figures))
+                del self.figures[oldest]
+                self.bytes -= self.sizes.pop(oldest, 0)
+            self.figures[key] = value
+            self.sizes[key] = size
+            self.bytes += size
+
+
+def _store(name: str, max_items: int, max_bytes: int | None = None) -> _Store:
+    found = current_app.extensions.get(name)
+    if found is None:
+        found = current_app.extensions.setdefault(name, _Store(max_items, max_bytes))
+    return found
 
 
 def head() -> tuple[int, str]:
@@ -96,15 +134,28 @@ def cached(key: Hashable, compute: Callable[[], T]) -> T:
     if writing():
         return compute()
     now = request_head()
-    store: _Store = current_app.extensions.setdefault(_KEY, _Store())
-    with store.lock:
-        if store.head == now and key in store.figures:
-            return store.figures[key]
+    store = _store(_KEY, MAX_FIGURES)
+    hit, value = store.get(now, key)
+    if hit:
+        return value
     value = compute()
-    with store.lock:
-        if store.head != now:
-            store.head, store.figures = now, {}
-        if len(store.figures) >= MAX_FIGURES:
-            store.figures.pop(next(iter(store.figures)))
-        store.figures[key] = value
+    store.put(now, key, value)
+    return value
+
+
+def cached_page(key: Hashable, render: Callable[[], tuple[str, str]]) -> tuple[str, str]:
+    """``render()`` — a page's (title, body) HTML — or what it gave for ``key`` since the trail last
+    moved and the app's settings last changed, in a store of its own bounded by ``MAX_PAGE_BYTES``.
+    The key must hold everything else the HTML depends on (the user, the day); the body nothing of
+    the request (the caller takes its CSRF token out before and puts the current one back)."""
+    if writing():
+        return render()
+    now = request_head()
+    key = (key, getattr(current_app.config, "generation", None))   # config.CountedConfig
+    store = _store(_PAGES_KEY, 1 << 16, MAX_PAGE_BYTES)
+    hit, value = store.get(now, key)
+    if hit:
+        return value
+    value = render()
+    store.put(now, key, value, size=sum(len(part) for part in value) * 3)   # UTF-8: up to 3 bytes a character
     return value

@@ -15,11 +15,15 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+from jinja2.filters import do_truncate
+from markupsafe import Markup, escape
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from models import Evidence, Plan, Role, Task, TaskPart
-from workflow import bulk_services, pace, queries, reminder_services, round_services, services, storage, tables
+from workflow import (
+    bulk_services, head_cache, pace, queries, reminder_services, round_services, services, storage, tables)
 from workflow.extensions import db
 from workflow.errors import store_unavailable
 from workflow.filestore import evidence_store
@@ -319,16 +323,38 @@ def verify():
 
 # ---------------------------------------------------------------- the task page
 
+#: Stands for the request's CSRF token in a kept task page (never a token: it holds a space).
+_TOKEN_MARK = "\x00csrf token\x00"
+
+
 @bp.route("/tasks/<int:task_id>")
 @login_required
 def detail(task_id: int):
-    task = queries.task_for_page(task_id)
-    if task is None:
-        abort(404)
-    require("task.view", task)
-    pace_of = pace.assess_parts(task.parts, today_local(), tasks=[task], from_collections=True)
-    return render_template("tasks/detail.html", task=task, timeline=queries.timeline(task),
-                           pace_of=pace_of, task_pace=pace.of_task(task, pace_of))
+    """The task page. Its body is kept per user and day until the audit trail moves
+    (``head_cache.cached_page``): everything it shows — the task and its parts, their records, the
+    timeline, what the user may do — changes only by an audited action, and the user's role and unit
+    too. A page shown again after a refused POST (a stale form, extensions._stale_page) is rendered
+    afresh: the trail may have moved since this request read its head."""
+    user = current_user._get_current_object()
+    today = today_local()
+    token = generate_csrf()
+
+    def render() -> tuple[str, str]:
+        task = queries.task_for_page(task_id)
+        if task is None:
+            abort(404)
+        require("task.view", task)
+        pace_of = pace.assess_parts(task.parts, today, tasks=[task], from_collections=True)
+        body = render_template("tasks/_detail_body.html", task=task, timeline=queries.timeline(task),
+                               pace_of=pace_of, task_pace=pace.of_task(task, pace_of))
+        title = f"{task.number_label} {do_truncate(current_app.jinja_env, task.text, 20, True, '…')}"
+        return str(escape(title)), body.replace(token, _TOKEN_MARK)
+
+    if request.method == "GET":
+        title, body = head_cache.cached_page(("task_page", task_id, user.id, today), render)
+    else:
+        title, body = render()
+    return render_template("tasks/detail.html", title=Markup(title), body=Markup(body.replace(_TOKEN_MARK, token)))
 
 
 # ---------------------------------------------------------------- actions
