@@ -42,6 +42,10 @@ Pages (ours → bare):
                with most such parts) → POST /receive/<id>: lock audit head, UPDATE
                task_part, INSERT the chained audit_entry, UPDATE audit_head, on the very
                parts ours received
+  mixed        task-staff's reads with a 签收 as every 10th request of each client (the write
+               pool's parts, any unit): a kept task page holds only until its own task is
+               written, so this shows what writes elsewhere cost the readers → the same mix
+               of bare task pages and bare writes
 
 Columns:
   page, cl      the page and the number of clients
@@ -93,6 +97,8 @@ CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "demo-2026"
 TODAY = "2022-09-30"
 LIST_STATE = "in_progress"
+#: The mixed cell: every this many requests of a client, one is a write (the others task pages).
+MIXED_EVERY = 10
 PAGES = ["task-staff", "task-office", "list-state", "list-all", "todo-staff", "todo-office", "overview", "audit"]
 SKIPPED_SQL = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
 
@@ -559,7 +565,7 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
                 rows.append((page, c, ours, base, sql.get(page, ("?", "?"))))
                 print_row(*rows[-1], header=len(rows) == 1)
 
-        if args.write:
+        if args.write or args.mixed:
             # Round robin over the units, so that consecutive writes are of different units.
             queues = [deque((u, *p) for p in f["pool"][u]) for u in sorted(f["pool"])]
             pool = deque()
@@ -567,7 +573,7 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
                 for q in queues:
                     if q:
                         pool.append(q.popleft())
-            share = len(pool) // len(levels)
+            share = len(pool) // (len(levels) * (args.write + args.mixed))
             sessions: dict[int, Client] = {}   # one logged-in staff session per unit, shared by the threads
             sent: list[tuple[int, int]] = []   # (part id, staff user id)
             lock = threading.Lock()
@@ -580,10 +586,9 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
 
             for u in {p[0] for p in list(pool)[:2 * share]}:
                 session(u)
-            for c in levels:
-                mine: list[tuple[int, int]] = []
 
-                def ours_write(i, n, mine=mine):
+            def ours_write_of(mine):
+                def ours_write(i, n):
                     with lock:
                         if len(mine) >= share or not pool:
                             return None
@@ -593,20 +598,37 @@ def bench_database(kind: str, args, scratch_root: Path) -> None:
                     status, location, data = w.request("POST", f"/tasks/{task_id}/parts/{part_id}/receive",
                                                        {"csrf_token": w.csrf, "version": version}, keep_cookies=False)
                     return status == 302 and f"/tasks/{task_id}" in location, len(data)
+                return ours_write
 
-                ours = run_cell(ours_write, c, args.seconds)
-                sent += mine
-
-                def bare_write(i, n, mine=mine, c=c):
+            def bare_write_of(mine, c):
+                def bare_write(i, n):
                     if not mine:
                         return None
                     part_id, user_id = mine[(n * c + i) % len(mine)]
                     status, _, data = bare[i].request("POST", f"/receive/{part_id}?user={user_id}")
                     return status == 200, len(data)
+                return bare_write
 
-                base = run_cell(bare_write, c, args.seconds)
-                rows.append(("write", c, ours, base, sql.get("write", ("?", "?"))))
-                print_row(*rows[-1], header=not rows[:-1])
+            def mixed(write, read):
+                """Every MIXED_EVERY-th request of a client a write, the others reads; ends with the writes."""
+                return lambda i, n: write(i, n // MIXED_EVERY) if n % MIXED_EVERY == MIXED_EVERY - 1 else read(i, n)
+
+            for name in ("write", "mixed"):
+                if not getattr(args, name):
+                    continue
+                for c in levels:
+                    mine: list[tuple[int, int]] = []
+                    if name == "write":
+                        ours_work, bare_work = ours_write_of(mine), bare_write_of(mine, c)
+                    else:
+                        paths = ours_pages["task-staff"][1]
+                        ours_work = mixed(ours_write_of(mine), get_work(staff, paths))
+                        bare_work = mixed(bare_write_of(mine, c), get_work(bare, bare_pages["task-staff"]))
+                    ours = run_cell(ours_work, c, args.seconds)
+                    sent += mine
+                    base = run_cell(bare_work, c, args.seconds)
+                    rows.append((name, c, ours, base, sql.get(name, ("-", "-"))))
+                    print_row(*rows[-1], header=not rows[:-1])
             done = received(url, [p for p, _ in sent])
             print(f"  写：我们共发出 {len(sent)} 次签收，数据库中已签收 {done} 项（可签收的承办 {pool_total} 项，"
                   f"每格至多用 {share} 项，用完即停；裸应用重写我们签收过的同一批行）", flush=True)
@@ -652,16 +674,16 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="把生成的数据集存入此目录")
     parser.add_argument("--reuse", type=Path, help="从此目录取用已存的数据集（没有则生成并存入）")
     parser.add_argument("--verify-audit", action="store_true", help="生成后校验审计链（flask audit verify 的检查）")
-    parser.add_argument("--pages", default=",".join(PAGES + ["write"]),
-                        help="只测这些页面（逗号分隔）：" + ",".join(PAGES + ["write"]))
+    parser.add_argument("--pages", default=",".join(PAGES + ["write", "mixed"]),
+                        help="只测这些页面（逗号分隔）：" + ",".join(PAGES + ["write", "mixed"]))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     chosen = [p.strip() for p in args.pages.split(",") if p.strip()]
-    unknown = set(chosen) - set(PAGES) - {"write"}
+    unknown = set(chosen) - set(PAGES) - {"write", "mixed"}
     if unknown:
         parser.error(f"unknown pages: {', '.join(sorted(unknown))}")
-    args.write = "write" in chosen
+    args.write, args.mixed = "write" in chosen, "mixed" in chosen
     args.pages = [p for p in PAGES if p in chosen]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"机器：{os.cpu_count()} 核，开始时负载 {load:.2f}；Python {sys.version.split()[0]}；"

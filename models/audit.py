@@ -54,3 +54,7 @@ class AuditHead(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    # The hash of the newest entry about no single task (a user, a unit, a plan, a round, a restore),
+    # sign-ins and reports aside (audit.NOT_SHOWN_ON_PAGES); None until there is one. With a task's
+    # own newest entry it says whether a kept task page still holds (head_cache.task_stamp).
+    general_hash: Mapped[str | None] = mapped_column(String(64))

@@ -26,7 +26,7 @@ def _total_of(html: str) -> int:
 
 
 def test_the_task_list_counts_once_per_change_of_the_trail(app, login, count_queries):
-    from models import Task, TaskPart
+    from models import Task
     from workflow import services
     from workflow.vocabulary import IN_PROGRESS, PLANNED
 
@@ -126,8 +126,16 @@ def _receive_url(html: str) -> str | None:
     return found[1] if found else None
 
 
+def _page_queries(statements) -> list[str]:
+    """What a view asked of the task, its parts and its trail, the stamp aside (head_cache.task_stamp):
+    nothing when the page was the kept one (the layout's own counts are kept by the head)."""
+    return [s for s in statements if re.search(r"FROM (task|task_part|audit_entry)\b", s)
+            and "audit_head.general_hash" not in s]
+
+
 def test_a_task_page_is_rendered_once_per_user_and_change_of_the_trail(app, login, count_queries):
-    """The second view of a task page reads only the user and the head; the page is the same but for
+    """The second view of a task page reads only the user, the head and the task's stamp (its newest
+    entry, one index lookup); the page is the same but for
     the CSRF token, which is the current session's (a form posted from the kept page is accepted).
     Another user gets a page of their own; after an audited change the page is rendered again and
     shows it."""
@@ -143,7 +151,7 @@ def test_a_task_page_is_rendered_once_per_user_and_change_of_the_trail(app, logi
     assert _receive_url(first) is not None and "签收" in first
     with count_queries() as statements:
         again = staff.get(url).get_data(as_text=True)
-    assert not [s for s in statements if "FROM task" in s or "FROM audit_entry" in s], statements
+    assert _page_queries(statements) == [] and len([s for s in statements if s != "BEGIN"]) == 2, statements
     assert CSRF_RE.sub("", again) == CSRF_RE.sub("", first)
 
     # The same account signed in elsewhere: the kept page carries that session's token, which posts.
@@ -162,8 +170,71 @@ def test_a_task_page_is_rendered_once_per_user_and_change_of_the_trail(app, logi
         assert db.session.get(TaskPart, part_id).received_at is not None
     with count_queries() as statements:
         after = staff.get(url).get_data(as_text=True)
-    assert [s for s in statements if "FROM audit_entry" in s]
+    assert _page_queries(statements)
     assert _receive_url(after) is None and "已签收" in after
+
+
+def _two_tasks():
+    """Two seed tasks of different units, each with one planned part not yet received."""
+    from models import Task, TaskPart
+    from workflow.vocabulary import PLANNED
+
+    rows = db.session.execute(select(TaskPart.task_id, TaskPart.unit_id, TaskPart.id).join(Task)
+                              .where(TaskPart.state == PLANNED, TaskPart.received_at.is_(None))
+                              .order_by(TaskPart.id)).all()
+    first = rows[0]
+    second = next(r for r in rows if r.task_id != first.task_id and r.unit_id != first.unit_id)
+    return first, second
+
+
+def test_a_write_on_another_task_leaves_a_kept_task_page(app, login, count_queries):
+    """签收 on task B moves the trail's head but not task A's stamp: A's page is still the kept one,
+    and B's own page is rendered again and shows the receipt."""
+    from models import TaskPart
+    from tests.helpers import CSRF_RE
+    from workflow import services
+
+    with app.app_context():
+        a, b = _two_tasks()
+    office = login("office")
+    page_a = office.get(f"/tasks/{a.task_id}").text
+    office.get(f"/tasks/{b.task_id}")
+    with app.app_context():
+        services.receive_part(db.session.get(TaskPart, b.id), unit_user(b.unit_id, "staff"))
+        db.session.commit()
+    with count_queries() as statements:
+        again = office.get(f"/tasks/{a.task_id}").text
+    assert _page_queries(statements) == [], statements
+    assert CSRF_RE.sub("", again) == CSRF_RE.sub("", page_a)
+    with count_queries() as statements:
+        page_b = office.get(f"/tasks/{b.task_id}").text
+    assert _page_queries(statements) and "已签收" in page_b
+
+
+def test_a_general_change_renders_every_task_page_again_and_a_sign_in_does_not(app, login, count_queries):
+    """A unit renamed (an entry about no task) shows on every page that names the unit; a sign-in
+    (audited too, about no task) changes nothing a page shows and leaves them kept."""
+    from models import Unit
+    from tests.helpers import unit_username, user_named
+    from workflow import admin_services
+
+    with app.app_context():
+        a, _ = _two_tasks()
+        unit_name = db.session.get(Unit, a.unit_id).name
+    office = login("office")
+    assert unit_name in office.get(f"/tasks/{a.task_id}").text
+    login(unit_username(a.unit_id, "staff"))                 # a sign-in: an audit entry, no task
+    with count_queries() as statements:
+        office.get(f"/tasks/{a.task_id}")
+    assert _page_queries(statements) == [], statements
+
+    with app.app_context():
+        unit = db.session.get(Unit, a.unit_id)
+        admin_services.update_unit(unit, user_named("office"), name=unit_name + "（更名）", kind=unit.kind)
+        db.session.commit()
+    with count_queries() as statements:
+        renamed = office.get(f"/tasks/{a.task_id}").text
+    assert _page_queries(statements) and unit_name + "（更名）" in renamed
 
 
 def test_the_kept_pages_stay_within_their_bytes(app, login, monkeypatch):
@@ -178,9 +249,9 @@ def test_the_kept_pages_stay_within_their_bytes(app, login, monkeypatch):
     for task_id in ids:
         assert office.get(f"/tasks/{task_id}").status_code == 200
     store = app.extensions[head_cache._PAGES_KEY]
-    assert 0 < len(store.figures) < len(ids)
-    assert store.bytes == sum(store.sizes.values()) <= 120_000
-    newest = next(reversed(store.figures))
+    assert 0 < len(store.pages) < len(ids)
+    assert store.bytes == sum(size for _, _, size in store.pages.values()) <= 120_000
+    newest = next(reversed(store.pages))
     assert newest[0][:2] == ("task_page", ids[-1])
 
 

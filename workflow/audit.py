@@ -78,6 +78,11 @@ _PENDING_KIND = "audit_entry"
 
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 
+#: Entries about no task that change nothing a page shows: the head's ``general_hash`` passes them
+#: by, so that a sign-in does not make every kept task page stale (head_cache.task_stamp).
+NOT_SHOWN_ON_PAGES = frozenset({"login", "login_failed", "login_alert", "logout", "password_changed",
+                                "report_generated"})
+
 
 def _lock_head(session) -> tuple[int, str]:
     """The head's seq and hash, its row locked until the transaction ends (made on first use)."""
@@ -138,23 +143,26 @@ def chain_pending(session=None) -> None:
     if not entries:
         return
     seq, last_hash = _lock_head(session)
-    rows = []
+    rows, general = [], None
     for entry in entries:
         entry.seq, entry.prev_hash = seq + 1, last_hash
         entry.hash = compute_hash(entry)
         seq, last_hash = entry.seq, entry.hash
         rows.append({column: getattr(entry, column) for column in _ENTRY_COLUMNS})
+        if entry.task_id is None and entry.action not in NOT_SHOWN_ON_PAGES:
+            general = entry.hash
+    moved = {"seq": seq, "hash": last_hash, **({"general_hash": general} if general is not None else {})}
     # Core statements, not the unit of work: the entries are never read back as objects in
     # this transaction, and a flush of them and of the head cost a write a third of its time.
     # Before the commit's own flush of the ORM's changes: every id an entry holds was read from a
     # flushed row when it was appended (append() takes ids, not objects), so nothing is missing yet.
     session.execute(insert(AuditEntry.__table__), rows)
-    session.execute(update(AuditHead.__table__).where(AuditHead.id == 1).values(seq=seq, hash=last_hash))
+    session.execute(update(AuditHead.__table__).where(AuditHead.id == 1).values(**moved))
     session.info[WROTE] = True   # no flush said so (head_cache.writing)
     held = session.identity_map.get(session.identity_key(AuditHead, 1))
     if held is not None:
-        attributes.set_committed_value(held, "seq", seq)
-        attributes.set_committed_value(held, "hash", last_hash)
+        for column, value in moved.items():
+            attributes.set_committed_value(held, column, value)
 
 
 _ENTRY_COLUMNS = [c.key for c in AuditEntry.__table__.columns if c.key != "id"]
@@ -208,8 +216,14 @@ def _json_value(value):
     return str(value)
 
 
+def head_row():
+    """The head's (seq, hash), or None before the first entry. Only these columns: a backup of an
+    older schema is read before ``flask db upgrade`` adds the later ones."""
+    return db.session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
+
+
 def head_hash() -> str:
-    head = db.session.get(AuditHead, 1)
+    head = head_row()
     return head.hash if head else GENESIS
 
 
@@ -256,7 +270,7 @@ def verify() -> list[Problem]:
             problems.append(Problem(entry.seq, entry.id, f"第 {entry.seq} 条记录的内容与其哈希不符：该记录被篡改"))
         prev_hash = entry.hash
         expected_seq += 1
-    head = db.session.get(AuditHead, 1)
+    head = head_row()
     last = expected_seq - 1
     if head is not None and (head.seq != last or head.hash != prev_hash):
         # Name the entries, so that the office knows which record to look for.

@@ -1,4 +1,4 @@
-"""Figures (and task pages, ``cached_page``) kept per process until the audit trail moves.
+"""Figures kept per process until the audit trail moves; task pages until their task's trail does.
 
 Every change that moves a count or a colour (a state, a deadline, a unit, a milestone, progress,
 an import) is an audited action, so the chain's head — its seq and hash, one row read by its
@@ -10,17 +10,24 @@ least what the head said, on SQLite (WAL) the read transaction's snapshot holds 
 is never stored under a head newer than its data. A transaction that has written (entries
 waiting for the chain, objects to flush) computes without the cache: its figures are not yet
 anybody else's.
+
+A task page (``cached_page``) is kept under a narrower stamp (``task_stamp``): its task's newest
+entry and the newest general one. Everything the page shows beyond its own task (users, units,
+plans, rounds opened or closed) changes with an entry about no single task, so a write on one
+task leaves the kept pages of the others standing.
 """
 from __future__ import annotations
 
+import functools
 import threading
+from collections import OrderedDict
 from typing import Callable, Hashable, TypeVar
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
-from models import AuditHead
+from models import AuditEntry, AuditHead
 from workflow import audit
 from workflow.extensions import db
 
@@ -28,8 +35,8 @@ T = TypeVar("T")
 
 #: Figures kept per head; past this many the oldest go (each is a few numbers).
 MAX_FIGURES = 512
-#: Pages kept per head (``cached_page``: a task page's HTML, 10–200 KB); past this many bytes in a
-#: process the oldest go.
+#: Pages kept (``cached_page``: a task page's HTML, 10–200 KB); past this many bytes in a process
+#: the least recently shown go.
 MAX_PAGE_BYTES = 16 * 1024 * 1024
 
 _KEY = "luoshi.head_cache"
@@ -37,13 +44,13 @@ _PAGES_KEY = "luoshi.head_cache.pages"
 
 
 class _Store:
-    def __init__(self, max_items: int, max_bytes: int | None = None):
+    """Figures under one head: a new head drops them all."""
+
+    def __init__(self, max_items: int):
         self.lock = threading.Lock()
-        self.max_items, self.max_bytes = max_items, max_bytes
+        self.max_items = max_items
         self.head: tuple[int, str] | None = None
         self.figures: dict[Hashable, object] = {}
-        self.sizes: dict[Hashable, int] = {}
-        self.bytes = 0
 
     def get(self, head_now, key):
         with self.lock:
@@ -51,35 +58,57 @@ class _Store:
                 return True, self.figures[key]
         return False, None
 
-    def put(self, head_now, key, value, size: int = 0) -> None:
-        if self.max_bytes is not None and size > self.max_bytes:
-            return
+    def put(self, head_now, key, value) -> None:
         with self.lock:
             if self.head != head_now:
-                self.head, self.figures, self.sizes, self.bytes = head_now, {}, {}, 0
-            if key in self.figures:
-                self.bytes -= self.sizes.pop(key, 0)
-                del self.figures[key]
-            while self.figures and (len(self.figures) >= self.max_items or (
-                    self.max_bytes is not None and self.bytes + size > self.max_bytes)):
-                oldest = next(iter(self.figures))
-                del self.figures[oldest]
-                self.bytes -= self.sizes.pop(oldest, 0)
+                self.head, self.figures = head_now, {}
+            self.figures.pop(key, None)
+            while len(self.figures) >= self.max_items:
+                del self.figures[next(iter(self.figures))]
             self.figures[key] = value
-            self.sizes[key] = size
+
+
+class _Pages:
+    """Pages each under a stamp of its own (a write elsewhere leaves them), least recently shown
+    first out past ``max_bytes``."""
+
+    def __init__(self, max_items: int, max_bytes: int):
+        self.lock = threading.Lock()
+        self.max_items, self.max_bytes = max_items, max_bytes
+        self.pages: OrderedDict[Hashable, tuple[Hashable, object, int]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key, stamp):
+        with self.lock:
+            found = self.pages.get(key)
+            if found is not None and found[0] == stamp:
+                self.pages.move_to_end(key)
+                return True, found[1]
+        return False, None
+
+    def put(self, key, stamp, value, size: int) -> None:
+        if size > self.max_bytes:
+            return
+        with self.lock:
+            old = self.pages.pop(key, None)
+            if old is not None:
+                self.bytes -= old[2]
+            while self.pages and (len(self.pages) >= self.max_items or self.bytes + size > self.max_bytes):
+                self.bytes -= self.pages.popitem(last=False)[1][2]
+            self.pages[key] = (stamp, value, size)
             self.bytes += size
 
 
-def _store(name: str, max_items: int, max_bytes: int | None = None) -> _Store:
+def _store(name: str, make: Callable[[], T]) -> T:
     found = current_app.extensions.get(name)
     if found is None:
-        found = current_app.extensions.setdefault(name, _Store(max_items, max_bytes))
+        found = current_app.extensions.setdefault(name, make())
     return found
 
 
 def head() -> tuple[int, str]:
     """(seq, hash) of the chain's head; (0, GENESIS) on an empty trail."""
-    row = db.session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).first()
+    row = audit.head_row()
     return (row.seq, row.hash) if row is not None else (0, audit.GENESIS)
 
 
@@ -134,7 +163,7 @@ def cached(key: Hashable, compute: Callable[[], T]) -> T:
     if writing():
         return compute()
     now = request_head()
-    store = _store(_KEY, MAX_FIGURES)
+    store = _store(_KEY, lambda: _Store(MAX_FIGURES))
     hit, value = store.get(now, key)
     if hit:
         return value
@@ -143,19 +172,34 @@ def cached(key: Hashable, compute: Callable[[], T]) -> T:
     return value
 
 
-def cached_page(key: Hashable, render: Callable[[], tuple[str, str]]) -> tuple[str, str]:
-    """``render()`` — a page's (title, body) HTML — or what it gave for ``key`` since the trail last
-    moved and the app's settings last changed, in a store of its own bounded by ``MAX_PAGE_BYTES``.
-    The key must hold everything else the HTML depends on (the user, the day); the body nothing of
-    the request (the caller takes its CSRF token out before and puts the current one back)."""
+def task_stamp(task_id: int) -> tuple[str | None, str | None]:
+    """What a task page depends on in the trail: the hash of the task's newest entry (its parts' are
+    its too, ``audit.append``) and the head's ``general_hash`` (the newest entry about no single
+    task: users, units, plans, rounds). A change on another task moves neither. One statement, the
+    newest entry found by the timeline's index; read before the page, like ``request_head``."""
+    return tuple(db.session.execute(_task_stamp_statement(), {"task_id": task_id}).one())
+
+
+@functools.cache
+def _task_stamp_statement():
+    newest = (select(AuditEntry.hash).where(AuditEntry.task_id == bindparam("task_id"))
+              .order_by(AuditEntry.seq.desc()).limit(1).scalar_subquery())
+    return select(newest, AuditHead.general_hash).where(AuditHead.id == 1)
+
+
+def cached_page(key: Hashable, stamp: Hashable, render: Callable[[], tuple[str, str]]) -> tuple[str, str]:
+    """``render()`` — a page's (title, body) HTML — or what it gave for ``key`` under the same
+    ``stamp`` (``task_stamp``, read before) and settings, in a store of its own bounded by
+    ``MAX_PAGE_BYTES``. The key must hold everything else the HTML depends on (the user, the day);
+    the body nothing of the request (the caller takes its CSRF token out before and puts the
+    current one back)."""
     if writing():
         return render()
-    now = request_head()
     key = (key, getattr(current_app.config, "generation", None))   # config.CountedConfig
-    store = _store(_PAGES_KEY, 1 << 16, MAX_PAGE_BYTES)
-    hit, value = store.get(now, key)
+    store = _store(_PAGES_KEY, lambda: _Pages(1 << 16, MAX_PAGE_BYTES))
+    hit, value = store.get(key, stamp)
     if hit:
         return value
     value = render()
-    store.put(now, key, value, size=sum(len(part) for part in value) * 3)   # UTF-8: up to 3 bytes a character
+    store.put(key, stamp, value, size=sum(len(part) for part in value) * 3)   # UTF-8: up to 3 bytes a character
     return value

@@ -27,7 +27,7 @@ from datetime import date, datetime, time
 from flask import current_app
 from sqlalchemy import select, update
 
-from models import AuditEntry, AuditHead, Item, Plan, ProgressRound, ReportArchive, Unit
+from models import AuditEntry, Item, Plan, ProgressRound, ReportArchive, Unit
 from workflow import audit, background, notices, scores, storage
 from workflow.extensions import db
 from workflow.sqlite import write_transactions
@@ -237,7 +237,7 @@ def estimate(params: Params) -> Size | None:
 # ------------------------------------------------------------------ audit heads
 
 def chain_head() -> tuple[int, str]:
-    head = db.session.get(AuditHead, 1)
+    head = audit.head_row()
     return (head.seq, head.hash) if head is not None else (0, audit.GENESIS)
 
 

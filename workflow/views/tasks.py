@@ -330,11 +330,12 @@ _TOKEN_MARK = "\x00csrf token\x00"
 @bp.route("/tasks/<int:task_id>")
 @login_required
 def detail(task_id: int):
-    """The task page. Its body is kept per user and day until the audit trail moves
-    (``head_cache.cached_page``): everything it shows — the task and its parts, their records, the
-    timeline, what the user may do — changes only by an audited action, and the user's role and unit
-    too. A page shown again after a refused POST (a stale form, extensions._stale_page) is rendered
-    afresh: the trail may have moved since this request read its head."""
+    """The task page. Its body is kept per user and day until the task's trail or the general
+    head moves (``head_cache.cached_page``, ``task_stamp``): everything it shows — the task and its
+    parts, their records, the timeline, what the user may do — changes only by an audited action on
+    the task, and the user's role and unit, the units, the plan and the rounds by a general one. A
+    page shown again after a refused POST (a stale form, extensions._stale_page) is rendered
+    afresh: the trail may have moved since this request read the stamp."""
     user = current_user._get_current_object()
     today = today_local()
     token = generate_csrf()
@@ -351,7 +352,8 @@ def detail(task_id: int):
         return str(escape(title)), body.replace(token, _TOKEN_MARK)
 
     if request.method == "GET":
-        title, body = head_cache.cached_page(("task_page", task_id, user.id, today), render)
+        title, body = head_cache.cached_page(("task_page", task_id, user.id, today),
+                                             head_cache.task_stamp(task_id), render)
     else:
         title, body = render()
     return render_template("tasks/detail.html", title=Markup(title), body=Markup(body.replace(_TOKEN_MARK, token)))
